@@ -95,7 +95,7 @@ var (
 	ErrChunkExtension = chunk("invalid or too long chunk extension")
 	ErrChunkDataEnd   = chunk("chunk data not followed by CRLF")
 	ErrChunkTrailer   = chunk("invalid or too long trailer section")
-	ErrChunkBareLF    = chunk("bare LF in chunked framing")
+	ErrChunkBareLF    = chunk("bare CR or LF in chunked framing")
 )
 
 func bad(reason string) *Error   { return &Error{Status: 400, Reason: reason, kind: ErrBadRequest} }
