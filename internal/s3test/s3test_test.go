@@ -68,15 +68,22 @@ func TestListKeysPages(t *testing.T) {
 	t.Parallel()
 	s := Start(t)
 	s.CreateBucket(t, "many")
-	var want []string
-	for i := range 1005 { // more than one ListObjectsV2 page (1000 keys)
-		k := fmt.Sprintf("k%04d", i)
-		want = append(want, k)
-		if _, err := s.Client().PutObject(context.Background(), &s3.PutObjectInput{
-			Bucket: aws.String("many"), Key: aws.String(k), Body: strings.NewReader(""),
-		}); err != nil {
-			t.Fatalf("PutObject %s: %v", k, err)
-		}
+	want := make([]string, 1005) // more than one ListObjectsV2 page (1000 keys)
+	errs := make([]error, len(want))
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := w; i < len(want); i += 4 {
+				want[i] = fmt.Sprintf("k%04d", i)
+				_, errs[i] = s.Client().PutObject(context.Background(), &s3.PutObjectInput{
+					Bucket: aws.String("many"), Key: aws.String(want[i]), Body: strings.NewReader(""),
+				})
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("PutObject: %v", err)
 	}
 	if got := s.ListKeys(t, "many"); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("ListKeys: got %d keys (%v...); want %d", len(got), got[:min(3, len(got))], len(want))

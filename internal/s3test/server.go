@@ -54,7 +54,7 @@ type Server struct {
 func Start(t testing.TB) *Server {
 	t.Helper()
 	dir := t.TempDir()
-	s, err := start(dir)
+	s, err := start(dir, freePort)
 	if err != nil {
 		t.Fatalf("s3test: Start: %v", err)
 	}
@@ -89,7 +89,7 @@ func StartMain() (*Server, func(), error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("s3test: %w", err)
 	}
-	s, err := start(dir)
+	s, err := start(dir, freePort)
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, nil, fmt.Errorf("s3test: StartMain: %w", err)
@@ -103,16 +103,16 @@ func StartMain() (*Server, func(), error) {
 	}, nil
 }
 
-// start launches versitygw on dataDir, retrying on a new port when the picked one was taken
-// between FreePort and the server's bind.
-func start(dataDir string) (*Server, error) {
+// start launches versitygw on dataDir on a port from pickPort, retrying with a new one when the
+// picked port was taken between the pick and the server's bind.
+func start(dataDir string, pickPort func() (int, error)) (*Server, error) {
 	bin, err := VersitygwPath()
 	if err != nil {
 		return nil, err
 	}
 	deadline := time.Now().Add(startTimeout)
 	for attempt := 1; ; attempt++ {
-		port, err := freePort()
+		port, err := pickPort()
 		if err != nil {
 			return nil, err
 		}

@@ -36,20 +36,32 @@ func VersitygwPath() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	bin := filepath.Join(root, ".tools", "bin", "versitygw")
-	if err := checkVersitygw(bin); err != nil {
-		script := filepath.Join(root, "scripts", "install-versitygw.sh")
-		cmd := exec.Command("bash", script)
-		cmd.Dir = root
-		out, rerr := cmd.CombinedOutput()
-		if rerr != nil {
-			return "", fmt.Errorf("s3test: %s (binary: %v): %w\n%s", script, err, rerr, tail(out, 4096))
-		}
-		if err := checkVersitygw(bin); err != nil {
-			return "", fmt.Errorf("s3test: after %s: %w", script, err)
-		}
+	bin, err := ensureVersitygw(root)
+	if err != nil {
+		return "", err
 	}
 	binaryPath = bin
+	return bin, nil
+}
+
+// ensureVersitygw returns root/.tools/bin/versitygw, running root/scripts/install-versitygw.sh
+// first when that is not the pinned version.
+func ensureVersitygw(root string) (string, error) {
+	bin := filepath.Join(root, ".tools", "bin", "versitygw")
+	err := checkVersitygw(bin)
+	if err == nil {
+		return bin, nil
+	}
+	script := filepath.Join(root, "scripts", "install-versitygw.sh")
+	cmd := exec.Command("bash", script)
+	cmd.Dir = root
+	out, rerr := cmd.CombinedOutput()
+	if rerr != nil {
+		return "", fmt.Errorf("s3test: %s (binary: %v): %w\n%s", script, err, rerr, tail(out, 4096))
+	}
+	if err := checkVersitygw(bin); err != nil {
+		return "", fmt.Errorf("s3test: after %s: %w", script, err)
+	}
 	return bin, nil
 }
 
