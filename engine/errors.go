@@ -1,0 +1,167 @@
+package engine
+
+import (
+	"strconv"
+)
+
+// s3Error is one row of the S3 error table: the code clients switch on, the HTTP status and the
+// default message. Messages never contain secrets or signatures.
+type s3Error struct {
+	Code    string
+	Status  int
+	Message string
+}
+
+// The error table. Refusal reasons (metrics label) are the codes.
+var (
+	errAccessDenied             = &s3Error{"AccessDenied", 403, "Access Denied"}
+	errAnonymous                = &s3Error{"AccessDenied", 403, "Anonymous access is not allowed: sign the request with SigV4"}
+	errUnknownBucket            = &s3Error{"AccessDenied", 403, "Access Denied: this proxy does not serve that bucket"}
+	errInvalidAccessKeyID       = &s3Error{"InvalidAccessKeyId", 403, "The AWS Access Key Id you provided does not exist in our records."}
+	errSignatureDoesNotMatch    = &s3Error{"SignatureDoesNotMatch", 403, "The request signature we calculated does not match the signature you provided. Check your key and signing method."}
+	errRequestTimeTooSkewed     = &s3Error{"RequestTimeTooSkewed", 403, "The difference between the request time and the server's time is too large."}
+	errAuthHeaderMalformed      = &s3Error{"AuthorizationHeaderMalformed", 400, "The authorization header is malformed."}
+	errMissingDate              = &s3Error{"AccessDenied", 403, "AWS authentication requires a valid Date or x-amz-date header"}
+	errUnsupportedAuth          = &s3Error{"InvalidArgument", 400, "Unsupported Authorization Type: only AWS4-HMAC-SHA256 is supported"}
+	errPresignedNotImplemented  = &s3Error{"NotImplemented", 501, "Presigned URLs are not supported by this proxy yet"}
+	errSignedChunks             = &s3Error{"NotImplemented", 501, "STREAMING-AWS4-HMAC-SHA256-PAYLOAD (signed aws-chunked bodies) is not supported yet; use UNSIGNED-PAYLOAD, a hex SHA-256 or STREAMING-UNSIGNED-PAYLOAD-TRAILER"}
+	errInvalidContentSHA256     = &s3Error{"InvalidArgument", 400, "x-amz-content-sha256 must be a hex SHA-256, UNSIGNED-PAYLOAD or STREAMING-UNSIGNED-PAYLOAD-TRAILER"}
+	errMethodNotAllowed         = &s3Error{"MethodNotAllowed", 405, "The specified method is not allowed against this resource: this proxy accepts uploads only"}
+	errNotImplemented           = &s3Error{"NotImplemented", 501, "A header or query parameter you provided implies functionality that is not implemented by this upload-only proxy"}
+	errCopyNotImplemented       = &s3Error{"NotImplemented", 501, "Copying objects (x-amz-copy-source) is not supported by this upload-only proxy"}
+	errMissingContentLength     = &s3Error{"MissingContentLength", 411, "You must provide the Content-Length HTTP header."}
+	errEntityTooLarge           = &s3Error{"EntityTooLarge", 400, "Your proposed upload exceeds the maximum allowed size"}
+	errInvalidArgument          = &s3Error{"InvalidArgument", 400, "Invalid argument"}
+	errInvalidPartNumber        = &s3Error{"InvalidArgument", 400, "Part number must be an integer between 1 and 10000, inclusive"}
+	errInvalidUploadID          = &s3Error{"InvalidArgument", 400, "uploadId is missing or malformed"}
+	errInvalidURI               = &s3Error{"InvalidURI", 400, "Couldn't parse the specified URI."}
+	errKeyTooLong               = &s3Error{"KeyTooLongError", 400, "Your key is too long"}
+	errBadRequest               = &s3Error{"BadRequest", 400, "Malformed HTTP request"}
+	errIncompleteBody           = &s3Error{"IncompleteBody", 400, "You did not provide the number of bytes specified by the Content-Length HTTP header"}
+	errRequestTimeout           = &s3Error{"RequestTimeout", 400, "Your socket connection to the server was not read from or written to within the timeout period."}
+	errBadGateway               = &s3Error{"BadGateway", 502, "The upstream S3 server failed or closed the connection"}
+	errServiceUnavailable       = &s3Error{"ServiceUnavailable", 503, "The upstream S3 server cannot be reached"}
+	errUpstreamTimeout          = &s3Error{"GatewayTimeout", 504, "The upstream S3 server did not answer in time"}
+	errInternal                 = &s3Error{"InternalError", 500, "We encountered an internal error. Please try again."}
+	errMalformedXML             = &s3Error{"MalformedXML", 400, "The XML you provided was not well-formed or did not validate against our published schema"}
+	errHeadersTooLarge          = &s3Error{"RequestHeaderSectionTooLarge", 431, "Your request header section exceeds the maximum allowed size."}
+	errURITooLong               = &s3Error{"RequestURITooLong", 414, "The request URI is too long"}
+	errHTTPVersion              = &s3Error{"HttpVersionNotSupported", 505, "The HTTP version specified is not supported."}
+	errTransferEncoding         = &s3Error{"NotImplemented", 501, "Transfer-Encoding is not supported: send Content-Length (aws-chunked uses Content-Encoding)"}
+	errExpectation              = &s3Error{"InvalidArgument", 417, "Only Expect: 100-continue is supported"}
+	errInvalidContentLength     = &s3Error{"InvalidArgument", 400, "Content-Length is malformed, duplicated or conflicting"}
+	errDecodedLengthRequired    = &s3Error{"MissingContentLength", 411, "aws-chunked bodies require x-amz-decoded-content-length"}
+	errInvalidDecodedLength     = &s3Error{"InvalidArgument", 400, "x-amz-decoded-content-length is malformed"}
+	errInvalidBucketName        = &s3Error{"InvalidBucketName", 400, "The specified bucket is not valid."}
+	errTooManyPipelinedRequests = &s3Error{"SlowDown", 503, "Too many pipelined bytes while a request is in progress"}
+)
+
+// appendXMLEscaped appends s to dst with XML's five special characters escaped and control bytes
+// dropped, so a hostile key cannot break the error document.
+func appendXMLEscaped(dst []byte, s []byte) []byte {
+	for _, c := range s {
+		switch c {
+		case '<':
+			dst = append(dst, "&lt;"...)
+		case '>':
+			dst = append(dst, "&gt;"...)
+		case '&':
+			dst = append(dst, "&amp;"...)
+		case '\'':
+			dst = append(dst, "&apos;"...)
+		case '"':
+			dst = append(dst, "&quot;"...)
+		default:
+			if c < 0x20 && c != '\t' || c == 0x7f {
+				continue
+			}
+			dst = append(dst, c)
+		}
+	}
+	return dst
+}
+
+// appendErrorResponse appends a complete HTTP/1.1 response carrying e as an S3 XML error document.
+// resource is the request path (escaped here), requestID the id also sent as x-amz-request-id;
+// closeConn adds "Connection: close".
+func appendErrorResponse(dst []byte, e *s3Error, resource []byte, requestID []byte, closeConn bool) []byte {
+	const xmlHead = `<?xml version="1.0" encoding="UTF-8"?>` + "\n<Error><Code>"
+	// Body first into the tail of dst so the Content-Length is known; then move it behind the head.
+	start := len(dst)
+	dst = append(dst, xmlHead...)
+	dst = append(dst, e.Code...)
+	dst = append(dst, "</Code><Message>"...)
+	dst = appendXMLEscaped(dst, []byte(e.Message))
+	dst = append(dst, "</Message><Resource>"...)
+	if len(resource) > 1024+64 {
+		resource = resource[:1024+64]
+	}
+	dst = appendXMLEscaped(dst, resource)
+	dst = append(dst, "</Resource><RequestId>"...)
+	dst = append(dst, requestID...)
+	dst = append(dst, "</RequestId></Error>"...)
+	bodyLen := len(dst) - start
+
+	var head [256]byte
+	h := head[:0]
+	h = append(h, "HTTP/1.1 "...)
+	h = strconv.AppendInt(h, int64(e.Status), 10)
+	h = append(h, ' ')
+	h = append(h, statusText(e.Status)...)
+	h = append(h, "\r\nContent-Type: application/xml\r\nx-amz-request-id: "...)
+	h = append(h, requestID...)
+	h = append(h, "\r\nServer: mizuchi-uploadr\r\nContent-Length: "...)
+	h = strconv.AppendInt(h, int64(bodyLen), 10)
+	if closeConn {
+		h = append(h, "\r\nConnection: close"...)
+	}
+	h = append(h, "\r\n\r\n"...)
+
+	// Shift the body right by len(h) and copy the head in front of it.
+	dst = append(dst, h...)
+	copy(dst[start+len(h):], dst[start:start+bodyLen])
+	copy(dst[start:], h)
+	return dst
+}
+
+func statusText(code int) string {
+	switch code {
+	case 100:
+		return "Continue"
+	case 200:
+		return "OK"
+	case 204:
+		return "No Content"
+	case 400:
+		return "Bad Request"
+	case 403:
+		return "Forbidden"
+	case 404:
+		return "Not Found"
+	case 405:
+		return "Method Not Allowed"
+	case 411:
+		return "Length Required"
+	case 412:
+		return "Precondition Failed"
+	case 414:
+		return "URI Too Long"
+	case 417:
+		return "Expectation Failed"
+	case 431:
+		return "Request Header Fields Too Large"
+	case 500:
+		return "Internal Server Error"
+	case 501:
+		return "Not Implemented"
+	case 502:
+		return "Bad Gateway"
+	case 503:
+		return "Service Unavailable"
+	case 504:
+		return "Gateway Timeout"
+	case 505:
+		return "HTTP Version Not Supported"
+	}
+	return "Status"
+}

@@ -1,0 +1,400 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/mizuchi/uploadr/httpparse"
+	"github.com/mizuchi/uploadr/transfer"
+)
+
+// job carries one request from the loop to the goroutine that exchanges it with the upstream.
+// Everything it holds is owned (copied out of gnet's buffer).
+type job struct {
+	e         *Engine
+	st        *connState
+	c         gnet.Conn      // inline: the client connection (still in gnet)
+	el        gnet.EventLoop // detached: where to re-enroll the client
+	bucket    *bucketState
+	op        op
+	reqID     [16]byte
+	keepAlive bool
+	expect100 bool
+	started   time.Time
+
+	out       []byte // upstream request: head, then (inline) the body or (detached) the buffered prefix
+	headLen   int
+	remaining int64 // detached: body bytes still in the client socket
+	clientFD  int
+
+	path, query, tmp, date, auth []byte // scratch for buildUpstreamHead
+	resource                     []byte // client path, for error documents
+	resp                         []byte // response for the client
+}
+
+var jobPool = sync.Pool{New: func() any { return new(job) }}
+
+func (e *Engine) newJob(st *connState, buf []byte) *job {
+	j := jobPool.Get().(*job)
+	e.active.Add(1)
+	j.e = e
+	j.st = st
+	j.bucket = &e.buckets[st.rt.bucket]
+	j.op = st.rt.op
+	j.reqID = st.reqID
+	j.keepAlive = st.req.KeepAlive
+	j.expect100 = st.req.Expect100 && !st.sentCont
+	j.started = time.Now()
+	j.resource = append(j.resource[:0], st.req.Path.Bytes(buf)...)
+	return j
+}
+
+func (j *job) release() {
+	if cap(j.out) > 256<<10 {
+		j.out = nil
+	}
+	if cap(j.resp) > 256<<10 {
+		j.resp = nil
+	}
+	j.e.active.Add(-1)
+	j.e, j.st, j.c, j.el, j.bucket = nil, nil, nil, nil, nil
+	jobPool.Put(j)
+}
+
+// dispatchInline starts the exchange of a request whose whole body is in the loop's buffer: the
+// upstream request (head + body) is built in the loop, the client connection stays in gnet, and the
+// response comes back through AsyncWrite. Pipelined bytes stay buffered until then.
+func (e *Engine) dispatchInline(c gnet.Conn, st *connState, buf []byte) {
+	j := e.newJob(st, buf)
+	j.c = c
+	if err := e.buildUpstreamHead(j, st, j.bucket, buf); err != nil {
+		j.release()
+		e.refuse(c, st, errInvalidURI, buf[st.req.Path.Start:st.req.Path.End], true)
+		_ = c.Close()
+		return
+	}
+	j.out = append(j.out, buf[st.req.HeadLen:st.req.HeadLen+int(st.bodyLen)]...)
+	_, _ = c.Discard(st.req.HeadLen + int(st.bodyLen))
+	st.phase.Store(phaseBusy)
+	st.bodySince.Store(0)
+	go e.runInline(j)
+}
+
+func (e *Engine) runInline(j *job) {
+	status, closeClient := e.exchangeBuffered(j)
+	e.finish(j, status, int64(len(j.out)-j.headLen), 0)
+	closeClient = closeClient || !j.keepAlive
+	c, st := j.c, j.st
+	err := c.AsyncWrite(j.resp, func(c gnet.Conn, err error) error {
+		j.release()
+		if err != nil || st.closed {
+			return nil
+		}
+		if closeClient {
+			return c.Close()
+		}
+		st.resetForNext(e.now())
+		if e.process(c, st) == gnet.Close {
+			return c.Close()
+		}
+		return nil
+	})
+	if err != nil {
+		j.release()
+	}
+}
+
+// exchangeBuffered sends j.out (head and whole body) upstream and builds the client response in
+// j.resp. A reused connection that fails before any response byte is retried once on a new one.
+func (e *Engine) exchangeBuffered(j *job) (status int, closeClient bool) {
+	for attempt := 0; ; attempt++ {
+		u, err := j.bucket.pool.get()
+		if err != nil {
+			e.metrics.upstreamErrors.Inc()
+			return e.errorResponse(j, errServiceUnavailable, true), true
+		}
+		_ = u.c.SetDeadline(time.Now().Add(e.opts.ResponseTimeout))
+		_, err = u.c.Write(j.out)
+		var resp upResponse
+		started := false
+		if err == nil {
+			started, err = readResponse(u, e.limits, &resp)
+		}
+		if err != nil {
+			_ = u.c.Close()
+			if u.reused && !started && attempt == 0 {
+				continue
+			}
+			e.metrics.upstreamErrors.Inc()
+			if isTimeout(err) {
+				return e.errorResponse(j, errUpstreamTimeout, true), true
+			}
+			return e.errorResponse(j, errBadGateway, true), true
+		}
+		status = e.relayResponse(j, u, &resp, !j.keepAlive)
+		if resp.keepAlive {
+			u.pool.put(u)
+		} else {
+			_ = u.c.Close()
+		}
+		return status, false
+	}
+}
+
+// detach hands the client socket to a goroutine that splices the body: dup the fd, copy the
+// buffered body prefix, forget the connection in gnet (return Close on the loop, synchronous) and
+// let OnClose ignore it. See ../shared/DESIGN.md.
+func (e *Engine) detach(c gnet.Conn, st *connState, buf []byte) gnet.Action {
+	fd, err := c.Dup()
+	if err != nil {
+		return e.refuse(c, st, errInternal, st.req.Path.Bytes(buf), true)
+	}
+	j := e.newJob(st, buf)
+	j.el = c.EventLoop()
+	j.clientFD = fd
+	if err := e.buildUpstreamHead(j, st, j.bucket, buf); err != nil {
+		_ = closeFD(fd)
+		j.release()
+		return e.refuse(c, st, errInvalidURI, st.req.Path.Bytes(buf), true)
+	}
+	prefix := buf[st.req.HeadLen:] // shorter than the body: detach happens only then
+	if int64(len(prefix)) > st.bodyLen {
+		prefix = prefix[:st.bodyLen]
+	}
+	j.out = append(j.out, prefix...)
+	j.remaining = st.bodyLen - int64(len(prefix))
+	st.phase.Store(phaseDetached)
+	e.conns.remove(st)
+	_, _ = c.Discard(-1)
+	e.metrics.detached.Inc()
+	go e.runDetached(j)
+	return gnet.Close
+}
+
+func closeFD(fd int) error { return os.NewFile(uintptr(fd), "").Close() }
+
+func (e *Engine) runDetached(j *job) {
+	f := os.NewFile(uintptr(j.clientFD), "client")
+	client, err := net.FileConn(f)
+	_ = f.Close()
+	if err != nil {
+		e.finish(j, 500, 0, 0)
+		j.release()
+		return
+	}
+	status, reuse, moved := e.exchangeStreaming(j, client)
+	e.finish(j, status, moved.Spliced+moved.Copied, moved.Spliced)
+	if !reuse || !j.keepAlive {
+		_ = client.Close()
+		j.release()
+		return
+	}
+	st, el := j.st, j.el
+	j.release()
+	st.resetForNext(e.now())
+	st.returning = true
+	ch, err := el.Enroll(gnet.NewContext(context.Background(), st), client)
+	if err != nil {
+		_ = client.Close()
+		return
+	}
+	if res := <-ch; res.Err != nil {
+		e.opts.Logger.Debug("re-enroll failed", "err", res.Err)
+	}
+}
+
+// exchangeStreaming sends the head and the buffered prefix upstream, moves the rest of the body from
+// the client socket, and relays the response. It watches the upstream while the body moves: an early
+// response (412, 403, 400 …) stops the transfer, is relayed, and both connections close. reuse
+// reports whether the client connection may serve another request.
+func (e *Engine) exchangeStreaming(j *job, client net.Conn) (status int, reuse bool, res transfer.Result) {
+	u, err := j.bucket.pool.get()
+	if err != nil {
+		e.metrics.upstreamErrors.Inc()
+		e.errorResponse(j, errServiceUnavailable, true)
+		writeAll(client, j.resp, e.opts.BodyStallTimeout)
+		return errServiceUnavailable.Status, false, res
+	}
+	head := j.out[:j.headLen]
+	_ = u.c.SetWriteDeadline(time.Now().Add(e.opts.BodyStallTimeout))
+	if _, err := u.c.Write(head); err != nil && u.reused {
+		_ = u.c.Close()
+		if u, err = j.bucket.pool.dial(); err == nil {
+			_, err = u.c.Write(head)
+		}
+	} else if err != nil {
+		_ = u.c.Close()
+	}
+	if err != nil {
+		e.metrics.upstreamErrors.Inc()
+		if u != nil {
+			_ = u.c.Close()
+		}
+		e.errorResponse(j, errBadGateway, true)
+		writeAll(client, j.resp, e.opts.BodyStallTimeout)
+		return errBadGateway.Status, false, res
+	}
+	_ = u.c.SetWriteDeadline(time.Time{})
+	if j.expect100 && j.remaining > 0 {
+		if !writeAll(client, continueResponse, e.opts.BodyStallTimeout) {
+			transfer.ResetClose(u.c)
+			return 499, false, res
+		}
+	}
+
+	// Watch the upstream for its response while the body moves.
+	ctx, cancel := context.WithCancel(context.Background())
+	type result struct {
+		resp    upResponse
+		started bool
+		err     error
+	}
+	done := make(chan result, 1)
+	go func() {
+		var r result
+		r.started, r.err = readResponse(u, e.limits, &r.resp)
+		done <- r // before cancel: Move's caller must find the response once ctx ends
+		if r.err == nil || r.started {
+			cancel() // an early (or any) response ends the body transfer
+		}
+	}()
+	res, moveErr := e.mover.Move(ctx, u.c, client, j.out[j.headLen:], j.remaining)
+	bodyDone := moveErr == nil
+	var r result
+	if bodyDone {
+		_ = u.c.SetReadDeadline(time.Now().Add(e.opts.ResponseTimeout))
+		r = <-done
+	} else {
+		select {
+		case r = <-done: // early response, or the upstream failed
+		default:
+			// The client side failed (gone, short body, stalled): make the upstream see an
+			// error rather than a clean end, so it never stores a truncated object.
+			transfer.ResetClose(u.c)
+			r = <-done
+			cancel()
+			var te *transfer.Error
+			if errors.As(moveErr, &te) && te.Side == transfer.SideDst {
+				e.metrics.upstreamErrors.Inc()
+				e.errorResponse(j, errBadGateway, true)
+				writeAll(client, j.resp, e.opts.BodyStallTimeout)
+				return errBadGateway.Status, false, res
+			}
+			if errors.Is(moveErr, transfer.ErrStalled) {
+				e.errorResponse(j, errRequestTimeout, true)
+				writeAll(client, j.resp, e.opts.BodyStallTimeout)
+				return errRequestTimeout.Status, false, res
+			}
+			return 499, false, res // client gone: nobody to answer
+		}
+	}
+	cancel()
+	if r.err != nil {
+		if bodyDone || !r.started {
+			transfer.ResetClose(u.c)
+		} else {
+			_ = u.c.Close()
+		}
+		e.metrics.upstreamErrors.Inc()
+		se := errBadGateway
+		if isTimeout(r.err) {
+			se = errUpstreamTimeout
+		}
+		e.errorResponse(j, se, true)
+		writeAll(client, j.resp, e.opts.BodyStallTimeout)
+		return se.Status, false, res
+	}
+	closeClient := !bodyDone || !j.keepAlive
+	status = e.relayResponse(j, u, &r.resp, closeClient)
+	if bodyDone && r.resp.keepAlive {
+		u.pool.put(u)
+	} else {
+		_ = u.c.Close()
+	}
+	if !writeAll(client, j.resp, e.opts.BodyStallTimeout) {
+		return status, false, res
+	}
+	return status, !closeClient, res
+}
+
+func writeAll(c net.Conn, b []byte, timeout time.Duration) bool {
+	_ = c.SetWriteDeadline(time.Now().Add(timeout))
+	_, err := c.Write(b)
+	_ = c.SetWriteDeadline(time.Time{})
+	return err == nil
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// errorResponse fills j.resp with an S3 error document and returns its status.
+func (e *Engine) errorResponse(j *job, s3err *s3Error, closeConn bool) int {
+	j.resp = appendErrorResponse(j.resp[:0], s3err, j.resource, j.reqID[:], closeConn)
+	return s3err.Status
+}
+
+// relayResponse copies the upstream's response into j.resp for the client: status line, end-to-end
+// headers (ETag, x-amz-version-id, x-amz-checksum-*, x-amz-request-id, …) and the body framed as the
+// upstream framed it; hop-by-hop headers are dropped and Connection: close added when closing.
+func (e *Engine) relayResponse(j *job, u *upConn, resp *upResponse, closeConn bool) int {
+	h := &resp.head
+	buf := u.rbuf
+	out := j.resp[:0]
+	out = append(out, "HTTP/1.1 "...)
+	out = strconv.AppendInt(out, int64(h.Status), 10)
+	out = append(out, ' ')
+	if r := h.Reason.Bytes(buf); len(r) > 0 {
+		out = append(out, r...)
+	} else {
+		out = append(out, statusText(h.Status)...)
+	}
+	out = append(out, "\r\n"...)
+	hasID := false
+	for i := 0; i < h.NumHeaders; i++ {
+		name := h.Headers[i].Name.Bytes(buf)
+		if isResponseHopHeader(name) {
+			continue
+		}
+		if len(name) == len("x-amz-request-id") && equalFoldASCII(name, "x-amz-request-id") {
+			hasID = true
+		}
+		out = append(out, name...)
+		out = append(out, ": "...)
+		out = append(out, h.Headers[i].Value.Bytes(buf)...)
+		out = append(out, "\r\n"...)
+	}
+	if !hasID {
+		out = append(out, "x-amz-request-id: "...)
+		out = append(out, j.reqID[:]...)
+		out = append(out, "\r\n"...)
+	}
+	if closeConn {
+		out = append(out, "Connection: close\r\n"...)
+	}
+	out = append(out, "\r\n"...)
+	out = append(out, buf[h.HeadLen:resp.total]...)
+	j.resp = out
+	return h.Status
+}
+
+var responseHopHeaders = [...]string{"connection", "keep-alive", "proxy-connection", "upgrade", "te"}
+
+func isResponseHopHeader(name []byte) bool {
+	for _, h := range responseHopHeaders {
+		if len(name) == len(h) && equalFoldASCII(name, h) {
+			return true
+		}
+	}
+	return false
+}
+
+var _ = httpparse.MaxHeaders

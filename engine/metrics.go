@@ -1,0 +1,89 @@
+package engine
+
+import (
+	"strconv"
+	"sync"
+
+	"github.com/VictoriaMetrics/metrics"
+)
+
+// engineMetrics are the data plane's Prometheus series (registered in the default
+// VictoriaMetrics set, served by server's admin endpoint). Per-request updates allocate nothing
+// once a series exists.
+type engineMetrics struct {
+	connsOpen          *metrics.Counter // gauge-like: incremented and decremented
+	bytesSplice        *metrics.Counter
+	bytesCopy          *metrics.Counter
+	detached           *metrics.Counter
+	timeouts           *metrics.Counter
+	upstreamDials      *metrics.Counter
+	upstreamDialErrors *metrics.Counter
+	upstreamErrors     *metrics.Counter
+	upstreamIdle       *metrics.Counter
+
+	mu       sync.Mutex
+	requests [numOps][600]*metrics.Counter
+	refusals map[string]*metrics.Counter
+	authFail map[string]*metrics.Counter
+}
+
+var (
+	metricsOnce sync.Once
+	theMetrics  *engineMetrics
+)
+
+// newEngineMetrics returns the process-wide metrics (several engines in one test process share them).
+func newEngineMetrics() *engineMetrics {
+	metricsOnce.Do(func() {
+		theMetrics = &engineMetrics{
+			connsOpen:          metrics.GetOrCreateCounter(`mizuchi_connections_active`),
+			bytesSplice:        metrics.GetOrCreateCounter(`mizuchi_transfer_bytes_total{mode="splice"}`),
+			bytesCopy:          metrics.GetOrCreateCounter(`mizuchi_transfer_bytes_total{mode="copy"}`),
+			detached:           metrics.GetOrCreateCounter(`mizuchi_detached_requests_total`),
+			timeouts:           metrics.GetOrCreateCounter(`mizuchi_connection_timeouts_total`),
+			upstreamDials:      metrics.GetOrCreateCounter(`mizuchi_upstream_dials_total`),
+			upstreamDialErrors: metrics.GetOrCreateCounter(`mizuchi_upstream_dial_errors_total`),
+			upstreamErrors:     metrics.GetOrCreateCounter(`mizuchi_upstream_errors_total`),
+			upstreamIdle:       metrics.GetOrCreateCounter(`mizuchi_upstream_idle_connections`),
+			refusals:           map[string]*metrics.Counter{},
+			authFail:           map[string]*metrics.Counter{},
+		}
+	})
+	return theMetrics
+}
+
+// request counts a finished request by operation and status.
+func (m *engineMetrics) request(o op, status int) {
+	if status < 0 || status >= 600 {
+		status = 599
+	}
+	m.mu.Lock()
+	c := m.requests[o][status]
+	if c == nil {
+		c = metrics.GetOrCreateCounter(`mizuchi_requests_total{operation="` + o.String() + `",status="` + strconv.Itoa(status) + `"}`)
+		m.requests[o][status] = c
+	}
+	m.mu.Unlock()
+	c.Inc()
+}
+
+// refused counts a request answered by the proxy itself, by S3 error code, and as a request.
+func (m *engineMetrics) refused(o op, e *s3Error) {
+	m.labelled(m.refusals, `mizuchi_refusals_total{reason="`, e.Code)
+	m.request(o, e.Status)
+}
+
+func (m *engineMetrics) authFailure(e *s3Error) {
+	m.labelled(m.authFail, `mizuchi_auth_failures_total{reason="`, e.Code)
+}
+
+func (m *engineMetrics) labelled(set map[string]*metrics.Counter, prefix, label string) {
+	m.mu.Lock()
+	c := set[label]
+	if c == nil {
+		c = metrics.GetOrCreateCounter(prefix + label + `"}`)
+		set[label] = c
+	}
+	m.mu.Unlock()
+	c.Inc()
+}

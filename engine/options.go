@@ -1,0 +1,205 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/mizuchi/uploadr/transfer"
+)
+
+// Options configure an Engine. Zero values take the documented defaults (see withDefaults).
+type Options struct {
+	// Address is the listen address, "host:port".
+	Address string
+	// EventLoops is the number of gnet event loops; 0 = one per CPU.
+	EventLoops int
+	// MaxHeadBytes bounds a request head (request line + headers); larger heads get 431. 0 = 64 KiB.
+	MaxHeadBytes int
+	// MaxURIBytes bounds the request-target; longer gets 414. 0 = 16 KiB.
+	MaxURIBytes int
+	// HeadTimeout is how long a client may take to send a complete head once it started; 0 = 30 s.
+	HeadTimeout time.Duration
+	// IdleTimeout closes keep-alive connections with no request in progress; 0 = 60 s.
+	IdleTimeout time.Duration
+	// BodyStallTimeout aborts a body transfer that moves no byte for this long; 0 = 60 s.
+	BodyStallTimeout time.Duration
+	// ResponseTimeout bounds the wait for the upstream's response once the body was sent; 0 = 5 min.
+	ResponseTimeout time.Duration
+	// InlineBodyMax is the largest body handled inside the event loop (buffered, never detached);
+	// larger bodies are detached and spliced. 0 = 64 KiB.
+	InlineBodyMax int
+	// MaxObjectSize is the largest single PutObject body accepted; 0 = 5 GiB (S3's limit).
+	MaxObjectSize int64
+	// Transfer configures the body mover (pipe size, copy path, ...).
+	Transfer transfer.Options
+	// Upstream configures the upstream connection pools.
+	Upstream UpstreamOptions
+	// Buckets are the buckets clients may upload to.
+	Buckets []Bucket
+	// Logger receives anomalies; nil = slog.Default().
+	Logger *slog.Logger
+	// Now is the clock (tests); nil = time.Now.
+	Now func() time.Time
+}
+
+// UpstreamOptions configure the per-endpoint upstream connection pools.
+type UpstreamOptions struct {
+	DialTimeout time.Duration // 0 = 5 s
+	MaxIdle     int           // idle keep-alive connections kept per endpoint; 0 = 64
+	IdleTimeout time.Duration // an idle upstream connection older than this is closed; 0 = 30 s
+}
+
+// Bucket is one client-facing bucket and where its objects go.
+type Bucket struct {
+	// Name is the bucket name clients use (first path segment).
+	Name string
+	// Upstream is where objects are stored.
+	Upstream Upstream
+	// AuthNone disables client authentication (trusted networks and benchmarks only).
+	AuthNone bool
+	// Credentials maps client access keys to their secrets.
+	Credentials map[string]string
+}
+
+// Upstream is an S3 endpoint, bucket and the credentials the proxy signs with.
+type Upstream struct {
+	Endpoint  string // "http://host:port" or "https://host:port"
+	Bucket    string
+	Region    string // 0 = "us-east-1"
+	AccessKey string
+	SecretKey string
+}
+
+func (o *Options) withDefaults() {
+	if o.Address == "" {
+		o.Address = "127.0.0.1:8080"
+	}
+	if o.EventLoops <= 0 {
+		o.EventLoops = runtime.NumCPU()
+	}
+	if o.MaxHeadBytes <= 0 {
+		o.MaxHeadBytes = 64 << 10
+	}
+	if o.MaxURIBytes <= 0 {
+		o.MaxURIBytes = 16 << 10
+	}
+	if o.HeadTimeout <= 0 {
+		o.HeadTimeout = 30 * time.Second
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 60 * time.Second
+	}
+	if o.BodyStallTimeout <= 0 {
+		o.BodyStallTimeout = 60 * time.Second
+	}
+	if o.ResponseTimeout <= 0 {
+		o.ResponseTimeout = 5 * time.Minute
+	}
+	if o.InlineBodyMax <= 0 {
+		o.InlineBodyMax = 64 << 10
+	}
+	if o.MaxObjectSize <= 0 {
+		o.MaxObjectSize = 5 << 30
+	}
+	if o.Upstream.DialTimeout <= 0 {
+		o.Upstream.DialTimeout = 5 * time.Second
+	}
+	if o.Upstream.MaxIdle <= 0 {
+		o.Upstream.MaxIdle = 64
+	}
+	if o.Upstream.IdleTimeout <= 0 {
+		o.Upstream.IdleTimeout = 30 * time.Second
+	}
+	if o.Transfer.StallTimeout <= 0 {
+		o.Transfer.StallTimeout = o.BodyStallTimeout
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	for i := range o.Buckets {
+		if o.Buckets[i].Upstream.Region == "" {
+			o.Buckets[i].Upstream.Region = "us-east-1"
+		}
+	}
+}
+
+// Validate reports every problem in o (after defaults) joined into one error.
+func (o *Options) Validate() error {
+	var errs []error
+	seen := map[string]bool{}
+	for i, b := range o.Buckets {
+		if b.Name == "" {
+			errs = append(errs, fmt.Errorf("bucket %d: name is empty", i))
+		}
+		if seen[b.Name] {
+			errs = append(errs, fmt.Errorf("bucket %q: defined twice", b.Name))
+		}
+		seen[b.Name] = true
+		if strings.ContainsAny(b.Name, "/?# ") {
+			errs = append(errs, fmt.Errorf("bucket %q: name contains '/', '?', '#' or a space", b.Name))
+		}
+		if _, err := parseEndpoint(b.Upstream.Endpoint); err != nil {
+			errs = append(errs, fmt.Errorf("bucket %q: %w", b.Name, err))
+		}
+		if b.Upstream.Bucket == "" {
+			errs = append(errs, fmt.Errorf("bucket %q: upstream bucket is empty", b.Name))
+		}
+		if b.Upstream.AccessKey == "" || b.Upstream.SecretKey == "" {
+			errs = append(errs, fmt.Errorf("bucket %q: upstream access key and secret key are required", b.Name))
+		}
+		if !b.AuthNone && len(b.Credentials) == 0 {
+			errs = append(errs, fmt.Errorf("bucket %q: no client credentials (set auth.sigv4.credentials, or auth: none for trusted networks)", b.Name))
+		}
+		for ak, sk := range b.Credentials {
+			if ak == "" || sk == "" {
+				errs = append(errs, fmt.Errorf("bucket %q: a client credential has an empty access key or secret", b.Name))
+			}
+		}
+	}
+	if len(o.Buckets) == 0 {
+		errs = append(errs, errors.New("no buckets configured"))
+	}
+	return errors.Join(errs...)
+}
+
+// endpoint is a parsed upstream endpoint.
+type endpoint struct {
+	tls  bool
+	addr string // host:port to dial
+	host string // Host header value
+}
+
+func parseEndpoint(s string) (endpoint, error) {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return endpoint{}, fmt.Errorf("upstream endpoint %q: want http://host:port or https://host:port", s)
+	}
+	if u.Path != "" && u.Path != "/" || u.RawQuery != "" {
+		return endpoint{}, fmt.Errorf("upstream endpoint %q: must not have a path or query", s)
+	}
+	ep := endpoint{host: u.Host}
+	switch u.Scheme {
+	case "http":
+		ep.addr = u.Host
+		if u.Port() == "" {
+			ep.addr += ":80"
+		}
+	case "https":
+		ep.tls = true
+		ep.addr = u.Host
+		if u.Port() == "" {
+			ep.addr += ":443"
+		}
+	default:
+		return endpoint{}, fmt.Errorf("upstream endpoint %q: scheme must be http or https", s)
+	}
+	return ep, nil
+}

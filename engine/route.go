@@ -1,0 +1,240 @@
+package engine
+
+import "bytes"
+
+// op is one of the six S3 upload operations this proxy forwards.
+type op uint8
+
+const (
+	opNone op = iota
+	opPutObject
+	opCreateMultipartUpload
+	opUploadPart
+	opCompleteMultipartUpload
+	opAbortMultipartUpload
+	opListParts
+	numOps
+)
+
+var opNames = [numOps]string{"Unknown", "PutObject", "CreateMultipartUpload", "UploadPart",
+	"CompleteMultipartUpload", "AbortMultipartUpload", "ListParts"}
+
+func (o op) String() string { return opNames[o] }
+
+// hasBody reports whether the operation carries a request body that goes upstream.
+func (o op) hasBody() bool {
+	return o == opPutObject || o == opUploadPart || o == opCompleteMultipartUpload
+}
+
+// route is the result of routing one request head. Spans index the request's buffer.
+type route struct {
+	op        op
+	bucket    int // index into Engine.buckets; -1 if unknown
+	keyStart  int // raw (percent-encoded) key: path[keyStart:keyEnd]
+	keyEnd    int
+	uploadID  [2]int // raw value span in the query, [0,0] if absent
+	partNum   int
+	maxParts  [2]int
+	partMark  [2]int
+	encType   [2]int
+	hasUpload bool // "uploads" present
+	hasID     bool
+	hasPart   bool
+}
+
+// subresources are query parameters that turn a request into an S3 operation this proxy refuses.
+// A request carrying one gets 501 NotImplemented (or 405 where the method itself is refused).
+var subresources = [...]string{"acl", "tagging", "retention", "legal-hold", "torrent", "restore", "select",
+	"select-type", "versionId", "attributes", "object-lock", "policy", "cors", "lifecycle", "website",
+	"logging", "notification", "replication", "versioning", "encryption", "delete", "location",
+	"accelerate", "analytics", "inventory", "metrics", "ownershipControls", "publicAccessBlock",
+	"requestPayment", "intelligent-tiering", "list-type", "versions", "renameObject", "response-content-type"}
+
+func isSubresource(k []byte) bool {
+	for _, s := range subresources {
+		if string(k) == s {
+			return true
+		}
+	}
+	return false
+}
+
+// routeRequest classifies a request from its method, raw path and raw query. It returns the route and
+// nil, or the S3 error to answer. copySource reports an x-amz-copy-source header.
+func (e *Engine) routeRequest(method, path, query []byte, hasQuery, copySource bool) (route, *s3Error) {
+	r := route{bucket: -1}
+	if len(path) == 0 || path[0] != '/' {
+		return r, errInvalidURI
+	}
+	rest := path[1:]
+	slash := bytes.IndexByte(rest, '/')
+	var bucketName []byte
+	if slash < 0 {
+		bucketName = rest
+	} else {
+		bucketName = rest[:slash]
+	}
+	if len(bucketName) == 0 {
+		return r, errMethodNotAllowed // service-level: ListBuckets and friends
+	}
+	r.bucket = e.bucketIndex(bucketName)
+	if r.bucket < 0 {
+		return r, errUnknownBucket
+	}
+	if slash < 0 || slash == len(rest)-1 {
+		return r, errMethodNotAllowed // bucket-level operations
+	}
+	r.keyStart = 1 + slash + 1
+	r.keyEnd = len(path)
+	if decodedLen(path[r.keyStart:]) > 1024 {
+		return r, errKeyTooLong
+	}
+
+	subresource := false
+	for off := 0; hasQuery && off < len(query); {
+		end := bytes.IndexByte(query[off:], '&')
+		if end < 0 {
+			end = len(query)
+		} else {
+			end += off
+		}
+		kv := query[off:end]
+		start := off
+		off = end + 1
+		if len(kv) == 0 {
+			continue
+		}
+		k, v, hasEq := bytes.Cut(kv, []byte{'='})
+		vs := [2]int{start + len(kv), start + len(kv)}
+		if hasEq {
+			vs = [2]int{start + len(k) + 1, start + len(kv)}
+		}
+		switch string(k) {
+		case "uploads":
+			r.hasUpload = true
+		case "uploadId":
+			r.hasID = true
+			r.uploadID = vs
+			if !saneUploadID(v) {
+				return r, errInvalidUploadID
+			}
+		case "partNumber":
+			r.hasPart = true
+			n, ok := parsePartNumber(v)
+			if !ok {
+				return r, errInvalidPartNumber
+			}
+			r.partNum = n
+		case "max-parts":
+			r.maxParts = vs
+		case "part-number-marker":
+			r.partMark = vs
+		case "encoding-type":
+			r.encType = vs
+		default:
+			if isSubresource(k) {
+				subresource = true
+			}
+			// Anything else (x-id, client-specific parameters) is covered by the client's signature
+			// and not forwarded.
+		}
+	}
+
+	switch string(method) {
+	case "PUT":
+		switch {
+		case subresource || r.hasUpload:
+			return r, errNotImplemented
+		case copySource:
+			return r, errCopyNotImplemented
+		case r.hasID && r.hasPart:
+			r.op = opUploadPart
+		case r.hasID || r.hasPart:
+			return r, errInvalidArgument
+		default:
+			r.op = opPutObject
+		}
+	case "POST":
+		switch {
+		case subresource:
+			return r, errNotImplemented
+		case r.hasUpload && !r.hasID:
+			r.op = opCreateMultipartUpload
+		case r.hasID && !r.hasUpload:
+			r.op = opCompleteMultipartUpload
+		default:
+			return r, errMethodNotAllowed
+		}
+	case "DELETE":
+		if r.hasID && !subresource {
+			r.op = opAbortMultipartUpload
+		} else {
+			return r, errMethodNotAllowed
+		}
+	case "GET":
+		if r.hasID && !subresource {
+			r.op = opListParts
+		} else {
+			return r, errMethodNotAllowed
+		}
+	default:
+		return r, errMethodNotAllowed
+	}
+	if copySource {
+		return r, errCopyNotImplemented
+	}
+	if r.op != opUploadPart && r.hasPart {
+		return r, errInvalidArgument
+	}
+	return r, nil
+}
+
+// decodedLen is the length of s after percent-decoding (each valid %XX counts as one byte).
+func decodedLen(s []byte) int {
+	n := len(s)
+	for i := 0; i+2 < len(s); i++ {
+		if s[i] == '%' {
+			n -= 2
+			i += 2
+		}
+	}
+	return n
+}
+
+// parsePartNumber parses an S3 part number: decimal 1..10000, no sign, no leading garbage.
+func parsePartNumber(v []byte) (int, bool) {
+	if len(v) == 0 || len(v) > 5 {
+		return 0, false
+	}
+	n := 0
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, n >= 1 && n <= 10000
+}
+
+// saneUploadID accepts a non-empty upload id of at most 1024 raw bytes made of URL-safe bytes or
+// percent escapes (upload ids are opaque to the proxy and pass through unchanged).
+func saneUploadID(v []byte) bool {
+	if len(v) == 0 || len(v) > 1024 {
+		return false
+	}
+	for _, c := range v {
+		if c <= ' ' || c >= 0x7f || c == '"' || c == '<' || c == '>' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+func (e *Engine) bucketIndex(name []byte) int {
+	for i := range e.buckets {
+		if string(name) == e.buckets[i].name {
+			return i
+		}
+	}
+	return -1
+}

@@ -1,0 +1,152 @@
+package engine
+
+import (
+	"strconv"
+
+	"github.com/mizuchi/uploadr/s3sig"
+)
+
+// hopHeaders are client headers that never go upstream: hop-by-hop headers, the client's own
+// authentication, and the payload/date headers the proxy sets itself when it re-signs.
+var hopHeaders = [...]string{"host", "authorization", "connection", "keep-alive", "proxy-connection",
+	"proxy-authorization", "te", "trailer", "upgrade", "expect", "x-amz-date", "x-amz-content-sha256",
+	"x-amz-security-token", "transfer-encoding", "date"}
+
+func isHopHeader(name []byte) bool {
+	for _, h := range hopHeaders {
+		if len(name) == len(h) && equalFoldASCII(name, h) {
+			return true
+		}
+	}
+	return false
+}
+
+func equalFoldASCII(b []byte, lower string) bool {
+	for i := range len(lower) {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// buildUpstreamHead appends the upstream request head for the routed request in buf to j.out:
+// the path rewritten to the upstream bucket and re-encoded with S3's rules, a query carrying only
+// the operation's own parameters, the client's end-to-end headers, and a fresh SigV4 Authorization
+// signed with the upstream credentials. The payload hash is the client's hex SHA-256 or
+// STREAMING-UNSIGNED-PAYLOAD-TRAILER when given (so the upstream verifies the body), else
+// UNSIGNED-PAYLOAD. It runs on the loop while buf is valid.
+func (e *Engine) buildUpstreamHead(j *job, st *connState, b *bucketState, buf []byte) error {
+	req := &st.req
+	rt := &st.rt
+	path := req.Path.Bytes(buf)
+
+	// Path: /<upstream bucket>/<key>, key percent-decoded then S3-URI-encoded once.
+	j.path = append(j.path[:0], '/')
+	j.path = append(j.path, b.up.Bucket...)
+	j.path = append(j.path, '/')
+	var err error
+	j.tmp, err = s3sig.AppendPercentDecode(j.tmp[:0], path[rt.keyStart:rt.keyEnd])
+	if err != nil {
+		return err
+	}
+	j.path = s3sig.AppendURIEncode(j.path, j.tmp, true)
+
+	// Query: only the operation's own parameters, values passed through as the client encoded them.
+	q := req.Query.Bytes(buf)
+	j.query = j.query[:0]
+	switch rt.op {
+	case opCreateMultipartUpload:
+		j.query = append(j.query, "uploads="...)
+	case opUploadPart:
+		j.query = append(j.query, "partNumber="...)
+		j.query = strconv.AppendInt(j.query, int64(rt.partNum), 10)
+		j.query = append(j.query, "&uploadId="...)
+		j.query = append(j.query, q[rt.uploadID[0]:rt.uploadID[1]]...)
+	case opCompleteMultipartUpload, opAbortMultipartUpload:
+		j.query = append(j.query, "uploadId="...)
+		j.query = append(j.query, q[rt.uploadID[0]:rt.uploadID[1]]...)
+	case opListParts:
+		if rt.encType != [2]int{} {
+			j.query = append(j.query, "encoding-type="...)
+			j.query = append(j.query, q[rt.encType[0]:rt.encType[1]]...)
+			j.query = append(j.query, '&')
+		}
+		if rt.maxParts != [2]int{} {
+			j.query = append(j.query, "max-parts="...)
+			j.query = append(j.query, q[rt.maxParts[0]:rt.maxParts[1]]...)
+			j.query = append(j.query, '&')
+		}
+		if rt.partMark != [2]int{} {
+			j.query = append(j.query, "part-number-marker="...)
+			j.query = append(j.query, q[rt.partMark[0]:rt.partMark[1]]...)
+			j.query = append(j.query, '&')
+		}
+		j.query = append(j.query, "uploadId="...)
+		j.query = append(j.query, q[rt.uploadID[0]:rt.uploadID[1]]...)
+	}
+
+	payload := []byte(s3sig.UnsignedPayload)
+	if v, ok := req.Lookup(buf, "x-amz-content-sha256"); ok {
+		if p := v.Bytes(buf); isHexSHA256(p) || string(p) == s3sig.StreamingUnsignedTrailer {
+			payload = p
+		}
+	}
+	j.date = s3sig.AppendAmzDate(j.date[:0], e.opts.Now())
+
+	hs := st.sigHeaders[:0]
+	hs = append(hs,
+		s3sig.Header{Name: []byte("host"), Value: b.hostHeader},
+		s3sig.Header{Name: []byte("x-amz-date"), Value: j.date},
+		s3sig.Header{Name: []byte("x-amz-content-sha256"), Value: payload})
+	hasCL := false
+	for i := 0; i < req.NumHeaders; i++ {
+		h := req.Headers[i]
+		name := h.Name.Bytes(buf)
+		if isHopHeader(name) {
+			continue
+		}
+		if len(name) == len("content-length") && equalFoldASCII(name, "content-length") {
+			hasCL = true
+		}
+		hs = append(hs, s3sig.Header{Name: name, Value: h.Value.Bytes(buf)})
+	}
+	sreq := s3sig.Request{Method: req.Method.Bytes(buf), Path: j.path, Query: j.query, Headers: hs, PayloadHash: payload}
+	signer := e.getSigner()
+	j.auth, err = signer.Sign(j.auth[:0], &sreq, b.cred, j.date, b.up.Region, "s3")
+	e.signers.Put(signer)
+	if err != nil {
+		clear(hs)
+		return err
+	}
+
+	out := j.out[:0]
+	out = append(out, req.Method.Bytes(buf)...)
+	out = append(out, ' ')
+	out = append(out, j.path...)
+	if len(j.query) > 0 {
+		out = append(out, '?')
+		out = append(out, j.query...)
+	}
+	out = append(out, " HTTP/1.1\r\n"...)
+	for _, h := range hs {
+		out = append(out, h.Name...)
+		out = append(out, ": "...)
+		out = append(out, h.Value...)
+		out = append(out, "\r\n"...)
+	}
+	if !hasCL && (rt.op == opCreateMultipartUpload || rt.op == opCompleteMultipartUpload) {
+		out = append(out, "Content-Length: 0\r\n"...)
+	}
+	out = append(out, "Authorization: "...)
+	out = append(out, j.auth...)
+	out = append(out, "\r\n\r\n"...)
+	j.out = out
+	j.headLen = len(out)
+	clear(hs)
+	return nil
+}

@@ -1,0 +1,243 @@
+package engine
+
+import (
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/mizuchi/uploadr/httpparse"
+)
+
+// upConn is one keep-alive connection to an upstream endpoint.
+type upConn struct {
+	c         net.Conn
+	pool      *upstreamPool
+	idleSince time.Time
+	reused    bool   // taken from the idle list (it may have died while idle)
+	rbuf      []byte // response bytes: head and body
+}
+
+// upstreamPool keeps idle keep-alive connections to one endpoint. Safe for concurrent use.
+// A connection whose exchange did not complete cleanly is never put back.
+type upstreamPool struct {
+	ep          endpoint
+	dialTimeout time.Duration
+	idleTimeout time.Duration
+	maxIdle     int
+	tlsConf     *tls.Config
+	m           *engineMetrics
+
+	mu   sync.Mutex
+	idle []*upConn
+}
+
+func newUpstreamPool(ep endpoint, o UpstreamOptions, m *engineMetrics) *upstreamPool {
+	p := &upstreamPool{ep: ep, dialTimeout: o.DialTimeout, idleTimeout: o.IdleTimeout, maxIdle: o.MaxIdle, m: m}
+	if ep.tls {
+		host, _, err := net.SplitHostPort(ep.addr)
+		if err != nil {
+			host = ep.addr
+		}
+		p.tlsConf = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	}
+	return p
+}
+
+// get returns an idle connection that still looks alive, or dials a new one.
+func (p *upstreamPool) get() (*upConn, error) {
+	now := time.Now()
+	for {
+		p.mu.Lock()
+		n := len(p.idle)
+		if n == 0 {
+			p.mu.Unlock()
+			break
+		}
+		u := p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		p.mu.Unlock()
+		p.m.upstreamIdle.Dec()
+		if now.Sub(u.idleSince) > p.idleTimeout || !connAlive(u.c) {
+			_ = u.c.Close()
+			continue
+		}
+		u.reused = true
+		return u, nil
+	}
+	return p.dial()
+}
+
+func (p *upstreamPool) dial() (*upConn, error) {
+	p.m.upstreamDials.Inc()
+	d := net.Dialer{Timeout: p.dialTimeout, KeepAlive: 30 * time.Second}
+	c, err := d.Dial("tcp", p.ep.addr)
+	if err != nil {
+		p.m.upstreamDialErrors.Inc()
+		return nil, err
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	if p.tlsConf != nil {
+		tc := tls.Client(c, p.tlsConf)
+		_ = tc.SetDeadline(time.Now().Add(p.dialTimeout))
+		if err := tc.Handshake(); err != nil {
+			_ = c.Close()
+			p.m.upstreamDialErrors.Inc()
+			return nil, err
+		}
+		_ = tc.SetDeadline(time.Time{})
+		c = tc
+	}
+	return &upConn{c: c, pool: p}, nil
+}
+
+// put returns a connection whose exchange completed cleanly; the pool closes it when full.
+func (p *upstreamPool) put(u *upConn) {
+	_ = u.c.SetDeadline(time.Time{})
+	u.idleSince = time.Now()
+	u.reused = false
+	if cap(u.rbuf) > 64<<10 {
+		u.rbuf = nil
+	}
+	p.mu.Lock()
+	if len(p.idle) >= p.maxIdle {
+		p.mu.Unlock()
+		_ = u.c.Close()
+		return
+	}
+	p.idle = append(p.idle, u)
+	p.mu.Unlock()
+	p.m.upstreamIdle.Inc()
+}
+
+func (p *upstreamPool) closeIdle() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	for _, u := range idle {
+		_ = u.c.Close()
+		p.m.upstreamIdle.Dec()
+	}
+}
+
+// maxResponseBytes bounds an upstream response (ListParts of 10,000 parts fits).
+const maxResponseBytes = 16 << 20
+
+var (
+	errResponseTooLarge = errors.New("engine: upstream response too large")
+	errResponseTrailing = errors.New("engine: upstream sent bytes after its response")
+)
+
+// upResponse is a parsed upstream response held in upConn.rbuf.
+type upResponse struct {
+	head      httpparse.Response
+	total     int  // bytes of head + body in rbuf
+	keepAlive bool // the upstream connection may be reused
+}
+
+// readResponse reads one complete response (skipping 1xx) into u.rbuf. started reports whether any
+// response byte arrived (after which a request must never be retried).
+func readResponse(u *upConn, lim httpparse.Limits, resp *upResponse) (started bool, err error) {
+	var p httpparse.Parser
+	if cap(u.rbuf) < 16<<10 {
+		u.rbuf = make([]byte, 0, 16<<10)
+	}
+	buf := u.rbuf[:0]
+	defer func() { u.rbuf = buf }()
+	for {
+		// Head.
+		for {
+			err = p.ParseResponse(buf, lim, &resp.head)
+			if err == nil {
+				break
+			}
+			if err != httpparse.ErrNeedMore {
+				return len(buf) > 0, err
+			}
+			if buf, err = readMore(u.c, buf); err != nil {
+				return len(buf) > 0, err
+			}
+		}
+		if resp.head.Status >= 100 && resp.head.Status < 200 {
+			buf = append(buf[:0], buf[resp.head.HeadLen:]...)
+			p.Reset()
+			continue
+		}
+		break
+	}
+	h := &resp.head
+	resp.keepAlive = h.KeepAlive
+	switch {
+	case h.Chunked:
+		var cs httpparse.ChunkScanner
+		pos := h.HeadLen
+		for {
+			n, done, err := cs.Scan(buf[pos:])
+			if err != nil {
+				return true, err
+			}
+			pos += n
+			if done {
+				break
+			}
+			if buf, err = readMore(u.c, buf); err != nil {
+				return true, err
+			}
+		}
+		resp.total = pos
+	case h.ContentLength >= 0:
+		if h.ContentLength > maxResponseBytes {
+			return true, errResponseTooLarge
+		}
+		want := h.HeadLen + int(h.ContentLength)
+		for len(buf) < want {
+			if buf, err = readMore(u.c, buf); err != nil {
+				return true, err
+			}
+		}
+		resp.total = want
+	default:
+		// Body delimited by close.
+		resp.keepAlive = false
+		for {
+			if buf, err = readMore(u.c, buf); err != nil {
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				return true, err
+			}
+		}
+		resp.total = len(buf)
+	}
+	if len(buf) > resp.total {
+		resp.keepAlive = false
+		return true, errResponseTrailing
+	}
+	return true, nil
+}
+
+func readMore(c net.Conn, buf []byte) ([]byte, error) {
+	if len(buf) >= maxResponseBytes {
+		return buf, errResponseTooLarge
+	}
+	if cap(buf)-len(buf) < 4096 {
+		nb := make([]byte, len(buf), 2*cap(buf)+4096)
+		copy(nb, buf)
+		buf = nb
+	}
+	n, err := c.Read(buf[len(buf):cap(buf)])
+	buf = buf[:len(buf)+n]
+	if n > 0 && err == io.EOF {
+		err = nil
+	}
+	if n == 0 && err == nil {
+		err = io.ErrNoProgress
+	}
+	return buf, err
+}

@@ -1,0 +1,264 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole configuration file. Every key is documented in README.md ("Configuration").
+// Zero values take the defaults listed there.
+type Config struct {
+	Server   ServerConfig   `yaml:"server"`
+	Upstream UpstreamConfig `yaml:"upstream"`
+	Metrics  MetricsConfig  `yaml:"metrics"`
+	Log      LogConfig      `yaml:"log"`
+	Buckets  []BucketConfig `yaml:"buckets"`
+}
+
+// ServerConfig tunes the listener and the data plane.
+type ServerConfig struct {
+	Address          string         `yaml:"address"`            // listen address; default 0.0.0.0:8080
+	EventLoops       int            `yaml:"event_loops"`        // 0 = one per CPU
+	ZeroCopy         ZeroCopyConfig `yaml:"zero_copy"`          // splice settings
+	MaxHeadBytes     ByteSize       `yaml:"max_head_bytes"`     // default 64KiB
+	MaxURIBytes      ByteSize       `yaml:"max_uri_bytes"`      // default 16KiB
+	HeadTimeout      Duration       `yaml:"head_timeout"`       // default 30s
+	IdleTimeout      Duration       `yaml:"idle_timeout"`       // default 60s
+	BodyStallTimeout Duration       `yaml:"body_stall_timeout"` // default 60s
+	ResponseTimeout  Duration       `yaml:"response_timeout"`   // default 5m
+	InlineBodyMax    ByteSize       `yaml:"inline_body_max"`    // default 64KiB
+	MaxObjectSize    ByteSize       `yaml:"max_object_size"`    // default 5GiB
+	DrainTimeout     Duration       `yaml:"drain_timeout"`      // default 30s
+}
+
+// ZeroCopyConfig configures the splice path.
+type ZeroCopyConfig struct {
+	Enabled        *bool    `yaml:"enabled"`          // default true; false = always the copy path
+	PipeBufferSize ByteSize `yaml:"pipe_buffer_size"` // default 1MiB
+	MinPipeSize    ByteSize `yaml:"min_pipe_size"`    // default 256KiB
+	PipePoolSize   int      `yaml:"pipe_pool_size"`   // idle pipes kept; default 64
+}
+
+// UpstreamConfig tunes the upstream connection pools (one per endpoint).
+type UpstreamConfig struct {
+	DialTimeout Duration `yaml:"dial_timeout"` // default 5s
+	MaxIdle     int      `yaml:"max_idle"`     // default 64
+	IdleTimeout Duration `yaml:"idle_timeout"` // default 30s
+}
+
+// MetricsConfig configures the admin listener.
+type MetricsConfig struct {
+	Enabled *bool  `yaml:"enabled"` // default true
+	Address string `yaml:"address"` // default 127.0.0.1:9090
+}
+
+// LogConfig configures logging.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug, info (default), warn, error
+	Format string `yaml:"format"` // text (default) or json
+}
+
+// BucketConfig is one client-facing bucket.
+type BucketConfig struct {
+	Name       string       `yaml:"name"`
+	PathPrefix string       `yaml:"path_prefix"` // default "/<name>"
+	S3         S3Config     `yaml:"s3"`
+	Auth       AuthConfig   `yaml:"auth"`
+	Upload     UploadConfig `yaml:"upload"`
+}
+
+// S3Config is the upstream of a bucket.
+type S3Config struct {
+	Bucket    string `yaml:"bucket"`
+	Region    string `yaml:"region"` // default us-east-1
+	Endpoint  string `yaml:"endpoint"`
+	AccessKey string `yaml:"access_key"`
+	SecretKey string `yaml:"secret_key"`
+}
+
+// AuthConfig is either the scalar "none" or a mapping with sigv4 credentials.
+type AuthConfig struct {
+	None  bool
+	SigV4 SigV4Config `yaml:"sigv4"`
+}
+
+// SigV4Config lists client credentials.
+type SigV4Config struct {
+	Credentials []Credential `yaml:"credentials"`
+}
+
+// Credential is one client access key and its secret.
+type Credential struct {
+	AccessKey string `yaml:"access_key"`
+	SecretKey string `yaml:"secret_key"`
+}
+
+// UploadConfig configures multipart behaviour (used by auto-chunking).
+type UploadConfig struct {
+	MultipartThreshold ByteSize `yaml:"multipart_threshold"` // default 50MiB
+	PartSize           ByteSize `yaml:"part_size"`           // default 100MiB
+	ConcurrentParts    int      `yaml:"concurrent_parts"`    // default 4
+}
+
+// UnmarshalYAML accepts `auth: none` or `auth: {sigv4: {...}}`.
+func (a *AuthConfig) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		if n.Value == "none" {
+			a.None = true
+			return nil
+		}
+		return fmt.Errorf("line %d: auth must be \"none\" or a mapping with sigv4", n.Line)
+	}
+	type plain struct {
+		SigV4 SigV4Config `yaml:"sigv4"`
+	}
+	var p plain
+	if err := n.Decode(&p); err != nil {
+		return err
+	}
+	a.SigV4 = p.SigV4
+	return nil
+}
+
+// ByteSize is a size in bytes; YAML accepts an integer or a string with a unit (KiB, MiB, GiB, KB, MB, GB).
+type ByteSize int64
+
+// UnmarshalYAML parses a size.
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseByteSize(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*b = ByteSize(v)
+	return nil
+}
+
+// ParseByteSize parses "1048576", "1MiB", "64 KiB", "5GB".
+func ParseByteSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(t, u.suffix) {
+			mult = u.mult
+			t = strings.TrimSpace(strings.TrimSuffix(t, u.suffix))
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 || (mult > 1 && n > (1<<62)/mult) {
+		return 0, fmt.Errorf("invalid size %q (want bytes or a number with KiB, MiB, GiB, KB, MB, GB)", s)
+	}
+	return n * mult, nil
+}
+
+// Duration is a time.Duration written as "30s", "5m", "250ms".
+type Duration time.Duration
+
+// UnmarshalYAML parses a duration.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil || v < 0 {
+		return fmt.Errorf("line %d: invalid duration %q (want e.g. 30s, 5m, 250ms)", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// LoadConfig reads a YAML file, expanding ${VAR} and ${VAR:-default} from the environment.
+func LoadConfig(path string) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfig(raw, os.LookupEnv)
+}
+
+// ParseConfig parses YAML after environment expansion. Unknown keys are errors with their line.
+func ParseConfig(raw []byte, lookup func(string) (string, bool)) (*Config, error) {
+	expanded, err := expandEnv(raw, lookup)
+	if err != nil {
+		return nil, err
+	}
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(expanded))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return &c, nil
+}
+
+// expandEnv replaces ${NAME} and ${NAME:-default}. A missing variable without a default is an
+// error naming the variable and its line (never its value). Comments are left alone.
+func expandEnv(raw []byte, lookup func(string) (string, bool)) ([]byte, error) {
+	var out bytes.Buffer
+	var errs []error
+	line := 1
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if c == '\n' {
+			line++
+		}
+		if c == '#' && (i == 0 || raw[i-1] == ' ' || raw[i-1] == '\n' || raw[i-1] == '\t') {
+			// Comment: copy to end of line unchanged.
+			j := bytes.IndexByte(raw[i:], '\n')
+			if j < 0 {
+				j = len(raw) - i
+			}
+			out.Write(raw[i : i+j])
+			i += j - 1
+			continue
+		}
+		if c != '$' || i+1 >= len(raw) || raw[i+1] != '{' {
+			out.WriteByte(c)
+			continue
+		}
+		end := bytes.IndexByte(raw[i:], '}')
+		if end < 0 {
+			errs = append(errs, fmt.Errorf("line %d: unterminated ${", line))
+			out.WriteByte(c)
+			continue
+		}
+		expr := string(raw[i+2 : i+end])
+		name, def, hasDef := strings.Cut(expr, ":-")
+		if !validEnvName(name) {
+			errs = append(errs, fmt.Errorf("line %d: invalid variable name in ${%s}", line, name))
+		} else if v, ok := lookup(name); ok && v != "" {
+			out.WriteString(v)
+		} else if hasDef {
+			out.WriteString(def)
+		} else {
+			errs = append(errs, fmt.Errorf("line %d: environment variable %s is not set", line, name))
+		}
+		i += end
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("config: %w", errors.Join(errs...))
+	}
+	return out.Bytes(), nil
+}
+
+func validEnvName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, c := range s {
+		if c == '_' || 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || i > 0 && '0' <= c && c <= '9' {
+			continue
+		}
+		return false
+	}
+	return true
+}
