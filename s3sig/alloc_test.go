@@ -61,7 +61,8 @@ func TestSignVerifyAllocs(t *testing.T) {
 		}},
 		{"AppendURIEncode", func() { dst = s3sig.AppendURIEncode(dst[:0], []byte("a b/c+d"), true) }},
 		{"AppendPercentDecode", func() { dst, _ = s3sig.AppendPercentDecode(dst[:0], []byte("a%20b")) }},
-		{"Verify mismatch", func() { _ = s.Verify(req, &a, exampleSecret, amzDate, exampleTime.Add(time.Hour)) }},
+		{"Verify skewed", func() { _ = s.Verify(req, &a, exampleSecret, amzDate, exampleTime.Add(time.Hour)) }},
+		{"Verify wrong secret", func() { _ = s.Verify(req, &a, exampleSecret+"x", amzDate, exampleTime) }},
 	}
 	for _, tt := range tests {
 		if n := testing.AllocsPerRun(200, tt.fn); n != 0 {

@@ -201,3 +201,12 @@ func TestAmzDate(t *testing.T) {
 		}
 	}
 }
+
+func TestCanonicalQueryExcluding(t *testing.T) {
+	// The step presigned URLs will need: X-Amz-Signature is not signed.
+	raw := "X-Amz-Signature=abc&X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-Signature2=1"
+	got, err := s3sig.CanonicalQueryExcluding(nil, []byte(raw), "X-Amz-Signature")
+	if want := "X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-Signature2=1"; err != nil || string(got) != want {
+		t.Errorf("CanonicalQueryExcluding = %q, %v; want %q", got, err, want)
+	}
+}

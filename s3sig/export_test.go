@@ -53,3 +53,10 @@ func Cached(c *KeyCache, secret, date, region, service string) bool {
 
 // Max returns the bound of c.
 func (c *KeyCache) Max() int { return c.max }
+
+// CanonicalQueryExcluding is CanonicalQuery leaving out the parameter whose
+// encoded key is exclude (X-Amz-Signature in presigned URLs).
+func CanonicalQueryExcluding(dst, raw []byte, exclude string) ([]byte, error) {
+	var s Signer
+	return s.appendCanonicalQuery(dst, raw, []byte(exclude))
+}
