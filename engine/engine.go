@@ -106,7 +106,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		gnet.WithTicker(true),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 		gnet.WithTCPKeepAlive(30 * time.Second),
-		gnet.WithLogLevel(4), // errors only: gnet's own logger is noisy
+		gnet.WithLogger(gnetLogger{e.opts.Logger}),
 	}
 	stop := context.AfterFunc(ctx, func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
