@@ -16,8 +16,8 @@ type wantResp struct {
 	keepAlive     bool
 }
 
-// versitygw-style answers to a PUT (S3 gateway on fasthttp): a 200 and an S3
-// XML error.
+// Answers to a PUT shaped like versitygw's (keep-alive variant), a 200 and an
+// S3 XML error; the captured originals are in testdata/versitygw-put-*.http.
 const (
 	versity200 = "HTTP/1.1 200 OK\r\nServer: VERSITYGW\r\nDate: Thu, 26 Nov 2026 16:32:43 GMT\r\n" +
 		"Content-Length: 0\r\nEtag: \"5d41402abc4b2a76b9719d911017c592\"\r\n" +
@@ -180,5 +180,50 @@ func TestParserReuse(t *testing.T) {
 	var req Request
 	if err := p.Parse([]byte("GET / HTTP/1.1\r\nHost: h\r\n\r\n"), Limits{}, &req); err != nil {
 		t.Fatalf("request after Reset: %v", err)
+	}
+}
+
+// realResponse returns a captured versitygw answer with its leading
+// "100 Continue" head removed.
+func realResponse(t testing.TB, name string) []byte {
+	t.Helper()
+	buf := readHead(t, name)
+	const cont = "HTTP/1.1 100 Continue\r\n\r\n"
+	if !strings.HasPrefix(string(buf), cont) {
+		t.Fatalf("%s does not start with 100 Continue", name)
+	}
+	return buf[len(cont):]
+}
+
+// TestParseResponseVersitygw parses answers captured from versitygw (posix
+// backend) to aws cli PUTs: the 100 Continue, then the final head.
+func TestParseResponseVersitygw(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		status int
+		cl     int64
+	}{
+		{"versitygw-put-200.http", 200, 0},
+		{"versitygw-put-400.http", 400, 426},
+	} {
+		buf := readHead(t, tc.name)
+		var p Parser
+		var r Response
+		if err := p.ParseResponse(buf, Limits{}, &r); err != nil || r.Status != 100 || r.HeadLen != 25 {
+			t.Fatalf("%s: first head = %v, status %d, HeadLen %d; want nil, 100, 25", tc.name, err, r.Status, r.HeadLen)
+		}
+		buf = buf[r.HeadLen:]
+		p.Reset()
+		if err := p.ParseResponse(buf, Limits{}, &r); err != nil {
+			t.Fatalf("%s: ParseResponse = %v", tc.name, err)
+		}
+		if r.Status != tc.status || r.ContentLength != tc.cl || r.KeepAlive || r.Chunked ||
+			int64(len(buf)-r.HeadLen) != tc.cl || string(r.Reason.Bytes(buf)) != map[int]string{200: "OK", 400: "Bad Request"}[tc.status] {
+			t.Errorf("%s: status %d reason %q CL %d KeepAlive %v Chunked %v body %d", tc.name, r.Status,
+				r.Reason.Bytes(buf), r.ContentLength, r.KeepAlive, r.Chunked, len(buf)-r.HeadLen)
+		}
+		if v, ok := r.Lookup(buf, "etag"); tc.status == 200 && (!ok || v.Len() != 34) {
+			t.Errorf("%s: ETag = %q, %v", tc.name, v.Bytes(buf), ok)
+		}
 	}
 }
