@@ -1,0 +1,325 @@
+//go:build linux
+
+package transfer
+
+import (
+	"errors"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// The splice path keeps the invariant of Go's internal/poll: a pipe enters
+// a fill empty, and a drain empties it completely. With SPLICE_F_NONBLOCK,
+// EAGAIN is otherwise ambiguous (socket not ready, or pipe full/empty); with
+// the invariant, EAGAIN on fill means the client is not readable and EAGAIN
+// on drain means the upstream is not writable, so each is waited for in the
+// runtime poller through syscall.RawConn.
+
+const (
+	fillFlags  = unix.SPLICE_F_NONBLOCK | unix.SPLICE_F_MOVE
+	drainFlags = unix.SPLICE_F_NONBLOCK | unix.SPLICE_F_MOVE
+)
+
+// pipe is one kernel pipe used as the splice buffer. data is the number of
+// bytes it holds; only pipes with data == 0 may be pooled.
+type pipe struct {
+	rfd, wfd int
+	size     int // capacity granted by the kernel (F_GETPIPE_SZ)
+	data     int
+}
+
+func (p *pipe) destroy() error {
+	e1 := unix.Close(p.rfd)
+	e2 := unix.Close(p.wfd)
+	if e1 != nil {
+		return os.NewSyscallError("close", e1)
+	}
+	if e2 != nil {
+		return os.NewSyscallError("close", e2)
+	}
+	return nil
+}
+
+// pipeSet is the bounded pool of idle, empty pipes plus the counters behind
+// Stats. It is safe for concurrent use.
+type pipeSet struct {
+	size, min, maxIdle int
+
+	mu     sync.Mutex
+	idle   []*pipe // LIFO: the most recently used pipe is the warmest
+	closed bool
+
+	inUse   atomic.Int64
+	granted atomic.Int64 // F_GETPIPE_SZ of the last fresh pipe
+	created atomic.Int64 // pipes opened, for tests
+
+	srcWaits, dstWaits atomic.Int64 // EAGAIN waits, for tests
+}
+
+func newPipeSet(o Options) *pipeSet {
+	return &pipeSet{size: o.PipeSize, min: o.MinPipeSize, maxIdle: o.MaxIdlePipes}
+}
+
+func (s *pipeSet) stats() Stats {
+	s.mu.Lock()
+	idle := len(s.idle)
+	s.mu.Unlock()
+	return Stats{PipesInUse: s.inUse.Load(), PipesIdle: int64(idle), PipeSize: int(s.granted.Load())}
+}
+
+func (s *pipeSet) close() error {
+	s.mu.Lock()
+	idle := s.idle
+	s.idle = nil
+	s.closed = true
+	s.mu.Unlock()
+	var errs []error
+	for _, p := range idle {
+		if err := p.destroy(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// get returns an empty pipe of at least s.min bytes, from the pool or
+// fresh. tooSmall reports that the kernel granted a fresh pipe less than
+// s.min (the pipe is already closed). A nil pipe with tooSmall false means
+// no pipe could be created (e.g. EMFILE): the caller copies instead.
+func (s *pipeSet) get() (p *pipe, tooSmall bool) {
+	s.mu.Lock()
+	if k := len(s.idle); k > 0 {
+		p = s.idle[k-1]
+		s.idle[k-1] = nil
+		s.idle = s.idle[:k-1]
+		s.mu.Unlock()
+		s.inUse.Add(1)
+		return p, false
+	}
+	s.mu.Unlock()
+
+	var fds [2]int
+	if err := unix.Pipe2(fds[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+		return nil, false
+	}
+	s.created.Add(1)
+	p = &pipe{rfd: fds[0], wfd: fds[1]}
+	// EPERM past fs.pipe-max-size or fs.pipe-user-pages-soft: a smaller
+	// pipe may still fit in the budget.
+	if _, err := unix.FcntlInt(uintptr(p.rfd), unix.F_SETPIPE_SZ, s.size); err != nil && s.min < s.size {
+		_, _ = unix.FcntlInt(uintptr(p.rfd), unix.F_SETPIPE_SZ, s.min)
+	}
+	got, err := unix.FcntlInt(uintptr(p.rfd), unix.F_GETPIPE_SZ, 0)
+	if err != nil {
+		_ = p.destroy()
+		return nil, false
+	}
+	s.granted.Store(int64(got))
+	if got < s.min {
+		_ = p.destroy()
+		return nil, true
+	}
+	p.size = got
+	s.inUse.Add(1)
+	return p, false
+}
+
+// put returns p to the pool if it is empty, reusable (no error on its
+// transfer), and there is room; otherwise it closes p.
+func (s *pipeSet) put(p *pipe, reusable bool) {
+	s.inUse.Add(-1)
+	if reusable && p.data == 0 {
+		s.mu.Lock()
+		if !s.closed && len(s.idle) < s.maxIdle {
+			s.idle = append(s.idle, p)
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+	}
+	_ = p.destroy()
+}
+
+// spliceJob is the splice state of one transfer, read and written by the
+// RawConn callbacks fill and drain (bound once per pooled job, so passing
+// them costs no allocation).
+type spliceJob struct {
+	p        *pipe
+	max      int   // fill: bytes to ask for
+	got      int   // fill: bytes moved into the pipe
+	more     bool  // drain: more body follows this chunk (SPLICE_F_MORE)
+	drained  int   // drain: bytes moved to dst by this drain
+	progress bool  // drain: bytes moved since the stall deadline was armed
+	serr     error // errno from splice(2), nil, or io.ErrNoProgress
+	srcWaits int64
+	dstWaits int64
+	fillFn   func(uintptr) bool
+	drainFn  func(uintptr) bool
+}
+
+func (j *job) initSplice() {
+	j.fillFn = j.fill
+	j.drainFn = j.drain
+}
+
+func (j *job) resetSplice() {
+	j.p = nil
+	j.serr = nil
+}
+
+// splice wraps unix.Splice, which returns int on some Linux architectures
+// and int64 on others, and never reports a negative count.
+func splice(rfd, wfd, n, flags int) (int, error) {
+	m, err := unix.Splice(rfd, nil, wfd, nil, n, flags)
+	if err != nil {
+		return 0, err
+	}
+	return int(m), nil
+}
+
+// fill is the syscall.RawConn.Read callback: one splice src -> empty pipe of
+// at most j.max bytes. It returns false (wait for readability) on EAGAIN.
+func (j *job) fill(fd uintptr) bool {
+	for {
+		n, err := splice(int(fd), j.p.wfd, j.max, fillFlags)
+		switch err {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			j.srcWaits++
+			return false
+		}
+		j.got, j.serr = n, err
+		return true
+	}
+}
+
+// drain is the syscall.RawConn.Write callback: splice pipe -> dst until the
+// pipe is empty, handling partial splices. It returns false (wait for
+// writability) on EAGAIN, after re-arming the stall deadline if bytes moved.
+func (j *job) drain(fd uintptr) bool {
+	flags := drainFlags
+	if j.more {
+		flags |= unix.SPLICE_F_MORE
+	}
+	for j.p.data > 0 {
+		n, err := splice(j.p.rfd, int(fd), j.p.data, flags)
+		if n > 0 {
+			j.p.data -= n
+			j.drained += n
+			j.progress = true
+			continue
+		}
+		switch err {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			j.dstWaits++
+			if j.progress {
+				j.progress = false
+				j.armDst()
+			}
+			return false
+		case nil:
+			// The pipe holds data, so 0 means the kernel moved
+			// nothing without saying why: do not spin on it.
+			err = io.ErrNoProgress
+		}
+		j.serr = err
+		return true
+	}
+	return true
+}
+
+// spliceBody moves n bytes src -> pipe -> dst. handled is false when the
+// transfer must copy instead (a conn without a file descriptor, no pipe, a
+// pipe too small, or a socket type splice refuses before any byte moved).
+func (m *Mover) spliceBody(j *job, res *Result, n int64) (handled bool, err error) {
+	sc, ok := j.src.(syscall.Conn)
+	if !ok {
+		return false, nil
+	}
+	dc, ok := j.dst.(syscall.Conn)
+	if !ok {
+		return false, nil
+	}
+	rsrc, err := sc.SyscallConn()
+	if err != nil {
+		return false, nil
+	}
+	rdst, err := dc.SyscallConn()
+	if err != nil {
+		return false, nil
+	}
+	p, tooSmall := m.pipes.get()
+	if p == nil {
+		res.PipeTooSmall = tooSmall
+		return false, nil
+	}
+	j.p = p
+	j.srcWaits, j.dstWaits = 0, 0
+	res.Mode = ModeSplice
+	err = j.spliceLoop(rsrc, rdst, res, n)
+	if errors.Is(err, errSpliceUnsupported) {
+		res.Mode = 0
+		m.pipes.put(p, true)
+		return false, nil
+	}
+	m.pipes.srcWaits.Add(j.srcWaits)
+	m.pipes.dstWaits.Add(j.dstWaits)
+	m.pipes.put(p, err == nil)
+	return true, err
+}
+
+// errSpliceUnsupported: splice(2) refused the socket pair (EINVAL) before
+// moving any byte; the transfer can fall back to copying.
+var errSpliceUnsupported = errors.New("transfer: splice unsupported for these sockets")
+
+func (j *job) spliceLoop(rsrc, rdst syscall.RawConn, res *Result, n int64) error {
+	first := true
+	for n > 0 {
+		j.max = j.p.size
+		if int64(j.max) > n {
+			j.max = int(n)
+		}
+		j.got, j.serr = 0, nil
+		j.armSrc()
+		if err := rsrc.Read(j.fillFn); err != nil {
+			return j.fail(SideSrc, "splice", err)
+		}
+		if j.serr != nil {
+			if first && j.serr == unix.EINVAL {
+				return errSpliceUnsupported
+			}
+			return j.fail(SideSrc, "splice", os.NewSyscallError("splice", j.serr))
+		}
+		if j.got == 0 {
+			return &Error{Side: SideSrc, Op: "splice", Err: ErrShortBody}
+		}
+		first = false
+		j.p.data = j.got
+		n -= int64(j.got)
+
+		j.more = n > 0
+		j.drained, j.progress = 0, false
+		j.armDst()
+		err := rdst.Write(j.drainFn)
+		res.Spliced += int64(j.drained)
+		if err != nil {
+			return j.fail(SideDst, "splice", err)
+		}
+		if j.serr != nil {
+			serr := j.serr
+			if serr != io.ErrNoProgress {
+				serr = os.NewSyscallError("splice", serr)
+			}
+			return j.fail(SideDst, "splice", serr)
+		}
+	}
+	return nil
+}

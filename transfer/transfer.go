@@ -1,0 +1,353 @@
+package transfer
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Mode is the path a transfer took for the bytes after its prefix.
+type Mode uint8
+
+const (
+	// ModeSplice: client -> pipe -> upstream with splice(2), no user-space copy.
+	ModeSplice Mode = iota + 1
+	// ModeCopy: read into a pooled buffer, write it out.
+	ModeCopy
+)
+
+// String returns "splice" or "copy".
+func (m Mode) String() string {
+	switch m {
+	case ModeSplice:
+		return "splice"
+	case ModeCopy:
+		return "copy"
+	}
+	return "Mode(" + strconv.Itoa(int(m)) + ")"
+}
+
+// Defaults used for zero (or negative) Options fields.
+const (
+	DefaultPipeSize       = 1 << 20
+	DefaultMinPipeSize    = 256 << 10
+	DefaultMaxIdlePipes   = 64
+	DefaultCopyBufferSize = 256 << 10
+)
+
+// Options configures a Mover. The zero value is ready to use.
+type Options struct {
+	// PipeSize is the pipe capacity requested with F_SETPIPE_SZ, in bytes;
+	// 0 means DefaultPipeSize (1 MiB). The kernel rounds it up to a power of
+	// two pages and refuses sizes above fs.pipe-max-size to unprivileged
+	// processes.
+	PipeSize int
+
+	// MinPipeSize is the smallest granted capacity worth splicing through;
+	// 0 means DefaultMinPipeSize (256 KiB), and it is capped at PipeSize.
+	// When a fresh pipe gets less (F_GETPIPE_SZ after F_SETPIPE_SZ; EPERM
+	// past fs.pipe-user-pages-soft or fs.pipe-max-size), the pipe is closed,
+	// that transfer copies and Result.PipeTooSmall is set.
+	MinPipeSize int
+
+	// MaxIdlePipes bounds the pool of idle pipes; 0 means
+	// DefaultMaxIdlePipes (64). Only empty pipes return to the pool.
+	MaxIdlePipes int
+
+	// ForceCopy makes every transfer take the copy path.
+	ForceCopy bool
+
+	// CopyBufferSize is the size of the pooled copy buffers, in bytes;
+	// 0 means DefaultCopyBufferSize (256 KiB).
+	CopyBufferSize int
+
+	// StallTimeout, if positive, fails a transfer with ErrStalled when no
+	// byte moves for this long. It is enforced with deadlines refreshed
+	// at most once per chunk (a pipe fill, a pipe drain that makes progress
+	// before waiting, a copy-buffer read or write), so it should be well
+	// above the time one chunk takes on the slowest link you accept.
+	StallTimeout time.Duration
+}
+
+func (o Options) normalized() Options {
+	if o.PipeSize <= 0 {
+		o.PipeSize = DefaultPipeSize
+	}
+	if o.MinPipeSize <= 0 {
+		o.MinPipeSize = DefaultMinPipeSize
+	}
+	if o.MinPipeSize > o.PipeSize {
+		o.MinPipeSize = o.PipeSize
+	}
+	if o.MaxIdlePipes <= 0 {
+		o.MaxIdlePipes = DefaultMaxIdlePipes
+	}
+	if o.CopyBufferSize <= 0 {
+		o.CopyBufferSize = DefaultCopyBufferSize
+	}
+	if o.StallTimeout < 0 {
+		o.StallTimeout = 0
+	}
+	return o
+}
+
+// Mover moves bodies between connections. It owns a bounded pool of pipes
+// and a pool of copy buffers. A Mover is safe for concurrent use by any
+// number of transfers; create one per process (or per listener) and Close it
+// when done.
+type Mover struct {
+	opts  Options
+	bufs  sync.Pool // *[]byte of len opts.CopyBufferSize
+	jobs  sync.Pool // *job
+	pipes *pipeSet  // platform-specific; never references the Mover
+}
+
+// NewMover returns a Mover configured by o (zero fields take the defaults).
+// It opens no file descriptor: pipes are created on demand.
+func NewMover(o Options) *Mover {
+	m := &Mover{opts: o.normalized()}
+	size := m.opts.CopyBufferSize
+	m.bufs.New = func() any {
+		b := make([]byte, size)
+		return &b
+	}
+	m.jobs.New = func() any { return newJob() }
+	m.pipes = newPipeSet(m.opts)
+	// Idle pipes hold file descriptors: release them if the Mover is
+	// dropped without Close.
+	runtime.AddCleanup(m, func(s *pipeSet) { _ = s.close() }, m.pipes)
+	return m
+}
+
+// Close closes the idle pipes. Transfers still running finish normally;
+// their pipes are closed, not pooled, when they end. A closed Mover can
+// still Move (pipes are then created and closed per transfer). Close is
+// idempotent and safe to call concurrently with Move.
+func (m *Mover) Close() error { return m.pipes.close() }
+
+// Stats is a snapshot of a Mover's pipe pool.
+type Stats struct {
+	PipesInUse int64 // pipes held by running transfers
+	PipesIdle  int64 // empty pipes waiting in the pool
+	PipeSize   int   // capacity the kernel granted the most recent fresh pipe; 0 before the first
+}
+
+// Stats returns a snapshot of the pipe pool. Safe for concurrent use.
+func (m *Mover) Stats() Stats { return m.pipes.stats() }
+
+// Result reports what a Move did. It is valid also when Move fails: the
+// counts are the bytes written to dst before the failure.
+type Result struct {
+	Spliced int64 // body bytes moved by splice(2)
+	Copied  int64 // bytes written from user space: the prefix plus copied body bytes
+	Mode    Mode  // path used for the n bytes after the prefix
+	// PipeTooSmall is set when the kernel granted a fresh pipe less than
+	// Options.MinPipeSize, so this transfer copied instead of splicing.
+	PipeTooSmall bool
+}
+
+// Move writes prefix to dst, then moves exactly n bytes from src to dst (n
+// excludes the prefix), never reading past them: a pipelined next request
+// stays in src's kernel buffer for the caller.
+//
+// dst and src are usually *net.TCPConn. Splice needs both to implement
+// syscall.Conn; any other pair (e.g. a *tls.Conn dst) takes the copy path, as
+// does every transfer with Options.ForceCopy. File descriptors must be
+// non-blocking ones polled by the Go runtime (net.Dial, net.FileConn); Move
+// waits only by parking in the runtime poller, never by spinning or
+// sleeping.
+//
+// prefix is only read, and not retained after Move returns (the caller may
+// pass a borrowed buffer). Bytes are counted in Result; on error Result
+// tells how far the transfer got.
+//
+// Deadlines: during the call Move owns src's read deadline and dst's write
+// deadline. It sets them when ctx can be cancelled or StallTimeout is set,
+// and clears them (to "no deadline") before returning. The other directions
+// (reading dst, e.g. to catch an early upstream answer, and writing src) are
+// left alone, so another goroutine may use them concurrently.
+//
+// When ctx is done Move returns promptly an *Error wrapping ctx.Err(); when
+// no byte moves for StallTimeout it returns one wrapping ErrStalled. A client
+// closing before n bytes gives ErrShortBody with Side SideSrc. Every error is
+// an *Error (except ErrNegativeLength); after an error both connections are
+// in an unknown state for HTTP and must be closed by the caller (see
+// ResetClose for dst).
+//
+// Move is safe for concurrent use, on different connection pairs.
+func (m *Mover) Move(ctx context.Context, dst, src net.Conn, prefix []byte, n int64) (Result, error) {
+	var res Result
+	if n < 0 {
+		return res, ErrNegativeLength
+	}
+	if err := ctx.Err(); err != nil {
+		return res, &Error{Side: SideSrc, Op: "read", Err: err}
+	}
+	j := m.jobs.Get().(*job)
+	j.start(ctx, dst, src, m.opts.StallTimeout)
+	err := m.move(j, &res, prefix, n)
+	if j.finish() {
+		m.jobs.Put(j)
+	}
+	return res, err
+}
+
+func (m *Mover) move(j *job, res *Result, prefix []byte, n int64) error {
+	if len(prefix) > 0 {
+		j.armDst()
+		w, err := j.dst.Write(prefix)
+		res.Copied += int64(w)
+		if err != nil {
+			return j.fail(SideDst, "write", err)
+		}
+	}
+	if !m.opts.ForceCopy {
+		handled, err := m.spliceBody(j, res, n)
+		if handled {
+			return err
+		}
+	}
+	res.Mode = ModeCopy
+	return m.copyBody(j, res, n)
+}
+
+// aLongTimeAgo is a deadline in the past: setting it wakes blocked I/O.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// job is the per-transfer state. It is pooled so that the callbacks handed
+// to syscall.RawConn (bound once in newJob) cost no allocation per Move.
+type job struct {
+	ctx      context.Context
+	src, dst net.Conn
+	stall    time.Duration
+
+	stop      func() bool // from context.AfterFunc; nil if ctx cannot be cancelled
+	deadlines bool        // Move set a deadline: clear on return
+	mu        sync.Mutex  // guards cancelled, finished and the deadlines while ctx may fire
+	cancelled bool
+	finished  bool
+	onCancel  func() // j.cancel, bound once
+
+	spliceJob // platform-specific state
+}
+
+func newJob() *job {
+	j := &job{}
+	j.onCancel = j.cancel
+	j.initSplice()
+	return j
+}
+
+func (j *job) start(ctx context.Context, dst, src net.Conn, stall time.Duration) {
+	j.ctx, j.dst, j.src, j.stall = ctx, dst, src, stall
+	j.cancelled, j.finished = false, false
+	j.deadlines = stall > 0
+	j.stop = nil
+	if ctx.Done() != nil {
+		j.deadlines = true
+		j.stop = context.AfterFunc(ctx, j.onCancel)
+	}
+}
+
+// cancel runs when ctx is done: past deadlines wake Move wherever it waits.
+func (j *job) cancel() {
+	j.mu.Lock()
+	if !j.finished {
+		j.cancelled = true
+		_ = j.src.SetReadDeadline(aLongTimeAgo)
+		_ = j.dst.SetWriteDeadline(aLongTimeAgo)
+	}
+	j.mu.Unlock()
+}
+
+// finish stops the context watch and clears the deadlines Move set. It
+// reports whether j may be pooled (false if the AfterFunc callback started
+// and may still hold j).
+func (j *job) finish() bool {
+	reusable := true
+	if j.stop != nil && !j.stop() {
+		reusable = false
+	}
+	if j.deadlines {
+		j.mu.Lock()
+		j.finished = true
+		_ = j.src.SetReadDeadline(time.Time{})
+		_ = j.dst.SetWriteDeadline(time.Time{})
+		j.mu.Unlock()
+	}
+	if !reusable {
+		return false
+	}
+	j.ctx, j.src, j.dst, j.stop = nil, nil, nil, nil
+	j.resetSplice()
+	return true
+}
+
+// armSrc refreshes the stall deadline for reading src (one chunk).
+func (j *job) armSrc() {
+	if j.stall <= 0 {
+		return
+	}
+	j.mu.Lock()
+	if !j.cancelled {
+		_ = j.src.SetReadDeadline(time.Now().Add(j.stall))
+	}
+	j.mu.Unlock()
+}
+
+// armDst refreshes the stall deadline for writing dst (one chunk).
+func (j *job) armDst() {
+	if j.stall <= 0 {
+		return
+	}
+	j.mu.Lock()
+	if !j.cancelled {
+		_ = j.dst.SetWriteDeadline(time.Now().Add(j.stall))
+	}
+	j.mu.Unlock()
+}
+
+// fail wraps err as an *Error, turning deadline expiry into the context's
+// error or ErrStalled.
+func (j *job) fail(side Side, op string, err error) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		j.mu.Lock()
+		cancelled := j.cancelled
+		j.mu.Unlock()
+		switch {
+		case cancelled:
+			err = j.ctx.Err()
+		case j.stall > 0:
+			err = ErrStalled
+		}
+	}
+	return &Error{Side: side, Op: op, Err: err}
+}
+
+// ResetClose closes c so that the peer sees a TCP RST instead of a clean
+// FIN (SO_LINGER 0), discarding unsent data. Use it on the upstream when the
+// client vanished mid-body, so the server never mistakes a truncated body
+// for a complete one. Wrappers with a NetConn method (such as *tls.Conn) are
+// unwrapped and their transport is reset directly, without a TLS
+// close_notify. Connections that are not TCP are closed normally.
+func ResetClose(c net.Conn) error {
+	for {
+		w, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		c = w.NetConn()
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		if err := tc.SetLinger(0); err != nil {
+			_ = tc.Close()
+			return err
+		}
+	}
+	return c.Close()
+}
