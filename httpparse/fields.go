@@ -20,7 +20,8 @@ import (
 // complete field line (stored as hs[*n-1]), nil with p.state == stDone after
 // the final CRLF, or needMore or an error.
 func (p *Parser) fieldLine(buf []byte, i, end int, hs *[MaxHeaders]Header, n *int) (int, *Error) {
-	for i < end {
+	buf = buf[:end] // lets the compiler drop bounds checks below
+	for i < len(buf) {
 		switch p.state {
 		case stLineStart:
 			switch buf[i] {
@@ -42,10 +43,10 @@ func (p *Parser) fieldLine(buf []byte, i, end int, hs *[MaxHeaders]Header, n *in
 			p.mark = int32(i)
 			p.state = stName
 		case stName:
-			for i < end && class[buf[i]]&cToken != 0 {
+			for i < len(buf) && class[buf[i]]&cToken != 0 {
 				i++
 			}
-			if i == end {
+			if i == len(buf) {
 				return i, needMore
 			}
 			switch buf[i] {
@@ -66,17 +67,17 @@ func (p *Parser) fieldLine(buf []byte, i, end int, hs *[MaxHeaders]Header, n *in
 			i++
 			p.state = stValueOWS
 		case stValueOWS:
-			for i < end && class[buf[i]]&cOWS != 0 {
+			for i < len(buf) && class[buf[i]]&cOWS != 0 {
 				i++
 			}
-			if i == end {
+			if i == len(buf) {
 				return i, needMore
 			}
 			p.mark = int32(i)
 			p.state = stValue
 		case stValue:
-			i = scanValue(buf, i, end)
-			if i == end {
+			i = scanValue(buf, i, len(buf))
+			if i == len(buf) {
 				return i, needMore
 			}
 			switch buf[i] {
@@ -212,7 +213,9 @@ func (p *Parser) requestField(buf []byte, req *Request, h *Header) *Error {
 			switch {
 			case len(el) == 0:
 			case equalFold(el, "100-continue"):
-				req.Expect100 = true
+				// "A server that receives a 100-continue expectation in
+				// an HTTP/1.0 request MUST ignore that expectation."
+				req.Expect100 = req.Minor == 1
 			default:
 				return ErrExpectation
 			}

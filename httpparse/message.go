@@ -77,7 +77,7 @@ type Request struct {
 	HeadLen        int   // bytes of the head including the final empty line; the body starts at buf[HeadLen]
 	ContentLength  int64 // -1 when absent
 	Host           Span  // empty if absent
-	Expect100      bool  // Expect: 100-continue (case-insensitive)
+	Expect100      bool  // Expect: 100-continue (case-insensitive); ignored in HTTP/1.0 (RFC 9110 10.1.1)
 	KeepAlive      bool  // HTTP/1.1 unless "Connection: close"; HTTP/1.0 only with "Connection: keep-alive"
 }
 

@@ -125,6 +125,16 @@ var validRequests = []struct {
 		method: "PUT", target: "/k", path: "/k", minor: 1,
 		headers:       []string{"Host: h", "expect: 100-Continue", "Content-Length: 9223372036854775807"},
 		contentLength: 9223372036854775807, host: "h", expect100: true, keepAlive: true}},
+	{"expect ignored in 1.0", "PUT /k HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n", want{
+		method: "PUT", target: "/k", path: "/k",
+		headers:       []string{"Expect: 100-continue", "Content-Length: 1"},
+		contentLength: 1}},
+	{"long values with obs-text and HTAB", "PUT /k HTTP/1.1\r\nHost: h\r\nX-A: \xff\xfe\x80\x81\x90\xa0\xc0\xe0\xf0\xff\x80\x80\x80\x80\x80\x80\x80\r\n" +
+		"X-B: 0123456\t89abcdef\t\t0123456789ABCDEF\t \t\r\n\r\n", want{
+		method: "PUT", target: "/k", path: "/k", minor: 1,
+		headers: []string{"Host: h", "X-A: \xff\xfe\x80\x81\x90\xa0\xc0\xe0\xf0\xff\x80\x80\x80\x80\x80\x80\x80",
+			"X-B: 0123456\t89abcdef\t\t0123456789ABCDEF"},
+		contentLength: -1, host: "h", keepAlive: true}},
 	{"content-length leading zeros", "PUT /k HTTP/1.1\r\nHost: h\r\nCONTENT-LENGTH: 007\r\n\r\n", want{
 		method: "PUT", target: "/k", path: "/k", minor: 1,
 		headers: []string{"Host: h", "CONTENT-LENGTH: 007"}, contentLength: 7, host: "h", keepAlive: true}},
