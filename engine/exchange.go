@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"strconv"
@@ -192,8 +193,8 @@ func (e *Engine) runDetached(j *job) {
 	status, reuse, moved := e.exchangeStreaming(j, client)
 	e.finish(j, status, moved.Spliced+moved.Copied, moved.Spliced)
 	if !reuse || !j.keepAlive {
-		_ = client.Close()
 		j.release()
+		lingerClose(client)
 		return
 	}
 	st, el := j.st, j.el
@@ -265,35 +266,50 @@ func (e *Engine) exchangeStreaming(j *job, client net.Conn) (status int, reuse b
 			cancel() // an early (or any) response ends the body transfer
 		}
 	}()
-	res, moveErr := e.mover.Move(ctx, u.c, client, j.out[j.headLen:], j.remaining)
+	// Hold back the body's last byte: once the rest has moved, a peek shows whether bytes beyond
+	// Content-Length follow that cannot start a next request (a body longer than declared). Then
+	// the upstream is reset before it sees a complete body, so no object is stored.
+	holdBack := canPeek && j.remaining > 0
+	n := j.remaining
+	if holdBack {
+		n--
+	}
+	res, moveErr := e.mover.Move(ctx, u.c, client, j.out[j.headLen:], n)
+	if moveErr == nil && holdBack {
+		var last int64
+		if last, moveErr = e.moveLastByte(client, u.c); moveErr == errBodyTooLong {
+			transfer.ResetClose(u.c)
+			<-done
+			cancel()
+			e.errorResponse(j, errIncompleteBody, true)
+			writeAll(client, j.resp, e.opts.BodyStallTimeout)
+			return errIncompleteBody.Status, false, res
+		}
+		res.Copied += last
+	}
 	bodyDone := moveErr == nil
 	var r result
-	if bodyDone {
+	var te *transfer.Error
+	switch {
+	case bodyDone:
 		_ = u.c.SetReadDeadline(time.Now().Add(e.opts.ResponseTimeout))
 		r = <-done
-	} else {
-		select {
-		case r = <-done: // early response, or the upstream failed
-		default:
-			// The client side failed (gone, short body, stalled): make the upstream see an
-			// error rather than a clean end, so it never stores a truncated object.
-			transfer.ResetClose(u.c)
-			r = <-done
-			cancel()
-			var te *transfer.Error
-			if errors.As(moveErr, &te) && te.Side == transfer.SideDst {
-				e.metrics.upstreamErrors.Inc()
-				e.errorResponse(j, errBadGateway, true)
-				writeAll(client, j.resp, e.opts.BodyStallTimeout)
-				return errBadGateway.Status, false, res
-			}
-			if errors.Is(moveErr, transfer.ErrStalled) {
-				e.errorResponse(j, errRequestTimeout, true)
-				writeAll(client, j.resp, e.opts.BodyStallTimeout)
-				return errRequestTimeout.Status, false, res
-			}
-			return 499, false, res // client gone: nobody to answer
+	case ctx.Err() != nil || errors.As(moveErr, &te) && te.Side == transfer.SideDst:
+		// The upstream answered early or stopped reading: relay its response if one comes.
+		_ = u.c.SetReadDeadline(time.Now().Add(lingerTime))
+		r = <-done
+	default:
+		// The client side failed (gone, short body, stalled): make the upstream see an error
+		// rather than a clean end, so it never stores a truncated object.
+		transfer.ResetClose(u.c)
+		<-done
+		cancel()
+		if errors.Is(moveErr, transfer.ErrStalled) {
+			e.errorResponse(j, errRequestTimeout, true)
+			writeAll(client, j.resp, e.opts.BodyStallTimeout)
+			return errRequestTimeout.Status, false, res
 		}
+		return 499, false, res // client gone: nobody to answer
 	}
 	cancel()
 	if r.err != nil {
@@ -322,6 +338,32 @@ func (e *Engine) exchangeStreaming(j *job, client net.Conn) (status int, reuse b
 		return status, false, res
 	}
 	return status, !closeClient, res
+}
+
+var errBodyTooLong = errors.New("engine: body longer than Content-Length")
+
+// moveLastByte peeks at what follows the body's last byte and moves that byte upstream unless bytes
+// follow that cannot begin a pipelined request.
+func (e *Engine) moveLastByte(client, up net.Conn) (int64, error) {
+	var b [24]byte
+	_ = client.SetReadDeadline(time.Now().Add(e.opts.BodyStallTimeout))
+	defer client.SetReadDeadline(time.Time{})
+	n, err := peek(client, b[:])
+	if err != nil {
+		return 0, &transfer.Error{Side: transfer.SideSrc, Op: "peek", Err: err}
+	}
+	if n > 1 && !plausibleRequestStart(b[1:n]) {
+		return 0, errBodyTooLong
+	}
+	if _, err := io.ReadFull(client, b[:1]); err != nil {
+		return 0, &transfer.Error{Side: transfer.SideSrc, Op: "read", Err: err}
+	}
+	_ = up.SetWriteDeadline(time.Now().Add(e.opts.BodyStallTimeout))
+	defer up.SetWriteDeadline(time.Time{})
+	if _, err := up.Write(b[:1]); err != nil {
+		return 0, &transfer.Error{Side: transfer.SideDst, Op: "write", Err: err}
+	}
+	return 1, nil
 }
 
 func writeAll(c net.Conn, b []byte, timeout time.Duration) bool {
