@@ -174,6 +174,8 @@ func readResponse(u *upConn, lim httpparse.Limits, resp *upResponse) (started bo
 	h := &resp.head
 	resp.keepAlive = h.KeepAlive
 	switch {
+	case h.Status == 204 || h.Status == 304:
+		resp.total = h.HeadLen // no body by definition (RFC 9112 6.3)
 	case h.Chunked:
 		var cs httpparse.ChunkScanner
 		pos := h.HeadLen
