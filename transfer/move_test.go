@@ -409,3 +409,49 @@ func itoa(n int) string {
 	}
 	return string(b[i:])
 }
+
+// TestMoveEarlyResponse: the upstream answers before the body is complete
+// (412, 403...) and stops reading. A watcher reading dst concurrently (Move
+// only owns dst's write deadline) sees the answer and cancels Move, then
+// keeps reading the rest of the answer after Move returned.
+func TestMoveEarlyResponse(t *testing.T) {
+	const head, tail = "HTTP/1.1 412 Precondition Failed\r\n", "Content-Length: 0\r\n\r\n"
+	for _, mode := range modes {
+		t.Run(mode.String(), func(t *testing.T) {
+			m := testMover(t, mode, transfer.Options{})
+			r := newRig(t)
+			send(r.client, 0, 0, body(64<<20))
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			r.up.Write([]byte(head))
+			watched := make(chan string, 1)
+			go func() {
+				buf := make([]byte, len(head)+len(tail))
+				if _, err := io.ReadFull(r.dst, buf[:len(head)]); err != nil {
+					watched <- "read: " + err.Error()
+					return
+				}
+				cancel()
+				if _, err := io.ReadFull(r.dst, buf[len(head):]); err != nil {
+					watched <- "read after cancel: " + err.Error()
+					return
+				}
+				watched <- string(buf)
+			}()
+			_, err := m.Move(ctx, r.dst, r.src, testPrefix, 64<<20)
+			// Move may be waiting on either side when the cancel lands.
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("Move = %v; want context.Canceled", err)
+			}
+			r.up.Write([]byte(tail))
+			select {
+			case got := <-watched:
+				if got != head+tail {
+					t.Errorf("watcher read %q; want %q", got, head+tail)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("watcher never read the whole early answer")
+			}
+		})
+	}
+}
