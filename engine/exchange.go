@@ -191,6 +191,9 @@ func (e *Engine) runDetached(j *job) {
 		return
 	}
 	status, reuse, moved := e.exchangeStreaming(j, client)
+	if moved.PipeTooSmall {
+		e.metrics.pipeTooSmall.Inc()
+	}
 	e.finish(j, status, moved.Spliced+moved.Copied, moved.Spliced)
 	if !reuse || !j.keepAlive {
 		j.release()

@@ -15,6 +15,7 @@ type engineMetrics struct {
 	bytesSplice        *metrics.Counter
 	bytesCopy          *metrics.Counter
 	detached           *metrics.Counter
+	pipeTooSmall       *metrics.Counter
 	timeouts           *metrics.Counter
 	upstreamDials      *metrics.Counter
 	upstreamDialErrors *metrics.Counter
@@ -40,6 +41,7 @@ func newEngineMetrics() *engineMetrics {
 			bytesSplice:        metrics.GetOrCreateCounter(`mizuchi_transfer_bytes_total{mode="splice"}`),
 			bytesCopy:          metrics.GetOrCreateCounter(`mizuchi_transfer_bytes_total{mode="copy"}`),
 			detached:           metrics.GetOrCreateCounter(`mizuchi_detached_requests_total`),
+			pipeTooSmall:       metrics.GetOrCreateCounter(`mizuchi_transfer_pipe_too_small_total`),
 			timeouts:           metrics.GetOrCreateCounter(`mizuchi_connection_timeouts_total`),
 			upstreamDials:      metrics.GetOrCreateCounter(`mizuchi_upstream_dials_total`),
 			upstreamDialErrors: metrics.GetOrCreateCounter(`mizuchi_upstream_dial_errors_total`),
