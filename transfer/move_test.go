@@ -455,3 +455,42 @@ func TestMoveEarlyResponse(t *testing.T) {
 		})
 	}
 }
+
+// TestMoveTailNotCorked: the last chunk of a body is sent without
+// SPLICE_F_MORE, so the upstream gets the tail at once instead of after the
+// kernel's ~200 ms cork timer.
+func TestMoveTailNotCorked(t *testing.T) {
+	const rounds, size = 5, 1<<20 + 1000 // a small last chunk
+	for _, mode := range modes {
+		t.Run(mode.String(), func(t *testing.T) {
+			m := testMover(t, mode, transfer.Options{})
+			r := newRig(t)
+			arrived := make(chan time.Time)
+			go func() {
+				buf := make([]byte, size)
+				for {
+					if _, err := io.ReadFull(r.up, buf); err != nil {
+						return
+					}
+					arrived <- time.Now()
+				}
+			}()
+			var worst time.Duration
+			for range rounds {
+				// The tail comes after a pause, when everything before
+				// it is acknowledged: only then would a cork hold it.
+				send(r.client, size-1000, 20*time.Millisecond, body(size))
+				if _, err := m.Move(context.Background(), r.dst, r.src, nil, size); err != nil {
+					t.Fatalf("Move = %v", err)
+				}
+				done := time.Now()
+				if d := (<-arrived).Sub(done); d > worst {
+					worst = d
+				}
+			}
+			if worst > 100*time.Millisecond {
+				t.Errorf("tail reached the upstream up to %v after Move returned; want it sent at once (SPLICE_F_MORE left on?)", worst)
+			}
+		})
+	}
+}
