@@ -1,0 +1,155 @@
+package server
+
+import (
+	"flag"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+const sample = `server:
+  address: "0.0.0.0:8080"
+  zero_copy: {enabled: true, pipe_buffer_size: 1048576}
+metrics: {enabled: true, address: "127.0.0.1:9090"}
+buckets:
+  - name: uploads                  # bucket name clients use; path_prefix defaults to /uploads
+    s3: {bucket: my-bucket, region: us-east-1, endpoint: "http://127.0.0.1:7070",
+         access_key: "${UPSTREAM_ACCESS_KEY}", secret_key: "${UPSTREAM_SECRET_KEY}"}
+    auth: {sigv4: {credentials: [{access_key: "${CLIENT_ACCESS_KEY}", secret_key: "${CLIENT_SECRET_KEY}"}]}}
+    upload: {multipart_threshold: 52428800, part_size: 104857600, concurrent_parts: 4}
+`
+
+var sampleEnv = map[string]string{"UPSTREAM_ACCESS_KEY": "uak", "UPSTREAM_SECRET_KEY": "usk$x",
+	"CLIENT_ACCESS_KEY": "cak", "CLIENT_SECRET_KEY": "csk"}
+
+func TestParseDocumentedConfig(t *testing.T) {
+	c, err := ParseConfig([]byte(sample), env(sampleEnv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Normalize()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	b := c.Buckets[0]
+	if b.PathPrefix != "/uploads" || b.S3.SecretKey != "usk$x" || b.Auth.SigV4.Credentials[0].SecretKey != "csk" {
+		t.Errorf("bucket = %+v", b)
+	}
+	if c.Server.ZeroCopy.PipeBufferSize != 1<<20 || b.Upload.PartSize != 100<<20 {
+		t.Errorf("sizes: %d %d", c.Server.ZeroCopy.PipeBufferSize, b.Upload.PartSize)
+	}
+	o, err := c.EngineOptions(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Buckets[0].Name != "uploads" || o.Buckets[0].Credentials["cak"] != "csk" || o.Buckets[0].AuthNone {
+		t.Errorf("engine bucket = %+v", o.Buckets[0])
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	cases := []struct {
+		name, yaml string
+		env        map[string]string
+		want       []string
+	}{
+		{"unknown key with line", "server:\n  address: x\n  adress: y\n", nil, []string{"line 3", "adress"}},
+		{"missing variable", "buckets:\n  - name: a\n    s3: {secret_key: \"${NOPE}\"}\n", nil, []string{"line 3", "NOPE is not set"}},
+		{"bad size", "server:\n  max_head_bytes: 12 parsecs\n", nil, []string{"line 2", "invalid size"}},
+		{"bad duration", "server:\n  head_timeout: soon\n", nil, []string{"line 2", "invalid duration"}},
+		{"bad auth scalar", "buckets:\n  - name: a\n    auth: maybe\n", nil, []string{"line 3", "none"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(tc.yaml), env(tc.env))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestValidateListsEveryProblem(t *testing.T) {
+	y := `buckets:
+  - name: a
+    s3: {bucket: b, endpoint: "ftp://x", access_key: k, secret_key: s}
+    upload: {part_size: 1MiB}
+  - name: a
+    s3: {bucket: b, endpoint: "http://x:1", access_key: k, secret_key: s}
+    auth: none
+log: {format: xml}
+`
+	c, err := ParseConfig([]byte(y), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Normalize()
+	err = c.Validate()
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, w := range []string{"part_size", "5 MiB", "scheme must be http or https", "defined twice", "no client credentials", "log.format"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("validation error does not mention %q:\n%v", w, err)
+		}
+	}
+}
+
+func TestAuthNoneIsExplicit(t *testing.T) {
+	c, err := ParseConfig([]byte("buckets:\n  - name: a\n    s3: {bucket: b, endpoint: \"http://x:1\", access_key: k, secret_key: s}\n    auth: none\n"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Normalize()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if !c.Buckets[0].Auth.None {
+		t.Fatal("auth: none not parsed")
+	}
+}
+
+func TestFlagsOverrideConfig(t *testing.T) {
+	c, err := ParseConfig([]byte(sample), env(sampleEnv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	f := RegisterFlags(fs)
+	if err := fs.Parse([]string{"-listen", "127.0.0.1:1", "-pipe-size", "256KiB", "-zero-copy=false", "-idle-timeout", "5s", "-event-loops", "3"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Apply(c); err != nil {
+		t.Fatal(err)
+	}
+	if c.Server.Address != "127.0.0.1:1" || c.Server.ZeroCopy.PipeBufferSize != 256<<10 || *c.Server.ZeroCopy.Enabled ||
+		time.Duration(c.Server.IdleTimeout) != 5*time.Second || c.Server.EventLoops != 3 {
+		t.Errorf("flags not applied: %+v", c.Server)
+	}
+	// Flags not given leave the file's values alone.
+	if c.Metrics.Address != "127.0.0.1:9090" {
+		t.Errorf("metrics address changed: %q", c.Metrics.Address)
+	}
+}
+
+func TestParseByteSize(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "1048576": 1 << 20, "1MiB": 1 << 20, "64 KiB": 64 << 10, "5GiB": 5 << 30, "5GB": 5e9, "12B": 12} {
+		if got, err := ParseByteSize(in); err != nil || got != want {
+			t.Errorf("ParseByteSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "-1", "1.5MiB", "MiB", "1 parsec"} {
+		if _, err := ParseByteSize(in); err == nil {
+			t.Errorf("ParseByteSize(%q) accepted", in)
+		}
+	}
+}
