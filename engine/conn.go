@@ -47,8 +47,6 @@ type connState struct {
 	scratch    []byte // per-connection scratch for error responses and canonical paths
 }
 
-var errNotConnState = errors.New("engine: connection has no state")
-
 // OnBoot keeps the gnet engine handle (used to stop it).
 func (e *Engine) OnBoot(eng gnet.Engine) gnet.Action {
 	e.gnetEngine = eng

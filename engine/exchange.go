@@ -228,19 +228,21 @@ func (e *Engine) exchangeStreaming(j *job, client net.Conn) (status int, reuse b
 	}
 	head := j.out[:j.headLen]
 	_ = u.c.SetWriteDeadline(time.Now().Add(e.opts.BodyStallTimeout))
-	if _, err := u.c.Write(head); err != nil && u.reused {
+	_, err = u.c.Write(head)
+	if err != nil && u.reused {
+		// A pooled connection may have died while idle: nothing was sent, retry once on a new one.
 		_ = u.c.Close()
 		if u, err = j.bucket.pool.dial(); err == nil {
-			_, err = u.c.Write(head)
+			_ = u.c.SetWriteDeadline(time.Now().Add(e.opts.BodyStallTimeout))
+			if _, err = u.c.Write(head); err != nil {
+				_ = u.c.Close()
+			}
 		}
 	} else if err != nil {
 		_ = u.c.Close()
 	}
 	if err != nil {
 		e.metrics.upstreamErrors.Inc()
-		if u != nil {
-			_ = u.c.Close()
-		}
 		e.errorResponse(j, errBadGateway, true)
 		writeAll(client, j.resp, e.opts.BodyStallTimeout)
 		return errBadGateway.Status, false, res

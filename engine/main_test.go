@@ -44,7 +44,6 @@ type proxy struct {
 	Endpoint string
 	Bucket   string // client-facing bucket name
 	UpBucket string // upstream bucket
-	eng      *engine.Engine
 }
 
 type proxyOpt func(*engine.Options)

@@ -63,8 +63,8 @@ func TestPutObjectSDKSizesAndHeaders(t *testing.T) {
 			if v := aws.ToString(head.ContentLanguage); v != "de-CH" {
 				t.Errorf("Content-Language = %q", v)
 			}
-			if head.Expires == nil || !head.Expires.Equal(expires) {
-				t.Errorf("Expires = %v; want %v", head.Expires, expires)
+			if got, err := time.Parse(http.TimeFormat, aws.ToString(head.ExpiresString)); err != nil || !got.Equal(expires) {
+				t.Errorf("Expires = %q; want %v", aws.ToString(head.ExpiresString), expires)
 			}
 			if head.Metadata["color"] != "blue" || head.Metadata["size"] != fmt.Sprint(size) {
 				t.Errorf("metadata = %v", head.Metadata)
