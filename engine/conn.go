@@ -41,6 +41,7 @@ type connState struct {
 	rt         route
 	bodyLen    int64
 	sentCont   bool
+	isHead     bool // the request is a HEAD: answers carry no body
 	reqID      [16]byte
 	remote     string
 	sigHeaders [httpparse.MaxHeaders + 4]s3sig.Header
@@ -136,8 +137,10 @@ func (e *Engine) process(c gnet.Conn, st *connState) gnet.Action {
 			}
 			if err != nil {
 				e.newRequestID(&st.reqID)
+				st.isHead = false
 				return e.refuse(c, st, parseError(err), nil, true)
 			}
+			st.isHead = string(st.req.Method.Bytes(buf)) == "HEAD"
 			if action, done := e.onHead(c, st, buf); done {
 				return action
 			}
@@ -285,6 +288,12 @@ func (e *Engine) refuseRequest(c gnet.Conn, st *connState, buf []byte, s3err *s3
 func (e *Engine) refuse(c gnet.Conn, st *connState, s3err *s3Error, resource []byte, closeConn bool) gnet.Action {
 	e.metrics.refused(st.rt.op, s3err)
 	st.scratch = appendErrorResponse(st.scratch[:0], s3err, resource, st.reqID[:], closeConn)
+	if st.isHead {
+		// A response to HEAD has no body (RFC 9110 9.3.2); its Content-Length still tells the size.
+		if i := bytes.Index(st.scratch, []byte("\r\n\r\n")); i >= 0 {
+			st.scratch = st.scratch[:i+4]
+		}
+	}
 	_, _ = c.Write(st.scratch)
 	if len(st.scratch) > 64<<10 {
 		st.scratch = nil

@@ -86,13 +86,20 @@ func TestRefusalsNeverReachUpstream(t *testing.T) {
 	})
 	t.Run("HEAD has no body", func(t *testing.T) {
 		c := dial(t, p.Addr)
+		br := bufio.NewReader(c)
 		fmt.Fprintf(c, "HEAD %s/key HTTP/1.1\r\nHost: x\r\n\r\n", b)
-		resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: "HEAD"})
+		resp, err := http.ReadResponse(br, &http.Request{Method: "HEAD"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if resp.StatusCode != 405 || resp.Header.Get("x-amz-request-id") == "" {
 			t.Errorf("HEAD: %d %v", resp.StatusCode, resp.Header)
+		}
+		// No body follows: the next bytes on the connection answer the next request.
+		fmt.Fprintf(c, "GET %s/key HTTP/1.1\r\nHost: x\r\n\r\n", b)
+		line, err := br.ReadString('\n')
+		if err != nil || !strings.HasPrefix(line, "HTTP/1.1 405") {
+			t.Errorf("after HEAD: %q %v; want the next response's status line", line, err)
 		}
 	})
 	if n := tw.conns.Load(); n != 0 {
