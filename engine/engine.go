@@ -77,10 +77,10 @@ func New(o Options) (*Engine, error) {
 	}
 	for _, b := range o.Buckets {
 		ep, _ := parseEndpoint(b.Upstream.Endpoint)
-		key := b.Upstream.Endpoint
+		key := fmt.Sprintf("%s %p", b.Upstream.Endpoint, b.Upstream.RootCAs)
 		p := e.pools[key]
 		if p == nil {
-			p = newUpstreamPool(ep, o.Upstream, e.metrics)
+			p = newUpstreamPool(ep, b.Upstream.RootCAs, o.Upstream, e.metrics)
 			e.pools[key] = p
 		}
 		e.buckets = append(e.buckets, bucketState{

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -73,6 +74,8 @@ type Upstream struct {
 	Region    string // 0 = "us-east-1"
 	AccessKey string
 	SecretKey string
+	// RootCAs verifies an https endpoint's certificate; nil = the system roots.
+	RootCAs *x509.CertPool
 }
 
 func (o *Options) withDefaults() {

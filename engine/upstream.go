@@ -2,6 +2,7 @@ package engine
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net"
@@ -34,14 +35,14 @@ type upstreamPool struct {
 	idle []*upConn
 }
 
-func newUpstreamPool(ep endpoint, o UpstreamOptions, m *engineMetrics) *upstreamPool {
+func newUpstreamPool(ep endpoint, roots *x509.CertPool, o UpstreamOptions, m *engineMetrics) *upstreamPool {
 	p := &upstreamPool{ep: ep, dialTimeout: o.DialTimeout, idleTimeout: o.IdleTimeout, maxIdle: o.MaxIdle, m: m}
 	if ep.tls {
 		host, _, err := net.SplitHostPort(ep.addr)
 		if err != nil {
 			host = ep.addr
 		}
-		p.tlsConf = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+		p.tlsConf = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12, RootCAs: roots}
 	}
 	return p
 }

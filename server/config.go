@@ -82,6 +82,7 @@ type S3Config struct {
 	Endpoint  string `yaml:"endpoint"`
 	AccessKey string `yaml:"access_key"`
 	SecretKey string `yaml:"secret_key"`
+	CAFile    string `yaml:"ca_file"` // PEM bundle for an https endpoint; default: system roots
 }
 
 // AuthConfig is either the scalar "none" or a mapping with sigv4 credentials.

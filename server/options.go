@@ -1,9 +1,11 @@
 package server
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -132,6 +134,16 @@ func (c *Config) EngineOptions(logger *slog.Logger) (engine.Options, error) {
 				AccessKey: b.S3.AccessKey, SecretKey: b.S3.SecretKey,
 			},
 			AuthNone: b.Auth.None,
+		}
+		if b.S3.CAFile != "" {
+			pem, err := os.ReadFile(b.S3.CAFile)
+			if err != nil {
+				return o, fmt.Errorf("bucket %q: s3.ca_file: %w", b.Name, err)
+			}
+			eb.Upstream.RootCAs = x509.NewCertPool()
+			if !eb.Upstream.RootCAs.AppendCertsFromPEM(pem) {
+				return o, fmt.Errorf("bucket %q: s3.ca_file %s holds no PEM certificate", b.Name, b.S3.CAFile)
+			}
 		}
 		if len(b.Auth.SigV4.Credentials) > 0 {
 			eb.Credentials = map[string]string{}
