@@ -27,6 +27,11 @@ func (m *Mover) copyBody(j *job, res *Result, n int64) error {
 		nr, rerr := j.src.Read(chunk)
 		if nr > 0 {
 			empty = 0
+			if j.tee != nil {
+				if _, err := j.tee.Write(chunk[:nr]); err != nil {
+					return j.fail(SideDst, "tee", err)
+				}
+			}
 			j.armDst()
 			nw, werr := j.dst.Write(chunk[:nr])
 			res.Copied += int64(nw)

@@ -3,6 +3,7 @@ package transfer
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"runtime"
@@ -197,7 +198,35 @@ func (m *Mover) Move(ctx context.Context, dst, src net.Conn, prefix []byte, n in
 	return res, err
 }
 
+// MoveTee is Move on the copy path with every byte written to dst (prefix included) also written to
+// tee first, in order — for digests the caller must verify itself (a hash.Hash never fails; an
+// error from tee fails the transfer with Side SideDst and Op "tee"). The bytes pass through user
+// space by necessity: use Move when no digest is needed.
+func (m *Mover) MoveTee(ctx context.Context, dst, src net.Conn, prefix []byte, n int64, tee io.Writer) (Result, error) {
+	var res Result
+	if n < 0 {
+		return res, ErrNegativeLength
+	}
+	if err := ctx.Err(); err != nil {
+		return res, &Error{Side: SideSrc, Op: "read", Err: err}
+	}
+	j := m.jobs.Get().(*job)
+	j.start(ctx, dst, src, m.opts.StallTimeout)
+	j.tee = tee
+	err := m.move(j, &res, prefix, n)
+	j.tee = nil
+	if j.finish() {
+		m.jobs.Put(j)
+	}
+	return res, err
+}
+
 func (m *Mover) move(j *job, res *Result, prefix []byte, n int64) error {
+	if j.tee != nil && len(prefix) > 0 {
+		if _, err := j.tee.Write(prefix); err != nil {
+			return j.fail(SideDst, "tee", err)
+		}
+	}
 	if len(prefix) > 0 {
 		j.armDst()
 		w, err := j.dst.Write(prefix)
@@ -206,7 +235,7 @@ func (m *Mover) move(j *job, res *Result, prefix []byte, n int64) error {
 			return j.fail(SideDst, "write", err)
 		}
 	}
-	if !m.opts.ForceCopy {
+	if !m.opts.ForceCopy && j.tee == nil {
 		handled, err := m.spliceBody(j, res, n)
 		if handled {
 			return err
@@ -231,7 +260,8 @@ type job struct {
 	mu        sync.Mutex  // guards cancelled, finished and the deadlines while ctx may fire
 	cancelled bool
 	finished  bool
-	onCancel  func() // j.cancel, bound once
+	onCancel  func()    // j.cancel, bound once
+	tee       io.Writer // MoveTee: receives every body byte before dst
 
 	spliceJob // platform-specific state
 }
