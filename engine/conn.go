@@ -182,7 +182,7 @@ func (e *Engine) onHead(c gnet.Conn, st *connState, buf []byte) (gnet.Action, bo
 	if !rt.op.hasBody() && bodyLen > 0 {
 		return e.refuseRequest(c, st, buf, errInvalidArgument), true
 	}
-	if (rt.op == opPutObject || rt.op == opUploadPart) && bodyLen > e.opts.MaxObjectSize+e.opts.MaxObjectSize/8 {
+	if rt.op == opUploadPart && bodyLen > maxSinglePut+maxSinglePut/8 {
 		return e.refuseRequest(c, st, buf, errEntityTooLarge), true
 	}
 	if rt.op == opCompleteMultipartUpload && bodyLen > maxCompleteBody {
@@ -195,6 +195,9 @@ func (e *Engine) onHead(c gnet.Conn, st *connState, buf []byte) (gnet.Action, bo
 	b := &e.buckets[rt.bucket]
 	if s3err := e.authenticate(st, b, buf); s3err != nil {
 		return e.refuseRequest(c, st, buf, s3err), true
+	}
+	if rt.op == opPutObject && b.upload.MultipartThreshold > 0 && bodyLen > b.upload.MultipartThreshold {
+		return e.detachAutoChunk(c, st, buf), true
 	}
 	if bodyLen > int64(e.opts.InlineBodyMax) {
 		return e.detach(c, st, buf), true
@@ -235,13 +238,24 @@ func (e *Engine) checkPayload(st *connState, buf []byte) *s3Error {
 		if !ok {
 			return errInvalidDecodedLength
 		}
-		if st.rt.op == opPutObject && n > e.opts.MaxObjectSize {
+		if st.rt.op == opPutObject && (n > e.opts.MaxObjectSize || n > maxSinglePut) {
 			return errEntityTooLarge
 		}
-	} else if st.rt.op == opPutObject && st.bodyLen > e.opts.MaxObjectSize {
-		return errEntityTooLarge
+		if st.rt.op == opPutObject && e.autoChunks(st) {
+			return errChunkedAutoChunk
+		}
+	} else if st.rt.op == opPutObject {
+		if st.bodyLen > e.opts.MaxObjectSize || st.bodyLen > maxSinglePut && !e.autoChunks(st) {
+			return errEntityTooLarge
+		}
 	}
 	return nil
+}
+
+// autoChunks reports whether the routed PutObject will be cut into a multipart upload.
+func (e *Engine) autoChunks(st *connState) bool {
+	u := &e.buckets[st.rt.bucket].upload
+	return u.MultipartThreshold > 0 && st.bodyLen > u.MultipartThreshold
 }
 
 func parseDecimal(b []byte) (int64, bool) {

@@ -50,6 +50,7 @@ type bucketState struct {
 	pool       *upstreamPool
 	authNone   bool
 	creds      map[string]string
+	upload     UploadOptions
 }
 
 // New validates o and prepares an Engine.
@@ -91,6 +92,7 @@ func New(o Options) (*Engine, error) {
 			pool:       p,
 			authNone:   b.AuthNone,
 			creds:      b.Credentials,
+			upload:     b.Upload,
 		})
 	}
 	return e, nil

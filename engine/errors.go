@@ -31,6 +31,10 @@ var (
 	errCopyNotImplemented      = &s3Error{"NotImplemented", 501, "Copying objects (x-amz-copy-source) is not supported by this upload-only proxy"}
 	errMissingContentLength    = &s3Error{"MissingContentLength", 411, "You must provide the Content-Length HTTP header."}
 	errEntityTooLarge          = &s3Error{"EntityTooLarge", 400, "Your proposed upload exceeds the maximum allowed size"}
+	errChunkedAutoChunk        = &s3Error{"NotImplemented", 501, "aws-chunked bodies above the multipart threshold cannot be cut into parts by this proxy yet: use a multipart upload, or send the body with Content-Length"}
+	errBadDigest               = &s3Error{"BadDigest", 400, "The Content-MD5 or checksum you specified did not match what we received."}
+	errSHA256Mismatch          = &s3Error{"XAmzContentSHA256Mismatch", 400, "The provided 'x-amz-content-sha256' header does not match what was computed."}
+	errInvalidDigest           = &s3Error{"InvalidDigest", 400, "The Content-MD5 or checksum you specified is not valid."}
 	errInvalidArgument         = &s3Error{"InvalidArgument", 400, "Invalid argument"}
 	errInvalidPartNumber       = &s3Error{"InvalidArgument", 400, "Part number must be an integer between 1 and 10000, inclusive"}
 	errInvalidUploadID         = &s3Error{"InvalidArgument", 400, "uploadId is missing or malformed"}

@@ -13,6 +13,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/mizuchi/uploadr/httpparse"
+	"github.com/mizuchi/uploadr/s3sig"
 	"github.com/mizuchi/uploadr/transfer"
 )
 
@@ -36,8 +37,15 @@ type job struct {
 	clientFD  int
 
 	path, query, tmp, date, auth []byte // scratch for buildUpstreamHead
-	resource                     []byte // client path, for error documents
-	resp                         []byte // response for the client
+	tmp2, num                    []byte
+	sigHdrs                      []s3sig.Header
+
+	// Auto-chunking: the client's headers copied out of gnet's buffer, and the body size.
+	hdrBuf   []byte
+	hdrs     []ownedHeader
+	total    int64
+	resource []byte // client path, for error documents
+	resp     []byte // response for the client
 }
 
 var jobPool = sync.Pool{New: func() any { return new(job) }}
@@ -64,6 +72,12 @@ func (j *job) release() {
 	if cap(j.resp) > 256<<10 {
 		j.resp = nil
 	}
+	if cap(j.tmp) > 256<<10 {
+		j.tmp = nil
+	}
+	clear(j.sigHdrs)
+	clear(j.hdrs)
+	j.hdrs = j.hdrs[:0]
 	j.e.active.Add(-1)
 	j.e, j.st, j.c, j.el, j.bucket = nil, nil, nil, nil, nil
 	jobPool.Put(j)
@@ -195,6 +209,13 @@ func (e *Engine) runDetached(j *job) {
 		e.metrics.pipeTooSmall.Inc()
 	}
 	e.finish(j, status, moved.Spliced+moved.Copied, moved.Spliced)
+	e.handBack(j, client, reuse)
+}
+
+// handBack returns a detached client connection to its event loop for the next request (Enroll,
+// see ../shared/DESIGN.md), or closes it (lingering, so an answer given before the whole body was
+// read is not destroyed by a reset). It releases j.
+func (e *Engine) handBack(j *job, client net.Conn, reuse bool) {
 	if !reuse || !j.keepAlive {
 		j.release()
 		lingerClose(client)
@@ -282,7 +303,7 @@ func (e *Engine) exchangeStreaming(j *job, client net.Conn) (status int, reuse b
 	res, moveErr := e.mover.Move(ctx, u.c, client, j.out[j.headLen:], n)
 	if moveErr == nil && holdBack {
 		var last int64
-		if last, moveErr = e.moveLastByte(client, u.c); moveErr == errBodyTooLong {
+		if last, moveErr = e.moveLastByte(client, u.c, nil); moveErr == errBodyTooLong {
 			transfer.ResetClose(u.c)
 			<-done
 			cancel()
@@ -349,7 +370,7 @@ var errBodyTooLong = errors.New("engine: body longer than Content-Length")
 
 // moveLastByte peeks at what follows the body's last byte and moves that byte upstream unless bytes
 // follow that cannot begin a pipelined request.
-func (e *Engine) moveLastByte(client, up net.Conn) (int64, error) {
+func (e *Engine) moveLastByte(client, up net.Conn, tee io.Writer) (int64, error) {
 	var b [24]byte
 	_ = client.SetReadDeadline(time.Now().Add(e.opts.BodyStallTimeout))
 	defer client.SetReadDeadline(time.Time{})
@@ -362,6 +383,9 @@ func (e *Engine) moveLastByte(client, up net.Conn) (int64, error) {
 	}
 	if _, err := io.ReadFull(client, b[:1]); err != nil {
 		return 0, &transfer.Error{Side: transfer.SideSrc, Op: "read", Err: err}
+	}
+	if tee != nil {
+		_, _ = tee.Write(b[:1])
 	}
 	_ = up.SetWriteDeadline(time.Now().Add(e.opts.BodyStallTimeout))
 	defer up.SetWriteDeadline(time.Time{})

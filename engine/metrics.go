@@ -21,6 +21,12 @@ type engineMetrics struct {
 	upstreamDialErrors *metrics.Counter
 	upstreamErrors     *metrics.Counter
 	upstreamIdle       *metrics.Counter
+	mpStarted          *metrics.Counter
+	mpCompleted        *metrics.Counter
+	mpAborted          *metrics.Counter
+	partsSent          *metrics.Counter
+	autoChunked        *metrics.Counter
+	abortFailures      *metrics.Counter
 
 	mu       sync.Mutex
 	requests [numOps][600]*metrics.Counter
@@ -47,6 +53,12 @@ func newEngineMetrics() *engineMetrics {
 			upstreamDialErrors: metrics.GetOrCreateCounter(`mizuchi_upstream_dial_errors_total`),
 			upstreamErrors:     metrics.GetOrCreateCounter(`mizuchi_upstream_errors_total`),
 			upstreamIdle:       metrics.GetOrCreateCounter(`mizuchi_upstream_idle_connections`),
+			mpStarted:          metrics.GetOrCreateCounter(`mizuchi_multipart_uploads_started_total`),
+			mpCompleted:        metrics.GetOrCreateCounter(`mizuchi_multipart_uploads_completed_total`),
+			mpAborted:          metrics.GetOrCreateCounter(`mizuchi_multipart_uploads_aborted_total`),
+			partsSent:          metrics.GetOrCreateCounter(`mizuchi_multipart_parts_sent_total`),
+			autoChunked:        metrics.GetOrCreateCounter(`mizuchi_autochunked_puts_total`),
+			abortFailures:      metrics.GetOrCreateCounter(`mizuchi_multipart_abort_failures_total`),
 			refusals:           map[string]*metrics.Counter{},
 			authFail:           map[string]*metrics.Counter{},
 		}
@@ -67,6 +79,16 @@ func (m *engineMetrics) request(o op, status int) {
 	}
 	m.mu.Unlock()
 	c.Inc()
+	switch {
+	case o == opCreateMultipartUpload && status == 200:
+		m.mpStarted.Inc()
+	case o == opCompleteMultipartUpload && status == 200:
+		m.mpCompleted.Inc()
+	case o == opAbortMultipartUpload && status == 204:
+		m.mpAborted.Inc()
+	case o == opUploadPart && status == 200:
+		m.partsSent.Inc()
+	}
 }
 
 // refused counts a request answered by the proxy itself, by S3 error code, and as a request.

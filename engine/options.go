@@ -34,7 +34,9 @@ type Options struct {
 	// InlineBodyMax is the largest body handled inside the event loop (buffered, never detached);
 	// larger bodies are detached and spliced. 0 = 64 KiB.
 	InlineBodyMax int
-	// MaxObjectSize is the largest single PutObject body accepted; 0 = 5 GiB (S3's limit).
+	// MaxObjectSize is the largest object a PutObject may create, checked before the first body byte
+	// is read; 0 = 5 TiB (S3's limit). A single upstream PUT is limited to 5 GiB by S3: larger
+	// bodies are accepted only where auto-chunking (Bucket.Upload) cuts them into parts.
 	MaxObjectSize int64
 	// Transfer configures the body mover (pipe size, copy path, ...).
 	Transfer transfer.Options
@@ -65,6 +67,19 @@ type Bucket struct {
 	AuthNone bool
 	// Credentials maps client access keys to their secrets.
 	Credentials map[string]string
+	// Upload configures auto-chunking of large PutObjects.
+	Upload UploadOptions
+}
+
+// UploadOptions configure how a large PutObject is cut into a multipart upload upstream.
+type UploadOptions struct {
+	// MultipartThreshold: a PutObject body larger than this becomes a multipart upload upstream;
+	// 0 disables auto-chunking (bodies up to 5 GiB go up as one PUT).
+	MultipartThreshold int64
+	// PartSize is the part size (>= 5 MiB); grown when an object would need more than 10,000 parts.
+	PartSize int64
+	// ConcurrentParts bounds the parts in flight upstream for one object; 0 = 4.
+	ConcurrentParts int
 }
 
 // Upstream is an S3 endpoint, bucket and the credentials the proxy signs with.
@@ -107,7 +122,7 @@ func (o *Options) withDefaults() {
 		o.InlineBodyMax = 64 << 10
 	}
 	if o.MaxObjectSize <= 0 {
-		o.MaxObjectSize = 5 << 30
+		o.MaxObjectSize = 5 << 40
 	}
 	if o.Upstream.DialTimeout <= 0 {
 		o.Upstream.DialTimeout = 5 * time.Second
@@ -130,6 +145,9 @@ func (o *Options) withDefaults() {
 	for i := range o.Buckets {
 		if o.Buckets[i].Upstream.Region == "" {
 			o.Buckets[i].Upstream.Region = "us-east-1"
+		}
+		if o.Buckets[i].Upload.ConcurrentParts == 0 {
+			o.Buckets[i].Upload.ConcurrentParts = 4
 		}
 	}
 }
@@ -158,6 +176,17 @@ func (o *Options) Validate() error {
 		if b.Upstream.AccessKey == "" || b.Upstream.SecretKey == "" {
 			errs = append(errs, fmt.Errorf("bucket %q: upstream access key and secret key are required", b.Name))
 		}
+		if u := b.Upload; u.MultipartThreshold > 0 {
+			if u.PartSize < minPartSize || u.PartSize > maxSinglePut {
+				errs = append(errs, fmt.Errorf("bucket %q: part size %d must be between 5 MiB and 5 GiB", b.Name, u.PartSize))
+			}
+			if u.MultipartThreshold > maxSinglePut {
+				errs = append(errs, fmt.Errorf("bucket %q: multipart threshold %d is above S3's 5 GiB single-PUT limit", b.Name, u.MultipartThreshold))
+			}
+			if u.ConcurrentParts < 0 || u.ConcurrentParts > 64 {
+				errs = append(errs, fmt.Errorf("bucket %q: concurrent parts %d: want 1..64", b.Name, u.ConcurrentParts))
+			}
+		}
 		if !b.AuthNone && len(b.Credentials) == 0 {
 			errs = append(errs, fmt.Errorf("bucket %q: no client credentials (set auth.sigv4.credentials, or auth: none for trusted networks)", b.Name))
 		}
@@ -172,6 +201,13 @@ func (o *Options) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// S3's limits.
+const (
+	minPartSize  = 5 << 20
+	maxSinglePut = 5 << 30
+	maxParts     = 10000
+)
 
 // endpoint is a parsed upstream endpoint.
 type endpoint struct {

@@ -45,16 +45,9 @@ func (e *Engine) buildUpstreamHead(j *job, st *connState, b *bucketState, buf []
 	rt := &st.rt
 	path := req.Path.Bytes(buf)
 
-	// Path: /<upstream bucket>/<key>, key percent-decoded then S3-URI-encoded once.
-	j.path = append(j.path[:0], '/')
-	j.path = append(j.path, b.up.Bucket...)
-	j.path = append(j.path, '/')
-	var err error
-	j.tmp, err = s3sig.AppendPercentDecode(j.tmp[:0], path[rt.keyStart:rt.keyEnd])
-	if err != nil {
+	if err := j.setUpstreamPath(b, path[rt.keyStart:rt.keyEnd]); err != nil {
 		return err
 	}
-	j.path = s3sig.AppendURIEncode(j.path, j.tmp, true)
 
 	// Query: only the operation's own parameters, values passed through as the client encoded them.
 	q := req.Query.Bytes(buf)
@@ -115,38 +108,64 @@ func (e *Engine) buildUpstreamHead(j *job, st *connState, b *bucketState, buf []
 		}
 		hs = append(hs, s3sig.Header{Name: name, Value: h.Value.Bytes(buf)})
 	}
-	sreq := s3sig.Request{Method: req.Method.Bytes(buf), Path: j.path, Query: j.query, Headers: hs, PayloadHash: payload}
+	var extra string
+	if !hasCL && (rt.op == opCreateMultipartUpload || rt.op == opCompleteMultipartUpload) {
+		extra = "Content-Length: 0\r\n"
+	}
+	out, err := e.appendSignedHead(j.out[:0], j, b, req.Method.Bytes(buf), hs, payload, extra)
+	clear(hs)
+	if err != nil {
+		return err
+	}
+	j.out = out
+	j.headLen = len(out)
+	return nil
+}
+
+// setUpstreamPath sets j.path to /<upstream bucket>/<key>: the client's raw key percent-decoded, then
+// S3-URI-encoded once, so the path on the wire is exactly the canonical one the upstream computes.
+func (j *job) setUpstreamPath(b *bucketState, rawKey []byte) error {
+	j.path = append(j.path[:0], '/')
+	j.path = append(j.path, b.up.Bucket...)
+	j.path = append(j.path, '/')
+	var err error
+	j.tmp, err = s3sig.AppendPercentDecode(j.tmp[:0], rawKey)
+	if err != nil {
+		return err
+	}
+	j.path = s3sig.AppendURIEncode(j.path, j.tmp, true)
+	return nil
+}
+
+// appendSignedHead signs a request for j.path?j.query with the headers hs (host, x-amz-date and
+// x-amz-content-sha256 among them, x-amz-date equal to j.date) and appends its head to dst: request
+// line, hs, the unsigned extra lines (each ending in CRLF), Authorization and the blank line.
+func (e *Engine) appendSignedHead(dst []byte, j *job, b *bucketState, method []byte, hs []s3sig.Header, payload []byte, extra string) ([]byte, error) {
+	sreq := s3sig.Request{Method: method, Path: j.path, Query: j.query, Headers: hs, PayloadHash: payload}
 	signer := e.getSigner()
+	var err error
 	j.auth, err = signer.Sign(j.auth[:0], &sreq, b.cred, j.date, b.up.Region, "s3")
 	e.signers.Put(signer)
 	if err != nil {
-		clear(hs)
-		return err
+		return dst, err
 	}
-
-	out := j.out[:0]
-	out = append(out, req.Method.Bytes(buf)...)
-	out = append(out, ' ')
-	out = append(out, j.path...)
+	dst = append(dst, method...)
+	dst = append(dst, ' ')
+	dst = append(dst, j.path...)
 	if len(j.query) > 0 {
-		out = append(out, '?')
-		out = append(out, j.query...)
+		dst = append(dst, '?')
+		dst = append(dst, j.query...)
 	}
-	out = append(out, " HTTP/1.1\r\n"...)
+	dst = append(dst, " HTTP/1.1\r\n"...)
 	for _, h := range hs {
-		out = append(out, h.Name...)
-		out = append(out, ": "...)
-		out = append(out, h.Value...)
-		out = append(out, "\r\n"...)
+		dst = append(dst, h.Name...)
+		dst = append(dst, ": "...)
+		dst = append(dst, h.Value...)
+		dst = append(dst, "\r\n"...)
 	}
-	if !hasCL && (rt.op == opCreateMultipartUpload || rt.op == opCompleteMultipartUpload) {
-		out = append(out, "Content-Length: 0\r\n"...)
-	}
-	out = append(out, "Authorization: "...)
-	out = append(out, j.auth...)
-	out = append(out, "\r\n\r\n"...)
-	j.out = out
-	j.headLen = len(out)
-	clear(hs)
-	return nil
+	dst = append(dst, extra...)
+	dst = append(dst, "Authorization: "...)
+	dst = append(dst, j.auth...)
+	dst = append(dst, "\r\n\r\n"...)
+	return dst, nil
 }

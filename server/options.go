@@ -83,6 +83,9 @@ func (c *Config) Validate() error {
 		if b.Upload.PartSize < minPartSize {
 			errs = append(errs, fmt.Errorf("bucket %q: upload.part_size %d is below S3's 5 MiB minimum", b.Name, b.Upload.PartSize))
 		}
+		if b.Upload.MultipartThreshold > 5<<30 {
+			errs = append(errs, fmt.Errorf("bucket %q: upload.multipart_threshold %d is above S3's 5 GiB single-PUT limit", b.Name, b.Upload.MultipartThreshold))
+		}
 		if b.Upload.PartSize > 5<<30 {
 			errs = append(errs, fmt.Errorf("bucket %q: upload.part_size %d is above S3's 5 GiB maximum", b.Name, b.Upload.PartSize))
 		}
@@ -134,6 +137,11 @@ func (c *Config) EngineOptions(logger *slog.Logger) (engine.Options, error) {
 				AccessKey: b.S3.AccessKey, SecretKey: b.S3.SecretKey,
 			},
 			AuthNone: b.Auth.None,
+			Upload: engine.UploadOptions{
+				MultipartThreshold: int64(b.Upload.MultipartThreshold),
+				PartSize:           int64(b.Upload.PartSize),
+				ConcurrentParts:    b.Upload.ConcurrentParts,
+			},
 		}
 		if b.S3.CAFile != "" {
 			pem, err := os.ReadFile(b.S3.CAFile)
