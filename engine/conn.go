@@ -199,7 +199,7 @@ func (e *Engine) onHead(c gnet.Conn, st *connState, buf []byte) (gnet.Action, bo
 	if rt.op == opPutObject && b.upload.MultipartThreshold > 0 && bodyLen > b.upload.MultipartThreshold {
 		return e.detachAutoChunk(c, st, buf), true
 	}
-	if bodyLen > int64(e.opts.InlineBodyMax) {
+	if bodyLen > int64(e.opts.InlineBodyMax) && rt.op != opCompleteMultipartUpload {
 		return e.detach(c, st, buf), true
 	}
 	st.phase.Store(phaseBody)

@@ -103,7 +103,13 @@ func (e *Engine) dispatchInline(c gnet.Conn, st *connState, buf []byte) {
 }
 
 func (e *Engine) runInline(j *job) {
-	status, closeClient := e.exchangeBuffered(j)
+	var status int
+	var closeClient bool
+	if j.op == opCompleteMultipartUpload && !wellFormedComplete(j.out[j.headLen:]) {
+		status, closeClient = e.errorResponse(j, errMalformedXML, false), false
+	} else {
+		status, closeClient = e.exchangeBuffered(j)
+	}
 	e.finish(j, status, int64(len(j.out)-j.headLen), 0)
 	closeClient = closeClient || !j.keepAlive
 	c, st := j.c, j.st

@@ -170,3 +170,22 @@ func TestExpectContinueAfterAuth(t *testing.T) {
 		t.Fatalf("upstream contacted %d times", n)
 	}
 }
+
+func TestCompleteMalformedXMLNeverReachesUpstream(t *testing.T) {
+	p, tw := startTripwireProxy(t)
+	for _, doc := range []string{
+		"not xml",
+		"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber>",
+		"<CompleteMultipartUpload></CompleteMultipartUpload>",
+		"<CompleteMultipartUpload><Part><PartNumber>0</PartNumber><ETag>\"x\"</ETag></Part></CompleteMultipartUpload>",
+		"<Other><Part><PartNumber>1</PartNumber><ETag>\"x\"</ETag></Part></Other>",
+		"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>\"x\"</ETag></Part></CompleteMultipartUpload><x/>",
+	} {
+		r := rawReq{Method: "POST", Path: "/" + p.Bucket + "/key", Query: "uploadId=abc", Body: []byte(doc)}
+		resp, body := p.do(t, r.bytes(t, p.Addr))
+		wantS3Error(t, resp, body, 400, "MalformedXML")
+	}
+	if n := tw.conns.Load(); n != 0 {
+		t.Fatalf("malformed Complete documents opened %d upstream connections", n)
+	}
+}
