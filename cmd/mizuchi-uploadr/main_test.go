@@ -66,6 +66,11 @@ type running struct {
 
 // startBinary writes a config for one bucket in front of up and runs the binary.
 func startBinary(t *testing.T, up *s3test.Server, upBucket string, extra []string, cred *syscall.Credential) *running {
+	return startBinaryUpload(t, up, upBucket, "", extra, cred)
+}
+
+// startBinaryUpload is startBinary with a bucket `upload:` section (YAML flow mapping, may be empty).
+func startBinaryUpload(t *testing.T, up *s3test.Server, upBucket, upload string, extra []string, cred *syscall.Credential) *running {
 	t.Helper()
 	dir := publicTempDir(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", s3test.FreePort(t))
@@ -79,6 +84,9 @@ buckets:
     s3: {bucket: %s, region: us-east-1, endpoint: %q, access_key: "${UP_AK}", secret_key: "${UP_SK}"}
     auth: {sigv4: {credentials: [{access_key: %s, secret_key: "${CLIENT_SK}"}]}}
 `, addr, admin, upBucket, up.Endpoint, clientAK)
+	if upload != "" {
+		cfg += "    upload: " + upload + "\n"
+	}
 	path := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
