@@ -12,6 +12,7 @@ var errMissingContentSHA256 = &s3Error{"InvalidRequest", 400, "Missing required 
 // authenticate verifies the client's header signature against the bucket's credentials. It runs on
 // the loop, allocates nothing with a warm key cache and never logs credentials or signatures.
 func (e *Engine) authenticate(st *connState, b *bucketState, buf []byte) *s3Error {
+	st.principal = ""
 	if b.authNone {
 		return nil
 	}
@@ -28,10 +29,11 @@ func (e *Engine) authenticate(st *connState, b *bucketState, buf []byte) *s3Erro
 	if err := s3sig.ParseAuthorization(av.Bytes(buf), &a); err != nil {
 		return e.authFailed(mapSigError(err))
 	}
-	secret, ok := b.creds[string(a.AccessKey)]
+	cred, ok := b.creds[string(a.AccessKey)]
 	if !ok {
 		return e.authFailed(errInvalidAccessKeyID)
 	}
+	secret := cred.secret
 	dv, ok := req.Lookup(buf, "x-amz-date")
 	if !ok {
 		return e.authFailed(errMissingDate)
@@ -60,6 +62,7 @@ func (e *Engine) authenticate(st *connState, b *bucketState, buf []byte) *s3Erro
 	if err != nil {
 		return e.authFailed(mapSigError(err))
 	}
+	st.principal = cred.accessKey
 	return nil
 }
 

@@ -45,7 +45,7 @@ func isNotOnCreate(name []byte) bool {
 // socket, and CompleteMultipartUpload, and answers the client like a PutObject.
 func (e *Engine) detachAutoChunk(c gnet.Conn, st *connState, buf []byte) gnet.Action {
 	req := &st.req
-	b := &e.buckets[st.rt.bucket]
+	b := st.rt.bucket
 	fd, err := c.Dup()
 	if err != nil {
 		return e.refuse(c, st, errInternal, req.Path.Bytes(buf), true)
@@ -101,7 +101,7 @@ func (e *Engine) runAutoChunk(j *job) {
 	client, err := net.FileConn(f)
 	_ = f.Close()
 	if err != nil {
-		e.finish(j, 500, 0, 0)
+		e.finish(j, 500, 0, 0, "splice")
 		j.release()
 		return
 	}
@@ -109,7 +109,7 @@ func (e *Engine) runAutoChunk(j *job) {
 	if moved.PipeTooSmall {
 		e.metrics.pipeTooSmall.Inc()
 	}
-	e.finish(j, status, moved.Spliced+moved.Copied, moved.Spliced)
+	e.finish(j, status, moved.Spliced+moved.Copied, moved.Spliced, modeName(moved))
 	e.handBack(j, client, reuse)
 }
 
@@ -202,7 +202,7 @@ func (e *Engine) autoChunk(j *job, client net.Conn) (status int, reuse bool, mov
 	if digests != nil {
 		tee = digests.writer()
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(e.killCtx)
 	defer cancel()
 	var cf chunkFailure
 	var cfMu sync.Mutex
@@ -297,8 +297,11 @@ parts:
 			var te *transfer.Error
 			answered := false
 			switch {
+			case e.killCtx.Err() != nil:
+				u.reset()
+				failWith(errShuttingDown, nil)
 			case errors.Is(err, errBodyTooLong):
-				transfer.ResetClose(u.c)
+				u.reset()
 				failWith(errIncompleteBody, nil)
 			case pctx.Err() != nil && ctx.Err() == nil || errors.As(err, &te) && te.Side == transfer.SideDst:
 				// The upstream answered early or stopped reading: relay its answer if one comes.
@@ -310,11 +313,11 @@ parts:
 				} else {
 					failWith(errBadGateway, nil)
 				}
-				_ = u.c.Close()
+				u.close()
 			case ctx.Err() != nil:
-				transfer.ResetClose(u.c) // another part failed
+				u.reset() // another part failed
 			default:
-				transfer.ResetClose(u.c)
+				u.reset()
 				if errors.Is(err, transfer.ErrStalled) {
 					failWith(errRequestTimeout, nil)
 				} else {
@@ -340,7 +343,7 @@ parts:
 			a := <-respCh
 			switch {
 			case a.err != nil:
-				_ = u.c.Close()
+				u.close()
 				if isTimeout(a.err) {
 					failWith(errUpstreamTimeout, nil)
 				} else {
@@ -361,7 +364,11 @@ parts:
 	}
 	wg.Wait()
 	if !cf.set && remaining != 0 {
-		failWith(errInternal, nil)
+		if e.killCtx.Err() != nil {
+			failWith(errShuttingDown, nil)
+		} else {
+			failWith(errInternal, nil)
+		}
 	}
 	if !cf.set && digests != nil {
 		if s3err := digests.verify(); s3err != nil {
@@ -425,6 +432,7 @@ parts:
 		ETag string `xml:"ETag"`
 	}
 	_ = xml.Unmarshal(body, &done)
+	j.upStatus = resp.head.Status
 	version, _ := resp.head.Lookup(u.rbuf, "x-amz-version-id")
 	j.resp = appendPutObjectOK(j.resp[:0], done.ETag, version.Bytes(u.rbuf), j.reqID[:], !j.keepAlive)
 	u.release(resp.keepAlive)
@@ -457,11 +465,11 @@ func (e *Engine) sendHead(j *job, head []byte) (*upConn, *s3Error) {
 	u, err := j.bucket.pool.get()
 	if err != nil {
 		e.metrics.upstreamErrors.Inc()
-		return nil, errServiceUnavailable
+		return nil, poolError(err)
 	}
 	_ = u.c.SetWriteDeadline(time.Now().Add(e.opts.BodyStallTimeout))
 	if _, err = u.c.Write(head); err != nil && u.reused {
-		_ = u.c.Close()
+		u.close()
 		if u, err = j.bucket.pool.dial(); err == nil {
 			_ = u.c.SetWriteDeadline(time.Now().Add(e.opts.BodyStallTimeout))
 			_, err = u.c.Write(head)
@@ -469,7 +477,7 @@ func (e *Engine) sendHead(j *job, head []byte) (*upConn, *s3Error) {
 	}
 	if err != nil {
 		if u != nil {
-			_ = u.c.Close()
+			u.close()
 		}
 		e.metrics.upstreamErrors.Inc()
 		return nil, errBadGateway
@@ -499,7 +507,7 @@ func (e *Engine) roundTrip(j *job, head, body []byte) (*upConn, upResponse, *s3E
 		if err == nil {
 			return u, resp, nil
 		}
-		_ = u.c.Close()
+		u.close()
 		if u.reused && !started && attempt == 0 {
 			continue
 		}
@@ -516,7 +524,7 @@ func (u *upConn) release(keepAlive bool) {
 	if keepAlive {
 		u.pool.put(u)
 	} else {
-		_ = u.c.Close()
+		u.close()
 	}
 }
 

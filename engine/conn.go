@@ -41,7 +41,8 @@ type connState struct {
 	rt         route
 	bodyLen    int64
 	sentCont   bool
-	isHead     bool // the request is a HEAD: answers carry no body
+	isHead     bool   // the request is a HEAD: answers carry no body
+	principal  string // authenticated client access key ("" for auth: none)
 	reqID      [16]byte
 	remote     string
 	sigHeaders [httpparse.MaxHeaders + 4]s3sig.Header
@@ -165,6 +166,7 @@ func (e *Engine) onHead(c gnet.Conn, st *connState, buf []byte) (gnet.Action, bo
 	req := &st.req
 	e.newRequestID(&st.reqID)
 	st.headSince.Store(0)
+	st.principal = ""
 	path := req.Path.Bytes(buf)
 	_, copySrc := req.Lookup(buf, "x-amz-copy-source")
 	rt, s3err := e.routeRequest(req.Method.Bytes(buf), path, req.Query.Bytes(buf), req.HasQuery, copySrc)
@@ -192,7 +194,7 @@ func (e *Engine) onHead(c gnet.Conn, st *connState, buf []byte) (gnet.Action, bo
 	if s3err := e.checkPayload(st, buf); s3err != nil {
 		return e.refuseRequest(c, st, buf, s3err), true
 	}
-	b := &e.buckets[rt.bucket]
+	b := rt.bucket
 	if s3err := e.authenticate(st, b, buf); s3err != nil {
 		return e.refuseRequest(c, st, buf, s3err), true
 	}
@@ -254,7 +256,7 @@ func (e *Engine) checkPayload(st *connState, buf []byte) *s3Error {
 
 // autoChunks reports whether the routed PutObject will be cut into a multipart upload.
 func (e *Engine) autoChunks(st *connState) bool {
-	u := &e.buckets[st.rt.bucket].upload
+	u := &st.rt.bucket.upload
 	return u.MultipartThreshold > 0 && st.bodyLen > u.MultipartThreshold
 }
 
@@ -300,7 +302,11 @@ func (e *Engine) refuseRequest(c gnet.Conn, st *connState, buf []byte, s3err *s3
 // refuse writes an S3 error response on the loop. It closes the connection when closeConn is set;
 // otherwise it discards the request and resets the state for the next one.
 func (e *Engine) refuse(c gnet.Conn, st *connState, s3err *s3Error, resource []byte, closeConn bool) gnet.Action {
-	e.metrics.refused(st.rt.op, s3err)
+	bucket := "-"
+	if st.rt.bucket != nil {
+		bucket = st.rt.bucket.name
+	}
+	e.metrics.refused(bucket, st.rt.op, s3err)
 	st.scratch = appendErrorResponse(st.scratch[:0], s3err, resource, st.reqID[:], closeConn)
 	if st.isHead {
 		// A response to HEAD has no body (RFC 9110 9.3.2); its Content-Length still tells the size.
@@ -309,6 +315,11 @@ func (e *Engine) refuse(c gnet.Conn, st *connState, s3err *s3Error, resource []b
 		}
 	}
 	_, _ = c.Write(st.scratch)
+	e.metrics.bytesOut.Add(len(st.scratch))
+	if al := e.opts.AccessLog; al != nil {
+		e.accessLog(al, st.reqID[:], st.remote, st.principal, bucket, resource, st.rt.op, s3err.Status, 0,
+			int64(len(st.scratch)), 0, "refused", 0)
+	}
 	if len(st.scratch) > 64<<10 {
 		st.scratch = nil
 	}

@@ -1,11 +1,13 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,7 +25,8 @@ type Engine struct {
 
 	opts    Options
 	limits  httpparse.Limits
-	buckets []bucketState
+	table   atomic.Pointer[bucketTable]
+	poolsMu sync.Mutex
 	mover   *transfer.Mover
 	keys    *s3sig.KeyCache
 	signers sync.Pool
@@ -35,11 +38,19 @@ type Engine struct {
 	booted     atomic.Bool
 	bootCh     chan struct{}
 	draining   atomic.Bool
+	killCtx    context.Context // cancelled at the drain deadline: cuts transfers still running
+	kill       context.CancelFunc
 	active     atomic.Int64 // requests in flight (inline + detached)
 
 	idPrefix [8]byte
 	idSeq    atomic.Uint64
 }
+
+// bucketTable is the immutable set of buckets requests are routed against.
+type bucketTable struct{ buckets []bucketState }
+
+// clientCred is one client credential; accessKey doubles as the access log's principal.
+type clientCred struct{ accessKey, secret string }
 
 // bucketState is a Bucket prepared for the hot path.
 type bucketState struct {
@@ -49,7 +60,7 @@ type bucketState struct {
 	hostHeader []byte
 	pool       *upstreamPool
 	authNone   bool
-	creds      map[string]string
+	creds      map[string]*clientCred
 	upload     UploadOptions
 }
 
@@ -68,6 +79,7 @@ func New(o Options) (*Engine, error) {
 		bootCh:  make(chan struct{}),
 	}
 	e.mover = transfer.NewMover(o.Transfer)
+	e.killCtx, e.kill = context.WithCancel(context.Background())
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])
 	hex.Encode(e.idPrefix[:], rnd[:])
@@ -76,26 +88,71 @@ func New(o Options) (*Engine, error) {
 			e.idPrefix[i] -= 'a' - 'A'
 		}
 	}
-	for _, b := range o.Buckets {
+	e.table.Store(e.buildTable(o.Buckets))
+	return e, nil
+}
+
+// buildTable prepares buckets for routing, sharing one upstream pool per endpoint (and CA pool).
+func (e *Engine) buildTable(bs []Bucket) *bucketTable {
+	e.poolsMu.Lock()
+	defer e.poolsMu.Unlock()
+	t := &bucketTable{}
+	used := map[string]bool{}
+	for _, b := range bs {
 		ep, _ := parseEndpoint(b.Upstream.Endpoint)
 		key := fmt.Sprintf("%s %p", b.Upstream.Endpoint, b.Upstream.RootCAs)
+		used[key] = true
 		p := e.pools[key]
 		if p == nil {
-			p = newUpstreamPool(ep, b.Upstream.RootCAs, o.Upstream, e.metrics)
+			p = newUpstreamPool(ep, b.Upstream.RootCAs, e.opts.Upstream, e.metrics)
 			e.pools[key] = p
 		}
-		e.buckets = append(e.buckets, bucketState{
+		t.buckets = append(t.buckets, bucketState{
 			name:       b.Name,
 			up:         b.Upstream,
 			cred:       s3sig.Credentials{AccessKey: b.Upstream.AccessKey, SecretKey: b.Upstream.SecretKey},
 			hostHeader: []byte(ep.host),
 			pool:       p,
 			authNone:   b.AuthNone,
-			creds:      b.Credentials,
+			creds:      clientCreds(b.Credentials),
 			upload:     b.Upload,
 		})
 	}
-	return e, nil
+	for key, p := range e.pools {
+		if !used[key] {
+			delete(e.pools, key) // requests still using it keep it alive; its idle connections go now
+			p.closeIdle()
+		}
+	}
+	return t
+}
+
+func clientCreds(m map[string]string) map[string]*clientCred {
+	out := make(map[string]*clientCred, len(m))
+	for ak, sk := range m {
+		out[ak] = &clientCred{accessKey: ak, secret: sk}
+	}
+	return out
+}
+
+// UpdateBuckets replaces the bucket table atomically (configuration reload). Requests already routed
+// finish with the bucket they had; connections are not dropped. An invalid set leaves the old table.
+func (e *Engine) UpdateBuckets(bs []Bucket) error {
+	o := e.opts
+	o.Buckets = append([]Bucket(nil), bs...)
+	for i := range o.Buckets {
+		if o.Buckets[i].Upstream.Region == "" {
+			o.Buckets[i].Upstream.Region = "us-east-1"
+		}
+		if o.Buckets[i].Upload.ConcurrentParts == 0 {
+			o.Buckets[i].Upload.ConcurrentParts = 4
+		}
+	}
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	e.table.Store(e.buildTable(o.Buckets))
+	return nil
 }
 
 // Run serves until ctx is cancelled or Shutdown is called. It blocks.
@@ -118,9 +175,11 @@ func (e *Engine) Run(ctx context.Context) error {
 	defer stop()
 	err := gnet.Run(e, "tcp://"+e.opts.Address, opts...)
 	e.mover.Close()
+	e.poolsMu.Lock()
 	for _, p := range e.pools {
 		p.closeIdle()
 	}
+	e.poolsMu.Unlock()
 	return err
 }
 
@@ -142,20 +201,36 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	if !e.booted.Load() {
 		return errors.New("engine: not running")
 	}
+	e.waitIdle(ctx)
+	if e.active.Load() > 0 {
+		// Drain deadline: cut what still runs. Transfers reset their upstream connection (no
+		// partial object) and auto-chunked uploads are aborted; give that cleanup a moment.
+		e.opts.Logger.Warn("drain deadline reached: cutting uploads in flight", "uploads", e.active.Load())
+		e.kill()
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		e.waitIdle(cctx)
+		cancel()
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return e.gnetEngine.Stop(sctx)
+}
+
+// waitIdle waits until no request is in flight or ctx ends.
+func (e *Engine) waitIdle(ctx context.Context) {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for e.active.Load() > 0 {
 		select {
 		case <-ctx.Done():
-			goto stop
+			return
 		case <-t.C:
 		}
 	}
-stop:
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return e.gnetEngine.Stop(sctx)
 }
+
+// ActiveUploads is the number of requests in flight.
+func (e *Engine) ActiveUploads() int64 { return e.active.Load() }
 
 // Ready reports whether the engine serves requests (false before boot and while draining).
 func (e *Engine) Ready() bool { return e.booted.Load() && !e.draining.Load() }
@@ -177,14 +252,48 @@ func (e *Engine) newRequestID(dst *[16]byte) {
 	}
 }
 
-// finish records a completed request: metrics and the access log line.
-func (e *Engine) finish(j *job, status int, bodyBytes, spliced int64) {
-	e.metrics.request(j.op, status)
+// finish records a completed request: metrics and the access log line. mode is "inline" (body
+// written from the loop's buffer), "splice" or "copy".
+func (e *Engine) finish(j *job, status int, bodyBytes, spliced int64, mode string) {
+	d := time.Since(j.started)
+	e.metrics.request(j.bucket.name, j.op, status)
 	e.metrics.bytesSplice.Add(int(spliced))
 	e.metrics.bytesCopy.Add(int(bodyBytes - spliced))
-	e.opts.Logger.Debug("request", "request_id", string(j.reqID[:]), "bucket", j.bucket.name,
-		"operation", j.op.String(), "status", status, "bytes", bodyBytes, "spliced", spliced,
-		"duration", time.Since(j.started))
+	e.metrics.bytesIn.Add(int(bodyBytes))
+	e.metrics.bytesOut.Add(len(j.resp))
+	e.metrics.durations[j.op].Update(d.Seconds())
+	if al := e.opts.AccessLog; al != nil {
+		e.accessLog(al, j.reqID[:], j.remote, j.principal, j.bucket.name, j.resource, j.op, status, bodyBytes,
+			int64(len(j.resp)), d, mode, j.upStatus)
+	}
+}
+
+// accessLog writes one access log line. It never logs headers, signatures or secrets; the key is
+// the decoded object key.
+func (e *Engine) accessLog(al *slog.Logger, reqID []byte, remote, principal, bucket string, resource []byte, o op,
+	status int, bytesIn, bytesOut int64, d time.Duration, mode string, upStatus int) {
+	key := resource
+	if i := bytes.IndexByte(key[min(1, len(key)):], '/'); i >= 0 {
+		key = key[i+2:]
+	} else {
+		key = nil
+	}
+	if dec, err := s3sig.AppendPercentDecode(nil, key); err == nil {
+		key = dec
+	}
+	al.LogAttrs(context.Background(), slog.LevelInfo, "request",
+		slog.String("request_id", string(reqID)),
+		slog.String("remote", remote),
+		slog.String("principal", principal),
+		slog.String("bucket", bucket),
+		slog.String("key", string(key)),
+		slog.String("operation", o.String()),
+		slog.Int("status", status),
+		slog.Int64("bytes_in", bytesIn),
+		slog.Int64("bytes_out", bytesOut),
+		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
+		slog.String("mode", mode),
+		slog.Int("upstream_status", upStatus))
 }
 
 // sweepInterval is how often OnTick looks for timed-out connections.
@@ -248,5 +357,5 @@ func (e *Engine) sweep() {
 
 // String describes the engine for logs.
 func (e *Engine) String() string {
-	return fmt.Sprintf("engine(%s, %d loops, %d buckets)", e.opts.Address, e.opts.EventLoops, len(e.buckets))
+	return fmt.Sprintf("engine(%s, %d loops, %d buckets)", e.opts.Address, e.opts.EventLoops, len(e.table.Load().buckets))
 }

@@ -36,6 +36,8 @@ var (
 	errSHA256Mismatch          = &s3Error{"XAmzContentSHA256Mismatch", 400, "The provided 'x-amz-content-sha256' header does not match what was computed."}
 	errInvalidDigest           = &s3Error{"InvalidDigest", 400, "The Content-MD5 or checksum you specified is not valid."}
 	errMalformedXML            = &s3Error{"MalformedXML", 400, "The XML you provided was not well-formed or did not validate against our published schema"}
+	errSlowDown                = &s3Error{"SlowDown", 503, "Please reduce your request rate: the upstream connection limit is reached"}
+	errShuttingDown            = &s3Error{"ServiceUnavailable", 503, "The proxy is shutting down: the upload was cut at the drain deadline; retry on another node"}
 	errInvalidArgument         = &s3Error{"InvalidArgument", 400, "Invalid argument"}
 	errInvalidPartNumber       = &s3Error{"InvalidArgument", 400, "Part number must be an integer between 1 and 10000, inclusive"}
 	errInvalidUploadID         = &s3Error{"InvalidArgument", 400, "uploadId is missing or malformed"}

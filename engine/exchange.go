@@ -30,6 +30,9 @@ type job struct {
 	keepAlive bool
 	expect100 bool
 	started   time.Time
+	remote    string
+	principal string
+	upStatus  int // the upstream's status, 0 when it was not asked
 
 	out       []byte // upstream request: head, then (inline) the body or (detached) the buffered prefix
 	headLen   int
@@ -53,14 +56,18 @@ var jobPool = sync.Pool{New: func() any { return new(job) }}
 func (e *Engine) newJob(st *connState, buf []byte) *job {
 	j := jobPool.Get().(*job)
 	e.active.Add(1)
+	activeTotal.Add(1)
 	j.e = e
 	j.st = st
-	j.bucket = &e.buckets[st.rt.bucket]
+	j.bucket = st.rt.bucket
 	j.op = st.rt.op
 	j.reqID = st.reqID
-	j.keepAlive = st.req.KeepAlive
+	j.keepAlive = st.req.KeepAlive && !e.draining.Load()
 	j.expect100 = st.req.Expect100 && !st.sentCont
 	j.started = time.Now()
+	j.remote = st.remote
+	j.principal = st.principal
+	j.upStatus = 0
 	j.resource = append(j.resource[:0], st.req.Path.Bytes(buf)...)
 	return j
 }
@@ -79,6 +86,7 @@ func (j *job) release() {
 	clear(j.hdrs)
 	j.hdrs = j.hdrs[:0]
 	j.e.active.Add(-1)
+	activeTotal.Add(-1)
 	j.e, j.st, j.c, j.el, j.bucket = nil, nil, nil, nil, nil
 	jobPool.Put(j)
 }
@@ -110,7 +118,7 @@ func (e *Engine) runInline(j *job) {
 	} else {
 		status, closeClient = e.exchangeBuffered(j)
 	}
-	e.finish(j, status, int64(len(j.out)-j.headLen), 0)
+	e.finish(j, status, int64(len(j.out)-j.headLen), 0, "inline")
 	closeClient = closeClient || !j.keepAlive
 	c, st := j.c, j.st
 	err := c.AsyncWrite(j.resp, func(c gnet.Conn, err error) error {
@@ -139,7 +147,7 @@ func (e *Engine) exchangeBuffered(j *job) (status int, closeClient bool) {
 		u, err := j.bucket.pool.get()
 		if err != nil {
 			e.metrics.upstreamErrors.Inc()
-			return e.errorResponse(j, errServiceUnavailable, true), true
+			return e.errorResponse(j, poolError(err), true), true
 		}
 		_ = u.c.SetDeadline(time.Now().Add(e.opts.ResponseTimeout))
 		_, err = u.c.Write(j.out)
@@ -149,7 +157,7 @@ func (e *Engine) exchangeBuffered(j *job) (status int, closeClient bool) {
 			started, err = readResponse(u, e.limits, &resp)
 		}
 		if err != nil {
-			_ = u.c.Close()
+			u.close()
 			if u.reused && !started && attempt == 0 {
 				continue
 			}
@@ -163,7 +171,7 @@ func (e *Engine) exchangeBuffered(j *job) (status int, closeClient bool) {
 		if resp.keepAlive {
 			u.pool.put(u)
 		} else {
-			_ = u.c.Close()
+			u.close()
 		}
 		return status, false
 	}
@@ -206,7 +214,7 @@ func (e *Engine) runDetached(j *job) {
 	client, err := net.FileConn(f)
 	_ = f.Close()
 	if err != nil {
-		e.finish(j, 500, 0, 0)
+		e.finish(j, 500, 0, 0, "splice")
 		j.release()
 		return
 	}
@@ -214,7 +222,7 @@ func (e *Engine) runDetached(j *job) {
 	if moved.PipeTooSmall {
 		e.metrics.pipeTooSmall.Inc()
 	}
-	e.finish(j, status, moved.Spliced+moved.Copied, moved.Spliced)
+	e.finish(j, status, moved.Spliced+moved.Copied, moved.Spliced, modeName(moved))
 	e.handBack(j, client, reuse)
 }
 
@@ -222,7 +230,7 @@ func (e *Engine) runDetached(j *job) {
 // see ../shared/DESIGN.md), or closes it (lingering, so an answer given before the whole body was
 // read is not destroyed by a reset). It releases j.
 func (e *Engine) handBack(j *job, client net.Conn, reuse bool) {
-	if !reuse || !j.keepAlive {
+	if !reuse || !j.keepAlive || e.draining.Load() {
 		j.release()
 		lingerClose(client)
 		return
@@ -249,24 +257,25 @@ func (e *Engine) exchangeStreaming(j *job, client net.Conn) (status int, reuse b
 	u, err := j.bucket.pool.get()
 	if err != nil {
 		e.metrics.upstreamErrors.Inc()
-		e.errorResponse(j, errServiceUnavailable, true)
+		se := poolError(err)
+		e.errorResponse(j, se, true)
 		writeAll(client, j.resp, e.opts.BodyStallTimeout)
-		return errServiceUnavailable.Status, false, res
+		return se.Status, false, res
 	}
 	head := j.out[:j.headLen]
 	_ = u.c.SetWriteDeadline(time.Now().Add(e.opts.BodyStallTimeout))
 	_, err = u.c.Write(head)
 	if err != nil && u.reused {
 		// A pooled connection may have died while idle: nothing was sent, retry once on a new one.
-		_ = u.c.Close()
+		u.close()
 		if u, err = j.bucket.pool.dial(); err == nil {
 			_ = u.c.SetWriteDeadline(time.Now().Add(e.opts.BodyStallTimeout))
 			if _, err = u.c.Write(head); err != nil {
-				_ = u.c.Close()
+				u.close()
 			}
 		}
 	} else if err != nil {
-		_ = u.c.Close()
+		u.close()
 	}
 	if err != nil {
 		e.metrics.upstreamErrors.Inc()
@@ -277,13 +286,13 @@ func (e *Engine) exchangeStreaming(j *job, client net.Conn) (status int, reuse b
 	_ = u.c.SetWriteDeadline(time.Time{})
 	if j.expect100 && j.remaining > 0 {
 		if !writeAll(client, continueResponse, e.opts.BodyStallTimeout) {
-			transfer.ResetClose(u.c)
+			u.reset()
 			return 499, false, res
 		}
 	}
 
 	// Watch the upstream for its response while the body moves.
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(e.killCtx)
 	type result struct {
 		resp    upResponse
 		started bool
@@ -310,7 +319,7 @@ func (e *Engine) exchangeStreaming(j *job, client net.Conn) (status int, reuse b
 	if moveErr == nil && holdBack {
 		var last int64
 		if last, moveErr = e.moveLastByte(client, u.c, nil); moveErr == errBodyTooLong {
-			transfer.ResetClose(u.c)
+			u.reset()
 			<-done
 			cancel()
 			e.errorResponse(j, errIncompleteBody, true)
@@ -323,6 +332,14 @@ func (e *Engine) exchangeStreaming(j *job, client net.Conn) (status int, reuse b
 	var r result
 	var te *transfer.Error
 	switch {
+	case !bodyDone && e.killCtx.Err() != nil:
+		// Drain deadline: the upstream must not store a partial object.
+		u.reset()
+		<-done
+		cancel()
+		e.errorResponse(j, errShuttingDown, true)
+		writeAll(client, j.resp, e.opts.BodyStallTimeout)
+		return errShuttingDown.Status, false, res
 	case bodyDone:
 		_ = u.c.SetReadDeadline(time.Now().Add(e.opts.ResponseTimeout))
 		r = <-done
@@ -333,7 +350,7 @@ func (e *Engine) exchangeStreaming(j *job, client net.Conn) (status int, reuse b
 	default:
 		// The client side failed (gone, short body, stalled): make the upstream see an error
 		// rather than a clean end, so it never stores a truncated object.
-		transfer.ResetClose(u.c)
+		u.reset()
 		<-done
 		cancel()
 		if errors.Is(moveErr, transfer.ErrStalled) {
@@ -346,9 +363,9 @@ func (e *Engine) exchangeStreaming(j *job, client net.Conn) (status int, reuse b
 	cancel()
 	if r.err != nil {
 		if bodyDone || !r.started {
-			transfer.ResetClose(u.c)
+			u.reset()
 		} else {
-			_ = u.c.Close()
+			u.close()
 		}
 		e.metrics.upstreamErrors.Inc()
 		se := errBadGateway
@@ -364,7 +381,7 @@ func (e *Engine) exchangeStreaming(j *job, client net.Conn) (status int, reuse b
 	if bodyDone && r.resp.keepAlive {
 		u.pool.put(u)
 	} else {
-		_ = u.c.Close()
+		u.close()
 	}
 	if !writeAll(client, j.resp, e.opts.BodyStallTimeout) {
 		return status, false, res
@@ -425,6 +442,7 @@ func (e *Engine) errorResponse(j *job, s3err *s3Error, closeConn bool) int {
 func (e *Engine) relayResponse(j *job, u *upConn, resp *upResponse, closeConn bool) int {
 	h := &resp.head
 	buf := u.rbuf
+	j.upStatus = h.Status
 	out := j.resp[:0]
 	out = append(out, "HTTP/1.1 "...)
 	out = strconv.AppendInt(out, int64(h.Status), 10)
@@ -475,3 +493,11 @@ func isResponseHopHeader(name []byte) bool {
 }
 
 var _ = httpparse.MaxHeaders
+
+// modeName names the body path of a detached transfer for the access log.
+func modeName(r transfer.Result) string {
+	if r.Mode == 0 {
+		return "none"
+	}
+	return r.Mode.String()
+}

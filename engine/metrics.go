@@ -3,6 +3,7 @@ package engine
 import (
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/VictoriaMetrics/metrics"
 )
@@ -21,6 +22,7 @@ type engineMetrics struct {
 	upstreamDialErrors *metrics.Counter
 	upstreamErrors     *metrics.Counter
 	upstreamIdle       *metrics.Counter
+	upstreamOpen       *metrics.Counter
 	mpStarted          *metrics.Counter
 	mpCompleted        *metrics.Counter
 	mpAborted          *metrics.Counter
@@ -28,8 +30,12 @@ type engineMetrics struct {
 	autoChunked        *metrics.Counter
 	abortFailures      *metrics.Counter
 
+	bytesIn   *metrics.Counter
+	bytesOut  *metrics.Counter
+	durations [numOps]*metrics.Histogram
+
 	mu       sync.Mutex
-	requests [numOps][600]*metrics.Counter
+	requests map[reqKey]*metrics.Counter
 	refusals map[string]*metrics.Counter
 	authFail map[string]*metrics.Counter
 }
@@ -53,29 +59,47 @@ func newEngineMetrics() *engineMetrics {
 			upstreamDialErrors: metrics.GetOrCreateCounter(`mizuchi_upstream_dial_errors_total`),
 			upstreamErrors:     metrics.GetOrCreateCounter(`mizuchi_upstream_errors_total`),
 			upstreamIdle:       metrics.GetOrCreateCounter(`mizuchi_upstream_idle_connections`),
+			upstreamOpen:       metrics.GetOrCreateCounter(`mizuchi_upstream_open_connections`),
 			mpStarted:          metrics.GetOrCreateCounter(`mizuchi_multipart_uploads_started_total`),
 			mpCompleted:        metrics.GetOrCreateCounter(`mizuchi_multipart_uploads_completed_total`),
 			mpAborted:          metrics.GetOrCreateCounter(`mizuchi_multipart_uploads_aborted_total`),
 			partsSent:          metrics.GetOrCreateCounter(`mizuchi_multipart_parts_sent_total`),
 			autoChunked:        metrics.GetOrCreateCounter(`mizuchi_autochunked_puts_total`),
 			abortFailures:      metrics.GetOrCreateCounter(`mizuchi_multipart_abort_failures_total`),
+			bytesIn:            metrics.GetOrCreateCounter(`mizuchi_request_bytes_total`),
+			bytesOut:           metrics.GetOrCreateCounter(`mizuchi_response_bytes_total`),
+			requests:           map[reqKey]*metrics.Counter{},
 			refusals:           map[string]*metrics.Counter{},
 			authFail:           map[string]*metrics.Counter{},
+		}
+		metrics.NewGauge(`mizuchi_uploads_active`, func() float64 { return float64(activeTotal.Load()) })
+		for o := op(0); o < numOps; o++ {
+			theMetrics.durations[o] = metrics.GetOrCreateHistogram(`mizuchi_request_duration_seconds{operation="` + o.String() + `"}`)
 		}
 	})
 	return theMetrics
 }
 
-// request counts a finished request by operation and status.
-func (m *engineMetrics) request(o op, status int) {
+// activeTotal counts requests in flight in every engine of the process.
+var activeTotal atomic.Int64
+
+type reqKey struct {
+	bucket string
+	op     op
+	status int
+}
+
+// request counts a finished request by bucket ("-" when none was routed), operation and status.
+func (m *engineMetrics) request(bucket string, o op, status int) {
 	if status < 0 || status >= 600 {
 		status = 599
 	}
+	k := reqKey{bucket, o, status}
 	m.mu.Lock()
-	c := m.requests[o][status]
+	c := m.requests[k]
 	if c == nil {
-		c = metrics.GetOrCreateCounter(`mizuchi_requests_total{operation="` + o.String() + `",status="` + strconv.Itoa(status) + `"}`)
-		m.requests[o][status] = c
+		c = metrics.GetOrCreateCounter(`mizuchi_requests_total{bucket="` + bucket + `",operation="` + o.String() + `",status="` + strconv.Itoa(status) + `"}`)
+		m.requests[k] = c
 	}
 	m.mu.Unlock()
 	c.Inc()
@@ -92,9 +116,9 @@ func (m *engineMetrics) request(o op, status int) {
 }
 
 // refused counts a request answered by the proxy itself, by S3 error code, and as a request.
-func (m *engineMetrics) refused(o op, e *s3Error) {
+func (m *engineMetrics) refused(bucket string, o op, e *s3Error) {
 	m.labelled(m.refusals, `mizuchi_refusals_total{reason="`, e.Code)
-	m.request(o, e.Status)
+	m.request(bucket, o, e.Status)
 }
 
 func (m *engineMetrics) authFailure(e *s3Error) {

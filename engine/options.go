@@ -46,6 +46,8 @@ type Options struct {
 	Buckets []Bucket
 	// Logger receives anomalies; nil = slog.Default().
 	Logger *slog.Logger
+	// AccessLog, when set, receives one line per request (see Engine.accessLog for the fields).
+	AccessLog *slog.Logger
 	// Now is the clock (tests); nil = time.Now.
 	Now func() time.Time
 }
@@ -55,6 +57,8 @@ type UpstreamOptions struct {
 	DialTimeout time.Duration // 0 = 5 s
 	MaxIdle     int           // idle keep-alive connections kept per endpoint; 0 = 64
 	IdleTimeout time.Duration // an idle upstream connection older than this is closed; 0 = 30 s
+	MaxConns    int           // open connections per endpoint (busy + idle); 0 = unlimited. A request
+	// that finds all in use waits up to DialTimeout, then gets 503 SlowDown.
 }
 
 // Bucket is one client-facing bucket and where its objects go.

@@ -29,8 +29,8 @@ func (o op) hasBody() bool {
 // route is the result of routing one request head. Spans index the request's buffer.
 type route struct {
 	op        op
-	bucket    int // index into Engine.buckets; -1 if unknown
-	keyStart  int // raw (percent-encoded) key: path[keyStart:keyEnd]
+	bucket    *bucketState // nil if unknown
+	keyStart  int          // raw (percent-encoded) key: path[keyStart:keyEnd]
 	keyEnd    int
 	uploadID  [2]int // raw value span in the query, [0,0] if absent
 	partNum   int
@@ -62,7 +62,7 @@ func isSubresource(k []byte) bool {
 // routeRequest classifies a request from its method, raw path and raw query. It returns the route and
 // nil, or the S3 error to answer. copySource reports an x-amz-copy-source header.
 func (e *Engine) routeRequest(method, path, query []byte, hasQuery, copySource bool) (route, *s3Error) {
-	r := route{bucket: -1}
+	var r route
 	if len(path) == 0 || path[0] != '/' {
 		return r, errInvalidURI
 	}
@@ -77,8 +77,8 @@ func (e *Engine) routeRequest(method, path, query []byte, hasQuery, copySource b
 	if len(bucketName) == 0 {
 		return r, errMethodNotAllowed // service-level: ListBuckets and friends
 	}
-	r.bucket = e.bucketIndex(bucketName)
-	if r.bucket < 0 {
+	r.bucket = e.lookupBucket(bucketName)
+	if r.bucket == nil {
 		return r, errUnknownBucket
 	}
 	if slash < 0 || slash == len(rest)-1 {
@@ -230,11 +230,14 @@ func saneUploadID(v []byte) bool {
 	return true
 }
 
-func (e *Engine) bucketIndex(name []byte) int {
-	for i := range e.buckets {
-		if string(name) == e.buckets[i].name {
-			return i
+// lookupBucket finds a bucket in the current table (replaced atomically by UpdateBuckets; a request
+// keeps the bucket it was routed to).
+func (e *Engine) lookupBucket(name []byte) *bucketState {
+	t := e.table.Load()
+	for i := range t.buckets {
+		if string(name) == t.buckets[i].name {
+			return &t.buckets[i]
 		}
 	}
-	return -1
+	return nil
 }

@@ -7,9 +7,11 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mizuchi/uploadr/httpparse"
+	"github.com/mizuchi/uploadr/transfer"
 )
 
 // upConn is one keep-alive connection to an upstream endpoint.
@@ -19,6 +21,7 @@ type upConn struct {
 	idleSince time.Time
 	reused    bool   // taken from the idle list (it may have died while idle)
 	rbuf      []byte // response bytes: head and body
+	closed    bool   // close or reset ran (the slot was given back)
 }
 
 // upstreamPool keeps idle keep-alive connections to one endpoint. Safe for concurrent use.
@@ -31,12 +34,20 @@ type upstreamPool struct {
 	tlsConf     *tls.Config
 	m           *engineMetrics
 
+	slots chan struct{} // one per open connection when MaxConns > 0
+	open  atomic.Int64
+
 	mu   sync.Mutex
 	idle []*upConn
 }
 
+var errPoolExhausted = errors.New("engine: upstream connection limit reached")
+
 func newUpstreamPool(ep endpoint, roots *x509.CertPool, o UpstreamOptions, m *engineMetrics) *upstreamPool {
 	p := &upstreamPool{ep: ep, dialTimeout: o.DialTimeout, idleTimeout: o.IdleTimeout, maxIdle: o.MaxIdle, m: m}
+	if o.MaxConns > 0 {
+		p.slots = make(chan struct{}, o.MaxConns)
+	}
 	if ep.tls {
 		host, _, err := net.SplitHostPort(ep.addr)
 		if err != nil {
@@ -63,7 +74,7 @@ func (p *upstreamPool) get() (*upConn, error) {
 		p.mu.Unlock()
 		p.m.upstreamIdle.Dec()
 		if now.Sub(u.idleSince) > p.idleTimeout || !connAlive(u.c) {
-			_ = u.c.Close()
+			u.close()
 			continue
 		}
 		u.reused = true
@@ -73,11 +84,21 @@ func (p *upstreamPool) get() (*upConn, error) {
 }
 
 func (p *upstreamPool) dial() (*upConn, error) {
+	if p.slots != nil {
+		t := time.NewTimer(p.dialTimeout)
+		select {
+		case p.slots <- struct{}{}:
+			t.Stop()
+		case <-t.C:
+			return nil, errPoolExhausted
+		}
+	}
 	p.m.upstreamDials.Inc()
 	d := net.Dialer{Timeout: p.dialTimeout, KeepAlive: 30 * time.Second}
 	c, err := d.Dial("tcp", p.ep.addr)
 	if err != nil {
 		p.m.upstreamDialErrors.Inc()
+		p.releaseSlot()
 		return nil, err
 	}
 	if tc, ok := c.(*net.TCPConn); ok {
@@ -89,12 +110,44 @@ func (p *upstreamPool) dial() (*upConn, error) {
 		if err := tc.Handshake(); err != nil {
 			_ = c.Close()
 			p.m.upstreamDialErrors.Inc()
+			p.releaseSlot()
 			return nil, err
 		}
 		_ = tc.SetDeadline(time.Time{})
 		c = tc
 	}
+	p.open.Add(1)
+	p.m.upstreamOpen.Inc()
 	return &upConn{c: c, pool: p}, nil
+}
+
+func (p *upstreamPool) releaseSlot() {
+	if p.slots != nil {
+		<-p.slots
+	}
+}
+
+// close closes the connection and gives its slot back.
+func (u *upConn) close() {
+	_ = u.c.Close()
+	u.forget()
+}
+
+// reset closes the connection with a TCP RST (see transfer.ResetClose): the upstream sees an error,
+// never a clean end of a truncated body.
+func (u *upConn) reset() {
+	_ = transfer.ResetClose(u.c)
+	u.forget()
+}
+
+func (u *upConn) forget() {
+	if u.closed {
+		return
+	}
+	u.closed = true
+	u.pool.open.Add(-1)
+	u.pool.m.upstreamOpen.Dec()
+	u.pool.releaseSlot()
 }
 
 // put returns a connection whose exchange completed cleanly; the pool closes it when full.
@@ -108,7 +161,7 @@ func (p *upstreamPool) put(u *upConn) {
 	p.mu.Lock()
 	if len(p.idle) >= p.maxIdle {
 		p.mu.Unlock()
-		_ = u.c.Close()
+		u.close()
 		return
 	}
 	p.idle = append(p.idle, u)
@@ -122,7 +175,7 @@ func (p *upstreamPool) closeIdle() {
 	p.idle = nil
 	p.mu.Unlock()
 	for _, u := range idle {
-		_ = u.c.Close()
+		u.close()
 		p.m.upstreamIdle.Dec()
 	}
 }
@@ -243,4 +296,12 @@ func readMore(c net.Conn, buf []byte) ([]byte, error) {
 		err = io.ErrNoProgress
 	}
 	return buf, err
+}
+
+// poolError maps a failure to get an upstream connection to the client's answer.
+func poolError(err error) *s3Error {
+	if errors.Is(err, errPoolExhausted) {
+		return errSlowDown
+	}
+	return errServiceUnavailable
 }
