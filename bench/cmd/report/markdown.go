@@ -1,0 +1,141 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+var targetNotes = map[string]string{
+	"direct":         "no proxy: the load generator talks to the upstream",
+	"mizuchi-splice": "bin/mizuchi-uploadr, zero copy on (splice, 1 MiB pipes), SigV4 verified and re-signed",
+	"mizuchi-copy":   "bin/mizuchi-uploadr -zero-copy=false (user-space copy path), SigV4 verified and re-signed",
+	"nginx":          "Debian's nginx, plain reverse proxy: proxy_request_buffering off, HTTP/1.1 upstream keep-alive, worker_processes auto",
+	"splicerelay":    "bench/cmd/splicerelay: two sockets, one 1 MiB pipe, splice(2), no HTTP — the physical floor",
+	"goproxy":        "bench/cmd/goproxy: net/http + httputil.ReverseProxy (goroutine per connection), re-signs with s3sig",
+}
+
+func (r *report) markdown(w io.Writer, vs []verdict, png, cmdline string) {
+	m := r.rf.Meta
+	fmt.Fprintf(w, "# Benchmark results %s (%s run)\n\n", strings.SplitN(m["date"], "T", 2)[0], m["mode"])
+	fmt.Fprintf(w, "Machine: %s CPUs (%s), Linux %s, %s, nginx %s. Loopback only; every figure is the median of %s\n", m["cpus"], m["cpu_model"], m["kernel"], m["go"], m["nginx"], m["reps"])
+	fmt.Fprintf(w, "interleaved repetitions (each workload runs against every target in turn, the order rotated per repetition) of\n")
+	fmt.Fprintf(w, "%s per load run. The machine is shared and noisy: read the ratios, not the absolute figures.\n\n", m["duration"])
+	fmt.Fprintf(w, "Reproduce: `%s` (or `make bench` for the quick subset). Raw JSON and the logs of each process are in\n`bench/results/tmp/` after a run (git-ignored).\n\n", cmdline)
+	if png != "" {
+		fmt.Fprintf(w, "![chart](%s)\n\n", png)
+	}
+	fmt.Fprintln(w, "## Targets of issue 5")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "mizuchi-uploadr with splice, against the sink (so the figures are the proxy's own cost), medians.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| target | workload | measured | goal | verdict | figures |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|")
+	for _, v := range vs {
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", v.goal, v.workload, v.valueString(), v.limitString(), v.status(), v.detail)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "## What was measured")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| target | what it is |")
+	fmt.Fprintln(w, "|---|---|")
+	for _, t := range targetOrder {
+		fmt.Fprintf(w, "| %s | %s |\n", t, targetNotes[t])
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Upstreams: `sink` is bench/cmd/sink (checks that a SigV4 Authorization header is present, splices the body")
+	fmt.Fprintln(w, "into /dev/null, answers like S3), to measure the proxies' own cost; `versitygw` is versitygw v1.8.0 with its")
+	fmt.Fprintln(w, "data on /dev/shm, the end-to-end picture (it costs about a core per 350 MiB/s, so it is the bottleneck there).")
+	fmt.Fprintln(w, "Load: bench/cmd/loadgen (SigV4-signed PUTs with s3sig, UNSIGNED-PAYLOAD, keep-alive, bodies > 64 KiB sent with")
+	fmt.Fprintln(w, "sendfile from /dev/shm; in a duration run the requests still in flight at the end are cut off and their bytes")
+	fmt.Fprintln(w, "counted) and wrk with scripts/wrk-put.lua against buckets configured `auth: none`. CPU is utime+stime of")
+	fmt.Fprintln(w, "/proc/<pid>/stat of the target's processes (nginx: master + workers) read before and after each run; peak RSS is")
+	fmt.Fprintln(w, "VmHWM, reset through /proc/<pid>/clear_refs before each run (nginx: sum over its processes). The proxy's")
+	fmt.Fprintln(w, "configuration for the run: defaults except `upstream.max_idle: 1024` and `idle_timeout: 300s`.")
+	fmt.Fprintln(w)
+
+	for _, phase := range []string{"sink", "versitygw"} {
+		if len(r.workloads(phase, "")) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "## Upstream: %s\n\n", phase)
+		for _, kind := range []string{"load", "wrk"} {
+			for _, wl := range r.workloads(phase, kind) {
+				r.loadTable(w, phase, wl)
+			}
+		}
+		for _, wl := range r.workloads(phase, "idle") {
+			r.idleTable(w, phase, wl)
+		}
+	}
+	if len(r.micros) > 0 {
+		fmt.Fprintln(w, "## Go micro-benchmarks")
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| package | benchmark | ns/op | MB/s | B/op | allocs/op |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|")
+		for _, m := range r.micros {
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", m.pkg, m.name, fmtNum(m.nsOp), fmtNum(m.mbS), fmtNum(m.bytesOp), fmtNum(m.allocsOp))
+		}
+		fmt.Fprintln(w)
+	}
+	if len(r.rf.Perf) > 0 {
+		fmt.Fprintln(w, "## Profiles")
+		fmt.Fprintln(w)
+		keys := make([]string, 0, len(r.rf.Perf))
+		for k := range r.rf.Perf {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(w, "- %s: [%s](%s)\n", k, filepath.Base(r.rf.Perf[k]), filepath.Join(filepath.Base(filepath.Dir(r.rf.Perf[k])), filepath.Base(r.rf.Perf[k])))
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+func (r *report) loadTable(w io.Writer, phase, wl string) {
+	fmt.Fprintf(w, "### %s\n\n", wl)
+	fmt.Fprintln(w, "| target | req/s | MiB/s | p50 ms | p90 ms | p99 ms | CPU s/GiB | CPU µs/req | peak RSS MiB | upstream CPU s/GiB | spread | errors |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, t := range r.targets(phase, wl) {
+		a := r.get(phase, wl, t)
+		rss := fmtNum(a.peakRSS)
+		if t == "direct" {
+			rss = "—"
+		}
+		errs := fmt.Sprint(a.errors)
+		if a.errors > 0 && a.firstError != "" {
+			errs += " (" + shorten(a.firstError, 60) + ")"
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", t, fmtNum(a.rps), fmtNum(a.mibps),
+			fmtNum(a.p50), fmtNum(a.p90), fmtNum(a.p99), fmtNum(a.cpuPerGiB), fmtNum(a.cpuPerReq), rss, fmtNum(a.upCPUPerGiB), a.spread, errs)
+	}
+	fmt.Fprintln(w)
+}
+
+func (r *report) idleTable(w io.Writer, phase, wl string) {
+	fmt.Fprintf(w, "### %s keep-alive connections, idle (one 4 KiB PUT each, then held)\n\n", strings.TrimPrefix(wl, "idle "))
+	fmt.Fprintln(w, "| target | RSS while idle MiB | peak RSS MiB | opened | alive after the hold | CPU µs per connection |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|")
+	for _, t := range r.targets(phase, wl) {
+		a := r.get(phase, wl, t)
+		perConn := math.NaN()
+		if a.requests > 0 {
+			perConn = a.cpuPerReq
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %d | %d | %s |\n", t, fmtNum(a.idleRSS), fmtNum(a.peakRSS), a.opened, a.alive, fmtNum(perConn))
+	}
+	fmt.Fprintln(w)
+}
+
+func shorten(s string, n int) string {
+	s = strings.ReplaceAll(s, "|", "/")
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}

@@ -1,0 +1,579 @@
+// Command runner runs the end-to-end benchmarks of issue 5 on loopback and writes the raw
+// measurements as JSON (bench/cmd/report turns them into bench/results/<date>.md and a chart).
+//
+// It starts an upstream (the bench sink, then versitygw on /dev/shm), every target in front of it
+// (direct, mizuchi-uploadr with splice and with the copy path, nginx, the bare splice relay,
+// httputil.ReverseProxy) and runs each workload against every target in turn — interleaved, the
+// target order rotated on each repetition — measuring the target's CPU seconds (utime + stime of
+// /proc/<pid>/stat) and peak RSS (VmHWM, reset before each run) around each run. Normally started by
+// scripts/bench.sh.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mizuchi/uploadr/bench/internal/loadgen"
+	"github.com/mizuchi/uploadr/bench/internal/procstat"
+)
+
+// Result is one measurement of one workload against one target.
+type Result struct {
+	Phase    string `json:"phase"` // upstream: sink or versitygw
+	Workload string `json:"workload"`
+	Kind     string `json:"kind"` // load, wrk, idle
+	Target   string `json:"target"`
+	Rep      int    `json:"rep"`
+	Size     int64  `json:"size"`
+	Conns    int    `json:"conns"`
+
+	Requests  int64   `json:"requests"`
+	Errors    int64   `json:"errors"`
+	Aborted   int64   `json:"aborted"`
+	BodyBytes int64   `json:"body_bytes"`
+	Seconds   float64 `json:"seconds"`
+	RPS       float64 `json:"rps"`
+	MiBps     float64 `json:"mib_per_s"`
+	P50       float64 `json:"p50_ms"`
+	P90       float64 `json:"p90_ms"`
+	P99       float64 `json:"p99_ms"`
+	Max       float64 `json:"max_ms"`
+
+	CPUSeconds     float64 `json:"cpu_s"`          // the target's processes (0 for direct)
+	PeakRSS        int64   `json:"peak_rss"`       // the target's VmHWM during the run (bytes)
+	IdleRSS        int64   `json:"idle_rss"`       // idle workload: VmRSS with every connection open and idle
+	SinkCPUSeconds float64 `json:"upstream_cpu_s"` // the upstream's CPU during the run
+	Opened         int64   `json:"opened,omitempty"`
+	Alive          int64   `json:"alive,omitempty"`
+	FirstError     string  `json:"first_error,omitempty"`
+}
+
+// Run is the file the runner writes.
+type Run struct {
+	Meta    map[string]string `json:"meta"`
+	Results []Result          `json:"results"`
+	Perf    map[string]string `json:"perf,omitempty"` // workload -> perf report path (text)
+}
+
+type workload struct {
+	name     string
+	kind     string // load, wrk, idle
+	size     int64
+	conns    int
+	count    int64 // load: requests in total instead of a duration
+	duration time.Duration
+	hold     time.Duration // idle
+	targets  map[string]bool
+}
+
+type runner struct {
+	bin, mizuchi, versitygw, nginx, wrk, wrkScript, work string
+	procs                                                []*proc
+	perf                                                 string
+	perfWorkloads                                        map[string]bool
+	perfDir                                              string
+}
+
+func main() { os.Exit(run()) }
+
+func run() int {
+	var (
+		r        runner
+		mode     = flag.String("mode", "quick", "quick (a subset, < 3 min) or full")
+		out      = flag.String("out", "", "write the JSON results here (default: stdout)")
+		dur      = flag.Duration("duration", 0, "duration of each load run (default: quick 2s, full 4s)")
+		reps     = flag.Int("reps", 0, "repetitions of the whole interleaved matrix (default: quick 1, full 3)")
+		only     = flag.String("only", "", "comma-separated workload names to run (debugging)")
+		perfList = flag.String("perf", "", "comma-separated workload names: record a perf profile of mizuchi-splice on each (needs perf)")
+	)
+	flag.StringVar(&r.bin, "bin", "", "directory holding the sink, loadgen, splicerelay and goproxy binaries")
+	flag.StringVar(&r.mizuchi, "mizuchi", "bin/mizuchi-uploadr", "mizuchi-uploadr binary")
+	flag.StringVar(&r.versitygw, "versitygw", "", "versitygw binary (empty: no end-to-end phase)")
+	flag.StringVar(&r.nginx, "nginx", "", "nginx binary (empty: no nginx target)")
+	flag.StringVar(&r.wrk, "wrk", "", "wrk binary (empty: no wrk workloads)")
+	flag.StringVar(&r.wrkScript, "wrk-script", "scripts/wrk-put.lua", "wrk Lua script")
+	flag.StringVar(&r.work, "work", "", "scratch directory (logs, configs); default a new temp dir")
+	flag.StringVar(&r.perfDir, "perf-dir", "", "where perf reports go (default: -work)")
+	flag.Parse()
+	if r.bin == "" {
+		fmt.Fprintln(os.Stderr, "runner: -bin is required")
+		return 2
+	}
+	if r.work == "" {
+		d, err := os.MkdirTemp("", "mizuchi-bench-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "runner:", err)
+			return 1
+		}
+		r.work = d
+	}
+	if r.perfDir == "" {
+		r.perfDir = r.work
+	}
+	if *perfList != "" {
+		if p, err := exec.LookPath("perf"); err == nil {
+			r.perf = p
+			r.perfWorkloads = set(*perfList)
+		} else {
+			fmt.Fprintln(os.Stderr, "runner: perf not found; no profiles")
+		}
+	}
+	full := *mode == "full"
+	if *dur == 0 {
+		*dur = 2 * time.Second
+		if full {
+			*dur = 4 * time.Second
+		}
+	}
+	if *reps == 0 {
+		*reps = 1
+		if full {
+			*reps = 3
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	defer r.stopAll()
+
+	res := Run{Meta: map[string]string{
+		"mode": *mode, "date": time.Now().UTC().Format(time.RFC3339), "duration": dur.String(),
+		"reps": strconv.Itoa(*reps), "cpus": strconv.Itoa(runtime.NumCPU()), "go": runtime.Version(),
+		"kernel": kernel(), "cpu_model": cpuModel(), "nginx": r.nginxVersion(), "work": r.work,
+	}, Perf: map[string]string{}}
+
+	for _, phase := range []string{"sink", "versitygw"} {
+		if phase == "versitygw" && r.versitygw == "" {
+			continue
+		}
+		wls := workloads(phase, full, *dur, r.wrk != "")
+		if *only != "" {
+			keep := set(*only)
+			var sel []workload
+			for _, w := range wls {
+				if keep[w.name] {
+					sel = append(sel, w)
+				}
+			}
+			wls = sel
+		}
+		if len(wls) == 0 {
+			continue
+		}
+		if err := r.phase(ctx, phase, wls, *reps, &res); err != nil {
+			fmt.Fprintln(os.Stderr, "runner:", err)
+			r.writeOut(*out, &res)
+			return 1
+		}
+	}
+	if err := r.writeOut(*out, &res); err != nil {
+		fmt.Fprintln(os.Stderr, "runner:", err)
+		return 1
+	}
+	return 0
+}
+
+func (r *runner) writeOut(path string, res *Run) error {
+	b, err := json.MarshalIndent(res, "", " ")
+	if err != nil {
+		return err
+	}
+	if path == "" {
+		_, err = os.Stdout.Write(append(b, '\n'))
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+func set(list string) map[string]bool {
+	m := map[string]bool{}
+	for _, s := range strings.Split(list, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			m[s] = true
+		}
+	}
+	return m
+}
+
+// workloads lists what runs against each upstream. Names are what -only and -perf take.
+func workloads(phase string, full bool, d time.Duration, wrk bool) []workload {
+	load := func(size int64, c int) workload {
+		return workload{name: fmt.Sprintf("put %s c%d", loadgen.FormatSize(size), c), kind: "load", size: size, conns: c, duration: d}
+	}
+	var w []workload
+	if phase == "versitygw" {
+		// End to end: versitygw costs about a core per 350 MiB/s, so a small set.
+		w = append(w, load(4<<10, 16), load(1<<20, 16), load(64<<20, 1), load(1<<30, 1))
+		return w
+	}
+	sizes := []int64{4 << 10, 1 << 20, 64 << 20, 1 << 30}
+	concs := []int{1, 16, 256}
+	if !full {
+		w = append(w, load(4<<10, 16), load(1<<20, 16), load(64<<20, 16), load(1<<30, 1))
+	} else {
+		for _, s := range sizes {
+			for _, c := range concs {
+				w = append(w, load(s, c))
+			}
+		}
+	}
+	// The relay is left out of the idle workload: it holds two descriptors per connection, more than
+	// the 20,000 RLIMIT_NOFILE of these machines allows, and its idle cost is not a figure of the issue.
+	proxies := map[string]bool{"mizuchi-splice": true, "nginx": true, "goproxy": true}
+	many := workload{name: "put 8MiB x1000 c1000", kind: "load", size: 8 << 20, conns: 1000, count: 1000}
+	idle := workload{name: "idle 10000", kind: "idle", size: 4 << 10, conns: 10000, hold: 5 * time.Second, targets: proxies}
+	if full {
+		w = append(w, many)
+		idle.hold = 10 * time.Second
+	} else {
+		many.targets = map[string]bool{"mizuchi-splice": true, "nginx": true}
+		w = append(w, many)
+	}
+	w = append(w, idle)
+	if wrk {
+		for _, s := range []int64{4 << 10, 1 << 20} {
+			if !full && s != 4<<10 {
+				continue
+			}
+			w = append(w, workload{name: fmt.Sprintf("wrk %s c16", loadgen.FormatSize(s)), kind: "wrk", size: s, conns: 16, duration: d})
+		}
+	}
+	return w
+}
+
+func (r *runner) phase(ctx context.Context, phase string, wls []workload, reps int, res *Run) error {
+	var up *upstream
+	var err error
+	if phase == "sink" {
+		up, err = r.startSink()
+	} else {
+		up, err = r.startVersitygw()
+	}
+	if up != nil && up.data != "" {
+		defer os.RemoveAll(up.data)
+	}
+	if err != nil {
+		return err
+	}
+	defer r.stopAll()
+	targets, err := r.startTargets(ctx, up)
+	if err != nil {
+		return err
+	}
+	for rep := range reps {
+		for _, w := range wls {
+			for i := range targets {
+				t := targets[(i+rep)%len(targets)]
+				if w.targets != nil && !w.targets[t.name] {
+					continue
+				}
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				m, err := r.measure(ctx, up, t, w)
+				if err != nil {
+					return fmt.Errorf("%s %s %s: %w", phase, w.name, t.name, err)
+				}
+				m.Phase, m.Rep = phase, rep
+				res.Results = append(res.Results, m)
+				logResult(m)
+				time.Sleep(200 * time.Millisecond)
+			}
+		}
+	}
+	if r.perf != "" {
+		for _, w := range wls {
+			if !r.perfWorkloads[w.name] {
+				continue
+			}
+			for _, t := range targets {
+				if t.name != "mizuchi-splice" && t.name != "nginx" {
+					continue
+				}
+				path, err := r.profile(ctx, up, t, w, phase)
+				if err != nil {
+					fmt.Fprintln(os.Stderr, "runner: perf:", err)
+					continue
+				}
+				res.Perf[phase+" "+w.name+" "+t.name] = path
+			}
+		}
+	}
+	return nil
+}
+
+func logResult(m Result) {
+	cpu := ""
+	if m.BodyBytes > 0 && m.CPUSeconds > 0 {
+		cpu = fmt.Sprintf(" cpu %.3f s/GiB %.1f µs/req", m.CPUSeconds/(float64(m.BodyBytes)/(1<<30)), m.CPUSeconds/float64(max(1, m.Requests))*1e6)
+	}
+	extra := ""
+	if m.Kind == "idle" {
+		extra = fmt.Sprintf(" opened %d alive %d idle-rss %.1f MiB", m.Opened, m.Alive, float64(m.IdleRSS)/(1<<20))
+	}
+	if m.Errors > 0 {
+		extra += fmt.Sprintf(" ERRORS %d (%s)", m.Errors, m.FirstError)
+	}
+	fmt.Fprintf(os.Stderr, "%-9s %-22s %-15s rep %d: %8.0f req/s %8.1f MiB/s p50 %.2f p99 %.2f ms%s peak-rss %.1f MiB%s\n",
+		m.Phase, m.Workload, m.Target, m.Rep, m.RPS, m.MiBps, m.P50, m.P99, cpu, float64(m.PeakRSS)/(1<<20), extra)
+}
+
+// measure runs w against t once, reading the target's /proc around it.
+func (r *runner) measure(ctx context.Context, up *upstream, t *target, w workload) (Result, error) {
+	m := Result{Workload: w.name, Kind: w.kind, Target: t.name, Size: w.size, Conns: w.conns}
+	pids, err := t.pids()
+	if err != nil {
+		return m, err
+	}
+	upPids := []int{up.proc.cmd.Process.Pid}
+	if len(pids) > 0 {
+		if err := procstat.ResetPeak(pids...); err != nil && !errors.Is(err, procstat.ErrUnsupported) {
+			fmt.Fprintln(os.Stderr, "runner: reset peak RSS:", err)
+		}
+	}
+	before, err := procstat.Read(pids...)
+	if err != nil {
+		return m, err
+	}
+	upBefore, err := procstat.Read(upPids...)
+	if err != nil {
+		return m, err
+	}
+	switch w.kind {
+	case "load":
+		err = r.runLoad(ctx, t, w, &m)
+	case "wrk":
+		err = r.runWrk(ctx, t, w, &m)
+	case "idle":
+		err = r.runIdle(ctx, t, w, pids, &m)
+	}
+	if err != nil {
+		return m, err
+	}
+	after, err := procstat.Read(pids...)
+	if err != nil {
+		return m, fmt.Errorf("reading the target after the run (did it die?): %w", err)
+	}
+	upAfter, err := procstat.Read(upPids...)
+	if err != nil {
+		return m, err
+	}
+	m.CPUSeconds = after.Sub(before).CPUSeconds
+	m.PeakRSS = after.PeakRSS
+	m.SinkCPUSeconds = upAfter.Sub(upBefore).CPUSeconds
+	return m, nil
+}
+
+func (r *runner) loadArgs(t *target, w workload, bucket string) []string {
+	args := []string{"-addr", t.addr, "-bucket", bucket, "-key-prefix", "lg-" + t.name + "/",
+		"-size", strconv.FormatInt(w.size, 10), "-c", strconv.Itoa(w.conns),
+		"-access-key", accessKey, "-secret-key", secretKey, "-region", region}
+	if w.count > 0 {
+		args = append(args, "-n", strconv.FormatInt(w.count, 10))
+	} else if w.kind == "load" {
+		args = append(args, "-d", w.duration.String())
+	}
+	return args
+}
+
+func (r *runner) runLoad(ctx context.Context, t *target, w workload, m *Result) error {
+	cmd := exec.CommandContext(ctx, filepath.Join(r.bin, "loadgen"), r.loadArgs(t, w, t.bucket)...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("loadgen: %w", err)
+	}
+	var lr loadgen.Result
+	if err := json.Unmarshal(out, &lr); err != nil {
+		return fmt.Errorf("loadgen output %q: %w", out, err)
+	}
+	m.Requests, m.Errors, m.Aborted, m.BodyBytes = lr.Requests, lr.Errors, lr.Aborted, lr.BodyBytes
+	m.Seconds, m.RPS, m.MiBps = lr.Seconds, lr.RPS, lr.MiBps
+	m.P50, m.P90, m.P99, m.Max, m.FirstError = lr.P50, lr.P90, lr.P99, lr.Max, lr.FirstError
+	return nil
+}
+
+// runIdle opens the idle connections; once all are open it waits a second and reads the target's
+// RSS while they sit idle.
+func (r *runner) runIdle(ctx context.Context, t *target, w workload, pids []int, m *Result) error {
+	args := append(r.loadArgs(t, w, t.bucket)[:0:0], r.loadArgs(t, w, t.bucket)...)
+	args = append(args, "-idle", strconv.Itoa(w.conns), "-hold", w.hold.String())
+	cmd := exec.CommandContext(ctx, filepath.Join(r.bin, "loadgen"), args...)
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	sc := bufio.NewScanner(stdout)
+	var last string
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "READY ") {
+			time.Sleep(time.Second)
+			if u, err := procstat.Read(pids...); err == nil {
+				m.IdleRSS = u.RSS
+			}
+			continue
+		}
+		last = line
+	}
+	if err := cmd.Wait(); err != nil {
+		return fmt.Errorf("loadgen -idle: %w", err)
+	}
+	var ir loadgen.IdleResult
+	if err := json.Unmarshal([]byte(last), &ir); err != nil {
+		return fmt.Errorf("loadgen -idle output %q: %w", last, err)
+	}
+	m.Opened, m.Alive, m.FirstError = ir.Opened, ir.Alive, ir.FirstError
+	m.Requests = ir.Opened + ir.Alive
+	m.Errors = 2*int64(w.conns) - m.Requests
+	m.BodyBytes = m.Requests * w.size
+	return nil
+}
+
+// wrkJSON is the line scripts/wrk-put.lua's done() prints.
+type wrkJSON struct {
+	Requests int64   `json:"requests"`
+	Errors   int64   `json:"errors"`
+	Non2xx   int64   `json:"non2xx"`
+	Seconds  float64 `json:"seconds"`
+	P50      float64 `json:"p50_ms"`
+	P90      float64 `json:"p90_ms"`
+	P99      float64 `json:"p99_ms"`
+	Max      float64 `json:"max_ms"`
+}
+
+func (r *runner) runWrk(ctx context.Context, t *target, w workload, m *Result) error {
+	threads := min(2, w.conns)
+	url := fmt.Sprintf("http://%s/%s/wrk-%s", t.addr, t.openBucket, t.name)
+	cmd := exec.CommandContext(ctx, r.wrk, "-t", strconv.Itoa(threads), "-c", strconv.Itoa(w.conns),
+		"-d", strconv.Itoa(max(1, int(w.duration.Seconds())))+"s", "-s", r.wrkScript, url)
+	cmd.Env = append(os.Environ(), "WRK_SIZE="+strconv.FormatInt(w.size, 10))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("wrk: %w: %s", err, out)
+	}
+	var j wrkJSON
+	found := false
+	for _, line := range strings.Split(string(out), "\n") {
+		if rest, ok := strings.CutPrefix(line, "WRK_JSON "); ok {
+			if err := json.Unmarshal([]byte(rest), &j); err != nil {
+				return fmt.Errorf("wrk output %q: %w", rest, err)
+			}
+			found = true
+		}
+	}
+	if !found {
+		return fmt.Errorf("wrk printed no WRK_JSON line: %s", out)
+	}
+	m.Requests = j.Requests - j.Non2xx
+	m.Errors = j.Errors + j.Non2xx
+	if m.Errors > 0 {
+		m.FirstError = fmt.Sprintf("wrk: %d socket errors, %d non-2xx", j.Errors, j.Non2xx)
+	}
+	m.BodyBytes = m.Requests * w.size
+	m.Seconds = j.Seconds
+	m.RPS = float64(m.Requests) / j.Seconds
+	m.MiBps = float64(m.BodyBytes) / (1 << 20) / j.Seconds
+	m.P50, m.P90, m.P99, m.Max = j.P50, j.P90, j.P99, j.Max
+	return nil
+}
+
+// profile records perf (call graphs, 999 Hz) of t's main process during one more run of w and
+// writes `perf report` (no children, top symbols) as text next to the results.
+func (r *runner) profile(ctx context.Context, up *upstream, t *target, w workload, phase string) (string, error) {
+	pids, err := t.pids()
+	if err != nil || len(pids) == 0 {
+		return "", fmt.Errorf("no pid for %s", t.name)
+	}
+	name := strings.NewReplacer(" ", "-", "/", "-").Replace(phase + "-" + w.name + "-" + t.name)
+	data := filepath.Join(r.work, name+".perf.data")
+	strs := make([]string, len(pids))
+	for i, p := range pids {
+		strs[i] = strconv.Itoa(p)
+	}
+	rec := exec.CommandContext(ctx, r.perf, "record", "-F", "999", "-g", "-o", data, "-p", strings.Join(strs, ","))
+	rec.Stdout, rec.Stderr = nil, nil
+	if err := rec.Start(); err != nil {
+		return "", err
+	}
+	time.Sleep(500 * time.Millisecond)
+	m, merr := r.measure(ctx, up, t, w)
+	_ = rec.Process.Signal(os.Interrupt)
+	_ = rec.Wait()
+	if merr != nil {
+		return "", merr
+	}
+	m.Phase = phase
+	logResult(m)
+	rep, err := exec.CommandContext(ctx, r.perf, "report", "-i", data, "--stdio", "--no-children", "--percent-limit", "1.5",
+		"--sort", "sym", "-g", "none").Output()
+	if err != nil {
+		return "", fmt.Errorf("perf report: %w", err)
+	}
+	ch, err := exec.CommandContext(ctx, r.perf, "report", "-i", data, "--stdio", "--children", "--percent-limit", "4",
+		"--sort", "sym", "-g", "none").Output()
+	if err != nil {
+		return "", fmt.Errorf("perf report --children: %w", err)
+	}
+	path := filepath.Join(r.perfDir, name+".txt")
+	text := fmt.Sprintf("# perf profile of %s (pids %v), %s, %s upstream\n# run: %.0f req/s, %.1f MiB/s, CPU %.3f s over %.1f s\n\n## self time (--no-children)\n%s\n## inclusive time (--children)\n%s",
+		t.name, pids, w.name, phase, m.RPS, m.MiBps, m.CPUSeconds, m.Seconds, stripComments(rep), stripComments(ch))
+	return path, os.WriteFile(path, []byte(text), 0o644)
+}
+
+func stripComments(b []byte) string {
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "#") || strings.TrimSpace(l) == "" {
+			continue
+		}
+		out = append(out, strings.TrimRight(l, " "))
+	}
+	return strings.Join(out, "\n") + "\n"
+}
+
+func kernel() string {
+	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil {
+		return runtime.GOOS
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return ""
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+func (r *runner) nginxVersion() string {
+	if r.nginx == "" {
+		return ""
+	}
+	out, _ := exec.Command(r.nginx, "-v").CombinedOutput()
+	return strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(string(out)), "nginx version: "))
+}

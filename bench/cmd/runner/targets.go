@@ -1,0 +1,320 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mizuchi/uploadr/bench/internal/procstat"
+)
+
+// Credentials every client, proxy and upstream of a run uses (loopback only; versitygw's root).
+const (
+	accessKey = "mizuchi-bench"
+	secretKey = "mizuchi-bench-secret"
+	region    = "us-east-1"
+)
+
+// proc is a process the runner started and stops.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{} // closed when the process has exited and was reaped
+}
+
+// target is one way to reach the upstream.
+type target struct {
+	name string
+	addr string // host:port the load goes to
+	// bucket and openBucket are the paths' first segment for signed and for auth: none loads.
+	bucket, openBucket string
+	main               *proc // nil for direct
+	multi              bool  // measure main and its children (nginx master + workers)
+}
+
+// pids returns the processes whose CPU and memory are the target's cost; none for direct.
+func (t *target) pids() ([]int, error) {
+	if t.main == nil {
+		return nil, nil
+	}
+	pid := t.main.cmd.Process.Pid
+	if !t.multi {
+		return []int{pid}, nil
+	}
+	kids, err := procstat.Children(pid)
+	if err != nil {
+		return nil, err
+	}
+	return append([]int{pid}, kids...), nil
+}
+
+func freePort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func (r *runner) start(name string, env []string, bin string, args ...string) (*proc, error) {
+	logPath := filepath.Join(r.work, name+".log")
+	f, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.Env = append(os.Environ(), env...)
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
+	r.procs = append(r.procs, p)
+	go func() {
+		_ = cmd.Wait() // the exit status does not matter: liveness is checked by dialing
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// waitReady dials addr until it accepts or 15 s pass.
+func waitReady(p *proc, addr string) error {
+	for end := time.Now().Add(15 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			return nil
+		}
+	}
+	tail, _ := os.ReadFile(p.log)
+	return fmt.Errorf("%s did not listen on %s within 15 s; log:\n%s", p.name, addr, lastLines(string(tail), 20))
+}
+
+func lastLines(s string, n int) string {
+	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
+}
+
+func (r *runner) stopAll() {
+	for i := len(r.procs) - 1; i >= 0; i-- {
+		r.stop(r.procs[i])
+	}
+	r.procs = nil
+}
+
+func (r *runner) stop(p *proc) {
+	if p.cmd.Process == nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// upstream is where every target forwards: the sink or versitygw.
+type upstream struct {
+	name string
+	addr string
+	proc *proc
+	data string // versitygw's data dir, removed at the end
+}
+
+func (r *runner) startSink() (*upstream, error) {
+	addr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	p, err := r.start("sink", nil, filepath.Join(r.bin, "sink"), "-listen", addr)
+	if err != nil {
+		return nil, err
+	}
+	return &upstream{name: "sink", addr: addr, proc: p}, waitReady(p, addr)
+}
+
+func (r *runner) startVersitygw() (*upstream, error) {
+	addr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	dir := "/dev/shm"
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		dir = r.work
+	}
+	data, err := os.MkdirTemp(dir, "mizuchi-bench-versitygw-")
+	if err != nil {
+		return nil, err
+	}
+	p, err := r.start("versitygw", []string{"ROOT_ACCESS_KEY=" + accessKey, "ROOT_SECRET_KEY=" + secretKey},
+		r.versitygw, "--port", addr, "--health", "/health", "--keep-alive", "--quiet", "posix", data)
+	if err != nil {
+		return nil, err
+	}
+	u := &upstream{name: "versitygw", addr: addr, proc: p, data: data}
+	if err := waitReady(p, addr); err != nil {
+		return u, err
+	}
+	out, err := exec.Command(filepath.Join(r.bin, "loadgen"), "-mkbucket", "-addr", addr, "-bucket", "bench",
+		"-access-key", accessKey, "-secret-key", secretKey).CombinedOutput()
+	if err != nil {
+		return u, fmt.Errorf("create bucket on versitygw: %v: %s", err, out)
+	}
+	return u, nil
+}
+
+// startTargets starts every proxy in front of up and returns them with "direct" first.
+func (r *runner) startTargets(ctx context.Context, up *upstream) ([]*target, error) {
+	ts := []*target{{name: "direct", addr: up.addr, bucket: "bench", openBucket: "bench"}}
+	for _, mode := range []struct {
+		name     string
+		zeroCopy bool
+	}{{"mizuchi-splice", true}, {"mizuchi-copy", false}} {
+		t, err := r.startMizuchi(mode.name, mode.zeroCopy, up)
+		if err != nil {
+			return nil, err
+		}
+		ts = append(ts, t)
+	}
+	if r.nginx != "" {
+		t, err := r.startNginx(up)
+		if err != nil {
+			return nil, err
+		}
+		ts = append(ts, t)
+	}
+	addr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	p, err := r.start("splicerelay-"+up.name, nil, filepath.Join(r.bin, "splicerelay"), "-listen", addr, "-upstream", up.addr)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitReady(p, addr); err != nil {
+		return nil, err
+	}
+	ts = append(ts, &target{name: "splicerelay", addr: addr, bucket: "bench", openBucket: "bench", main: p})
+	if addr, err = freePort(); err != nil {
+		return nil, err
+	}
+	p, err = r.start("goproxy-"+up.name, nil, filepath.Join(r.bin, "goproxy"), "-listen", addr, "-upstream", "http://"+up.addr,
+		"-access-key", accessKey, "-secret-key", secretKey, "-region", region)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitReady(p, addr); err != nil {
+		return nil, err
+	}
+	ts = append(ts, &target{name: "goproxy", addr: addr, bucket: "bench", openBucket: "bench", main: p})
+	return ts, ctx.Err()
+}
+
+func (r *runner) startMizuchi(name string, zeroCopy bool, up *upstream) (*target, error) {
+	addr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	admin, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	conf := filepath.Join(r.work, name+"-"+up.name+".yaml")
+	bucket := func(name, auth string) string {
+		return fmt.Sprintf("  - name: %s\n    s3: {bucket: bench, region: %s, endpoint: \"http://%s\", access_key: %s, secret_key: %s}\n    auth: %s\n",
+			name, region, up.addr, accessKey, secretKey, auth)
+	}
+	yaml := fmt.Sprintf("server:\n  address: %q\n  idle_timeout: 300s\nupstream:\n  max_idle: 1024\nmetrics: {enabled: true, address: %q}\nlog: {level: warn}\nbuckets:\n", addr, admin) +
+		bucket("bench", fmt.Sprintf("{sigv4: {credentials: [{access_key: %s, secret_key: %s}]}}", accessKey, secretKey)) +
+		bucket("open", "none")
+	if err := os.WriteFile(conf, []byte(yaml), 0o600); err != nil {
+		return nil, err
+	}
+	p, err := r.start(name+"-"+up.name, nil, r.mizuchi, "-config", conf, fmt.Sprintf("-zero-copy=%v", zeroCopy))
+	if err != nil {
+		return nil, err
+	}
+	if err := waitReady(p, addr); err != nil {
+		return nil, err
+	}
+	return &target{name: name, addr: addr, bucket: "bench", openBucket: "open", main: p}, nil
+}
+
+// nginxConf is a plain reverse proxy: request bodies streamed (proxy_request_buffering off),
+// HTTP/1.1 to the upstream with a keep-alive pool, the client's Host passed (so that a client's
+// signature still verifies at versitygw), no access log.
+const nginxConf = `worker_processes auto;
+worker_rlimit_nofile 19000;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log warn;
+daemon off;
+%[4]s
+events { worker_connections 40000; }
+http {
+  access_log off;
+  client_body_temp_path %[1]s/body;
+  proxy_temp_path %[1]s/proxy;
+  fastcgi_temp_path %[1]s/fastcgi;
+  uwsgi_temp_path %[1]s/uwsgi;
+  scgi_temp_path %[1]s/scgi;
+  client_max_body_size 0;
+  keepalive_timeout 300s;
+  keepalive_requests 1000000;
+  upstream up {
+    server %[3]s;
+    keepalive 1024;
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+  }
+  server {
+    listen %[2]s;
+    location / {
+      proxy_pass http://up;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $http_host;
+      proxy_request_buffering off;
+    }
+  }
+}
+`
+
+func (r *runner) startNginx(up *upstream) (*target, error) {
+	addr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(r.work, "nginx-"+up.name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	user := ""
+	if os.Geteuid() == 0 {
+		user = "user root;"
+	}
+	conf := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(conf, fmt.Appendf(nil, nginxConf, dir, addr, up.addr, user), 0o644); err != nil {
+		return nil, err
+	}
+	p, err := r.start("nginx-"+up.name, nil, r.nginx, "-p", dir, "-c", conf)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitReady(p, addr); err != nil {
+		return nil, err
+	}
+	return &target{name: "nginx", addr: addr, bucket: "bench", openBucket: "bench", main: p, multi: true}, nil
+}
