@@ -78,6 +78,11 @@ func startProxy(t *testing.T, opts ...proxyOpt) *proxy {
 	return p
 }
 
+// lastEngine is the engine runEngine started last (tests run sequentially).
+var lastEngine *engine.Engine
+
+func dialOnce(addr string) (net.Conn, error) { return net.DialTimeout("tcp", addr, time.Second) }
+
 // runEngine starts an engine and stops it when the test ends.
 func runEngine(t *testing.T, o engine.Options) *engine.Engine {
 	t.Helper()
@@ -85,6 +90,7 @@ func runEngine(t *testing.T, o engine.Options) *engine.Engine {
 	if err != nil {
 		t.Fatalf("engine.New: %v", err)
 	}
+	lastEngine = e
 	done := make(chan error, 1)
 	go func() { done <- e.Run(context.Background()) }()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
