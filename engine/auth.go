@@ -16,7 +16,7 @@ func (e *Engine) authenticate(st *connState, b *bucketState, buf []byte) *s3Erro
 	if b.authNone {
 		return nil
 	}
-	req := &st.req
+	req := st.req
 	query := req.Query.Bytes(buf)
 	if req.HasQuery && (bytes.Contains(query, []byte("X-Amz-Signature=")) || bytes.Contains(query, []byte("X-Amz-Credential="))) {
 		return e.authFailed(errPresignedNotImplemented)
@@ -42,23 +42,25 @@ func (e *Engine) authenticate(st *connState, b *bucketState, buf []byte) *s3Erro
 	if !ok {
 		return e.authFailed(errMissingContentSHA256)
 	}
+	sc := sigPool.Get().(*sigScratch)
+	defer sigPool.Put(sc)
 	n := 0
 	for i := 0; i < req.NumHeaders; i++ {
 		h := req.Headers[i]
-		st.sigHeaders[n] = s3sig.Header{Name: h.Name.Bytes(buf), Value: h.Value.Bytes(buf)}
+		sc.h[n] = s3sig.Header{Name: h.Name.Bytes(buf), Value: h.Value.Bytes(buf)}
 		n++
 	}
 	sreq := s3sig.Request{
 		Method:      req.Method.Bytes(buf),
 		Path:        req.Path.Bytes(buf),
 		Query:       query,
-		Headers:     st.sigHeaders[:n],
+		Headers:     sc.h[:n],
 		PayloadHash: pv.Bytes(buf),
 	}
 	signer := e.getSigner()
 	err := signer.Verify(&sreq, &a, secret, dv.Bytes(buf), e.opts.Now())
 	e.signers.Put(signer)
-	clear(st.sigHeaders[:n])
+	clear(sc.h[:n])
 	if err != nil {
 		return e.authFailed(mapSigError(err))
 	}

@@ -44,7 +44,7 @@ func isNotOnCreate(name []byte) bool {
 // it into CreateMultipartUpload, UploadPart requests whose bodies are spliced from the client
 // socket, and CompleteMultipartUpload, and answers the client like a PutObject.
 func (e *Engine) detachAutoChunk(c gnet.Conn, st *connState, buf []byte) gnet.Action {
-	req := &st.req
+	req := st.req
 	b := st.rt.bucket
 	fd, err := c.Dup()
 	if err != nil {

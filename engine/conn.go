@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,6 +23,15 @@ const (
 	phaseDetached              // the socket was handed to a goroutine; gnet forgot it
 )
 
+// Per-request scratch that idle connections must not carry (10,000 idle connections are cheap).
+var (
+	requestPool = sync.Pool{New: func() any { return new(httpparse.Request) }}
+	sigPool     = sync.Pool{New: func() any { return new(sigScratch) }}
+)
+
+// sigScratch holds the header views handed to s3sig while the loop signs or verifies.
+type sigScratch struct{ h [httpparse.MaxHeaders + 4]s3sig.Header }
+
 // maxPipelinedBytes caps what a client may queue on a connection while its request is in flight
 // (gnet has no backpressure: anything the client sends is read into user space).
 const maxPipelinedBytes = 1 << 20
@@ -37,7 +47,7 @@ type connState struct {
 	closed     bool         // OnClose ran while an exchange was in flight
 	returning  bool         // handed back with Enroll; OnOpen must keep this state
 	parser     httpparse.Parser
-	req        httpparse.Request
+	req        *httpparse.Request // pooled: held from a head's first byte until the request is handed off
 	rt         route
 	bodyLen    int64
 	sentCont   bool
@@ -45,7 +55,6 @@ type connState struct {
 	principal  string // authenticated client access key ("" for auth: none)
 	reqID      [16]byte
 	remote     string
-	sigHeaders [httpparse.MaxHeaders + 4]s3sig.Header
 	scratch    []byte // per-connection scratch for error responses and canonical paths
 }
 
@@ -91,6 +100,7 @@ func (e *Engine) OnClose(c gnet.Conn, _ error) gnet.Action {
 		return gnet.None
 	}
 	st.closed = true
+	st.releaseRequest()
 	e.conns.remove(st)
 	e.metrics.connsOpen.Dec()
 	return gnet.None
@@ -128,11 +138,14 @@ func (e *Engine) process(c gnet.Conn, st *connState) gnet.Action {
 			return gnet.None
 		}
 		if st.phase.Load() == phaseHead {
+			if st.req == nil {
+				st.req = requestPool.Get().(*httpparse.Request)
+			}
 			if st.headSince.Load() == 0 {
 				st.headSince.Store(e.now())
 				st.idleSince.Store(0)
 			}
-			err := st.parser.Parse(buf, e.limits, &st.req)
+			err := st.parser.Parse(buf, e.limits, st.req)
 			if err == httpparse.ErrNeedMore {
 				return gnet.None
 			}
@@ -163,7 +176,7 @@ func (e *Engine) process(c gnet.Conn, st *connState) gnet.Action {
 // onHead routes, validates and authenticates a complete head. It returns done=true with the action
 // when the request was answered or detached; done=false when the body is to be awaited in the loop.
 func (e *Engine) onHead(c gnet.Conn, st *connState, buf []byte) (gnet.Action, bool) {
-	req := &st.req
+	req := st.req
 	e.newRequestID(&st.reqID)
 	st.headSince.Store(0)
 	st.principal = ""
@@ -221,7 +234,7 @@ const maxCompleteBody = 4 << 20
 // checkPayload validates the payload declaration (x-amz-content-sha256, aws-chunked framing) and
 // the declared size. It runs before authentication so a refused body is never read.
 func (e *Engine) checkPayload(st *connState, buf []byte) *s3Error {
-	req := &st.req
+	req := st.req
 	if v, ok := req.Lookup(buf, "x-amz-content-sha256"); ok {
 		switch p := v.Bytes(buf); {
 		case isHexSHA256(p), string(p) == s3sig.UnsignedPayload, string(p) == s3sig.StreamingUnsignedTrailer:
@@ -290,7 +303,7 @@ func isHexSHA256(p []byte) bool {
 // buffered it is discarded and the connection kept; otherwise the connection closes so the unread
 // body is never taken as a next request.
 func (e *Engine) refuseRequest(c gnet.Conn, st *connState, buf []byte, s3err *s3Error) gnet.Action {
-	req := &st.req
+	req := st.req
 	bodyLen := req.ContentLength
 	if bodyLen < 0 {
 		bodyLen = 0
@@ -336,6 +349,7 @@ func (e *Engine) refuse(c gnet.Conn, st *connState, s3err *s3Error, resource []b
 }
 
 func (st *connState) resetForNext(now int64) {
+	st.releaseRequest()
 	st.parser.Reset()
 	st.phase.Store(phaseHead)
 	st.headSince.Store(0)
@@ -344,6 +358,14 @@ func (st *connState) resetForNext(now int64) {
 	st.sentCont = false
 	st.rt = route{}
 	st.bodyLen = 0
+}
+
+// releaseRequest returns the parsed head to the pool once nothing refers to it.
+func (st *connState) releaseRequest() {
+	if st.req != nil {
+		requestPool.Put(st.req)
+		st.req = nil
+	}
 }
 
 func parseError(err error) *s3Error {

@@ -41,7 +41,7 @@ func equalFoldASCII(b []byte, lower string) bool {
 // STREAMING-UNSIGNED-PAYLOAD-TRAILER when given (so the upstream verifies the body), else
 // UNSIGNED-PAYLOAD. It runs on the loop while buf is valid.
 func (e *Engine) buildUpstreamHead(j *job, st *connState, b *bucketState, buf []byte) error {
-	req := &st.req
+	req := st.req
 	rt := &st.rt
 	path := req.Path.Bytes(buf)
 
@@ -91,7 +91,9 @@ func (e *Engine) buildUpstreamHead(j *job, st *connState, b *bucketState, buf []
 	}
 	j.date = s3sig.AppendAmzDate(j.date[:0], e.opts.Now())
 
-	hs := st.sigHeaders[:0]
+	sc := sigPool.Get().(*sigScratch)
+	defer sigPool.Put(sc)
+	hs := sc.h[:0]
 	hs = append(hs,
 		s3sig.Header{Name: []byte("host"), Value: b.hostHeader},
 		s3sig.Header{Name: []byte("x-amz-date"), Value: j.date},
