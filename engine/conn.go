@@ -30,7 +30,9 @@ var (
 )
 
 // sigScratch holds the header views handed to s3sig while the loop signs or verifies.
-type sigScratch struct{ h [httpparse.MaxHeaders + 4]s3sig.Header }
+type sigScratch struct {
+	h [httpparse.MaxHeaders + 4]s3sig.Header
+}
 
 // maxPipelinedBytes caps what a client may queue on a connection while its request is in flight
 // (gnet has no backpressure: anything the client sends is read into user space).
@@ -39,23 +41,23 @@ const maxPipelinedBytes = 1 << 20
 // connState is the per-connection state machine. Fields are touched only by the goroutine that owns
 // the connection (see the phases), except phase and the timestamps, which the sweeper reads.
 type connState struct {
-	phase      atomic.Int32
-	headSince  atomic.Int64 // unix nanos when the current head's first byte was seen; 0 = none
-	bodySince  atomic.Int64 // unix nanos when phaseBody began
-	idleSince  atomic.Int64 // unix nanos when the connection became idle between requests
-	conn       gnet.Conn    // current gnet connection (changes after re-enroll)
-	closed     bool         // OnClose ran while an exchange was in flight
-	returning  bool         // handed back with Enroll; OnOpen must keep this state
-	parser     httpparse.Parser
-	req        *httpparse.Request // pooled: held from a head's first byte until the request is handed off
-	rt         route
-	bodyLen    int64
-	sentCont   bool
-	isHead     bool   // the request is a HEAD: answers carry no body
-	principal  string // authenticated client access key ("" for auth: none)
-	reqID      [16]byte
-	remote     string
-	scratch    []byte // per-connection scratch for error responses and canonical paths
+	phase     atomic.Int32
+	headSince atomic.Int64 // unix nanos when the current head's first byte was seen; 0 = none
+	bodySince atomic.Int64 // unix nanos when phaseBody began
+	idleSince atomic.Int64 // unix nanos when the connection became idle between requests
+	conn      gnet.Conn    // current gnet connection (changes after re-enroll)
+	closed    bool         // OnClose ran while an exchange was in flight
+	returning bool         // handed back with Enroll; OnOpen must keep this state
+	parser    httpparse.Parser
+	req       *httpparse.Request // pooled: held from a head's first byte until the request is handed off
+	rt        route
+	bodyLen   int64
+	sentCont  bool
+	isHead    bool   // the request is a HEAD: answers carry no body
+	principal string // authenticated client access key ("" for auth: none)
+	reqID     [16]byte
+	remote    string
+	scratch   []byte // per-connection scratch for error responses and canonical paths
 }
 
 // OnBoot keeps the gnet engine handle (used to stop it).
