@@ -4,8 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
+	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -35,7 +36,7 @@ type ServerConfig struct {
 	BodyStallTimeout Duration       `yaml:"body_stall_timeout"` // default 60s
 	ResponseTimeout  Duration       `yaml:"response_timeout"`   // default 5m
 	InlineBodyMax    ByteSize       `yaml:"inline_body_max"`    // default 64KiB
-	MaxObjectSize    ByteSize       `yaml:"max_object_size"`    // default 5GiB
+	MaxObjectSize    ByteSize       `yaml:"max_object_size"`    // default 5TiB
 	DrainTimeout     Duration       `yaml:"drain_timeout"`      // default 30s
 }
 
@@ -51,6 +52,7 @@ type ZeroCopyConfig struct {
 type UpstreamConfig struct {
 	DialTimeout Duration `yaml:"dial_timeout"` // default 5s
 	MaxIdle     int      `yaml:"max_idle"`     // default 64
+	MaxConns    int      `yaml:"max_conns"`    // connections per endpoint; 0 = unlimited
 	IdleTimeout Duration `yaml:"idle_timeout"` // default 30s
 }
 
@@ -64,6 +66,7 @@ type MetricsConfig struct {
 type LogConfig struct {
 	Level  string `yaml:"level"`  // debug, info (default), warn, error
 	Format string `yaml:"format"` // text (default) or json
+	Access *bool  `yaml:"access"` // one access-log line per request on stdout; default true
 }
 
 // BucketConfig is one client-facing bucket.
@@ -116,7 +119,7 @@ func (a *AuthConfig) UnmarshalYAML(n *yaml.Node) error {
 			a.None = true
 			return nil
 		}
-		return fmt.Errorf("line %d: auth must be \"none\" or a mapping with sigv4", n.Line)
+		return typeErr("line %d: auth must be \"none\" or a mapping with sigv4", n.Line)
 	}
 	type plain struct {
 		SigV4 SigV4Config `yaml:"sigv4"`
@@ -135,8 +138,8 @@ type ByteSize int64
 // UnmarshalYAML parses a size.
 func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 	v, err := ParseByteSize(n.Value)
-	if err != nil {
-		return fmt.Errorf("line %d: %w", n.Line, err)
+	if err != nil || n.Kind != yaml.ScalarNode {
+		return typeErr("line %d: invalid size %q (want bytes or a number with KiB, MiB, GiB, TiB, KB, MB, GB, TB)", n.Line, n.Value)
 	}
 	*b = ByteSize(v)
 	return nil
@@ -159,7 +162,7 @@ func ParseByteSize(s string) (int64, error) {
 	}
 	n, err := strconv.ParseInt(t, 10, 64)
 	if err != nil || n < 0 || (mult > 1 && n > (1<<62)/mult) {
-		return 0, fmt.Errorf("invalid size %q (want bytes or a number with KiB, MiB, GiB, KB, MB, GB)", s)
+		return 0, fmt.Errorf("invalid size %q (want bytes or a number with KiB, MiB, GiB, TiB, KB, MB, GB, TB)", s)
 	}
 	return n * mult, nil
 }
@@ -170,8 +173,8 @@ type Duration time.Duration
 // UnmarshalYAML parses a duration.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	v, err := time.ParseDuration(n.Value)
-	if err != nil || v < 0 {
-		return fmt.Errorf("line %d: invalid duration %q (want e.g. 30s, 5m, 250ms)", n.Line, n.Value)
+	if err != nil || v < 0 || n.Kind != yaml.ScalarNode {
+		return typeErr("line %d: invalid duration %q (want e.g. 30s, 5m, 250ms)", n.Line, n.Value)
 	}
 	*d = Duration(v)
 	return nil
@@ -186,24 +189,69 @@ func LoadConfig(path string) (*Config, error) {
 	return ParseConfig(raw, os.LookupEnv)
 }
 
-// ParseConfig parses YAML after environment expansion. Unknown keys are errors with their line.
+// ParseConfig parses YAML after environment expansion. The error lists every problem found, each
+// with its line: missing variables, unknown keys at any depth, values of the wrong type, bad sizes
+// and durations. A syntax error ends the parse (YAML cannot be read past it). On error the returned
+// Config holds what could be decoded (a missing variable is left as its literal ${NAME}), so that
+// Validate can report the remaining problems too; it is nil only after a syntax error.
 func ParseConfig(raw []byte, lookup func(string) (string, bool)) (*Config, error) {
-	expanded, err := expandEnv(raw, lookup)
-	if err != nil {
-		return nil, err
-	}
+	expanded, errs := expandEnv(raw, lookup)
 	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(expanded))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("config: %w", err)
+	var doc yaml.Node
+	if err := yaml.Unmarshal(expanded, &doc); err != nil {
+		return nil, configError(append(errs, err))
 	}
-	return &c, nil
+	if doc.Kind == 0 { // empty file
+		return &c, configError(errs)
+	}
+	errs = append(errs, unknownKeys(&doc, reflect.TypeOf(c), "")...)
+	if err := doc.Decode(&c); err != nil {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			for _, m := range te.Errors {
+				errs = append(errs, errors.New(m))
+			}
+		} else {
+			errs = append(errs, err)
+		}
+	}
+	return &c, configError(errs)
+}
+
+// configError joins errs ordered by line (stable), or returns nil.
+func configError(errs []error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	sort.SliceStable(errs, func(i, j int) bool { return errLine(errs[i]) < errLine(errs[j]) })
+	return fmt.Errorf("config: %w", errors.Join(errs...))
+}
+
+// errLine extracts N from an error starting "line N:" (also yaml's "yaml: line N:"); others sort last.
+func errLine(err error) int {
+	s := strings.TrimPrefix(err.Error(), "yaml: ")
+	if !strings.HasPrefix(s, "line ") {
+		return 1 << 30
+	}
+	s = s[len("line "):]
+	i := strings.IndexByte(s, ':')
+	if i < 0 {
+		return 1 << 30
+	}
+	n, err2 := strconv.Atoi(s[:i])
+	if err2 != nil {
+		return 1 << 30
+	}
+	return n
+}
+
+func typeErr(format string, args ...any) error {
+	return &yaml.TypeError{Errors: []string{fmt.Sprintf(format, args...)}}
 }
 
 // expandEnv replaces ${NAME} and ${NAME:-default}. A missing variable without a default is an
 // error naming the variable and its line (never its value). Comments are left alone.
-func expandEnv(raw []byte, lookup func(string) (string, bool)) ([]byte, error) {
+func expandEnv(raw []byte, lookup func(string) (string, bool)) ([]byte, []error) {
 	var out bytes.Buffer
 	var errs []error
 	line := 1
@@ -236,19 +284,18 @@ func expandEnv(raw []byte, lookup func(string) (string, bool)) ([]byte, error) {
 		name, def, hasDef := strings.Cut(expr, ":-")
 		if !validEnvName(name) {
 			errs = append(errs, fmt.Errorf("line %d: invalid variable name in ${%s}", line, name))
+			out.Write(raw[i : i+end+1])
 		} else if v, ok := lookup(name); ok && v != "" {
 			out.WriteString(v)
 		} else if hasDef {
 			out.WriteString(def)
 		} else {
 			errs = append(errs, fmt.Errorf("line %d: environment variable %s is not set", line, name))
+			out.Write(raw[i : i+end+1]) // keep ${NAME}: later checks see a value, never a secret
 		}
 		i += end
 	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("config: %w", errors.Join(errs...))
-	}
-	return out.Bytes(), nil
+	return out.Bytes(), errs
 }
 
 func validEnvName(s string) bool {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"flag"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -42,7 +43,7 @@ func TestParseDocumentedConfig(t *testing.T) {
 	if c.Server.ZeroCopy.PipeBufferSize != 1<<20 || b.Upload.PartSize != 100<<20 {
 		t.Errorf("sizes: %d %d", c.Server.ZeroCopy.PipeBufferSize, b.Upload.PartSize)
 	}
-	o, err := c.EngineOptions(nil)
+	o, err := c.EngineOptions(nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,5 +152,12 @@ func TestParseByteSize(t *testing.T) {
 		if _, err := ParseByteSize(in); err == nil {
 			t.Errorf("ParseByteSize(%q) accepted", in)
 		}
+	}
+}
+
+func writeFile(t *testing.T, path, s string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,88 +1,300 @@
 package server
 
 import (
+	"errors"
 	"flag"
 	"fmt"
+	"net/url"
+	"os"
 	"time"
 )
 
-// Flags are the command-line settings; each overrides its configuration key when given.
+// Environment variables read by a config-less start (-bucket, -upstream). Secrets are never flags.
+const (
+	EnvUpstreamAccessKey = "MIZUCHI_UPSTREAM_ACCESS_KEY"
+	EnvUpstreamSecretKey = "MIZUCHI_UPSTREAM_SECRET_KEY"
+	EnvAWSAccessKey      = "AWS_ACCESS_KEY_ID"
+	EnvAWSSecretKey      = "AWS_SECRET_ACCESS_KEY"
+	EnvClientAccessKey   = "MIZUCHI_CLIENT_ACCESS_KEY"
+	EnvClientSecretKey   = "MIZUCHI_CLIENT_SECRET_KEY"
+)
+
+// Flags are the command-line settings; each overrides its configuration key when given. A Flags
+// is filled by flag.FlagSet.Parse and then only read, so Config may be called again (SIGHUP).
 type Flags struct {
 	fs         *flag.FlagSet
 	ConfigPath string
 	Check      bool
 
-	address, metricsAddr, logLevel, logFormat         string
-	eventLoops, pipePool                              int
-	zeroCopy                                          bool
-	pipeSize, maxHead, inlineMax                      string
-	headTimeout, idleTimeout, stallTimeout, drainTime time.Duration
+	address, metricsAddr, logLevel, logFormat string
+	eventLoops, pipePool, maxIdle, maxConns   int
+	concurrentParts                           int
+	zeroCopy, accessLog, metricsOn            bool
+	pipeSize, minPipe, maxHead, maxURI        sizeFlag
+	inlineMax, maxObject, threshold, partSize sizeFlag
+	headTimeout, idleTimeout, stallTimeout    time.Duration
+	responseTimeout, drainTime                time.Duration
+	dialTimeout, upIdleTimeout                time.Duration
+
+	// config-less single bucket
+	bucket, upstream, upstreamBucket, region string
+	authNone                                 bool
 }
 
-// RegisterFlags defines the flags on fs.
+// sizeFlag is a byte size flag: "1048576", "1MiB", "64KiB", "5GiB".
+type sizeFlag struct {
+	text string
+	v    int64
+}
+
+func newSize(def string) sizeFlag {
+	v, err := ParseByteSize(def)
+	if err != nil {
+		panic(err)
+	}
+	return sizeFlag{text: def, v: v}
+}
+
+func (s *sizeFlag) String() string { return s.text }
+
+func (s *sizeFlag) Set(v string) error {
+	n, err := ParseByteSize(v)
+	if err != nil {
+		return err
+	}
+	s.text, s.v = v, n
+	return nil
+}
+
+// RegisterFlags defines the flags on fs. Their defaults are the configuration's defaults (README.md,
+// "Flags"); a flag given on the command line overrides the file.
 func RegisterFlags(fs *flag.FlagSet) *Flags {
 	f := &Flags{fs: fs}
-	fs.StringVar(&f.ConfigPath, "config", "", "YAML configuration `file`")
-	fs.BoolVar(&f.Check, "check", false, "validate the configuration, print every problem and exit (never dials)")
-	fs.StringVar(&f.address, "listen", DefaultAddress, "listen `address` for S3 clients (server.address)")
-	fs.IntVar(&f.eventLoops, "event-loops", 0, "number of event loops; 0 = one per CPU (server.event_loops)")
+	f.pipeSize, f.minPipe = newSize("1MiB"), newSize("256KiB")
+	f.maxHead, f.maxURI, f.inlineMax = newSize("64KiB"), newSize("16KiB"), newSize("64KiB")
+	f.maxObject, f.threshold, f.partSize = newSize("5TiB"), newSize("50MiB"), newSize("100MiB")
+	const sz = " (bytes, or with a unit: KiB, MiB, GiB, TiB)"
+
+	fs.StringVar(&f.ConfigPath, "config", "", "YAML configuration `file`; SIGHUP reloads its buckets")
+	fs.BoolVar(&f.Check, "check", false, "validate the configuration, print every problem and exit non-zero if any (never dials)")
+
+	fs.StringVar(&f.address, "listen", DefaultAddress, "listen `address` (host:port) for S3 clients (server.address)")
+	fs.IntVar(&f.eventLoops, "event-loops", 0, "`number` of event loops; 0 = one per CPU (server.event_loops)")
 	fs.BoolVar(&f.zeroCopy, "zero-copy", true, "move bodies with splice(2) on Linux; false = user-space copy (server.zero_copy.enabled)")
-	fs.StringVar(&f.pipeSize, "pipe-size", "1MiB", "splice pipe `size` (server.zero_copy.pipe_buffer_size)")
-	fs.IntVar(&f.pipePool, "pipe-pool", 64, "idle splice pipes kept (server.zero_copy.pipe_pool_size)")
-	fs.StringVar(&f.maxHead, "max-head-bytes", "64KiB", "largest request head; larger gets 431 (server.max_head_bytes)")
-	fs.StringVar(&f.inlineMax, "inline-body-max", "64KiB", "largest body handled in the event loop without splice (server.inline_body_max)")
-	fs.DurationVar(&f.headTimeout, "head-timeout", 30*time.Second, "time allowed to send a request head (server.head_timeout)")
-	fs.DurationVar(&f.idleTimeout, "idle-timeout", 60*time.Second, "keep-alive idle timeout (server.idle_timeout)")
-	fs.DurationVar(&f.stallTimeout, "body-stall-timeout", 60*time.Second, "abort a body that moves no byte for this long (server.body_stall_timeout)")
-	fs.DurationVar(&f.drainTime, "drain-timeout", DefaultDrainTimeout, "how long SIGTERM waits for uploads in flight (server.drain_timeout)")
-	fs.StringVar(&f.metricsAddr, "admin-address", DefaultMetricsAddress, "admin listener `address` for /metrics, /healthz, /readyz (metrics.address)")
-	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error (log.level)")
-	fs.StringVar(&f.logFormat, "log-format", "text", "text or json (log.format)")
+	fs.Var(&f.pipeSize, "pipe-size", "splice pipe `size`"+sz+" (server.zero_copy.pipe_buffer_size)")
+	fs.Var(&f.minPipe, "min-pipe-size", "smallest pipe `size` worth splicing; a smaller grant takes the copy path"+sz+" (server.zero_copy.min_pipe_size)")
+	fs.IntVar(&f.pipePool, "pipe-pool", DefaultPipePool, "idle splice `pipes` kept (server.zero_copy.pipe_pool_size)")
+	fs.Var(&f.maxHead, "max-head-bytes", "largest request head; larger gets 431"+sz+" (server.max_head_bytes)")
+	fs.Var(&f.maxURI, "max-uri-bytes", "longest request target; longer gets 414"+sz+" (server.max_uri_bytes)")
+	fs.Var(&f.inlineMax, "inline-body-max", "largest body handled in the event loop without splice"+sz+" (server.inline_body_max)")
+	fs.Var(&f.maxObject, "max-object-size", "largest object a PutObject may create"+sz+" (server.max_object_size)")
+	fs.DurationVar(&f.headTimeout, "head-timeout", DefaultHeadTimeout, "`duration` a client may take to send a request head (server.head_timeout)")
+	fs.DurationVar(&f.idleTimeout, "idle-timeout", DefaultIdleTimeout, "keep-alive idle `duration` before a client connection is closed (server.idle_timeout)")
+	fs.DurationVar(&f.stallTimeout, "body-stall-timeout", DefaultStallTimeout, "a body that moves no byte for this `duration` gets 400 RequestTimeout (server.body_stall_timeout)")
+	fs.DurationVar(&f.responseTimeout, "response-timeout", DefaultResponseTimeout, "`duration` to wait for the upstream's answer after the body (server.response_timeout)")
+	fs.DurationVar(&f.drainTime, "drain-timeout", DefaultDrainTimeout, "`duration` SIGTERM/SIGINT waits for uploads in flight before cutting them (server.drain_timeout)")
+
+	fs.DurationVar(&f.dialTimeout, "dial-timeout", DefaultDialTimeout, "upstream connect `duration` limit, also used by the readiness probe (upstream.dial_timeout)")
+	fs.IntVar(&f.maxIdle, "upstream-max-idle", DefaultUpstreamMaxIdle, "idle keep-alive `connections` kept per upstream endpoint (upstream.max_idle)")
+	fs.IntVar(&f.maxConns, "upstream-max-conns", 0, "most `connections` per upstream endpoint; 0 = unlimited (upstream.max_conns)")
+	fs.DurationVar(&f.upIdleTimeout, "upstream-idle-timeout", DefaultUpstreamIdleTimeout, "an idle upstream connection older than this `duration` is closed (upstream.idle_timeout)")
+
+	fs.Var(&f.threshold, "multipart-threshold", "PutObjects larger than this `size` become multipart uploads upstream"+sz+"; applies to every bucket (buckets[].upload.multipart_threshold)")
+	fs.Var(&f.partSize, "part-size", "auto-chunking part `size`, 5MiB..5GiB"+sz+"; applies to every bucket (buckets[].upload.part_size)")
+	fs.IntVar(&f.concurrentParts, "concurrent-parts", DefaultConcurrentParts, "`parts` of one auto-chunked object in flight upstream, 1..64; applies to every bucket (buckets[].upload.concurrent_parts)")
+
+	fs.BoolVar(&f.metricsOn, "metrics", true, "serve the admin listener (/metrics, /healthz, /readyz) (metrics.enabled)")
+	fs.StringVar(&f.metricsAddr, "admin-address", DefaultMetricsAddress, "admin listener `address` (host:port) (metrics.address)")
+	fs.StringVar(&f.logLevel, "log-level", "info", "`level`: debug, info, warn or error (log.level)")
+	fs.StringVar(&f.logFormat, "log-format", "text", "`format` of the log (stderr) and the access log (stdout): text or json (log.format)")
+	fs.BoolVar(&f.accessLog, "access-log", true, "write one access-log line per request to stdout (log.access)")
+
+	fs.StringVar(&f.bucket, "bucket", "", "config-less start: the one bucket `name` clients use (needs -upstream; credentials from the environment)")
+	fs.StringVar(&f.upstream, "upstream", "", "config-less start: upstream S3 endpoint `URL`, http://host:port or https://host:port")
+	fs.StringVar(&f.upstreamBucket, "upstream-bucket", "", "config-less start: upstream bucket `name`; default: the -bucket name")
+	fs.StringVar(&f.region, "region", "us-east-1", "config-less start: upstream `region`")
+	fs.BoolVar(&f.authNone, "auth-none", false, "config-less start: no client authentication (trusted networks only); otherwise "+
+		EnvClientAccessKey+" and "+EnvClientSecretKey+" must be set")
 	return f
 }
 
-// Apply overrides c with the flags that were set explicitly.
-func (f *Flags) Apply(c *Config) error {
-	var err error
-	size := func(s string, dst *ByteSize, name string) {
-		v, e := ParseByteSize(s)
-		if e != nil && err == nil {
-			err = fmt.Errorf("-%s: %w", name, e)
+// set reports whether the flag name was given on the command line.
+func (f *Flags) set(name string) bool {
+	found := false
+	f.fs.Visit(func(fl *flag.Flag) {
+		if fl.Name == name {
+			found = true
 		}
-		*dst = ByteSize(v)
+	})
+	return found
+}
+
+// Config builds the configuration: the -config file (or, without one, the single bucket of -bucket
+// and -upstream with credentials from the environment), then the flags given, then defaults. The
+// error lists every problem found (file, flags and validation); the Config returned with it is what
+// could be built and must not be used to serve. lookup reads the environment (os.LookupEnv).
+func (f *Flags) Config(lookup func(string) (string, bool)) (*Config, error) {
+	var errs []error
+	c := &Config{}
+	configless := f.set("bucket") || f.set("upstream") || f.set("upstream-bucket") || f.set("auth-none")
+	switch {
+	case f.ConfigPath != "" && configless:
+		errs = append(errs, errors.New("-bucket, -upstream, -upstream-bucket and -auth-none configure a config-less start; with -config, put buckets in the file"))
+	case f.ConfigPath != "":
+		raw, err := os.ReadFile(f.ConfigPath)
+		if err != nil {
+			return nil, err
+		}
+		pc, err := ParseConfig(raw, lookup)
+		if pc == nil {
+			return nil, err
+		}
+		c = pc
+		if err != nil {
+			errs = append(errs, err)
+		}
+	case configless:
+		b, err := f.flagBucket(lookup)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		c.Buckets = []BucketConfig{b}
+	default:
+		errs = append(errs, errors.New("no configuration: give -config FILE, or -bucket NAME -upstream URL for a single bucket"))
+	}
+	if err := f.Apply(c); err != nil {
+		errs = append(errs, err)
+	}
+	c.Normalize()
+	if err := c.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return c, errors.Join(errs...)
+}
+
+// flagBucket is the bucket of a config-less start.
+func (f *Flags) flagBucket(lookup func(string) (string, bool)) (BucketConfig, error) {
+	var errs []error
+	b := BucketConfig{Name: f.bucket, S3: S3Config{Bucket: f.upstreamBucket, Region: f.region, Endpoint: f.upstream}}
+	if f.bucket == "" {
+		errs = append(errs, errors.New("-bucket is required for a config-less start"))
+	}
+	if f.upstream == "" {
+		errs = append(errs, errors.New("-upstream is required for a config-less start"))
+	} else if u, err := url.Parse(f.upstream); err == nil && u.User != nil {
+		errs = append(errs, errors.New("-upstream must not carry credentials; set "+EnvUpstreamAccessKey+" and "+EnvUpstreamSecretKey))
+		b.S3.Endpoint = u.Scheme + "://" + u.Host
+	}
+	if b.S3.Bucket == "" {
+		b.S3.Bucket = f.bucket
+	}
+	get := func(k string) string { v, _ := lookup(k); return v }
+	ak, sk := get(EnvUpstreamAccessKey), get(EnvUpstreamSecretKey)
+	switch {
+	case ak != "" || sk != "":
+		if ak == "" || sk == "" {
+			errs = append(errs, fmt.Errorf("upstream credentials: set both %s and %s", EnvUpstreamAccessKey, EnvUpstreamSecretKey))
+		}
+	case get(EnvAWSAccessKey) != "" || get(EnvAWSSecretKey) != "":
+		ak, sk = get(EnvAWSAccessKey), get(EnvAWSSecretKey)
+		if ak == "" || sk == "" {
+			errs = append(errs, fmt.Errorf("upstream credentials: set both %s and %s", EnvAWSAccessKey, EnvAWSSecretKey))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("upstream credentials: set %s and %s (or %s and %s)",
+			EnvUpstreamAccessKey, EnvUpstreamSecretKey, EnvAWSAccessKey, EnvAWSSecretKey))
+	}
+	b.S3.AccessKey, b.S3.SecretKey = ak, sk
+	cak, csk := get(EnvClientAccessKey), get(EnvClientSecretKey)
+	switch {
+	case f.authNone && (cak != "" || csk != ""):
+		errs = append(errs, fmt.Errorf("-auth-none given but %s/%s are set: choose one", EnvClientAccessKey, EnvClientSecretKey))
+	case f.authNone:
+		b.Auth.None = true
+	case cak == "" || csk == "":
+		errs = append(errs, fmt.Errorf("client credentials: set %s and %s, or give -auth-none for a trusted network",
+			EnvClientAccessKey, EnvClientSecretKey))
+	default:
+		b.Auth.SigV4.Credentials = []Credential{{AccessKey: cak, SecretKey: csk}}
+	}
+	return b, errors.Join(errs...)
+}
+
+// Apply overrides c with the flags that were set explicitly. Size flags were checked by Parse.
+func (f *Flags) Apply(c *Config) error {
+	var errs []error
+	nonNeg := func(name string, v int) int {
+		if v < 0 {
+			errs = append(errs, fmt.Errorf("-%s %d: must be >= 0", name, v))
+		}
+		return v
 	}
 	f.fs.Visit(func(fl *flag.Flag) {
+		s, zc, up := &c.Server, &c.Server.ZeroCopy, &c.Upstream
 		switch fl.Name {
 		case "listen":
-			c.Server.Address = f.address
+			s.Address = f.address
 		case "event-loops":
-			c.Server.EventLoops = f.eventLoops
+			s.EventLoops = nonNeg(fl.Name, f.eventLoops)
 		case "zero-copy":
-			v := f.zeroCopy
-			c.Server.ZeroCopy.Enabled = &v
+			zc.Enabled = boolPtr(f.zeroCopy)
 		case "pipe-size":
-			size(f.pipeSize, &c.Server.ZeroCopy.PipeBufferSize, fl.Name)
+			zc.PipeBufferSize = ByteSize(f.pipeSize.v)
+		case "min-pipe-size":
+			zc.MinPipeSize = ByteSize(f.minPipe.v)
 		case "pipe-pool":
-			c.Server.ZeroCopy.PipePoolSize = f.pipePool
+			zc.PipePoolSize = nonNeg(fl.Name, f.pipePool)
 		case "max-head-bytes":
-			size(f.maxHead, &c.Server.MaxHeadBytes, fl.Name)
+			s.MaxHeadBytes = ByteSize(f.maxHead.v)
+		case "max-uri-bytes":
+			s.MaxURIBytes = ByteSize(f.maxURI.v)
 		case "inline-body-max":
-			size(f.inlineMax, &c.Server.InlineBodyMax, fl.Name)
+			s.InlineBodyMax = ByteSize(f.inlineMax.v)
+		case "max-object-size":
+			s.MaxObjectSize = ByteSize(f.maxObject.v)
 		case "head-timeout":
-			c.Server.HeadTimeout = Duration(f.headTimeout)
+			s.HeadTimeout = Duration(f.headTimeout)
 		case "idle-timeout":
-			c.Server.IdleTimeout = Duration(f.idleTimeout)
+			s.IdleTimeout = Duration(f.idleTimeout)
 		case "body-stall-timeout":
-			c.Server.BodyStallTimeout = Duration(f.stallTimeout)
+			s.BodyStallTimeout = Duration(f.stallTimeout)
+		case "response-timeout":
+			s.ResponseTimeout = Duration(f.responseTimeout)
 		case "drain-timeout":
-			c.Server.DrainTimeout = Duration(f.drainTime)
+			s.DrainTimeout = Duration(f.drainTime)
+		case "dial-timeout":
+			up.DialTimeout = Duration(f.dialTimeout)
+		case "upstream-max-idle":
+			up.MaxIdle = nonNeg(fl.Name, f.maxIdle)
+		case "upstream-max-conns":
+			up.MaxConns = nonNeg(fl.Name, f.maxConns)
+		case "upstream-idle-timeout":
+			up.IdleTimeout = Duration(f.upIdleTimeout)
+		case "multipart-threshold":
+			for i := range c.Buckets {
+				c.Buckets[i].Upload.MultipartThreshold = ByteSize(f.threshold.v)
+			}
+		case "part-size":
+			for i := range c.Buckets {
+				c.Buckets[i].Upload.PartSize = ByteSize(f.partSize.v)
+			}
+		case "concurrent-parts":
+			for i := range c.Buckets {
+				c.Buckets[i].Upload.ConcurrentParts = f.concurrentParts
+			}
+		case "metrics":
+			c.Metrics.Enabled = boolPtr(f.metricsOn)
 		case "admin-address":
 			c.Metrics.Address = f.metricsAddr
 		case "log-level":
 			c.Log.Level = f.logLevel
 		case "log-format":
 			c.Log.Format = f.logFormat
+		case "access-log":
+			c.Log.Access = boolPtr(f.accessLog)
 		}
 	})
-	return err
+	return errors.Join(errs...)
 }
+
+func boolPtr(b bool) *bool { return &b }

@@ -13,52 +13,91 @@ import (
 	"github.com/mizuchi/uploadr/transfer"
 )
 
-// Defaults applied by Normalize.
+// Defaults applied by Normalize (the engine's own defaults, written out so that -h, the README and
+// a normalized Config all show the values in force).
 const (
-	DefaultAddress        = "0.0.0.0:8080"
-	DefaultMetricsAddress = "127.0.0.1:9090"
-	DefaultDrainTimeout   = 30 * time.Second
-	minPartSize           = 5 << 20
+	DefaultAddress             = "0.0.0.0:8080"
+	DefaultMetricsAddress      = "127.0.0.1:9090"
+	DefaultDrainTimeout        = 30 * time.Second
+	DefaultHeadTimeout         = 30 * time.Second
+	DefaultIdleTimeout         = 60 * time.Second
+	DefaultStallTimeout        = 60 * time.Second
+	DefaultResponseTimeout     = 5 * time.Minute
+	DefaultDialTimeout         = 5 * time.Second
+	DefaultUpstreamMaxIdle     = 64
+	DefaultUpstreamIdleTimeout = 30 * time.Second
+	DefaultPipePool            = 64
+	DefaultConcurrentParts     = 4
+	minPartSize                = 5 << 20
 )
 
-// Normalize fills defaults in place.
+// Normalize fills defaults in place: every zero value takes the default README.md documents.
 func (c *Config) Normalize() {
-	if c.Server.Address == "" {
-		c.Server.Address = DefaultAddress
+	s, zc := &c.Server, &c.Server.ZeroCopy
+	setStr(&s.Address, DefaultAddress)
+	setSize(&zc.PipeBufferSize, 1<<20)
+	setSize(&zc.MinPipeSize, 256<<10)
+	setInt(&zc.PipePoolSize, DefaultPipePool)
+	if zc.Enabled == nil {
+		zc.Enabled = boolPtr(true)
 	}
-	if c.Metrics.Address == "" {
-		c.Metrics.Address = DefaultMetricsAddress
+	setSize(&s.MaxHeadBytes, 64<<10)
+	setSize(&s.MaxURIBytes, 16<<10)
+	setSize(&s.InlineBodyMax, 64<<10)
+	setSize(&s.MaxObjectSize, 5<<40)
+	setDur(&s.HeadTimeout, DefaultHeadTimeout)
+	setDur(&s.IdleTimeout, DefaultIdleTimeout)
+	setDur(&s.BodyStallTimeout, DefaultStallTimeout)
+	setDur(&s.ResponseTimeout, DefaultResponseTimeout)
+	setDur(&s.DrainTimeout, DefaultDrainTimeout)
+	setDur(&c.Upstream.DialTimeout, DefaultDialTimeout)
+	setInt(&c.Upstream.MaxIdle, DefaultUpstreamMaxIdle)
+	setDur(&c.Upstream.IdleTimeout, DefaultUpstreamIdleTimeout)
+	if c.Metrics.Enabled == nil {
+		c.Metrics.Enabled = boolPtr(true)
 	}
-	if c.Server.DrainTimeout == 0 {
-		c.Server.DrainTimeout = Duration(DefaultDrainTimeout)
-	}
-	if c.Log.Level == "" {
-		c.Log.Level = "info"
-	}
-	if c.Log.Format == "" {
-		c.Log.Format = "text"
+	setStr(&c.Metrics.Address, DefaultMetricsAddress)
+	setStr(&c.Log.Level, "info")
+	setStr(&c.Log.Format, "text")
+	if c.Log.Access == nil {
+		c.Log.Access = boolPtr(true)
 	}
 	for i := range c.Buckets {
 		b := &c.Buckets[i]
-		if b.PathPrefix == "" {
-			b.PathPrefix = "/" + b.Name
-		}
-		if b.S3.Region == "" {
-			b.S3.Region = "us-east-1"
-		}
-		if b.Upload.MultipartThreshold == 0 {
-			b.Upload.MultipartThreshold = 50 << 20
-		}
-		if b.Upload.PartSize == 0 {
-			b.Upload.PartSize = 100 << 20
-		}
-		if b.Upload.ConcurrentParts == 0 {
-			b.Upload.ConcurrentParts = 4
-		}
+		setStr(&b.PathPrefix, "/"+b.Name)
+		setStr(&b.S3.Region, "us-east-1")
+		setSize(&b.Upload.MultipartThreshold, 50<<20)
+		setSize(&b.Upload.PartSize, 100<<20)
+		setInt(&b.Upload.ConcurrentParts, DefaultConcurrentParts)
 	}
 }
 
-// Validate lists every problem in the (normalized) configuration. It never dials.
+func setStr(p *string, v string) {
+	if *p == "" {
+		*p = v
+	}
+}
+
+func setInt(p *int, v int) {
+	if *p == 0 {
+		*p = v
+	}
+}
+
+func setSize(p *ByteSize, v ByteSize) {
+	if *p == 0 {
+		*p = v
+	}
+}
+
+func setDur(p *Duration, v time.Duration) {
+	if *p == 0 {
+		*p = Duration(v)
+	}
+}
+
+// Validate lists every problem in the (normalized) configuration, each naming its key. It never
+// dials and never prints a secret.
 func (c *Config) Validate() error {
 	var errs []error
 	if c.Log.Level != "" {
@@ -69,11 +108,36 @@ func (c *Config) Validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		errs = append(errs, fmt.Errorf("log.format %q: want text or json", c.Log.Format))
 	}
-	if s := c.Server.ZeroCopy.PipeBufferSize; s != 0 && (s < 4096 || s > 1<<30) {
+	zc := c.Server.ZeroCopy
+	if s := zc.PipeBufferSize; s != 0 && (s < 4096 || s > 1<<30) {
 		errs = append(errs, fmt.Errorf("server.zero_copy.pipe_buffer_size %d: want 4KiB..1GiB", s))
 	}
-	if c.Server.EventLoops < 0 {
-		errs = append(errs, errors.New("server.event_loops must be >= 0"))
+	if s := zc.MinPipeSize; s != 0 && (s < 4096 || s > 1<<30) {
+		errs = append(errs, fmt.Errorf("server.zero_copy.min_pipe_size %d: want 4KiB..1GiB", s))
+	}
+	if zc.PipeBufferSize != 0 && zc.MinPipeSize > zc.PipeBufferSize {
+		errs = append(errs, fmt.Errorf("server.zero_copy.min_pipe_size %d is above pipe_buffer_size %d", zc.MinPipeSize, zc.PipeBufferSize))
+	}
+	for _, n := range []struct {
+		key string
+		v   int
+	}{{"server.event_loops", c.Server.EventLoops}, {"server.zero_copy.pipe_pool_size", zc.PipePoolSize},
+		{"upstream.max_idle", c.Upstream.MaxIdle}, {"upstream.max_conns", c.Upstream.MaxConns}} {
+		if n.v < 0 {
+			errs = append(errs, fmt.Errorf("%s %d must be >= 0", n.key, n.v))
+		}
+	}
+	if s := c.Server.MaxHeadBytes; s != 0 && (s < 1<<10 || s > 1<<20) {
+		errs = append(errs, fmt.Errorf("server.max_head_bytes %d: want 1KiB..1MiB", s))
+	}
+	if s := c.Server.MaxURIBytes; s != 0 && (s < 256 || (c.Server.MaxHeadBytes != 0 && s > c.Server.MaxHeadBytes)) {
+		errs = append(errs, fmt.Errorf("server.max_uri_bytes %d: want 256 bytes..max_head_bytes", s))
+	}
+	if s := c.Server.InlineBodyMax; s > 16<<20 {
+		errs = append(errs, fmt.Errorf("server.inline_body_max %d: want at most 16MiB", s))
+	}
+	if s := c.Server.MaxObjectSize; s > 5<<40 {
+		errs = append(errs, fmt.Errorf("server.max_object_size %d is above S3's 5 TiB object limit", s))
 	}
 	for _, b := range c.Buckets {
 		p := strings.TrimPrefix(b.PathPrefix, "/")
@@ -96,14 +160,34 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("bucket %q: auth is none but credentials are listed", b.Name))
 		}
 	}
-	if _, err := c.EngineOptions(nil); err != nil {
-		errs = append(errs, err)
+	if _, err := c.EngineOptions(nil, nil); err != nil {
+		// The engine checks buckets again; drop what the upload checks above already named.
+		for _, e := range flatten(err) {
+			m := e.Error()
+			if strings.Contains(m, "part size") || strings.Contains(m, "multipart threshold") || strings.Contains(m, "concurrent parts") {
+				continue
+			}
+			errs = append(errs, e)
+		}
 	}
 	return errors.Join(errs...)
 }
 
-// EngineOptions converts the configuration for the data plane.
-func (c *Config) EngineOptions(logger *slog.Logger) (engine.Options, error) {
+// flatten returns the errors an errors.Join combined, or err itself.
+func flatten(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+// EngineOptions converts the configuration for the data plane. logger receives the engine's
+// anomalies; access, if not nil, one line per request (the caller decides by log.access).
+func (c *Config) EngineOptions(logger, access *slog.Logger) (engine.Options, error) {
 	zc := c.Server.ZeroCopy
 	o := engine.Options{
 		Address:          c.Server.Address,
@@ -125,9 +209,11 @@ func (c *Config) EngineOptions(logger *slog.Logger) (engine.Options, error) {
 		Upstream: engine.UpstreamOptions{
 			DialTimeout: time.Duration(c.Upstream.DialTimeout),
 			MaxIdle:     c.Upstream.MaxIdle,
+			MaxConns:    c.Upstream.MaxConns,
 			IdleTimeout: time.Duration(c.Upstream.IdleTimeout),
 		},
-		Logger: logger,
+		Logger:    logger,
+		AccessLog: access,
 	}
 	for _, b := range c.Buckets {
 		eb := engine.Bucket{

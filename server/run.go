@@ -7,6 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"reflect"
+	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -16,97 +19,151 @@ import (
 	"github.com/mizuchi/uploadr/engine"
 )
 
-// current is the engine the process-wide gauges read (one engine per process in production).
-var current atomic.Pointer[engine.Engine]
+// current is the server the process-wide gauges read (one server per process in production).
+var current atomic.Pointer[Server]
+
+var (
+	reloadsOK     = metrics.NewCounter(`mizuchi_config_reloads_total{result="ok"}`)
+	reloadsFailed = metrics.NewCounter(`mizuchi_config_reloads_total{result="error"}`)
+)
 
 func init() {
-	metrics.NewGauge(`mizuchi_pipes_in_use`, func() float64 {
-		if e := current.Load(); e != nil {
-			return float64(e.TransferStats().PipesInUse)
+	stat := func(f func(e *engine.Engine) float64) func() float64 {
+		return func() float64 {
+			if s := current.Load(); s != nil {
+				return f(s.eng)
+			}
+			return 0
 		}
-		return 0
-	})
-	metrics.NewGauge(`mizuchi_pipes_idle`, func() float64 {
-		if e := current.Load(); e != nil {
-			return float64(e.TransferStats().PipesIdle)
-		}
-		return 0
-	})
+	}
+	metrics.NewGauge(`mizuchi_pipes_in_use`, stat(func(e *engine.Engine) float64 { return float64(e.TransferStats().PipesInUse) }))
+	metrics.NewGauge(`mizuchi_pipes_idle`, stat(func(e *engine.Engine) float64 { return float64(e.TransferStats().PipesIdle) }))
 	metrics.NewGauge(`mizuchi_ready`, func() float64 {
-		if e := current.Load(); e != nil && e.Ready() {
+		if s := current.Load(); s != nil {
+			if ok, _ := s.Ready(); ok {
+				return 1
+			}
+		}
+		return 0
+	})
+	metrics.NewGauge(`mizuchi_draining`, func() float64 {
+		if s := current.Load(); s != nil && s.draining.Load() {
 			return 1
 		}
 		return 0
 	})
 }
 
-// NewLogger builds the process logger from LogConfig.
-func NewLogger(c LogConfig, w io.Writer) (*slog.Logger, error) {
-	lvl, err := parseLevel(c.Level)
-	if err != nil {
-		return nil, err
-	}
-	ho := &slog.HandlerOptions{Level: lvl}
-	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, ho)), nil
-	}
-	return slog.New(slog.NewTextHandler(w, ho)), nil
-}
-
-// Server is a running proxy: data plane plus admin listener.
+// Server is a running proxy: data plane, admin listener, readiness prober and access log.
+// Create it with New, serve with Run; Reload and CutDrain may be called from other goroutines.
 type Server struct {
-	cfg    *Config
 	log    *slog.Logger
 	eng    *engine.Engine
-	admin  *fasthttp.Server
-	adminL net.Listener
+	access *AccessWriter // nil without an access log
+	probe  *prober
+
+	mu  sync.Mutex // guards cfg (Reload)
+	cfg *Config
+
+	admin    *fasthttp.Server
+	adminL   net.Listener
+	draining atomic.Bool
+
+	cutOnce sync.Once
+	cut     chan struct{} // closed by CutDrain
 }
 
-// New prepares a server from a normalized, valid configuration.
-func New(cfg *Config, log *slog.Logger) (*Server, error) {
-	opts, err := cfg.EngineOptions(log)
+// New prepares a server from a normalized, valid configuration. log receives the process's own
+// lines; access, when not nil and log.access is true, receives the access log (buffered by an
+// AccessWriter; Run flushes it on exit).
+func New(cfg *Config, log *slog.Logger, access io.Writer) (*Server, error) {
+	s := &Server{cfg: cfg, log: log, cut: make(chan struct{}),
+		probe: newProber(time.Duration(cfg.Upstream.DialTimeout), DefaultProbeInterval)}
+	var al *slog.Logger
+	if access != nil && (cfg.Log.Access == nil || *cfg.Log.Access) {
+		s.access = NewAccessWriter(access, 8<<20)
+		al = NewAccessLogger(cfg.Log, s.access)
+	}
+	opts, err := cfg.EngineOptions(log, al)
 	if err != nil {
 		return nil, err
 	}
-	eng, err := engine.New(opts)
-	if err != nil {
+	if s.eng, err = engine.New(opts); err != nil {
 		return nil, err
 	}
-	return &Server{cfg: cfg, log: log, eng: eng}, nil
+	s.probe.setEndpoints(endpoints(cfg))
+	return s, nil
 }
 
-// Run serves until ctx is cancelled, then drains for the configured drain timeout and returns.
+// endpoints lists the distinct upstream endpoints of cfg's buckets.
+func endpoints(cfg *Config) []string {
+	seen := map[string]bool{}
+	var eps []string
+	for _, b := range cfg.Buckets {
+		if !seen[b.S3.Endpoint] {
+			seen[b.S3.Endpoint] = true
+			eps = append(eps, b.S3.Endpoint)
+		}
+	}
+	sort.Strings(eps)
+	return eps
+}
+
+// Run serves until ctx is cancelled, then drains: /readyz answers 503 at once, the engine stops
+// accepting and closes idle connections, uploads in flight get server.drain_timeout (or until
+// CutDrain) to finish and are cut after that (no partial object remains). Run returns nil after
+// a drain, whatever was cut; an error only if serving failed.
 func (s *Server) Run(ctx context.Context) error {
-	current.Store(s.eng)
-	if s.cfg.Metrics.Enabled == nil || *s.cfg.Metrics.Enabled {
-		if err := s.startAdmin(); err != nil {
+	current.Store(s)
+	defer func() {
+		if s.access != nil {
+			_ = s.access.Close()
+		}
+	}()
+	cfg := s.config()
+	if cfg.Metrics.Enabled == nil || *cfg.Metrics.Enabled {
+		if err := s.startAdmin(cfg.Metrics.Address); err != nil {
 			return err
 		}
 		defer func() { _ = s.admin.Shutdown() }()
 	}
+	pctx, stopProbe := context.WithCancel(context.Background())
+	defer stopProbe()
+	go s.probe.run(pctx)
+
 	errc := make(chan error, 1)
 	go func() { errc <- s.eng.Run(context.Background()) }()
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	select {
 	case err := <-errc:
-		return fmt.Errorf("listen %s: %w", s.cfg.Server.Address, err)
+		return fmt.Errorf("listen %s: %w", cfg.Server.Address, err)
 	case <-rctx.Done():
 		if ctx.Err() == nil {
 			return errors.New("engine did not start within 10s")
 		}
 	case <-s.readyCh():
-		s.log.Info("mizuchi-uploadr listening", "address", s.cfg.Server.Address,
-			"admin", s.adminAddr(), "buckets", len(s.cfg.Buckets))
+		s.log.Info("mizuchi-uploadr listening", "address", cfg.Server.Address,
+			"admin", s.AdminAddr(), "buckets", len(cfg.Buckets))
 	}
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
 	}
-	s.log.Info("draining", "timeout", time.Duration(s.cfg.Server.DrainTimeout))
-	dctx, dcancel := context.WithTimeout(context.Background(), time.Duration(s.cfg.Server.DrainTimeout))
+	s.draining.Store(true)
+	drain := time.Duration(s.config().Server.DrainTimeout)
+	s.log.Info("draining", "timeout", drain, "uploads", s.eng.ActiveUploads())
+	dctx, dcancel := context.WithTimeout(context.Background(), drain)
 	defer dcancel()
+	go func() {
+		select {
+		case <-s.cut:
+			s.log.Warn("drain cut short")
+			dcancel()
+		case <-dctx.Done():
+		}
+	}()
 	if err := s.eng.Shutdown(dctx); err != nil {
 		s.log.Warn("shutdown", "err", err)
 	}
@@ -114,6 +171,9 @@ func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("stopped")
 	return err
 }
+
+// CutDrain ends a drain in progress now (a second SIGTERM): uploads still running are cut.
+func (s *Server) CutDrain() { s.cutOnce.Do(func() { close(s.cut) }) }
 
 func (s *Server) readyCh() <-chan struct{} {
 	ch := make(chan struct{})
@@ -125,20 +185,84 @@ func (s *Server) readyCh() <-chan struct{} {
 	return ch
 }
 
-func (s *Server) adminAddr() string {
+func (s *Server) config() *Config {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg
+}
+
+// Ready reports whether the proxy should receive traffic: the engine listens, no drain started and
+// every upstream endpoint answered its last connect probe. If not, the reason.
+func (s *Server) Ready() (bool, string) {
+	if s.draining.Load() {
+		return false, "draining"
+	}
+	if !s.eng.Ready() {
+		return false, "not listening"
+	}
+	return s.probe.ready()
+}
+
+// Reload replaces the bucket configuration with what load returns (SIGHUP). A load or validation
+// error is logged and returned, and the running configuration stays. Bucket changes apply to
+// requests routed after it; connections and requests in flight are untouched. Other settings are
+// fixed at start: a change to them is logged as needing a restart.
+func (s *Server) Reload(load func() (*Config, error)) error {
+	next, err := load()
+	if err == nil {
+		var opts engine.Options
+		if opts, err = next.EngineOptions(nil, nil); err == nil {
+			err = s.eng.UpdateBuckets(opts.Buckets)
+		}
+	}
+	if err != nil {
+		reloadsFailed.Inc()
+		s.log.Error("configuration reload failed; the running configuration stays", "err", err)
+		return err
+	}
+	s.mu.Lock()
+	prev := s.cfg
+	s.cfg = next
+	s.mu.Unlock()
+	s.probe.setEndpoints(endpoints(next))
+	reloadsOK.Inc()
+	names := make([]string, len(next.Buckets))
+	for i, b := range next.Buckets {
+		names[i] = b.Name
+	}
+	s.log.Info("configuration reloaded", "buckets", names)
+	if restart := fixedChanges(prev, next); len(restart) > 0 {
+		s.log.Warn("configuration changes that need a restart were not applied", "sections", restart)
+	}
+	return nil
+}
+
+// fixedChanges names the sections outside buckets that differ between a and b.
+func fixedChanges(a, b *Config) []string {
+	var out []string
+	for _, sec := range []struct {
+		name string
+		a, b any
+	}{{"server", a.Server, b.Server}, {"upstream", a.Upstream, b.Upstream}, {"metrics", a.Metrics, b.Metrics}, {"log", a.Log, b.Log}} {
+		if !reflect.DeepEqual(sec.a, sec.b) {
+			out = append(out, sec.name)
+		}
+	}
+	return out
+}
+
+// AdminAddr returns the admin listener's address once Run started it.
+func (s *Server) AdminAddr() string {
 	if s.adminL == nil {
 		return ""
 	}
 	return s.adminL.Addr().String()
 }
 
-// AdminAddr returns the admin listener's address once Run started it.
-func (s *Server) AdminAddr() string { return s.adminAddr() }
-
-func (s *Server) startAdmin() error {
-	l, err := net.Listen("tcp", s.cfg.Metrics.Address)
+func (s *Server) startAdmin(addr string) error {
+	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("admin listener %s: %w", s.cfg.Metrics.Address, err)
+		return fmt.Errorf("admin listener %s: %w", addr, err)
 	}
 	s.adminL = l
 	s.admin = &fasthttp.Server{
@@ -152,19 +276,22 @@ func (s *Server) startAdmin() error {
 	return nil
 }
 
+// handleAdmin serves /metrics (Prometheus text with Go runtime and process metrics), /healthz
+// (200 while the process runs) and /readyz (200, or 503 with the reasons).
 func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx) {
 	switch string(ctx.Path()) {
 	case "/metrics":
-		ctx.SetContentType("text/plain; version=0.0.4")
+		ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
 		metrics.WritePrometheus(ctx, true)
 	case "/healthz":
 		ctx.SetBodyString("ok\n")
 	case "/readyz":
-		if s.eng.Ready() {
+		ctx.SetContentType("text/plain; charset=utf-8")
+		if ok, why := s.Ready(); ok {
 			ctx.SetBodyString("ready\n")
 		} else {
 			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
-			ctx.SetBodyString("not ready\n")
+			ctx.SetBodyString("not ready: " + why + "\n")
 		}
 	default:
 		ctx.SetStatusCode(fasthttp.StatusNotFound)

@@ -1,6 +1,10 @@
 // Command mizuchi-uploadr is an upload-only S3 proxy: clients upload with the ordinary S3 API, the
 // proxy authenticates them, re-signs each request for the real S3 upstream and splices the body
 // socket to socket. See README.md.
+//
+// Signals: SIGTERM or SIGINT drains (/readyz 503 at once, uploads in flight get -drain-timeout,
+// then exit 0; a second one cuts the drain short). SIGHUP reloads the buckets of the -config file;
+// a bad file is logged and the running configuration stays.
 package main
 
 import (
@@ -8,6 +12,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -15,12 +20,29 @@ import (
 	"github.com/mizuchi/uploadr/server"
 )
 
-func main() { os.Exit(run(os.Args[1:])) }
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
-func run(args []string) int {
+// run is the whole program; it returns the exit code: 0 after a drain, 1 when the configuration is
+// invalid or serving failed, 2 for a command-line error.
+func run(args []string, stdout, stderr io.Writer) int {
+	// Catch the signals before anything else, so an early SIGHUP does not kill the process.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
 	fs := flag.NewFlagSet("mizuchi-uploadr", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: mizuchi-uploadr -config FILE [flags]\n\nFlags override the configuration file:\n")
+		fmt.Fprintf(fs.Output(), `Usage:
+  mizuchi-uploadr -config FILE [flags]
+  mizuchi-uploadr -bucket NAME -upstream URL [-upstream-bucket B] [-region R] [-auth-none] [flags]
+  mizuchi-uploadr -check -config FILE
+
+Without -config, upstream credentials come from %s/%s (or %s/%s)
+and client credentials from %s/%s; secrets are never flags.
+Flags override the configuration file (its key in parentheses):
+`, server.EnvUpstreamAccessKey, server.EnvUpstreamSecretKey, server.EnvAWSAccessKey, server.EnvAWSSecretKey,
+			server.EnvClientAccessKey, server.EnvClientSecretKey)
 		fs.PrintDefaults()
 	}
 	flags := server.RegisterFlags(fs)
@@ -30,40 +52,55 @@ func run(args []string) int {
 		}
 		return 2
 	}
-	cfg := &server.Config{}
-	if flags.ConfigPath != "" {
-		c, err := server.LoadConfig(flags.ConfigPath)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		cfg = c
-	}
-	if err := flags.Apply(cfg); err != nil {
-		fmt.Fprintln(os.Stderr, err)
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "unexpected arguments: %q\n", fs.Args())
 		return 2
 	}
-	cfg.Normalize()
-	if err := cfg.Validate(); err != nil {
-		fmt.Fprintf(os.Stderr, "invalid configuration:\n%v\n", err)
+	load := func() (*server.Config, error) { return flags.Config(os.LookupEnv) }
+	cfg, err := load()
+	if err != nil {
+		fmt.Fprintf(stderr, "invalid configuration:\n%v\n", err)
 		return 1
 	}
 	if flags.Check {
-		fmt.Println("configuration ok")
+		fmt.Fprintln(stdout, "configuration ok")
 		return 0
 	}
-	log, err := server.NewLogger(cfg.Log, os.Stderr)
+	log, err := server.NewLogger(cfg.Log, stderr)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(stderr, err)
 		return 2
 	}
-	srv, err := server.New(cfg, log)
+	srv, err := server.New(cfg, log, stdout)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
+	go func() {
+		terms := 0
+		for sig := range sigs {
+			switch sig {
+			case syscall.SIGHUP:
+				if flags.ConfigPath == "" {
+					log.Warn("SIGHUP: no -config file to reload")
+					continue
+				}
+				log.Info("SIGHUP: reloading", "config", flags.ConfigPath)
+				_ = srv.Reload(load)
+			default:
+				terms++
+				if terms == 1 {
+					log.Info("signal: draining", "signal", sig.String())
+					stop()
+				} else {
+					log.Warn("second signal: cutting the drain short", "signal", sig.String())
+					srv.CutDrain()
+				}
+			}
+		}
+	}()
 	if err := srv.Run(ctx); err != nil {
 		log.Error("exit", "err", err)
 		return 1

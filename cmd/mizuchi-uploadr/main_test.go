@@ -227,11 +227,11 @@ func patternMD5(size int64) string {
 }
 
 // A 1 GiB upload streams through the binary with a small, flat RSS, and the splice counter shows the
-// body went through splice.
+// body went through splice (as one upstream PUT: the threshold is above it).
 func TestOneGiBUploadRSSAndSplice(t *testing.T) {
 	up := s3test.Start(t)
 	up.CreateBucket(t, "big")
-	r := startBinary(t, up, "big", nil, nil)
+	r := startBinaryUpload(t, up, "big", "{multipart_threshold: 5GiB}", nil, nil)
 	const size = 1 << 30
 	status, body := streamPut(t, r.addr, "one-gib", size)
 	if status != 200 {

@@ -1,0 +1,125 @@
+package server
+
+import (
+	"io"
+	"log/slog"
+	"sync"
+
+	"github.com/VictoriaMetrics/metrics"
+)
+
+// NewLogger builds the process logger from LogConfig (level and format).
+func NewLogger(c LogConfig, w io.Writer) (*slog.Logger, error) {
+	lvl, err := parseLevel(c.Level)
+	if err != nil {
+		return nil, err
+	}
+	return newSlog(c.Format, w, lvl), nil
+}
+
+// NewAccessLogger builds the access logger: one Info line per request, in the log format, whatever
+// the log level. Give it an AccessWriter so that a slow reader of w never blocks the event loops.
+func NewAccessLogger(c LogConfig, w io.Writer) *slog.Logger {
+	return newSlog(c.Format, w, slog.LevelInfo)
+}
+
+func newSlog(format string, w io.Writer, lvl slog.Level) *slog.Logger {
+	ho := &slog.HandlerOptions{Level: lvl}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, ho))
+	}
+	return slog.New(slog.NewTextHandler(w, ho))
+}
+
+// accessLogDropped counts access-log lines dropped because the output did not keep up.
+var accessLogDropped = metrics.NewCounter(`mizuchi_access_log_dropped_total`)
+
+// AccessWriter buffers writes in memory and writes them to the underlying writer from its own
+// goroutine, so that logging from an event loop never waits for a pipe or a terminal. When more
+// than its limit is pending, whole writes (log lines) are dropped and counted in
+// mizuchi_access_log_dropped_total. Safe for concurrent use; Close flushes what is pending.
+type AccessWriter struct {
+	w     io.Writer
+	limit int
+
+	mu      sync.Mutex
+	pending []byte
+	spare   []byte
+	closed  bool
+
+	kick chan struct{}
+	done chan struct{}
+}
+
+// NewAccessWriter starts an AccessWriter on w holding at most limit bytes pending.
+func NewAccessWriter(w io.Writer, limit int) *AccessWriter {
+	a := &AccessWriter{w: w, limit: limit, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	go a.loop()
+	return a
+}
+
+// Write queues p (one log line: slog handlers write each record with one call). It never blocks
+// on the output and never fails; p is copied.
+func (a *AccessWriter) Write(p []byte) (int, error) {
+	a.mu.Lock()
+	if a.closed || len(a.pending)+len(p) > a.limit {
+		a.mu.Unlock()
+		accessLogDropped.Inc()
+		return len(p), nil
+	}
+	a.pending = append(a.pending, p...)
+	a.mu.Unlock()
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+	return len(p), nil
+}
+
+func (a *AccessWriter) loop() {
+	defer close(a.done)
+	for range a.kick {
+		if a.flush() {
+			return
+		}
+	}
+}
+
+// flush writes what is pending; it reports whether the writer was closed.
+func (a *AccessWriter) flush() bool {
+	a.mu.Lock()
+	buf := a.pending
+	a.pending = a.spare[:0]
+	closed := a.closed
+	a.mu.Unlock()
+	if len(buf) > 0 {
+		_, _ = a.w.Write(buf)
+	}
+	a.mu.Lock()
+	if cap(buf) <= 1<<20 {
+		a.spare = buf[:0]
+	} else {
+		a.spare = nil
+	}
+	a.mu.Unlock()
+	return closed
+}
+
+// Close writes what is pending and stops the writer; later writes are dropped.
+func (a *AccessWriter) Close() error {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		<-a.done
+		return nil
+	}
+	a.closed = true
+	a.mu.Unlock()
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+	<-a.done
+	a.flush()
+	return nil
+}
