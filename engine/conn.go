@@ -70,6 +70,9 @@ func (e *Engine) OnBoot(eng gnet.Engine) gnet.Action {
 
 // OnOpen attaches state to new connections and takes back connections returned with Enroll.
 func (e *Engine) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+	if u, ok := c.Context().(*loopUp); ok {
+		return e.onUpstreamOpen(c, u)
+	}
 	if st, ok := c.Context().(*connState); ok && st.returning {
 		st.returning = false
 		st.conn = c
@@ -94,6 +97,10 @@ func (e *Engine) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 
 // OnClose forgets the connection unless it was detached (its socket lives on through a dup).
 func (e *Engine) OnClose(c gnet.Conn, _ error) gnet.Action {
+	if u, ok := c.Context().(*loopUp); ok {
+		e.onUpstreamClose(u)
+		return gnet.None
+	}
 	st, ok := c.Context().(*connState)
 	if !ok {
 		return gnet.None
@@ -116,11 +123,13 @@ func (e *Engine) OnTick() (delay time.Duration, action gnet.Action) {
 
 // OnTraffic runs the request state machine on the bytes gnet buffered.
 func (e *Engine) OnTraffic(c gnet.Conn) gnet.Action {
-	st, ok := c.Context().(*connState)
-	if !ok {
-		return gnet.Close
+	switch x := c.Context().(type) {
+	case *connState:
+		return e.process(c, x)
+	case *loopUp:
+		return e.onUpstreamTraffic(c, x)
 	}
-	return e.process(c, st)
+	return gnet.Close
 }
 
 // process handles as many complete requests as the buffer holds. It runs on the loop only.

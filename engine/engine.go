@@ -33,6 +33,10 @@ type Engine struct {
 	pools   map[string]*upstreamPool
 	metrics *engineMetrics
 	conns   registry
+	upConns upRegistry
+
+	loopsMu sync.Mutex
+	loops   map[gnet.EventLoop]*loopState
 
 	gnetEngine gnet.Engine
 	booted     atomic.Bool
@@ -77,6 +81,7 @@ func New(o Options) (*Engine, error) {
 		pools:   map[string]*upstreamPool{},
 		metrics: newEngineMetrics(),
 		bootCh:  make(chan struct{}),
+		loops:   map[gnet.EventLoop]*loopState{},
 	}
 	e.mover = transfer.NewMover(o.Transfer)
 	e.killCtx, e.kill = context.WithCancel(context.Background())
@@ -324,6 +329,7 @@ func (r *registry) remove(st *connState) {
 // (gnet's Conn.Close is safe from any goroutine).
 func (e *Engine) sweep() {
 	now := e.now()
+	e.sweepUpstreams(now)
 	head, body, idle := int64(e.opts.HeadTimeout), int64(e.opts.BodyStallTimeout), int64(e.opts.IdleTimeout)
 	var victims []*connState
 	var conns []gnet.Conn

@@ -32,7 +32,8 @@ type job struct {
 	started   time.Time
 	remote    string
 	principal string
-	upStatus  int // the upstream's status, 0 when it was not asked
+	upStatus  int  // the upstream's status, 0 when it was not asked
+	retried   bool // in-loop: sent again after a pooled connection died
 
 	out       []byte // upstream request: head, then (inline) the body or (detached) the buffered prefix
 	headLen   int
@@ -68,6 +69,7 @@ func (e *Engine) newJob(st *connState, buf []byte) *job {
 	j.remote = st.remote
 	j.principal = st.principal
 	j.upStatus = 0
+	j.retried = false
 	j.resource = append(j.resource[:0], st.req.Path.Bytes(buf)...)
 	return j
 }
@@ -107,6 +109,9 @@ func (e *Engine) dispatchInline(c gnet.Conn, st *connState, buf []byte) {
 	_, _ = c.Discard(st.req.HeadLen + int(st.bodyLen))
 	st.phase.Store(phaseBusy)
 	st.bodySince.Store(0)
+	if !e.opts.NoLoopUpstream && !j.bucket.pool.ep.tls && j.op != opCompleteMultipartUpload && e.sendInLoop(c, j) {
+		return
+	}
 	go e.runInline(j)
 }
 
@@ -440,8 +445,11 @@ func (e *Engine) errorResponse(j *job, s3err *s3Error, closeConn bool) int {
 // headers (ETag, x-amz-version-id, x-amz-checksum-*, x-amz-request-id, …) and the body framed as the
 // upstream framed it; hop-by-hop headers are dropped and Connection: close added when closing.
 func (e *Engine) relayResponse(j *job, u *upConn, resp *upResponse, closeConn bool) int {
-	h := &resp.head
-	buf := u.rbuf
+	return e.relay(j, u.rbuf, &resp.head, resp.total, closeConn)
+}
+
+// relay renders the response held in buf (head parsed into h, head and body buf[:total]) into j.resp.
+func (e *Engine) relay(j *job, buf []byte, h *httpparse.Response, total int, closeConn bool) int {
 	j.upStatus = h.Status
 	out := j.resp[:0]
 	out = append(out, "HTTP/1.1 "...)
@@ -476,7 +484,7 @@ func (e *Engine) relayResponse(j *job, u *upConn, resp *upResponse, closeConn bo
 		out = append(out, "Connection: close\r\n"...)
 	}
 	out = append(out, "\r\n"...)
-	out = append(out, buf[h.HeadLen:resp.total]...)
+	out = append(out, buf[h.HeadLen:total]...)
 	j.resp = out
 	return h.Status
 }

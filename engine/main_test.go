@@ -48,7 +48,14 @@ type proxy struct {
 
 type proxyOpt func(*engine.Options)
 
-func withCopy() proxyOpt { return func(o *engine.Options) { o.Transfer.ForceCopy = true } }
+// withCopy selects the user-space copy path for bodies, and the goroutine path (instead of
+// loop-owned upstream connections) for small requests: the "copy" half of modes covers both.
+func withCopy() proxyOpt {
+	return func(o *engine.Options) {
+		o.Transfer.ForceCopy = true
+		o.NoLoopUpstream = true
+	}
+}
 
 // startProxy runs an engine in front of the shared versitygw with a fresh upstream bucket whose
 // client-facing name differs from the upstream's.

@@ -31,6 +31,9 @@ type Options struct {
 	BodyStallTimeout time.Duration
 	// ResponseTimeout bounds the wait for the upstream's response once the body was sent; 0 = 5 min.
 	ResponseTimeout time.Duration
+	// NoLoopUpstream sends small (inline) requests from a goroutine with a blocking upstream
+	// connection instead of on connections owned by the event loop (a fallback and test switch).
+	NoLoopUpstream bool
 	// InlineBodyMax is the largest body handled inside the event loop (buffered, never detached);
 	// larger bodies are detached and spliced. 0 = 64 KiB.
 	InlineBodyMax int

@@ -121,6 +121,19 @@ func (p *upstreamPool) dial() (*upConn, error) {
 	return &upConn{c: c, pool: p}, nil
 }
 
+// tryAcquireSlot takes a connection slot without waiting (always succeeds without a limit).
+func (p *upstreamPool) tryAcquireSlot() bool {
+	if p.slots == nil {
+		return true
+	}
+	select {
+	case p.slots <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
 func (p *upstreamPool) releaseSlot() {
 	if p.slots != nil {
 		<-p.slots

@@ -1,0 +1,306 @@
+package engine
+
+import (
+	"context"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/mizuchi/uploadr/httpparse"
+)
+
+// In-loop upstream connections: a request whose whole body arrived with its head is sent upstream
+// on a connection owned by the client's own event loop, and the answer is relayed inside that
+// loop's callbacks — no goroutine hop, no detach: two reads and two writes per request (see
+// ../shared/DESIGN.md, "Small requests inside the loop"). New connections are dialled in a goroutine
+// (with the pool's dial timeout) and handed to the loop with Enroll.
+
+// loopState is per event loop: the idle upstream connections it owns, per endpoint pool.
+type loopState struct {
+	idle map[*upstreamPool][]*loopUp
+}
+
+// loopUp is one upstream connection registered on an event loop. Fields are touched on its loop
+// only, except the atomics, which the sweeper reads.
+type loopUp struct {
+	pool   *upstreamPool
+	ls     *loopState
+	el     gnet.EventLoop
+	c      gnet.Conn // nil until OnOpen
+	parser httpparse.Parser
+	resp   httpparse.Response
+	chunks httpparse.ChunkScanner
+	scan   int  // bytes of the chunked body already scanned (from resp.HeadLen)
+	head   bool // the response head is parsed
+	j      *job // request in flight; nil when idle
+	reused bool // j was sent on a connection that had served a request before
+	got    bool // bytes of j's answer arrived
+	closed bool
+
+	busySince atomic.Int64 // unix nanos j was sent; 0 when idle
+	idleSince atomic.Int64 // unix nanos it went idle
+	timedOut  atomic.Bool  // the sweeper closed it for want of an answer
+}
+
+func (e *Engine) loopOf(el gnet.EventLoop) *loopState {
+	e.loopsMu.Lock()
+	defer e.loopsMu.Unlock()
+	ls := e.loops[el]
+	if ls == nil {
+		ls = &loopState{idle: map[*upstreamPool][]*loopUp{}}
+		e.loops[el] = ls
+	}
+	return ls
+}
+
+// sendInLoop sends j upstream on a loop-owned connection. It returns false when the request must take
+// the goroutine path instead (the endpoint's connection limit is reached). On the loop only.
+func (e *Engine) sendInLoop(c gnet.Conn, j *job) bool {
+	ls := e.loopOf(c.EventLoop())
+	p := j.bucket.pool
+	idle := ls.idle[p]
+	for len(idle) > 0 {
+		u := idle[len(idle)-1]
+		idle[len(idle)-1] = nil
+		idle = idle[:len(idle)-1]
+		ls.idle[p] = idle
+		p.m.upstreamIdle.Dec()
+		if u.closed {
+			continue
+		}
+		u.start(j, true, e.now())
+		// A failed write closes u inside this call; OnClose then retries or answers j.
+		_, _ = u.c.Write(j.out)
+		return true
+	}
+	if !p.tryAcquireSlot() {
+		return false
+	}
+	u := &loopUp{pool: p, ls: ls, el: c.EventLoop()}
+	u.start(j, false, e.now())
+	go e.dialForLoop(u)
+	return true
+}
+
+func (u *loopUp) start(j *job, reused bool, now int64) {
+	u.j, u.reused, u.got = j, reused, false
+	u.head, u.scan = false, 0
+	u.parser.Reset()
+	u.chunks.Reset()
+	u.busySince.Store(now)
+}
+
+// dialForLoop dials u's endpoint and enrolls the connection on u's loop (OnOpen then sends u.j).
+func (e *Engine) dialForLoop(u *loopUp) {
+	p := u.pool
+	p.m.upstreamDials.Inc()
+	d := net.Dialer{Timeout: p.dialTimeout, KeepAlive: 30 * time.Second}
+	conn, err := d.Dial("tcp", p.ep.addr)
+	if err == nil {
+		var ch <-chan gnet.RegisteredResult
+		ch, err = u.el.Enroll(gnet.NewContext(context.Background(), u), conn)
+		if err == nil {
+			if res := <-ch; res.Err == nil {
+				return
+			} else {
+				err = res.Err
+			}
+		} else {
+			_ = conn.Close()
+		}
+	}
+	p.m.upstreamDialErrors.Inc()
+	p.releaseSlot()
+	_ = u.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+		if j := u.j; j != nil {
+			u.j = nil
+			e.metrics.upstreamErrors.Inc()
+			e.completeInLoop(j, e.errorResponse(j, errServiceUnavailable, true), true)
+		}
+		return nil
+	}))
+}
+
+// onUpstreamOpen runs when a dialled upstream connection joins its loop: it sends the request.
+func (e *Engine) onUpstreamOpen(c gnet.Conn, u *loopUp) ([]byte, gnet.Action) {
+	u.c = c
+	u.pool.open.Add(1)
+	u.pool.m.upstreamOpen.Inc()
+	e.upConns.add(u)
+	if u.j == nil {
+		return nil, gnet.Close
+	}
+	return u.j.out, gnet.None
+}
+
+// onUpstreamTraffic parses the upstream's answer from the loop's buffer and, once it is complete,
+// relays it to the client and puts the connection back to idle.
+func (e *Engine) onUpstreamTraffic(c gnet.Conn, u *loopUp) gnet.Action {
+	buf, _ := c.Peek(-1)
+	j := u.j
+	if j == nil {
+		return gnet.Close // bytes nobody asked for
+	}
+	u.got = true
+	for !u.head {
+		err := u.parser.ParseResponse(buf, e.limits, &u.resp)
+		if err == httpparse.ErrNeedMore {
+			return gnet.None
+		}
+		if err != nil {
+			return gnet.Close // OnClose answers 502
+		}
+		if u.resp.Status >= 100 && u.resp.Status < 200 {
+			_, _ = c.Discard(u.resp.HeadLen)
+			buf = buf[u.resp.HeadLen:]
+			u.parser.Reset()
+			continue
+		}
+		u.head = true
+	}
+	h := &u.resp
+	var total int
+	switch {
+	case h.Status == 204 || h.Status == 304:
+		total = h.HeadLen
+	case h.Chunked:
+		n, done, err := u.chunks.Scan(buf[h.HeadLen+u.scan:])
+		if err != nil {
+			return gnet.Close
+		}
+		u.scan += n
+		if !done {
+			return gnet.None
+		}
+		total = h.HeadLen + u.scan
+	case h.ContentLength >= 0:
+		if h.ContentLength > maxResponseBytes {
+			return gnet.Close
+		}
+		total = h.HeadLen + int(h.ContentLength)
+		if len(buf) < total {
+			return gnet.None
+		}
+	default:
+		return gnet.Close // a body delimited by close is not relayed from the loop
+	}
+	keep := h.KeepAlive && len(buf) == total && !e.draining.Load() && len(u.ls.idle[u.pool]) < e.opts.Upstream.MaxIdle
+	closeClient := !j.keepAlive || e.draining.Load()
+	status := e.relay(j, buf, h, total, closeClient)
+	_, _ = c.Discard(total)
+	u.j = nil
+	u.busySince.Store(0)
+	action := gnet.None
+	if keep {
+		u.idleSince.Store(e.now())
+		u.ls.idle[u.pool] = append(u.ls.idle[u.pool], u)
+		u.pool.m.upstreamIdle.Inc()
+	} else {
+		action = gnet.Close
+	}
+	e.completeInLoop(j, status, closeClient)
+	return action
+}
+
+// onUpstreamClose forgets the connection; a request still waiting on it is retried once (when the
+// connection was reused and no answer byte came: it may have died while idle) or answered 502/504.
+func (e *Engine) onUpstreamClose(u *loopUp) {
+	if u.closed {
+		return
+	}
+	u.closed = true
+	e.upConns.remove(u)
+	if u.c != nil {
+		u.pool.open.Add(-1)
+		u.pool.m.upstreamOpen.Dec()
+	}
+	u.pool.releaseSlot()
+	j := u.j
+	if j == nil {
+		return
+	}
+	u.j = nil
+	if u.reused && !u.got && !j.retried {
+		j.retried = true
+		if j.st != nil && !j.st.closed && e.sendInLoop(j.c, j) {
+			return
+		}
+		if j.st != nil && !j.st.closed {
+			go e.runInline(j)
+			return
+		}
+	}
+	e.metrics.upstreamErrors.Inc()
+	se := errBadGateway
+	if u.timedOut.Load() {
+		se = errUpstreamTimeout
+	}
+	e.completeInLoop(j, e.errorResponse(j, se, true), true)
+}
+
+// completeInLoop finishes an in-loop request: metrics and access log, the answer to the client (on
+// this same loop), then the client's next pipelined request.
+func (e *Engine) completeInLoop(j *job, status int, closeClient bool) {
+	e.finish(j, status, int64(len(j.out)-j.headLen), 0, "inline")
+	client, st := j.c, j.st
+	if !st.closed {
+		_, _ = client.Write(j.resp) // a failure runs OnClose (st.closed) inside the call
+	}
+	j.release()
+	if st.closed {
+		return
+	}
+	if closeClient {
+		_ = client.Close()
+		return
+	}
+	st.resetForNext(e.now())
+	if e.process(client, st) == gnet.Close {
+		_ = client.Close()
+	}
+}
+
+// upRegistry tracks loop-owned upstream connections for the sweeper.
+type upRegistry struct {
+	mu sync.Mutex
+	m  map[*loopUp]struct{}
+}
+
+func (r *upRegistry) add(u *loopUp) {
+	r.mu.Lock()
+	if r.m == nil {
+		r.m = map[*loopUp]struct{}{}
+	}
+	r.m[u] = struct{}{}
+	r.mu.Unlock()
+}
+
+func (r *upRegistry) remove(u *loopUp) {
+	r.mu.Lock()
+	delete(r.m, u)
+	r.mu.Unlock()
+}
+
+// sweepUpstreams closes loop-owned upstream connections that waited too long for an answer or sat
+// idle too long. Closing is asynchronous; OnClose does the rest on the loop.
+func (e *Engine) sweepUpstreams(now int64) {
+	var victims []gnet.Conn
+	e.upConns.mu.Lock()
+	for u := range e.upConns.m {
+		if t := u.busySince.Load(); t != 0 && now-t > int64(e.opts.ResponseTimeout) {
+			u.timedOut.Store(true)
+			victims = append(victims, u.c)
+		} else if t == 0 && now-u.idleSince.Load() > int64(e.opts.Upstream.IdleTimeout) {
+			victims = append(victims, u.c)
+		}
+	}
+	e.upConns.mu.Unlock()
+	for _, c := range victims {
+		if c != nil {
+			_ = c.Close()
+		}
+	}
+}
