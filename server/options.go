@@ -130,8 +130,8 @@ func (c *Config) Validate() error {
 	if s := c.Server.MaxHeadBytes; s != 0 && (s < 1<<10 || s > 1<<20) {
 		errs = append(errs, fmt.Errorf("server.max_head_bytes %d: want 1KiB..1MiB", s))
 	}
-	if s := c.Server.MaxURIBytes; s != 0 && (s < 256 || (c.Server.MaxHeadBytes != 0 && s > c.Server.MaxHeadBytes)) {
-		errs = append(errs, fmt.Errorf("server.max_uri_bytes %d: want 256 bytes..max_head_bytes", s))
+	if s := c.Server.MaxURIBytes; s != 0 && (s < 256 || s > 1<<20) {
+		errs = append(errs, fmt.Errorf("server.max_uri_bytes %d: want 256 bytes..1MiB", s))
 	}
 	if s := c.Server.InlineBodyMax; s > 16<<20 {
 		errs = append(errs, fmt.Errorf("server.inline_body_max %d: want at most 16MiB", s))
