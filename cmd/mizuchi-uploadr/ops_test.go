@@ -172,7 +172,9 @@ func TestMetricsAfterUploads(t *testing.T) {
 		t.Fatalf("bad signature: %v %v", err, resp)
 	}
 	after := scrape(t, p.admin)
-	delta := func(name string, labels ...string) float64 { return sum(after, name, labels...) - sum(before, name, labels...) }
+	delta := func(name string, labels ...string) float64 {
+		return sum(after, name, labels...) - sum(before, name, labels...)
+	}
 	checks := []struct {
 		what string
 		got  float64
@@ -518,4 +520,3 @@ func TestReadyzFollowsUpstream(t *testing.T) {
 	}()
 	p.waitReady(t)
 }
-
