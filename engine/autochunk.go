@@ -9,7 +9,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -92,25 +91,8 @@ func (e *Engine) detachAutoChunk(c gnet.Conn, st *connState, buf []byte) gnet.Ac
 	_, _ = c.Discard(-1)
 	e.metrics.detached.Inc()
 	e.metrics.autoChunked.Inc()
-	go e.runAutoChunk(j)
+	go e.runDetached(j, e.autoChunk)
 	return gnet.Close
-}
-
-func (e *Engine) runAutoChunk(j *job) {
-	f := os.NewFile(uintptr(j.clientFD), "client")
-	client, err := net.FileConn(f)
-	_ = f.Close()
-	if err != nil {
-		e.finish(j, 500, 0, 0, "splice")
-		j.release()
-		return
-	}
-	status, reuse, moved := e.autoChunk(j, client)
-	if moved.PipeTooSmall {
-		e.metrics.pipeTooSmall.Inc()
-	}
-	e.finish(j, status, moved.Spliced+moved.Copied, moved.Spliced, modeName(moved))
-	e.handBack(j, client, reuse)
 }
 
 // partSizeFor picks the part size: the configured one, grown (in whole MiB) so that no object needs

@@ -208,13 +208,15 @@ func (e *Engine) detach(c gnet.Conn, st *connState, buf []byte) gnet.Action {
 	e.conns.remove(st)
 	_, _ = c.Discard(-1)
 	e.metrics.detached.Inc()
-	go e.runDetached(j)
+	go e.runDetached(j, e.exchangeStreaming)
 	return gnet.Close
 }
 
 func closeFD(fd int) error { return os.NewFile(uintptr(fd), "").Close() }
 
-func (e *Engine) runDetached(j *job) {
+// runDetached runs a detached request's exchange (a streaming PutObject/UploadPart, or an
+// auto-chunked PutObject) on the client socket, records it, and hands the socket back.
+func (e *Engine) runDetached(j *job, exchange func(*job, net.Conn) (int, bool, transfer.Result)) {
 	f := os.NewFile(uintptr(j.clientFD), "client")
 	client, err := net.FileConn(f)
 	_ = f.Close()
@@ -223,7 +225,7 @@ func (e *Engine) runDetached(j *job) {
 		j.release()
 		return
 	}
-	status, reuse, moved := e.exchangeStreaming(j, client)
+	status, reuse, moved := exchange(j, client)
 	if moved.PipeTooSmall {
 		e.metrics.pipeTooSmall.Inc()
 	}
