@@ -263,6 +263,8 @@ type job struct {
 	onCancel  func()    // j.cancel, bound once
 	tee       io.Writer // MoveTee: receives every body byte before dst
 
+	srcArmed, dstArmed time.Time // when the stall deadlines were last set
+
 	spliceJob // platform-specific state
 }
 
@@ -275,6 +277,7 @@ func newJob() *job {
 
 func (j *job) start(ctx context.Context, dst, src net.Conn, stall time.Duration) {
 	j.ctx, j.dst, j.src, j.stall = ctx, dst, src, stall
+	j.srcArmed, j.dstArmed = time.Time{}, time.Time{}
 	j.cancelled, j.finished = false, false
 	j.deadlines = stall > 0
 	j.stop = nil
@@ -319,13 +322,21 @@ func (j *job) finish() bool {
 }
 
 // armSrc refreshes the stall deadline for reading src (one chunk).
+//
+// A deadline armed less than stall/8 ago is left alone: a stalled transfer is then detected between
+// StallTimeout and 9/8 of it, and a fast one does not pay a timer update per chunk.
 func (j *job) armSrc() {
 	if j.stall <= 0 {
 		return
 	}
+	now := time.Now()
+	if now.Sub(j.srcArmed) < j.stall/8 {
+		return
+	}
 	j.mu.Lock()
 	if !j.cancelled {
-		_ = j.src.SetReadDeadline(time.Now().Add(j.stall))
+		_ = j.src.SetReadDeadline(now.Add(j.stall))
+		j.srcArmed = now
 	}
 	j.mu.Unlock()
 }
@@ -335,9 +346,14 @@ func (j *job) armDst() {
 	if j.stall <= 0 {
 		return
 	}
+	now := time.Now()
+	if now.Sub(j.dstArmed) < j.stall/8 {
+		return
+	}
 	j.mu.Lock()
 	if !j.cancelled {
-		_ = j.dst.SetWriteDeadline(time.Now().Add(j.stall))
+		_ = j.dst.SetWriteDeadline(now.Add(j.stall))
+		j.dstArmed = now
 	}
 	j.mu.Unlock()
 }
