@@ -51,7 +51,8 @@ type AccessWriter struct {
 	done chan struct{}
 }
 
-// NewAccessWriter starts an AccessWriter on w holding at most limit bytes pending.
+// NewAccessWriter starts an AccessWriter on w holding at most limit bytes pending (and up to twice
+// that in memory: the batch being written and the one filling).
 func NewAccessWriter(w io.Writer, limit int) *AccessWriter {
 	a := &AccessWriter{w: w, limit: limit, kick: make(chan struct{}, 1), done: make(chan struct{})}
 	go a.loop()
@@ -67,42 +68,52 @@ func (a *AccessWriter) Write(p []byte) (int, error) {
 		accessLogDropped.Inc()
 		return len(p), nil
 	}
+	wake := len(a.pending) == 0 // else the flusher has not taken the earlier lines yet and will come back
 	a.pending = append(a.pending, p...)
 	a.mu.Unlock()
-	select {
-	case a.kick <- struct{}{}:
-	default:
+	if wake {
+		select {
+		case a.kick <- struct{}{}:
+		default:
+		}
 	}
 	return len(p), nil
 }
 
+// loop flushes after each wake-up until nothing is pending.
 func (a *AccessWriter) loop() {
 	defer close(a.done)
 	for range a.kick {
-		if a.flush() {
-			return
+		for {
+			wrote, closed := a.flush()
+			if closed {
+				return
+			}
+			if !wrote {
+				break
+			}
 		}
 	}
 }
 
-// flush writes what is pending; it reports whether the writer was closed.
-func (a *AccessWriter) flush() bool {
+// flush writes what is pending; it reports whether there was anything and whether the writer was
+// closed.
+func (a *AccessWriter) flush() (wrote, closed bool) {
 	a.mu.Lock()
+	closed = a.closed
+	if len(a.pending) == 0 {
+		a.mu.Unlock()
+		return false, closed
+	}
+	// Swap: the writer fills spare while buf is written; pending and spare never share an array.
 	buf := a.pending
-	a.pending = a.spare[:0]
-	closed := a.closed
+	a.pending, a.spare = a.spare[:0], nil
 	a.mu.Unlock()
-	if len(buf) > 0 {
-		_, _ = a.w.Write(buf)
-	}
+	_, _ = a.w.Write(buf)
 	a.mu.Lock()
-	if cap(buf) <= 1<<20 {
-		a.spare = buf[:0]
-	} else {
-		a.spare = nil
-	}
+	a.spare = buf[:0] // at most limit bytes: pending never grows past it
 	a.mu.Unlock()
-	return closed
+	return true, closed
 }
 
 // Close writes what is pending and stops the writer; later writes are dropped.

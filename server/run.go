@@ -54,6 +54,9 @@ func init() {
 	})
 }
 
+// accessLogPending bounds the access-log bytes queued in memory (see AccessWriter).
+const accessLogPending = 4 << 20
+
 // Server is a running proxy: data plane, admin listener, readiness prober and access log.
 // Create it with New, serve with Run; Reload and CutDrain may be called from other goroutines.
 type Server struct {
@@ -81,7 +84,7 @@ func New(cfg *Config, log *slog.Logger, access io.Writer) (*Server, error) {
 		probe: newProber(time.Duration(cfg.Upstream.DialTimeout), DefaultProbeInterval)}
 	var al *slog.Logger
 	if access != nil && (cfg.Log.Access == nil || *cfg.Log.Access) {
-		s.access = NewAccessWriter(access, 8<<20)
+		s.access = NewAccessWriter(access, accessLogPending)
 		al = NewAccessLogger(cfg.Log, s.access)
 	}
 	opts, err := cfg.EngineOptions(log, al)

@@ -51,10 +51,10 @@ func TestAccessWriterNeverBlocks(t *testing.T) {
 	}
 	close(w.release)
 	_ = a.Close()
-	// The first line may already sit in the flusher's hands; at most 4 lines are kept after it.
+	// The flusher may hold a batch of up to 3 lines (90 bytes) while 3 more wait: 3 to 6 kept.
 	got := strings.Count(w.String(), "\n")
-	if got < 3 || got > 4 {
-		t.Errorf("%d lines written; want 3 or 4 of 10 with a 100-byte limit", got)
+	if got < 3 || got > 6 {
+		t.Errorf("%d lines written; want 3 to 6 of 10 with a 100-byte limit", got)
 	}
 	if d := accessLogDropped.Get() - dropped; int(d) != 10-got {
 		t.Errorf("dropped counter moved by %d; want %d", d, 10-got)

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -296,6 +298,18 @@ func startSlowUpload(t *testing.T, addr, key string, size, first int64) *slowUpl
 	return u
 }
 
+// status reads the answer's status line.
+func (u *slowUpload) status(t *testing.T) int {
+	t.Helper()
+	_ = u.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(u.c), nil)
+	if err != nil {
+		t.Fatalf("reading the answer: %v", err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 func (u *slowUpload) more(t *testing.T, n int64) {
 	t.Helper()
 	pat := &pattern{off: int(u.sent % 251)}
@@ -345,10 +359,8 @@ func TestDrainLetsUploadFinish(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 		u.more(t, min(1<<20, size-u.sent))
 	}
-	_ = u.c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	b, _ := io.ReadAll(io.LimitReader(u.c, 4096))
-	if !strings.HasPrefix(string(b), "HTTP/1.1 200") {
-		t.Fatalf("upload in flight during the drain: %q", b)
+	if code := u.status(t); code != 200 {
+		t.Fatalf("upload in flight during the drain: %d", code)
 	}
 	if code := p.wait(t, 10*time.Second); code != 0 {
 		t.Errorf("exit code %d after a drain; want 0", code)
@@ -519,4 +531,66 @@ func TestReadyzFollowsUpstream(t *testing.T) {
 		}
 	}()
 	p.waitReady(t)
+}
+
+// A second SIGTERM cuts a long drain short: the stalled upload is cut (nothing stored), exit 0.
+func TestSecondSignalCutsDrain(t *testing.T) {
+	up := s3test.Start(t)
+	up.CreateBucket(t, "twice")
+	p := configless(t, up, "twice", "-drain-timeout", "5m")
+	startSlowUpload(t, p.addr, "stalled", 4<<20, 1<<20)
+	waitMetric(t, p.admin, "mizuchi_uploads_active", 1)
+	p.signal(t, syscall.SIGTERM)
+	waitMetric(t, p.admin, "mizuchi_draining", 1)
+	time.Sleep(200 * time.Millisecond)
+	select {
+	case <-p.exited:
+		t.Fatal("exited before the drain timeout with an upload in flight")
+	default:
+	}
+	p.signal(t, syscall.SIGTERM)
+	if code := p.wait(t, 15*time.Second); code != 0 {
+		t.Errorf("exit code %d; want 0", code)
+	}
+	if up.ObjectExists(t, "twice", "stalled") {
+		t.Error("partial object stored")
+	}
+	if !strings.Contains(p.stderr.String(), "second signal") {
+		t.Errorf("no second-signal line:\n%s", p.stderr.String())
+	}
+}
+
+// -upstream-max-conns 1: while one upload holds the only upstream connection, another request waits
+// -dial-timeout and gets 503 SlowDown; -zero-copy=false moves bodies by copy; -access-log=false
+// leaves stdout empty.
+func TestUpstreamMaxConnsCopyAndNoAccessLog(t *testing.T) {
+	up := s3test.Start(t)
+	up.CreateBucket(t, "limited")
+	p := configless(t, up, "limited", "-upstream-max-conns", "1", "-dial-timeout", "300ms", "-zero-copy=false", "-access-log=false")
+	u := startSlowUpload(t, p.addr, "holder", 2<<20, 1<<20)
+	waitMetric(t, p.admin, "mizuchi_upstream_open_connections", 1)
+	start := time.Now()
+	resp, body, err := dialClient(t, p.addr).put("uploads", "second", 10)
+	if err != nil || resp.StatusCode != 503 || !strings.Contains(body, "SlowDown") {
+		t.Fatalf("request beyond -upstream-max-conns: %v %v %s; want 503 SlowDown", err, resp, body)
+	}
+	if waited := time.Since(start); waited < 250*time.Millisecond {
+		t.Errorf("answered after %v; want a wait of about -dial-timeout 300ms", waited)
+	}
+	u.more(t, 1<<20)
+	if code := u.status(t); code != 200 {
+		t.Fatalf("holder upload: %d", code)
+	}
+	m := scrape(t, p.admin)
+	if s := sum(m, "mizuchi_transfer_bytes_total", "mode", "splice"); s != 0 {
+		t.Errorf("spliced %v bytes with -zero-copy=false", s)
+	}
+	if c := sum(m, "mizuchi_transfer_bytes_total", "mode", "copy"); c < 2<<20 {
+		t.Errorf("copied %v bytes; want at least %d", c, 2<<20)
+	}
+	p.signal(t, syscall.SIGTERM)
+	p.wait(t, 15*time.Second)
+	if out := p.stdout.String(); out != "" {
+		t.Errorf("stdout with -access-log=false: %q", out)
+	}
 }
