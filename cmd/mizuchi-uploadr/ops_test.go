@@ -173,7 +173,12 @@ func TestMetricsAfterUploads(t *testing.T) {
 	if resp, _, err := dialClient(t, p.addr).putAs("uploads", "x", 10, clientAK, "wrong-secret", nil); err != nil || resp.StatusCode != 403 {
 		t.Fatalf("bad signature: %v %v", err, resp)
 	}
+	// A request's counters move just after its answer is written: wait for the last one.
 	after := scrape(t, p.admin)
+	for deadline := time.Now().Add(5 * time.Second); sum(after, "mizuchi_request_duration_seconds_count")-sum(before, "mizuchi_request_duration_seconds_count") < 3 &&
+		time.Now().Before(deadline); after = scrape(t, p.admin) {
+		time.Sleep(20 * time.Millisecond)
+	}
 	delta := func(name string, labels ...string) float64 {
 		return sum(after, name, labels...) - sum(before, name, labels...)
 	}
@@ -581,12 +586,16 @@ func TestUpstreamMaxConnsCopyAndNoAccessLog(t *testing.T) {
 	if code := u.status(t); code != 200 {
 		t.Fatalf("holder upload: %d", code)
 	}
-	m := scrape(t, p.admin)
-	if s := sum(m, "mizuchi_transfer_bytes_total", "mode", "splice"); s != 0 {
-		t.Errorf("spliced %v bytes with -zero-copy=false", s)
+	// The counters move just after the answer is written.
+	deadline := time.Now().Add(5 * time.Second)
+	for sum(scrape(t, p.admin), "mizuchi_transfer_bytes_total", "mode", "copy") < 2<<20 {
+		if time.Now().After(deadline) {
+			t.Fatalf("copied %v bytes; want at least %d", sum(scrape(t, p.admin), "mizuchi_transfer_bytes_total", "mode", "copy"), 2<<20)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	if c := sum(m, "mizuchi_transfer_bytes_total", "mode", "copy"); c < 2<<20 {
-		t.Errorf("copied %v bytes; want at least %d", c, 2<<20)
+	if s := sum(scrape(t, p.admin), "mizuchi_transfer_bytes_total", "mode", "splice"); s != 0 {
+		t.Errorf("spliced %v bytes with -zero-copy=false", s)
 	}
 	p.signal(t, syscall.SIGTERM)
 	p.wait(t, 15*time.Second)
