@@ -170,6 +170,9 @@ func ParseByteSize(s string) (int64, error) {
 // Duration is a time.Duration written as "30s", "5m", "250ms".
 type Duration time.Duration
 
+// String formats d like time.Duration ("30s").
+func (d Duration) String() string { return time.Duration(d).String() }
+
 // UnmarshalYAML parses a duration.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	v, err := time.ParseDuration(n.Value)
