@@ -342,7 +342,7 @@ func (e *Engine) refuse(c gnet.Conn, st *connState, s3err *s3Error, resource []b
 	e.metrics.bytesOut.Add(len(st.scratch))
 	if al := e.opts.AccessLog; al != nil {
 		e.accessLog(al, st.reqID[:], st.remote, st.principal, bucket, resource, st.rt.op, s3err.Status, 0,
-			int64(len(st.scratch)), 0, "refused", 0)
+			int64(len(st.scratch)), 0, "refused", 0, nil)
 	}
 	if len(st.scratch) > 64<<10 {
 		st.scratch = nil

@@ -263,20 +263,22 @@ func (e *Engine) finish(j *job, status int, bodyBytes, spliced int64, mode strin
 	d := time.Since(j.started)
 	e.metrics.request(j.bucket.name, j.op, status)
 	e.metrics.bytesSplice.Add(int(spliced))
-	e.metrics.bytesCopy.Add(int(bodyBytes - spliced))
+	if mode != "inline" || j.upStatus != 0 {
+		e.metrics.bytesCopy.Add(int(bodyBytes - spliced)) // an inline body moved only if the upstream answered
+	}
 	e.metrics.bytesIn.Add(int(bodyBytes))
 	e.metrics.bytesOut.Add(len(j.resp))
 	e.metrics.durations[j.op].Update(d.Seconds())
 	if al := e.opts.AccessLog; al != nil {
 		e.accessLog(al, j.reqID[:], j.remote, j.principal, j.bucket.name, j.resource, j.op, status, bodyBytes,
-			int64(len(j.resp)), d, mode, j.upStatus)
+			int64(len(j.resp)), d, mode, j.upStatus, j.upReqID)
 	}
 }
 
 // accessLog writes one access log line. It never logs headers, signatures or secrets; the key is
 // the decoded object key.
 func (e *Engine) accessLog(al *slog.Logger, reqID []byte, remote, principal, bucket string, resource []byte, o op,
-	status int, bytesIn, bytesOut int64, d time.Duration, mode string, upStatus int) {
+	status int, bytesIn, bytesOut int64, d time.Duration, mode string, upStatus int, upReqID []byte) {
 	key := resource
 	if i := bytes.IndexByte(key[min(1, len(key)):], '/'); i >= 0 {
 		key = key[i+2:]
@@ -298,7 +300,8 @@ func (e *Engine) accessLog(al *slog.Logger, reqID []byte, remote, principal, buc
 		slog.Int64("bytes_out", bytesOut),
 		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
 		slog.String("mode", mode),
-		slog.Int("upstream_status", upStatus))
+		slog.Int("upstream_status", upStatus),
+		slog.String("upstream_request_id", string(upReqID)))
 }
 
 // sweepInterval is how often OnTick looks for timed-out connections.

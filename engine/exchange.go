@@ -32,8 +32,9 @@ type job struct {
 	started   time.Time
 	remote    string
 	principal string
-	upStatus  int  // the upstream's status, 0 when it was not asked
-	retried   bool // in-loop: sent again after a pooled connection died
+	upStatus  int    // the upstream's status, 0 when it was not asked
+	retried   bool   // in-loop: sent again after a pooled connection died
+	upReqID   []byte // the upstream's x-amz-request-id
 
 	out       []byte // upstream request: head, then (inline) the body or (detached) the buffered prefix
 	headLen   int
@@ -69,6 +70,7 @@ func (e *Engine) newJob(st *connState, buf []byte) *job {
 	j.remote = st.remote
 	j.principal = st.principal
 	j.upStatus = 0
+	j.upReqID = j.upReqID[:0]
 	j.retried = false
 	j.resource = append(j.resource[:0], st.req.Path.Bytes(buf)...)
 	return j
@@ -463,25 +465,28 @@ func (e *Engine) relay(j *job, buf []byte, h *httpparse.Response, total int, clo
 		out = append(out, statusText(h.Status)...)
 	}
 	out = append(out, "\r\n"...)
-	hasID := false
+	// The client gets the proxy's request id (the one in the access log); the upstream's id is
+	// kept next to it for support cases.
+	j.upReqID = j.upReqID[:0]
 	for i := 0; i < h.NumHeaders; i++ {
 		name := h.Headers[i].Name.Bytes(buf)
 		if isResponseHopHeader(name) {
 			continue
 		}
+		value := h.Headers[i].Value.Bytes(buf)
 		if len(name) == len("x-amz-request-id") && equalFoldASCII(name, "x-amz-request-id") {
-			hasID = true
+			j.upReqID = append(j.upReqID, value...)
+			out = append(out, upstreamIDHeader...)
+		} else {
+			out = append(out, name...)
 		}
-		out = append(out, name...)
 		out = append(out, ": "...)
-		out = append(out, h.Headers[i].Value.Bytes(buf)...)
+		out = append(out, value...)
 		out = append(out, "\r\n"...)
 	}
-	if !hasID {
-		out = append(out, "x-amz-request-id: "...)
-		out = append(out, j.reqID[:]...)
-		out = append(out, "\r\n"...)
-	}
+	out = append(out, "x-amz-request-id: "...)
+	out = append(out, j.reqID[:]...)
+	out = append(out, "\r\n"...)
 	if closeConn {
 		out = append(out, "Connection: close\r\n"...)
 	}
@@ -490,6 +495,9 @@ func (e *Engine) relay(j *job, buf []byte, h *httpparse.Response, total int, clo
 	j.resp = out
 	return h.Status
 }
+
+// upstreamIDHeader carries the upstream's x-amz-request-id to the client.
+const upstreamIDHeader = "x-mizuchi-upstream-request-id"
 
 var responseHopHeaders = [...]string{"connection", "keep-alive", "proxy-connection", "upgrade", "te"}
 

@@ -76,6 +76,18 @@ func TestAccessLog(t *testing.T) {
 	if recs[2]["status"] != 405.0 || recs[2]["operation"] != "Unknown" || recs[2]["mode"] != "refused" {
 		t.Errorf("refused record: %v", recs[2])
 	}
+	// A relayed answer carries the proxy's request id, the one in the access log.
+	r = rawReq{Method: "PUT", Path: "/" + p.Bucket + "/log/id", Body: []byte("x")}
+	resp, _ := p.do(t, r.bytes(t, p.Addr))
+	id := resp.Header.Get("x-amz-request-id")
+	if resp.StatusCode != 200 || !reqIDRE.MatchString("<RequestId>"+id+"</RequestId>") {
+		t.Fatalf("relayed PUT: %d, x-amz-request-id %q", resp.StatusCode, id)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if !strings.Contains(buf.String(), `"request_id":"`+id+`"`) {
+		t.Errorf("request id %s of a relayed answer is not in the access log", id)
+	}
+	out = buf.String()
 	for _, secret := range []string{clientSK, upstream.SecretKey, "Signature=", "AWS4-HMAC-SHA256"} {
 		if strings.Contains(out, secret) {
 			t.Errorf("access log contains %q", secret)
