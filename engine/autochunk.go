@@ -112,7 +112,6 @@ func partSizeFor(total, configured int64) int64 {
 // chunkFailure is the first failure of an auto-chunked upload: an S3 error of the proxy's own, or
 // an upstream answer to relay (already rendered into job.resp).
 type chunkFailure struct {
-	once    sync.Once
 	set     bool
 	status  int
 	s3err   *s3Error

@@ -98,18 +98,12 @@ func (e *Engine) dialForLoop(u *loopUp) {
 	p := u.pool
 	p.m.upstreamDials.Inc()
 	d := net.Dialer{Timeout: p.dialTimeout, KeepAlive: 30 * time.Second}
-	conn, err := d.Dial("tcp", p.ep.addr)
-	if err == nil {
-		var ch <-chan gnet.RegisteredResult
-		ch, err = u.el.Enroll(gnet.NewContext(context.Background(), u), conn)
-		if err == nil {
-			if res := <-ch; res.Err == nil {
-				return
-			} else {
-				err = res.Err
-			}
-		} else {
+	if conn, err := d.Dial("tcp", p.ep.addr); err == nil {
+		// Enroll dups the socket into the loop and closes conn; OnOpen then sends u.j.
+		if ch, err := u.el.Enroll(gnet.NewContext(context.Background(), u), conn); err != nil {
 			_ = conn.Close()
+		} else if res := <-ch; res.Err == nil {
+			return
 		}
 	}
 	p.m.upstreamDialErrors.Inc()
