@@ -6,7 +6,8 @@
 #
 # Extra arguments go to bench/cmd/runner, e.g. `scripts/bench.sh full -reps 5 -duration 6s`,
 # `scripts/bench.sh quick -only 'put 4KiB c16'`, `-perf 'put 4KiB c16'` (perf profiles of the proxy).
-# Environment: SKIP_MICRO=1 skips the Go micro-benchmarks; VERSITYGW=0 skips (1 forces) the versitygw phase.
+# Environment: SKIP_MICRO=1 skips the Go micro-benchmarks; VERSITYGW=0 skips (1 forces) the versitygw phase;
+# MIZUCHI_REV=<commit> measures that committed revision (built from `git archive`) instead of the working tree.
 #
 # What it does:
 #   1. installs nginx (Debian's nginx-light) and wrk with apt-get when missing (apt-get update first);
@@ -72,9 +73,22 @@ name=$date
 [[ $mode == quick ]] && name=$date-quick
 work=$root/bench/results/tmp/$name
 rm -rf "$work"
-mkdir -p "$work/bin" bench/results
-say "building bin/mizuchi-uploadr and bench/cmd/... into $work/bin"
-go build -o bin/mizuchi-uploadr ./cmd/mizuchi-uploadr
+mkdir -p "$work/bin" "bench/results/$name-profiles"
+mizuchi=$root/bin/mizuchi-uploadr
+if [[ -n ${MIZUCHI_REV:-} ]]; then
+	# Measure a committed revision (not the working tree): export it with git archive and build there.
+	rev=$(git rev-parse --short "$MIZUCHI_REV")
+	say "building mizuchi-uploadr at $MIZUCHI_REV ($rev) from git archive into $work/bin"
+	mkdir -p "$work/src"
+	git archive "$rev" | tar -x -C "$work/src"
+	(cd "$work/src" && go build -o "$work/bin/mizuchi-uploadr" ./cmd/mizuchi-uploadr)
+	mizuchi=$work/bin/mizuchi-uploadr
+else
+	rev=$(git describe --always --dirty 2>/dev/null || echo unknown)
+	say "building bin/mizuchi-uploadr from the working tree ($rev)"
+	go build -o bin/mizuchi-uploadr ./cmd/mizuchi-uploadr
+fi
+say "building bench/cmd/... into $work/bin"
 go build -o "$work/bin/" ./bench/cmd/...
 
 # 3. Micro-benchmarks.
@@ -84,16 +98,19 @@ if [[ ${SKIP_MICRO:-0} != 1 ]]; then
 	benchtime=200ms
 	[[ $mode == full ]] && benchtime=1s
 	say "Go micro-benchmarks (-benchtime=$benchtime): httpparse s3sig transfer"
-	go test -run=NONE -bench=. -benchmem -benchtime=$benchtime ./httpparse ./s3sig ./transfer | tee "$micro" | grep -E '^(Benchmark|ok|FAIL)' >&2
+	src=$root
+	[[ -n ${MIZUCHI_REV:-} ]] && src=$work/src
+	(cd "$src" && go test -run=NONE -bench=. -benchmem -benchtime=$benchtime ./httpparse ./s3sig ./transfer) | tee "$micro" | grep -E '^(Benchmark|ok|FAIL)' >&2
 fi
 
 # 4. End-to-end runs.
 say "running the $mode matrix (logs and configs in $work)"
-"$work/bin/runner" -mode "$mode" -bin "$work/bin" -mizuchi "$root/bin/mizuchi-uploadr" -nginx "$nginx" -wrk "$wrk" \
-	-wrk-script "$root/scripts/wrk-put.lua" -work "$work" -perf-dir "$root/bench/results" \
+"$work/bin/runner" -mode "$mode" -rev "$rev" -bin "$work/bin" -mizuchi "$mizuchi" -nginx "$nginx" -wrk "$wrk" \
+	-wrk-script "$root/scripts/wrk-put.lua" -work "$work" -perf-dir "$root/bench/results/$name-profiles" \
 	-out "$work/results.json" "${versitygw_flag[@]}" "$@"
 
 # 5. Report.
 "$work/bin/report" -in "$work/results.json" -micro "$micro" -md "bench/results/$name.md" -png "bench/results/$name.png" \
 	-cmd "scripts/bench.sh $mode${*:+ $*}"
+rmdir "bench/results/$name-profiles" 2>/dev/null || true # only kept when -perf wrote profiles
 say "wrote bench/results/$name.md and bench/results/$name.png"

@@ -21,10 +21,14 @@ var targetNotes = map[string]string{
 func (r *report) markdown(w io.Writer, vs []verdict, png, cmdline string) {
 	m := r.rf.Meta
 	fmt.Fprintf(w, "# Benchmark results %s (%s run)\n\n", strings.SplitN(m["date"], "T", 2)[0], m["mode"])
+	fmt.Fprintf(w, "mizuchi-uploadr revision `%s`. ", m["rev"])
 	fmt.Fprintf(w, "Machine: %s CPUs (%s), Linux %s, %s, nginx %s. Loopback only; every figure is the median of %s\n", m["cpus"], m["cpu_model"], m["kernel"], m["go"], m["nginx"], m["reps"])
 	fmt.Fprintf(w, "interleaved repetitions (each workload runs against every target in turn, the order rotated per repetition) of\n")
 	fmt.Fprintf(w, "%s per load run. The machine is shared and noisy: read the ratios, not the absolute figures.\n\n", m["duration"])
 	fmt.Fprintf(w, "Reproduce: `%s` (or `make bench` for the quick subset). Raw JSON and the logs of each process are in\n`bench/results/tmp/` after a run (git-ignored).\n\n", cmdline)
+	if m["rerun"] != "" {
+		fmt.Fprintf(w, "Re-run after a fix to the harness and merged into this file: %s.\n\n", m["rerun"])
+	}
 	if png != "" {
 		fmt.Fprintf(w, "![chart](%s)\n\n", png)
 	}

@@ -77,6 +77,9 @@ type workload struct {
 	duration time.Duration
 	hold     time.Duration // idle
 	targets  map[string]bool
+	// fresh restarts each proxy before the run: its memory figures must not carry what earlier
+	// workloads left in the heap (Go and nginx keep freed memory for a while).
+	fresh bool
 }
 
 type runner struct {
@@ -107,6 +110,7 @@ func run() int {
 	flag.StringVar(&r.wrkScript, "wrk-script", "scripts/wrk-put.lua", "wrk Lua script")
 	flag.StringVar(&r.work, "work", "", "scratch directory (logs, configs); default a new temp dir")
 	flag.StringVar(&r.perfDir, "perf-dir", "", "where perf reports go (default: -work)")
+	rev := flag.String("rev", "", "the mizuchi-uploadr revision measured, recorded in the results")
 	flag.Parse()
 	if r.bin == "" {
 		fmt.Fprintln(os.Stderr, "runner: -bin is required")
@@ -119,6 +123,21 @@ func run() int {
 			return 1
 		}
 		r.work = d
+	}
+	// nginx resolves -c against its -p prefix: every path handed to a process is absolute.
+	for _, p := range []*string{&r.work, &r.perfDir, &r.wrkScript} {
+		if *p != "" {
+			abs, err := filepath.Abs(*p)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "runner:", err)
+				return 1
+			}
+			*p = abs
+		}
+	}
+	if err := os.MkdirAll(r.work, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, "runner:", err)
+		return 1
 	}
 	if r.perfDir == "" {
 		r.perfDir = r.work
@@ -152,6 +171,7 @@ func run() int {
 		"mode": *mode, "date": time.Now().UTC().Format(time.RFC3339), "duration": dur.String(),
 		"reps": strconv.Itoa(*reps), "cpus": strconv.Itoa(runtime.NumCPU()), "go": runtime.Version(),
 		"kernel": kernel(), "cpu_model": cpuModel(), "nginx": r.nginxVersion(), "work": r.work,
+		"rev": *rev,
 	}, Perf: map[string]string{}}
 
 	for _, phase := range []string{"sink", "versitygw"} {
@@ -218,6 +238,7 @@ func workloads(phase string, full bool, d time.Duration, wrk bool) []workload {
 		w = append(w, load(4<<10, 16), load(1<<20, 16), load(64<<20, 1), load(1<<30, 1))
 		return w
 	}
+
 	sizes := []int64{4 << 10, 1 << 20, 64 << 20, 1 << 30}
 	concs := []int{1, 16, 256}
 	if !full {
@@ -249,6 +270,9 @@ func workloads(phase string, full bool, d time.Duration, wrk bool) []workload {
 			}
 			w = append(w, workload{name: fmt.Sprintf("wrk %s c16", loadgen.FormatSize(s)), kind: "wrk", size: s, conns: 16, duration: d})
 		}
+	}
+	for i := range w {
+		w[i].fresh = w[i].kind == "idle" || w[i].count > 0 || (w[i].size == 1<<30 && w[i].conns == 1)
 	}
 	return w
 }
@@ -282,6 +306,11 @@ func (r *runner) phase(ctx context.Context, phase string, wls []workload, reps i
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
+				if w.fresh {
+					if err := r.restart(t); err != nil {
+						return err
+					}
+				}
 				m, err := r.measure(ctx, up, t, w)
 				if err != nil {
 					return fmt.Errorf("%s %s %s: %w", phase, w.name, t.name, err)
@@ -293,7 +322,7 @@ func (r *runner) phase(ctx context.Context, phase string, wls []workload, reps i
 			}
 		}
 	}
-	if r.perf != "" {
+	if r.perf != "" && phase == "sink" {
 		for _, w := range wls {
 			if !r.perfWorkloads[w.name] {
 				continue

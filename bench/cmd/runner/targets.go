@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -37,6 +38,25 @@ type target struct {
 	bucket, openBucket string
 	main               *proc // nil for direct
 	multi              bool  // measure main and its children (nginx master + workers)
+	// start starts a fresh process of this target (on a new port); nil for direct.
+	start func() (*target, error)
+}
+
+// restart replaces t's process by a fresh one, so that memory figures do not carry what earlier
+// workloads left in the heap.
+func (r *runner) restart(t *target) error {
+	if t.start == nil {
+		return nil
+	}
+	r.stop(t.main)
+	start := t.start
+	nt, err := start()
+	if err != nil {
+		return fmt.Errorf("restart %s: %w", t.name, err)
+	}
+	*t = *nt
+	t.start = start // keep it for the next restart
+	return nil
 }
 
 // pids returns the processes whose CPU and memory are the target's cost; none for direct.
@@ -179,47 +199,43 @@ func (r *runner) startVersitygw() (*upstream, error) {
 // startTargets starts every proxy in front of up and returns them with "direct" first.
 func (r *runner) startTargets(ctx context.Context, up *upstream) ([]*target, error) {
 	ts := []*target{{name: "direct", addr: up.addr, bucket: "bench", openBucket: "bench"}}
-	for _, mode := range []struct {
-		name     string
-		zeroCopy bool
-	}{{"mizuchi-splice", true}, {"mizuchi-copy", false}} {
-		t, err := r.startMizuchi(mode.name, mode.zeroCopy, up)
-		if err != nil {
-			return nil, err
-		}
-		ts = append(ts, t)
+	starts := []func() (*target, error){
+		func() (*target, error) { return r.startMizuchi("mizuchi-splice", true, up) },
+		func() (*target, error) { return r.startMizuchi("mizuchi-copy", false, up) },
 	}
 	if r.nginx != "" {
-		t, err := r.startNginx(up)
+		starts = append(starts, func() (*target, error) { return r.startNginx(up) })
+	}
+	starts = append(starts, func() (*target, error) {
+		addr, err := freePort()
 		if err != nil {
 			return nil, err
 		}
+		p, err := r.start("splicerelay-"+up.name, nil, filepath.Join(r.bin, "splicerelay"), "-listen", addr, "-upstream", up.addr)
+		if err != nil {
+			return nil, err
+		}
+		return &target{name: "splicerelay", addr: addr, bucket: "bench", openBucket: "bench", main: p}, waitReady(p, addr)
+	}, func() (*target, error) {
+		addr, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		p, err := r.start("goproxy-"+up.name, nil, filepath.Join(r.bin, "goproxy"), "-listen", addr, "-upstream", "http://"+up.addr,
+			"-access-key", accessKey, "-secret-key", secretKey, "-region", region)
+		if err != nil {
+			return nil, err
+		}
+		return &target{name: "goproxy", addr: addr, bucket: "bench", openBucket: "bench", main: p}, waitReady(p, addr)
+	})
+	for _, start := range starts {
+		t, err := start()
+		if err != nil {
+			return nil, err
+		}
+		t.start = start
 		ts = append(ts, t)
 	}
-	addr, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	p, err := r.start("splicerelay-"+up.name, nil, filepath.Join(r.bin, "splicerelay"), "-listen", addr, "-upstream", up.addr)
-	if err != nil {
-		return nil, err
-	}
-	if err := waitReady(p, addr); err != nil {
-		return nil, err
-	}
-	ts = append(ts, &target{name: "splicerelay", addr: addr, bucket: "bench", openBucket: "bench", main: p})
-	if addr, err = freePort(); err != nil {
-		return nil, err
-	}
-	p, err = r.start("goproxy-"+up.name, nil, filepath.Join(r.bin, "goproxy"), "-listen", addr, "-upstream", "http://"+up.addr,
-		"-access-key", accessKey, "-secret-key", secretKey, "-region", region)
-	if err != nil {
-		return nil, err
-	}
-	if err := waitReady(p, addr); err != nil {
-		return nil, err
-	}
-	ts = append(ts, &target{name: "goproxy", addr: addr, bucket: "bench", openBucket: "bench", main: p})
 	return ts, ctx.Err()
 }
 
@@ -240,8 +256,16 @@ func (r *runner) startMizuchi(name string, zeroCopy bool, up *upstream) (*target
 	yaml := fmt.Sprintf("server:\n  address: %q\n  idle_timeout: 300s\nupstream:\n  max_idle: 1024\nmetrics: {enabled: true, address: %q}\nlog: {level: warn}\nbuckets:\n", addr, admin) +
 		bucket("bench", fmt.Sprintf("{sigv4: {credentials: [{access_key: %s, secret_key: %s}]}}", accessKey, secretKey)) +
 		bucket("open", "none")
-	if err := os.WriteFile(conf, []byte(yaml), 0o600); err != nil {
+	// Like nginx's access_log off: no access-log line per request, where the binary knows the key.
+	quiet := strings.Replace(yaml, "log: {level: warn}", "log: {level: warn, access: false}", 1)
+	if err := os.WriteFile(conf, []byte(quiet), 0o600); err != nil {
 		return nil, err
+	}
+	if out, err := exec.Command(r.mizuchi, "-check", "-config", conf).CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "runner: %s does not take log.access (%s); access log left at its default\n", r.mizuchi, bytes.TrimSpace(out))
+		if err := os.WriteFile(conf, []byte(yaml), 0o600); err != nil {
+			return nil, err
+		}
 	}
 	p, err := r.start(name+"-"+up.name, nil, r.mizuchi, "-config", conf, fmt.Sprintf("-zero-copy=%v", zeroCopy))
 	if err != nil {
