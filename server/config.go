@@ -110,6 +110,7 @@ type UploadConfig struct {
 	MultipartThreshold ByteSize `yaml:"multipart_threshold"` // default 50MiB
 	PartSize           ByteSize `yaml:"part_size"`           // default 100MiB
 	ConcurrentParts    int      `yaml:"concurrent_parts"`    // default 4
+	AutoChunk          *bool    `yaml:"auto_chunk"`          // default true; false: PutObjects go up whole (<= 5 GiB)
 }
 
 // UnmarshalYAML accepts `auth: none` or `auth: {sigv4: {...}}`.

@@ -161,3 +161,19 @@ func writeFile(t *testing.T, path, s string) {
 		t.Fatal(err)
 	}
 }
+
+func TestAutoChunkOff(t *testing.T) {
+	y := "buckets:\n  - name: a\n    s3: {bucket: b, endpoint: \"http://x:1\", access_key: k, secret_key: s}\n    auth: none\n    upload: {auto_chunk: false}\n  - name: c\n    s3: {bucket: b, endpoint: \"http://x:1\", access_key: k, secret_key: s}\n    auth: none\n"
+	c, err := ParseConfig([]byte(y), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Normalize()
+	o, err := c.EngineOptions(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Buckets[0].Upload.MultipartThreshold != 0 || o.Buckets[1].Upload.MultipartThreshold != 50<<20 {
+		t.Errorf("thresholds %d, %d; want 0 (off) and the 50 MiB default", o.Buckets[0].Upload.MultipartThreshold, o.Buckets[1].Upload.MultipartThreshold)
+	}
+}

@@ -29,7 +29,7 @@ type Flags struct {
 	address, metricsAddr, logLevel, logFormat string
 	eventLoops, pipePool, maxIdle, maxConns   int
 	concurrentParts                           int
-	zeroCopy, accessLog, metricsOn            bool
+	zeroCopy, accessLog, metricsOn, autoChunk bool
 	pipeSize, minPipe, maxHead, maxURI        sizeFlag
 	inlineMax, maxObject, threshold, partSize sizeFlag
 	headTimeout, idleTimeout, stallTimeout    time.Duration
@@ -103,6 +103,7 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	fs.Var(&f.partSize, "part-size", "auto-chunking part `size`, 5MiB..5GiB"+sz+"; applies to every bucket (buckets[].upload.part_size)")
 	fs.IntVar(&f.concurrentParts, "concurrent-parts", DefaultConcurrentParts, "`parts` of one auto-chunked object in flight upstream, 1..64; applies to every bucket (buckets[].upload.concurrent_parts)")
 
+	fs.BoolVar(&f.autoChunk, "auto-chunk", true, "cut PutObjects above the multipart threshold into multipart uploads upstream; false sends them whole (up to 5 GiB); applies to every bucket (buckets[].upload.auto_chunk)")
 	fs.BoolVar(&f.metricsOn, "metrics", true, "serve the admin listener (/metrics, /healthz, /readyz) (metrics.enabled)")
 	fs.StringVar(&f.metricsAddr, "admin-address", DefaultMetricsAddress, "admin listener `address` (host:port) (metrics.address)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "`level`: debug, info, warn or error (log.level)")
@@ -281,6 +282,10 @@ func (f *Flags) Apply(c *Config) error {
 		case "concurrent-parts":
 			for i := range c.Buckets {
 				c.Buckets[i].Upload.ConcurrentParts = f.concurrentParts
+			}
+		case "auto-chunk":
+			for i := range c.Buckets {
+				c.Buckets[i].Upload.AutoChunk = boolPtr(f.autoChunk)
 			}
 		case "metrics":
 			c.Metrics.Enabled = boolPtr(f.metricsOn)

@@ -67,6 +67,9 @@ func (c *Config) Normalize() {
 		setStr(&b.PathPrefix, "/"+b.Name)
 		setStr(&b.S3.Region, "us-east-1")
 		setSize(&b.Upload.MultipartThreshold, 50<<20)
+		if b.Upload.AutoChunk == nil {
+			b.Upload.AutoChunk = boolPtr(true)
+		}
 		setSize(&b.Upload.PartSize, 100<<20)
 		setInt(&b.Upload.ConcurrentParts, DefaultConcurrentParts)
 	}
@@ -224,7 +227,7 @@ func (c *Config) EngineOptions(logger, access *slog.Logger) (engine.Options, err
 			},
 			AuthNone: b.Auth.None,
 			Upload: engine.UploadOptions{
-				MultipartThreshold: int64(b.Upload.MultipartThreshold),
+				MultipartThreshold: autoChunkThreshold(b.Upload),
 				PartSize:           int64(b.Upload.PartSize),
 				ConcurrentParts:    b.Upload.ConcurrentParts,
 			},
@@ -271,4 +274,12 @@ func parseLevel(s string) (slog.Level, error) {
 		return slog.LevelError, nil
 	}
 	return 0, fmt.Errorf("log.level %q: want debug, info, warn or error", s)
+}
+
+// autoChunkThreshold is the engine's threshold: 0 (no auto-chunking) when the bucket turned it off.
+func autoChunkThreshold(u UploadConfig) int64 {
+	if u.AutoChunk != nil && !*u.AutoChunk {
+		return 0
+	}
+	return int64(u.MultipartThreshold)
 }
