@@ -60,3 +60,6 @@ func CanonicalQueryExcluding(dst, raw []byte, exclude string) ([]byte, error) {
 	var s Signer
 	return s.appendCanonicalQuery(dst, raw, []byte(exclude))
 }
+
+// DeriveSigningKey exposes the signing-key derivation to tests.
+var DeriveSigningKey = deriveSigningKey

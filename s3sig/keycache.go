@@ -86,26 +86,38 @@ func lookupFields(lk []byte) (f [4][]byte) {
 // signingKey returns the signing key for a lookup key made by
 // appendLookupKey, deriving and caching it on a miss. lk is not retained.
 func (c *KeyCache) signingKey(lk []byte) [sha256.Size]byte {
+	key, ok := c.lookup(lk)
+	if !ok {
+		c.store(lk, key)
+	}
+	return key
+}
+
+// lookup returns the signing key for lk and whether it was cached; on a miss it derives the key
+// without caching it. lk is not retained.
+func (c *KeyCache) lookup(lk []byte) ([sha256.Size]byte, bool) {
 	c.mu.RLock()
 	e, ok := c.m[string(lk)]
 	c.mu.RUnlock()
 	if ok {
-		return e.key
+		return e.key, true
 	}
 	f := lookupFields(lk)
-	key := deriveSigningKey(f[0], f[1], f[2], f[3])
-	day, _ := digits(f[1])
+	return deriveSigningKey(f[0], f[1], f[2], f[3]), false
+}
 
+// store caches key under lk, evicting the oldest day's entries when full. lk is not retained.
+func (c *KeyCache) store(lk []byte, key [sha256.Size]byte) {
+	day, _ := digits(lookupFields(lk)[1])
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.m[string(lk)]; ok {
-		return key
+		return
 	}
 	for len(c.m) >= c.max {
 		c.evictOldest()
 	}
 	c.m[string(lk)] = cachedKey{key: key, day: uint32(day)}
-	return key
 }
 
 // cached reports whether lk has an entry (for tests).
@@ -133,7 +145,24 @@ func (c *KeyCache) evictOldest() {
 // deriveSigningKey computes
 // HMAC(HMAC(HMAC(HMAC("AWS4"+secret, date), region), service), "aws4_request").
 // It allocates; it runs on cache misses only.
+//
+// Secrets up to 60 bytes and scope fields up to 128 bytes (every real one) take an allocation-free
+// path, so that verifying a request whose key is not cached (a wrong secret, a new day) allocates
+// nothing; longer inputs fall back to crypto/hmac.
 func deriveSigningKey(secret, date, region, service []byte) (key [sha256.Size]byte) {
+	const maxField = 128
+	if 4+len(secret) <= sha256.BlockSize && len(date) <= maxField && len(region) <= maxField && len(service) <= maxField {
+		var kb [sha256.BlockSize]byte
+		k := append(append(kb[:0], "AWS4"...), secret...)
+		var buf [sha256.BlockSize + maxField]byte
+		n := copy(buf[sha256.BlockSize:], date)
+		key = hmacSHA256Key(k, buf[:sha256.BlockSize+n])
+		for _, msg := range [3][]byte{region, service, []byte(scopeTerminator)} {
+			n = copy(buf[sha256.BlockSize:], msg)
+			key = hmacSHA256(&key, buf[:sha256.BlockSize+n])
+		}
+		return key
+	}
 	k := append([]byte("AWS4"), secret...)
 	for _, msg := range [][]byte{date, region, service, []byte(scopeTerminator)} {
 		h := hmac.New(sha256.New, k)
@@ -149,6 +178,11 @@ func deriveSigningKey(secret, date, region, service []byte) (key [sha256.Size]by
 // buf[64:], and buf[:64] is overwritten with key XOR ipad. Keeping the block
 // in front of the message lets one sha256.Sum256 call hash the inner input.
 func hmacSHA256(key *[sha256.Size]byte, buf []byte) [sha256.Size]byte {
+	return hmacSHA256Key(key[:], buf)
+}
+
+// hmacSHA256Key is hmacSHA256 for any key of at most 64 bytes (one SHA-256 block).
+func hmacSHA256Key(key []byte, buf []byte) [sha256.Size]byte {
 	const ipad, opad = 0x36, 0x5c
 	for i := 0; i < sha256.BlockSize; i++ {
 		k := byte(0)

@@ -1,6 +1,7 @@
 package s3sig_test
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"fmt"
@@ -112,5 +113,69 @@ func TestKeyCacheConcurrent(t *testing.T) {
 	wg.Wait()
 	if c.Len() > 4 {
 		t.Errorf("Len() = %d; want <= 4", c.Len())
+	}
+}
+
+// A failed verification leaves nothing in the cache; a successful one caches the key.
+func TestVerifyCachesOnlyVerifiedKeys(t *testing.T) {
+	keys := s3sig.NewKeyCache(16)
+	s := s3sig.NewSigner(keys)
+	date := []byte("20130524T000000Z")
+	req := &s3sig.Request{Method: []byte("PUT"), Path: []byte("/b/k"), PayloadHash: []byte(s3sig.UnsignedPayload),
+		Headers: []s3sig.Header{{Name: []byte("host"), Value: []byte("h")}, {Name: []byte("x-amz-date"), Value: date}}}
+	auth, err := s3sig.NewSigner(s3sig.NewKeyCache(4)).Sign(nil, req, s3sig.Credentials{AccessKey: "AK", SecretKey: "secret"}, date, "us-east-1", "s3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now, _ := s3sig.ParseAmzDate(date)
+	for _, region := range []string{"made-up-1", "made-up-2", "made-up-3"} {
+		bad := bytes.Replace(auth, []byte("us-east-1"), []byte(region), 1)
+		var a s3sig.Authorization
+		if err := s3sig.ParseAuthorization(bad, &a); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Verify(req, &a, "secret", date, now); err == nil {
+			t.Fatalf("region %s verified", region)
+		}
+	}
+	if n := keys.Len(); n != 0 {
+		t.Fatalf("%d keys cached after failed verifications; want 0", n)
+	}
+	var a s3sig.Authorization
+	if err := s3sig.ParseAuthorization(auth, &a); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Verify(req, &a, "secret", date, now); err != nil {
+		t.Fatal(err)
+	}
+	if n := keys.Len(); n != 1 {
+		t.Fatalf("%d keys cached after a good verification; want 1", n)
+	}
+}
+
+// The allocation-free derivation equals RFC 2104 HMAC chaining with crypto/hmac, for secrets and scope
+// fields on both sides of its size limits.
+func TestDeriveSigningKeyMatchesHMAC(t *testing.T) {
+	ref := func(secret, date, region, service []byte) []byte {
+		k := append([]byte("AWS4"), secret...)
+		for _, m := range [][]byte{date, region, service, []byte("aws4_request")} {
+			h := hmac.New(sha256.New, k)
+			h.Write(m)
+			k = h.Sum(nil)
+		}
+		return k
+	}
+	long := func(n int) []byte { return bytes.Repeat([]byte("x"), n) }
+	for _, tc := range [][4][]byte{
+		{[]byte("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"), []byte("20120215"), []byte("us-east-1"), []byte("iam")},
+		{long(60), []byte("20260101"), long(128), []byte("s3")},
+		{long(61), []byte("20260101"), []byte("eu-west-1"), []byte("s3")},
+		{long(200), []byte("20260101"), long(129), long(300)},
+		{nil, nil, nil, nil},
+	} {
+		got := s3sig.DeriveSigningKey(tc[0], tc[1], tc[2], tc[3])
+		if want := ref(tc[0], tc[1], tc[2], tc[3]); !bytes.Equal(got[:], want) {
+			t.Errorf("secret %d bytes, region %d bytes: key differs", len(tc[0]), len(tc[2]))
+		}
 	}
 }

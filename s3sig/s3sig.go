@@ -165,9 +165,14 @@ func (s *Signer) Verify(req *Request, a *Authorization, secret string, amzDate [
 	if err := s.canonicalForVerify(req, a.SignedHeaders); err != nil {
 		return err
 	}
-	sig := signature(s, secret, amzDate, a.Date, a.Region, a.Service)
+	// The derived key is cached only once a signature made with it verified: a client that knows
+	// an access key id but not its secret cannot fill the cache with keys for made-up regions.
+	sig, key, cached := signatureKey(s, secret, amzDate, a.Date, a.Region, a.Service)
 	if subtle.ConstantTimeCompare(sig[:], sent[:]) != 1 {
 		return ErrSignatureDoesNotMatch
+	}
+	if !cached {
+		s.keyCache().store(s.lk, key)
 	}
 	return nil
 }
@@ -184,6 +189,19 @@ func signature[T string | []byte](s *Signer, secret string, amzDate, date []byte
 	s.lk = appendLookupKey(s.lk[:0], secret, date, region, service)
 	key := s.keyCache().signingKey(s.lk)
 	return hmacSHA256(&key, s.sts)
+}
+
+// signatureKey is signature without caching a derived key on a miss: it returns the key and whether
+// it was cached, so that Verify stores it only after the signature matched. s.lk holds the lookup key.
+func signatureKey[T string | []byte](s *Signer, secret string, amzDate, date []byte, region, service T) (sig, key [sha256.Size]byte, cached bool) {
+	crHash := sha256.Sum256(s.creq)
+	if cap(s.sts) < sha256.BlockSize {
+		s.sts = make([]byte, sha256.BlockSize, 256)
+	}
+	s.sts = appendStringToSign(s.sts[:sha256.BlockSize], amzDate, date, region, service, &crHash)
+	s.lk = appendLookupKey(s.lk[:0], secret, date, region, service)
+	key, cached = s.keyCache().lookup(s.lk)
+	return hmacSHA256(&key, s.sts), key, cached
 }
 
 // appendStringToSign appends
