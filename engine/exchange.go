@@ -150,38 +150,13 @@ func (e *Engine) runInline(j *job) {
 // exchangeBuffered sends j.out (head and whole body) upstream and builds the client response in
 // j.resp. A reused connection that fails before any response byte is retried once on a new one.
 func (e *Engine) exchangeBuffered(j *job) (status int, closeClient bool) {
-	for attempt := 0; ; attempt++ {
-		u, err := j.bucket.pool.get()
-		if err != nil {
-			e.metrics.upstreamErrors.Inc()
-			return e.errorResponse(j, poolError(err), true), true
-		}
-		_ = u.c.SetDeadline(time.Now().Add(e.opts.ResponseTimeout))
-		_, err = u.c.Write(j.out)
-		var resp upResponse
-		started := false
-		if err == nil {
-			started, err = readResponse(u, e.limits, &resp)
-		}
-		if err != nil {
-			u.close()
-			if u.reused && !started && attempt == 0 {
-				continue
-			}
-			e.metrics.upstreamErrors.Inc()
-			if isTimeout(err) {
-				return e.errorResponse(j, errUpstreamTimeout, true), true
-			}
-			return e.errorResponse(j, errBadGateway, true), true
-		}
-		status = e.relayResponse(j, u, &resp, !j.keepAlive)
-		if resp.keepAlive {
-			u.pool.put(u)
-		} else {
-			u.close()
-		}
-		return status, false
+	u, resp, s3err := e.roundTrip(j, j.out, nil)
+	if s3err != nil {
+		return e.errorResponse(j, s3err, true), true
 	}
+	status = e.relayResponse(j, u, &resp, !j.keepAlive)
+	u.release(resp.keepAlive)
+	return status, false
 }
 
 // detach hands the client socket to a goroutine that splices the body: dup the fd, copy the
