@@ -53,8 +53,9 @@ type connState struct {
 	rt        route
 	bodyLen   int64
 	sentCont  bool
-	isHead    bool   // the request is a HEAD: answers carry no body
-	principal string // authenticated client access key ("" for auth: none)
+	isHead    bool       // the request is a HEAD: answers carry no body
+	principal string     // authenticated client access key ("" for auth: none)
+	loop      *loopState // the event loop's in-loop upstream state, once used
 	reqID     [16]byte
 	remote    string
 	scratch   []byte // per-connection scratch for error responses and canonical paths

@@ -59,7 +59,11 @@ func (e *Engine) loopOf(el gnet.EventLoop) *loopState {
 // sendInLoop sends j upstream on a loop-owned connection. It returns false when the request must take
 // the goroutine path instead (the endpoint's connection limit is reached). On the loop only.
 func (e *Engine) sendInLoop(c gnet.Conn, j *job) bool {
-	ls := e.loopOf(c.EventLoop())
+	ls := j.st.loop
+	if ls == nil { // first request of the connection: look its loop up once (a connection keeps its loop)
+		ls = e.loopOf(c.EventLoop())
+		j.st.loop = ls
+	}
 	p := j.bucket.pool
 	idle := ls.idle[p]
 	for len(idle) > 0 {

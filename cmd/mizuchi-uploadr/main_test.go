@@ -131,8 +131,19 @@ buckets:
 	return r
 }
 
-// metric returns the value of one series from /metrics.
+// metric returns the value of one series from /metrics once no request is in flight: a request's
+// counters move when it is recorded, just after its answer was written.
 func (r *running) metric(t *testing.T, series string) float64 {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for r.scrape(t, "mizuchi_uploads_active") != 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	return r.scrape(t, series)
+}
+
+// scrape returns the value of one series from /metrics now.
+func (r *running) scrape(t *testing.T, series string) float64 {
 	t.Helper()
 	resp, err := http.Get("http://" + r.admin + "/metrics")
 	if err != nil {
