@@ -9,45 +9,46 @@ import (
 
 var errMissingContentSHA256 = &s3Error{"InvalidRequest", 400, "Missing required header for this request: x-amz-content-sha256"}
 
-// authenticate verifies the client's header signature against the bucket's credentials. It runs on
+// sigv4Auth is SigV4 header authentication against a bucket's client credentials. It runs on
 // the loop, allocates nothing with a warm key cache and never logs credentials or signatures.
-func (e *Engine) authenticate(st *connState, b *bucketState, buf []byte) *s3Error {
-	st.principal = ""
-	if b.authNone {
-		return nil
-	}
-	req := st.req
+type sigv4Auth struct {
+	e     *Engine
+	creds map[string]*clientCred
+}
+
+// Authenticate verifies the Authorization header's signature.
+func (s *sigv4Auth) Authenticate(h *Head) (Principal, *Error) {
+	e, req, buf := s.e, h.req, h.buf
 	query := req.Query.Bytes(buf)
 	if req.HasQuery && (bytes.Contains(query, []byte("X-Amz-Signature=")) || bytes.Contains(query, []byte("X-Amz-Credential="))) {
-		return e.authFailed(errPresignedNotImplemented)
+		return Principal{}, errPresignedNotImplemented
 	}
 	av, ok := req.Lookup(buf, "authorization")
 	if !ok {
-		return e.authFailed(errAnonymous)
+		return Principal{}, errAnonymous
 	}
 	var a s3sig.Authorization
 	if err := s3sig.ParseAuthorization(av.Bytes(buf), &a); err != nil {
-		return e.authFailed(mapSigError(err))
+		return Principal{}, mapSigError(err)
 	}
-	cred, ok := b.creds[string(a.AccessKey)]
+	cred, ok := s.creds[string(a.AccessKey)]
 	if !ok {
-		return e.authFailed(errInvalidAccessKeyID)
+		return Principal{}, errInvalidAccessKeyID
 	}
-	secret := cred.secret
 	dv, ok := req.Lookup(buf, "x-amz-date")
 	if !ok {
-		return e.authFailed(errMissingDate)
+		return Principal{}, errMissingDate
 	}
 	pv, ok := req.Lookup(buf, "x-amz-content-sha256")
 	if !ok {
-		return e.authFailed(errMissingContentSHA256)
+		return Principal{}, errMissingContentSHA256
 	}
 	sc := sigPool.Get().(*sigScratch)
 	defer sigPool.Put(sc)
 	n := 0
 	for i := 0; i < req.NumHeaders; i++ {
-		h := req.Headers[i]
-		sc.h[n] = s3sig.Header{Name: h.Name.Bytes(buf), Value: h.Value.Bytes(buf)}
+		f := req.Headers[i]
+		sc.h[n] = s3sig.Header{Name: f.Name.Bytes(buf), Value: f.Value.Bytes(buf)}
 		n++
 	}
 	sreq := s3sig.Request{
@@ -58,19 +59,13 @@ func (e *Engine) authenticate(st *connState, b *bucketState, buf []byte) *s3Erro
 		PayloadHash: pv.Bytes(buf),
 	}
 	signer := e.getSigner()
-	err := signer.Verify(&sreq, &a, secret, dv.Bytes(buf), e.opts.Now())
+	err := signer.Verify(&sreq, &a, cred.secret, dv.Bytes(buf), e.opts.Now())
 	e.signers.Put(signer)
 	clear(sc.h[:n])
 	if err != nil {
-		return e.authFailed(mapSigError(err))
+		return Principal{}, mapSigError(err)
 	}
-	st.principal = cred.accessKey
-	return nil
-}
-
-func (e *Engine) authFailed(s3err *s3Error) *s3Error {
-	e.metrics.authFailure(s3err)
-	return s3err
+	return Principal{ID: cred.accessKey, Method: "sigv4"}, nil
 }
 
 func mapSigError(err error) *s3Error {

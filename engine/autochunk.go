@@ -13,14 +13,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/panjf2000/gnet/v2"
-
+	"github.com/mizuchi/uploadr/httpparse"
 	"github.com/mizuchi/uploadr/s3sig"
 	"github.com/mizuchi/uploadr/transfer"
 )
-
-// ownedHeader is a client header copied out of gnet's buffer (both slices point into job.hdrBuf).
-type ownedHeader struct{ name, value []byte }
 
 // Headers of the client's PutObject that do not go on CreateMultipartUpload: they describe the
 // body (verified by the proxy itself) or the write condition (sent with Complete).
@@ -39,24 +35,8 @@ func isNotOnCreate(name []byte) bool {
 	return false
 }
 
-// detachAutoChunk detaches a PutObject above the bucket's multipart threshold: the goroutine turns
-// it into CreateMultipartUpload, UploadPart requests whose bodies are spliced from the client
-// socket, and CompleteMultipartUpload, and answers the client like a PutObject.
-func (e *Engine) detachAutoChunk(c gnet.Conn, st *connState, buf []byte) gnet.Action {
-	req := st.req
-	b := st.rt.bucket
-	fd, err := c.Dup()
-	if err != nil {
-		return e.refuse(c, st, errInternal, req.Path.Bytes(buf), true)
-	}
-	j := e.newJob(st, buf)
-	j.el = c.EventLoop()
-	j.clientFD = fd
-	if err := j.setUpstreamPath(b, req.Path.Bytes(buf)[st.rt.keyStart:st.rt.keyEnd]); err != nil {
-		_ = closeFD(fd)
-		j.release()
-		return e.refuse(c, st, errInvalidURI, req.Path.Bytes(buf), true)
-	}
+// copyHeaders copies the client's end-to-end headers out of gnet's buffer into j.hdrs.
+func (j *job) copyHeaders(req *httpparse.Request, buf []byte) {
 	j.hdrBuf = j.hdrBuf[:0]
 	type span struct{ n0, n1, v1 int }
 	var spans [128]span
@@ -78,21 +58,6 @@ func (e *Engine) detachAutoChunk(c gnet.Conn, st *connState, buf []byte) gnet.Ac
 	for _, s := range spans[:ns] {
 		j.hdrs = append(j.hdrs, ownedHeader{name: j.hdrBuf[s.n0:s.n1], value: j.hdrBuf[s.n1:s.v1]})
 	}
-	prefix := buf[req.HeadLen:]
-	if int64(len(prefix)) > st.bodyLen {
-		prefix = prefix[:st.bodyLen]
-	}
-	j.out = append(j.out[:0], prefix...)
-	j.headLen = 0
-	j.total = st.bodyLen
-	j.remaining = st.bodyLen - int64(len(prefix))
-	st.phase.Store(phaseDetached)
-	e.conns.remove(st)
-	_, _ = c.Discard(-1)
-	e.metrics.detached.Inc()
-	e.metrics.autoChunked.Inc()
-	go e.runDetached(j, e.autoChunk)
-	return gnet.Close
 }
 
 // partSizeFor picks the part size: the configured one, grown (in whole MiB) so that no object needs
@@ -109,30 +74,95 @@ func partSizeFor(total, configured int64) int64 {
 	return ps
 }
 
-// chunkFailure is the first failure of an auto-chunked upload: an S3 error of the proxy's own, or
-// an upstream answer to relay (already rendered into job.resp).
-type chunkFailure struct {
-	set     bool
-	status  int
-	s3err   *s3Error
-	relayed bool
+// chunkedPut is one auto-chunked PutObject in progress.
+type chunkedPut struct {
+	j        *job
+	client   net.Conn
+	uploadID []byte // URI-encoded
+	etags    []string
+	moved    transfer.Result
+	ctx      context.Context // ends when a part fails (or at the drain deadline)
+	cancel   context.CancelFunc
+
+	mu         sync.Mutex
+	failed     bool
+	status     int
+	s3err      *s3Error // the proxy's own answer; nil when an upstream answer was relayed into j.resp
+	clientGone bool
 }
 
-// autoChunk performs the multipart upload for j and writes the client's answer. On any failure the
-// upload is aborted upstream so no object and no orphaned upload remain.
-func (e *Engine) autoChunk(j *job, client net.Conn) (status int, reuse bool, moved transfer.Result) {
-	b := j.bucket
-	fail := func(s3err *s3Error) (int, bool, transfer.Result) {
-		e.errorResponse(j, s3err, true)
-		writeAll(client, j.resp, e.opts.BodyStallTimeout)
-		return s3err.Status, false, moved
+// fail records the first failure of the upload (later ones are ignored) and stops the other parts.
+// relay, when set, renders an upstream answer into j.resp and returns its status.
+func (p *chunkedPut) fail(s3err *s3Error, relay func() int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.failed {
+		return
 	}
+	p.failed = true
+	if relay != nil {
+		p.status = relay()
+	} else {
+		p.s3err, p.status = s3err, s3err.Status
+	}
+	p.cancel()
+}
+
+// autoChunk performs the multipart upload for j and writes the client's answer: createUpload,
+// sendParts, completeUpload. On any failure the upload is aborted upstream so no object and no
+// orphaned upload remain.
+func (e *Engine) autoChunk(j *job, client net.Conn) (status int, reuse bool, moved transfer.Result) {
 	digests, s3err := parseWholeDigests(j.hdrs)
 	if s3err != nil {
-		return fail(s3err)
+		return e.answer(j, client, s3err), false, moved
 	}
+	uploadID, status, s3err := e.createUpload(j)
+	switch {
+	case s3err != nil:
+		return e.answer(j, client, s3err), false, moved
+	case uploadID == nil: // the upstream refused: its answer is in j.resp
+		writeAll(client, j.resp, e.opts.BodyStallTimeout)
+		return status, false, moved
+	}
+	p := &chunkedPut{j: j, client: client, uploadID: uploadID}
+	p.ctx, p.cancel = context.WithCancel(e.killCtx)
+	defer p.cancel()
+	if j.expect100 && j.remaining > 0 && !writeAll(client, continueResponse, e.opts.BodyStallTimeout) {
+		e.abortUpload(j, uploadID)
+		return 499, false, moved
+	}
+	e.sendParts(p, digests)
+	if !p.failed && digests != nil {
+		if s3err := digests.verify(); s3err != nil {
+			p.fail(s3err, nil)
+		}
+	}
+	if p.failed {
+		e.abortUpload(j, uploadID)
+		if p.s3err != nil {
+			status = e.answer(j, client, p.s3err)
+			if p.clientGone && status == 499 {
+				return 499, false, p.moved
+			}
+			return status, false, p.moved
+		}
+		writeAll(client, j.resp, e.opts.BodyStallTimeout)
+		return p.status, false, p.moved
+	}
+	status, ok := e.completeUpload(p)
+	if !ok {
+		e.abortUpload(j, uploadID)
+	}
+	if !writeAll(client, j.resp, e.opts.BodyStallTimeout) || !ok {
+		return status, false, p.moved
+	}
+	return status, j.keepAlive, p.moved
+}
 
-	// CreateMultipartUpload with the object's headers.
+// createUpload sends CreateMultipartUpload with the object's headers. It returns the upload id
+// (URI-encoded), or nil with the upstream's refusal relayed into j.resp, or an S3 error.
+func (e *Engine) createUpload(j *job) ([]byte, int, *s3Error) {
+	b := j.bucket
 	hs := e.baseHeaders(j, b, []byte(s3sig.UnsignedPayload))
 	for _, h := range j.hdrs {
 		if !isNotOnCreate(h.name) && !(len(h.name) == len("x-amz-content-sha256") && equalFoldASCII(h.name, "x-amz-content-sha256")) {
@@ -143,17 +173,16 @@ func (e *Engine) autoChunk(j *job, client net.Conn) (status int, reuse bool, mov
 	head, err := e.appendSignedHead(j.tmp2[:0], j, b, []byte("POST"), hs, []byte(s3sig.UnsignedPayload), "Content-Length: 0\r\n")
 	j.tmp2 = head
 	if err != nil {
-		return fail(errInternal)
+		return nil, 0, errInternal
 	}
 	u, resp, s3err := e.roundTrip(j, head, nil)
 	if s3err != nil {
-		return fail(s3err)
+		return nil, 0, s3err
 	}
 	if resp.head.Status != 200 {
 		status := e.relayResponse(j, u, &resp, true)
 		u.release(resp.keepAlive)
-		writeAll(client, j.resp, e.opts.BodyStallTimeout)
-		return status, false, moved
+		return nil, status, nil
 	}
 	var created struct {
 		UploadID string `xml:"UploadId"`
@@ -161,155 +190,54 @@ func (e *Engine) autoChunk(j *job, client net.Conn) (status int, reuse bool, mov
 	xerr := xml.Unmarshal(u.rbuf[resp.head.HeadLen:resp.total], &created)
 	u.release(resp.keepAlive)
 	if xerr != nil || created.UploadID == "" {
-		return fail(errBadGateway)
+		return nil, 0, errBadGateway
 	}
 	e.metrics.mpStarted.Inc()
-	uploadID := s3sig.AppendURIEncode(nil, []byte(created.UploadID), false)
-	abort := func() {
-		e.abortUpload(j, uploadID)
-	}
+	return s3sig.AppendURIEncode(nil, []byte(created.UploadID), false), 0, nil
+}
 
-	if j.expect100 && j.remaining > 0 && !writeAll(client, continueResponse, e.opts.BodyStallTimeout) {
-		abort()
-		return 499, false, moved
-	}
-
-	// Parts: bodies spliced (or, with a whole-body digest, copied through the hashes) one after the
-	// other from the client socket; up to ConcurrentParts awaiting their upstream answer.
+// sendParts moves the body as parts: each part's body is spliced (or, with a whole-body digest,
+// copied through the hashes) from the client socket, one after the other, with up to
+// ConcurrentParts awaiting their upstream answer.
+func (e *Engine) sendParts(p *chunkedPut, digests *wholeDigests) {
+	j := p.j
+	b := j.bucket
 	partSize := partSizeFor(j.total, b.upload.PartSize)
 	nparts := int((j.total + partSize - 1) / partSize)
-	etags := make([]string, nparts)
+	p.etags = make([]string, nparts)
 	var tee io.Writer
 	if digests != nil {
 		tee = digests.writer()
-	}
-	ctx, cancel := context.WithCancel(e.killCtx)
-	defer cancel()
-	var cf chunkFailure
-	var cfMu sync.Mutex
-	failWith := func(s3err *s3Error, relay func() int) {
-		cfMu.Lock()
-		defer cfMu.Unlock()
-		if cf.set {
-			return
-		}
-		cf.set = true
-		if relay != nil {
-			cf.status = relay()
-			cf.relayed = true
-		} else {
-			cf.s3err = s3err
-			cf.status = s3err.Status
-		}
-		cancel()
 	}
 	sem := make(chan struct{}, b.upload.ConcurrentParts)
 	var wg sync.WaitGroup
 	prefix := j.out
 	remaining := j.total
-	clientGone := false
-parts:
 	for i := 0; i < nparts; i++ {
 		select {
 		case sem <- struct{}{}:
-		case <-ctx.Done():
-			break parts
+		case <-p.ctx.Done():
 		}
-		if ctx.Err() != nil {
-			<-sem
+		if p.ctx.Err() != nil {
 			break
 		}
 		partLen := min(partSize, remaining)
-		last := i == nparts-1
-		hs := e.baseHeaders(j, b, []byte(s3sig.UnsignedPayload))
-		j.num = strconv.AppendInt(j.num[:0], partLen, 10)
-		hs = append(hs, s3sig.Header{Name: []byte("content-length"), Value: j.num})
-		j.query = append(j.query[:0], "partNumber="...)
-		j.query = strconv.AppendInt(j.query, int64(i+1), 10)
-		j.query = append(j.query, "&uploadId="...)
-		j.query = append(j.query, uploadID...)
-		head, err := e.appendSignedHead(j.tmp2[:0], j, b, []byte("PUT"), hs, []byte(s3sig.UnsignedPayload), "")
-		j.tmp2 = head
-		if err != nil {
-			<-sem
-			failWith(errInternal, nil)
-			break
-		}
-		u, s3err := e.sendHead(j, head)
+		u, s3err := e.sendPartHead(j, p.uploadID, i+1, partLen)
 		if s3err != nil {
 			<-sem
-			failWith(s3err, nil)
+			p.fail(s3err, nil)
 			break
 		}
-		p := min(int64(len(prefix)), partLen)
-		pre := prefix[:p]
-		prefix = prefix[p:]
-		n := partLen - p
-		hold := last && canPeek && n > 0
-		if hold {
-			n--
-		}
-		respCh := make(chan partAnswer, 1)
-		pctx, pcancel := context.WithCancel(ctx)
-		go func() {
-			var a partAnswer
-			a.started, a.err = readResponse(u, e.limits, &a.resp)
-			respCh <- a
-			if a.started || a.err == nil {
-				pcancel()
-			}
-		}()
-		var res transfer.Result
-		if tee != nil {
-			res, err = e.mover.MoveTee(pctx, u.c, client, pre, n, tee)
-		} else {
-			res, err = e.mover.Move(pctx, u.c, client, pre, n)
-		}
-		if err == nil && hold {
-			var lb int64
-			lb, err = e.moveLastByte(client, u.c, tee)
-			res.Copied += lb
-		}
-		moved.Spliced += res.Spliced
-		moved.Copied += res.Copied
-		moved.PipeTooSmall = moved.PipeTooSmall || res.PipeTooSmall
-		moved.Mode = res.Mode
+		pre := prefix[:min(int64(len(prefix)), partLen)]
+		prefix = prefix[len(pre):]
+		w := watchResponse(p.ctx, u, e.limits)
+		res, err := e.moveBody(w.ctx, u, p.client, pre, partLen-int64(len(pre)), i == nparts-1, tee)
+		p.moved.Spliced += res.Spliced
+		p.moved.Copied += res.Copied
+		p.moved.PipeTooSmall = p.moved.PipeTooSmall || res.PipeTooSmall
+		p.moved.Mode = res.Mode
 		if err != nil {
-			var te *transfer.Error
-			answered := false
-			switch {
-			case e.killCtx.Err() != nil:
-				u.reset()
-				failWith(errShuttingDown, nil)
-			case errors.Is(err, errBodyTooLong):
-				u.reset()
-				failWith(errIncompleteBody, nil)
-			case pctx.Err() != nil && ctx.Err() == nil || errors.As(err, &te) && te.Side == transfer.SideDst:
-				// The upstream answered early or stopped reading: relay its answer if one comes.
-				_ = u.c.SetReadDeadline(time.Now().Add(lingerTime))
-				a := <-respCh
-				answered = true
-				if a.err == nil && a.resp.head.Status != 200 {
-					failWith(nil, func() int { return e.relayResponse(j, u, &a.resp, true) })
-				} else {
-					failWith(errBadGateway, nil)
-				}
-				u.close()
-			case ctx.Err() != nil:
-				u.reset() // another part failed
-			default:
-				u.reset()
-				if errors.Is(err, transfer.ErrStalled) {
-					failWith(errRequestTimeout, nil)
-				} else {
-					clientGone = true
-					failWith(errIncompleteBody, nil)
-				}
-			}
-			pcancel()
-			if !answered {
-				<-respCh
-			}
+			e.partBodyFailed(p, u, w, err)
 			<-sem
 			break
 		}
@@ -319,95 +247,134 @@ parts:
 		go func(i int) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			defer pcancel()
-			_ = u.c.SetReadDeadline(time.Now().Add(e.opts.ResponseTimeout))
-			a := <-respCh
-			switch {
-			case a.err != nil:
-				u.close()
-				if isTimeout(a.err) {
-					failWith(errUpstreamTimeout, nil)
-				} else {
-					failWith(errBadGateway, nil)
-				}
-			case a.resp.head.Status != 200:
-				failWith(nil, func() int { return e.relayResponse(j, u, &a.resp, true) })
-				u.release(a.resp.keepAlive)
-			default:
-				etag, _ := a.resp.head.Lookup(u.rbuf, "etag")
-				etags[i] = string(etag.Bytes(u.rbuf))
-				u.release(a.resp.keepAlive)
-				if etags[i] == "" {
-					failWith(errBadGateway, nil)
-				}
-			}
+			e.partAnswered(p, i, u, w)
 		}(i)
 	}
 	wg.Wait()
-	if !cf.set && remaining != 0 {
+	if !p.failed && remaining != 0 {
 		if e.killCtx.Err() != nil {
-			failWith(errShuttingDown, nil)
+			p.fail(errShuttingDown, nil)
 		} else {
-			failWith(errInternal, nil)
+			p.fail(errInternal, nil)
 		}
 	}
-	if !cf.set && digests != nil {
-		if s3err := digests.verify(); s3err != nil {
-			failWith(s3err, nil)
-		}
-	}
-	if cf.set {
-		abort()
-		if clientGone {
-			return 499, false, moved
-		}
-		if !cf.relayed {
-			e.errorResponse(j, cf.s3err, true)
-		}
-		writeAll(client, j.resp, e.opts.BodyStallTimeout)
-		return cf.status, false, moved
-	}
+}
 
-	// CompleteMultipartUpload; the client's write condition goes here.
-	doc := appendCompleteXML(j.tmp[:0], etags)
+// sendPartHead signs and sends the head of UploadPart number n.
+func (e *Engine) sendPartHead(j *job, uploadID []byte, n int, partLen int64) (*upConn, *s3Error) {
+	hs := e.baseHeaders(j, j.bucket, []byte(s3sig.UnsignedPayload))
+	j.num = strconv.AppendInt(j.num[:0], partLen, 10)
+	hs = append(hs, s3sig.Header{Name: []byte("content-length"), Value: j.num})
+	j.query = append(j.query[:0], "partNumber="...)
+	j.query = strconv.AppendInt(j.query, int64(n), 10)
+	j.query = append(j.query, "&uploadId="...)
+	j.query = append(j.query, uploadID...)
+	head, err := e.appendSignedHead(j.tmp2[:0], j, j.bucket, []byte("PUT"), hs, []byte(s3sig.UnsignedPayload), "")
+	j.tmp2 = head
+	if err != nil {
+		return nil, errInternal
+	}
+	return e.sendHead(j, head)
+}
+
+// partBodyFailed settles a part whose body did not move completely.
+func (e *Engine) partBodyFailed(p *chunkedPut, u *upConn, w *watcher, err error) {
+	defer w.cancel()
+	var te *transfer.Error
+	switch {
+	case e.killCtx.Err() == nil && !errors.Is(err, errBodyTooLong) && p.ctx.Err() == nil &&
+		(w.ctx.Err() != nil || errors.As(err, &te) && te.Side == transfer.SideDst):
+		// The upstream answered early or stopped reading: relay its answer if one comes.
+		_ = u.c.SetReadDeadline(time.Now().Add(lingerTime))
+		a := <-w.done
+		if a.err == nil && a.resp.head.Status != 200 {
+			p.fail(nil, func() int { return e.relayResponse(p.j, u, &a.resp, true) })
+		} else {
+			p.fail(errBadGateway, nil)
+		}
+		u.close()
+		return
+	case p.ctx.Err() != nil && e.killCtx.Err() == nil:
+		u.reset() // another part failed
+		<-w.done
+		return
+	}
+	u.reset()
+	<-w.done
+	s3err := clientFailure(err, e.killCtx.Err() != nil)
+	if s3err == errIncompleteBody && !errors.Is(err, errBodyTooLong) {
+		p.mu.Lock()
+		p.clientGone = true
+		p.mu.Unlock()
+	}
+	p.fail(s3err, nil)
+}
+
+// partAnswered waits for part i's upstream answer and keeps its ETag.
+func (e *Engine) partAnswered(p *chunkedPut, i int, u *upConn, w *watcher) {
+	defer w.cancel()
+	_ = u.c.SetReadDeadline(time.Now().Add(e.opts.ResponseTimeout))
+	a := <-w.done
+	switch {
+	case a.err != nil:
+		u.close()
+		if isTimeout(a.err) {
+			p.fail(errUpstreamTimeout, nil)
+		} else {
+			p.fail(errBadGateway, nil)
+		}
+	case a.resp.head.Status != 200:
+		p.fail(nil, func() int { return e.relayResponse(p.j, u, &a.resp, true) })
+		u.release(a.resp.keepAlive)
+	default:
+		etag, _ := a.resp.head.Lookup(u.rbuf, "etag")
+		p.etags[i] = string(etag.Bytes(u.rbuf))
+		u.release(a.resp.keepAlive)
+		if p.etags[i] == "" {
+			p.fail(errBadGateway, nil)
+		}
+	}
+}
+
+// completeUpload sends CompleteMultipartUpload (with the client's write condition) and renders the
+// client's PutObject answer into j.resp. ok=false means the upload must be aborted.
+func (e *Engine) completeUpload(p *chunkedPut) (status int, ok bool) {
+	j := p.j
+	b := j.bucket
+	doc := appendCompleteXML(j.tmp[:0], p.etags)
 	j.tmp = doc
 	sum := sha256.Sum256(doc)
 	payload := hex.AppendEncode(nil, sum[:])
-	hs = e.baseHeaders(j, b, payload)
+	hs := e.baseHeaders(j, b, payload)
 	j.num = strconv.AppendInt(j.num[:0], int64(len(doc)), 10)
 	hs = append(hs, s3sig.Header{Name: []byte("content-length"), Value: j.num},
 		s3sig.Header{Name: []byte("content-type"), Value: []byte("application/xml")})
 	for _, h := range j.hdrs {
-		if len(h.name) >= 8 && (equalFoldASCII(h.name, "if-match") && len(h.name) == 8 ||
-			len(h.name) == len("if-none-match") && equalFoldASCII(h.name, "if-none-match")) {
+		if len(h.name) == len("if-match") && equalFoldASCII(h.name, "if-match") ||
+			len(h.name) == len("if-none-match") && equalFoldASCII(h.name, "if-none-match") {
 			hs = append(hs, s3sig.Header{Name: h.name, Value: h.value})
 		}
 	}
 	j.query = append(j.query[:0], "uploadId="...)
-	j.query = append(j.query, uploadID...)
-	head, err = e.appendSignedHead(j.tmp2[:0], j, b, []byte("POST"), hs, payload, "")
+	j.query = append(j.query, p.uploadID...)
+	head, err := e.appendSignedHead(j.tmp2[:0], j, b, []byte("POST"), hs, payload, "")
 	j.tmp2 = head
 	if err != nil {
-		abort()
-		return fail(errInternal)
+		return e.errorResponse(j, errInternal, true), false
 	}
-	u, resp, s3err = e.roundTrip(j, head, doc)
+	u, resp, s3err := e.roundTrip(j, head, doc)
 	if s3err != nil {
-		abort()
-		return fail(s3err)
+		return e.errorResponse(j, s3err, true), false
 	}
 	body := u.rbuf[resp.head.HeadLen:resp.total]
 	if resp.head.Status != 200 || bytes.Contains(body, []byte("<Error>")) {
-		status := resp.head.Status
-		if status == 200 {
+		if resp.head.Status == 200 {
 			status = e.errorResponse(j, errBadGateway, true)
 		} else {
 			status = e.relayResponse(j, u, &resp, true)
 		}
 		u.release(resp.keepAlive)
-		abort()
-		writeAll(client, j.resp, e.opts.BodyStallTimeout)
-		return status, false, moved
+		return status, false
 	}
 	var done struct {
 		ETag string `xml:"ETag"`
@@ -418,95 +385,7 @@ parts:
 	j.resp = appendPutObjectOK(j.resp[:0], done.ETag, version.Bytes(u.rbuf), j.reqID[:], !j.keepAlive)
 	u.release(resp.keepAlive)
 	e.metrics.mpCompleted.Inc()
-	if !writeAll(client, j.resp, e.opts.BodyStallTimeout) {
-		return 200, false, moved
-	}
-	return 200, j.keepAlive, moved
-}
-
-type partAnswer struct {
-	resp    upResponse
-	started bool
-	err     error
-}
-
-// baseHeaders returns the three headers every upstream request signs, in j.sigHdrs.
-func (e *Engine) baseHeaders(j *job, b *bucketState, payload []byte) []s3sig.Header {
-	j.date = s3sig.AppendAmzDate(j.date[:0], e.opts.Now())
-	j.sigHdrs = append(j.sigHdrs[:0],
-		s3sig.Header{Name: []byte("host"), Value: b.hostHeader},
-		s3sig.Header{Name: []byte("x-amz-date"), Value: j.date},
-		s3sig.Header{Name: []byte("x-amz-content-sha256"), Value: payload})
-	return j.sigHdrs
-}
-
-// sendHead writes a request head on a pooled connection, retrying once on a fresh connection when a
-// reused one turns out dead.
-func (e *Engine) sendHead(j *job, head []byte) (*upConn, *s3Error) {
-	u, err := j.bucket.pool.get()
-	if err != nil {
-		e.metrics.upstreamErrors.Inc()
-		return nil, poolError(err)
-	}
-	_ = u.c.SetWriteDeadline(time.Now().Add(e.opts.BodyStallTimeout))
-	if _, err = u.c.Write(head); err != nil && u.reused {
-		u.close()
-		if u, err = j.bucket.pool.dial(); err == nil {
-			_ = u.c.SetWriteDeadline(time.Now().Add(e.opts.BodyStallTimeout))
-			_, err = u.c.Write(head)
-		}
-	}
-	if err != nil {
-		if u != nil {
-			u.close()
-		}
-		e.metrics.upstreamErrors.Inc()
-		return nil, errBadGateway
-	}
-	_ = u.c.SetWriteDeadline(time.Time{})
-	return u, nil
-}
-
-// roundTrip sends head and body (small, in memory) and reads the answer. A reused connection that
-// fails before any answer byte is retried once.
-func (e *Engine) roundTrip(j *job, head, body []byte) (*upConn, upResponse, *s3Error) {
-	var resp upResponse
-	for attempt := 0; ; attempt++ {
-		u, s3err := e.sendHead(j, head)
-		if s3err != nil {
-			return nil, resp, s3err
-		}
-		var err error
-		if len(body) > 0 {
-			_, err = u.c.Write(body)
-		}
-		started := false
-		if err == nil {
-			_ = u.c.SetReadDeadline(time.Now().Add(e.opts.ResponseTimeout))
-			started, err = readResponse(u, e.limits, &resp)
-		}
-		if err == nil {
-			return u, resp, nil
-		}
-		u.close()
-		if u.reused && !started && attempt == 0 {
-			continue
-		}
-		e.metrics.upstreamErrors.Inc()
-		if isTimeout(err) {
-			return nil, resp, errUpstreamTimeout
-		}
-		return nil, resp, errBadGateway
-	}
-}
-
-// release returns the connection to its pool when the exchange left it reusable, else closes it.
-func (u *upConn) release(keepAlive bool) {
-	if keepAlive {
-		u.pool.put(u)
-	} else {
-		u.close()
-	}
+	return 200, true
 }
 
 // abortUpload aborts an upload upstream (retrying once) so no orphaned upload remains.

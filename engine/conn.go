@@ -1,8 +1,33 @@
 package engine
 
+// The per-connection state machine of a gnet client connection. One request at a time flows
+// through one pipeline: admit (pure, admit.go) → decide (await: an Authorizer off the loop) →
+// move (inline from the loop's buffer, or detached: spliced / copied / auto-chunked) → finish
+// (finish.go: metrics, access log, then keep-alive or close).
+//
+//	            ┌──────────────────── keep-alive: toHead ◀──────────────────────────────┐
+//	            ▼                                                                       │
+//	 OnOpen ─▶ HEAD ──head parsed──▶ admit ──refuse──▶ answer ─┬─ body buffered ────────┤
+//	            │                      │                       ├─ body coming ─▶ DRAIN ─▶ close
+//	            │                      │                       └─ otherwise ───────────▶ close
+//	            │                      ├─await (inline)──▶ AWAIT ─Authorizer (goroutine),
+//	            │                      │                     │    resumed by Execute ─▶ act
+//	            │                      │                     └─ sweep: 503 SlowDown ─▶ close
+//	            │                      ├─inline──▶ BODY ─body whole─▶ BUSY ─finish───────────┤
+//	            │                      │            └─ sweep: 400 RequestTimeout; EOF: 400
+//	            │                      │               IncompleteBody ─▶ close
+//	            │                      └─stream / auto-chunk / await (large)─▶ DETACHED ─────┘
+//	            │                          (dup, Close; the goroutine authorizes, moves the body,
+//	            │                           answers, finish re-enrolls or closes)
+//	            └─ sweep: head or idle timeout ─▶ close
+//
+// Phase changes are the to* methods below; only they store phase. A connection is owned by its
+// event loop except in DETACHED (owned by the goroutine moving its body) and BUSY/AWAIT (the loop
+// owns it; a goroutine holds a job or a decision that comes back through AsyncWrite or Execute).
+
 import (
 	"bytes"
-	"errors"
+	"context"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,14 +38,13 @@ import (
 	"github.com/mizuchi/uploadr/s3sig"
 )
 
-// Connection phases. A connection is owned by its event loop except in phaseDetached (owned by the
-// goroutine moving its body) and phaseBusy (the loop owns it; an exchange goroutine holds a job that
-// will hand the response back through AsyncWrite).
 const (
 	phaseHead     int32 = iota // reading a request head
-	phaseBody                  // head accepted, waiting for a small body to arrive whole in the buffer
+	phaseBody                  // admitted inline: waiting for the whole body in the buffer
+	phaseAwait                 // an Authorizer decides off the loop; bytes that arrive stay buffered
 	phaseBusy                  // an inline exchange is in flight; bytes that arrive stay buffered
 	phaseDetached              // the socket was handed to a goroutine; gnet forgot it
+	phaseDrain                 // refused while the body was coming: discard it, then close
 )
 
 // Per-request scratch that idle connections must not carry (10,000 idle connections are cheap).
@@ -38,27 +62,88 @@ type sigScratch struct {
 // (gnet has no backpressure: anything the client sends is read into user space).
 const maxPipelinedBytes = 1 << 20
 
-// connState is the per-connection state machine. Fields are touched only by the goroutine that owns
-// the connection (see the phases), except phase and the timestamps, which the sweeper reads.
+// connState is the per-connection state. Fields are touched only by the goroutine that owns the
+// connection (see the phases), except phase, gen and the timestamps, which the sweeper reads.
 type connState struct {
 	phase     atomic.Int32
-	headSince atomic.Int64 // unix nanos when the current head's first byte was seen; 0 = none
-	bodySince atomic.Int64 // unix nanos when phaseBody began
-	idleSince atomic.Int64 // unix nanos when the connection became idle between requests
-	conn      gnet.Conn    // current gnet connection (changes after re-enroll)
-	closed    bool         // OnClose ran while an exchange was in flight
-	returning bool         // handed back with Enroll; OnOpen must keep this state
+	gen       atomic.Uint32 // bumped per request: a late decision or timeout for an earlier one is ignored
+	headSince atomic.Int64  // unix nanos when the current head's first byte was seen; 0 = none
+	since     atomic.Int64  // unix nanos when phaseBody, phaseAwait or phaseDrain began
+	idleSince atomic.Int64  // unix nanos when the connection became idle between requests
+	conn      gnet.Conn     // current gnet connection (changes after re-enroll)
+	closed    bool          // OnClose ran
+	returning bool          // handed back with Enroll; OnOpen must keep this state
 	parser    httpparse.Parser
 	req       *httpparse.Request // pooled: held from a head's first byte until the request is handed off
+
+	// The current request, set by act.
 	rt        route
 	bodyLen   int64
+	principal Principal
+	keepAlive bool
+	expect100 bool
 	sentCont  bool
-	isHead    bool       // the request is a HEAD: answers carry no body
-	principal string     // authenticated client access key ("" for auth: none)
-	loop      *loopState // the event loop's in-loop upstream state, once used
-	reqID     [16]byte
-	remote    string
-	scratch   []byte // per-connection scratch for error responses and canonical paths
+	isHead    bool     // the request is a HEAD: answers carry no body
+	pending   decision // phaseAwait: what the request becomes when the Authorizer allows
+	budget    int64    // Complete body bytes reserved from the engine's budget
+	drainLeft int64    // phaseDrain: body bytes still to discard
+
+	loop    *loopState // the event loop's in-loop upstream state, once used
+	reqID   [16]byte
+	remote  string
+	scratch []byte // per-connection scratch for error responses
+}
+
+// toHead readies the connection for its next request.
+func (st *connState) toHead(now int64) {
+	st.releaseRequest()
+	st.parser.Reset()
+	st.rt = route{}
+	st.bodyLen = 0
+	st.principal = Principal{}
+	st.pending = decision{}
+	st.sentCont = false
+	st.headSince.Store(0)
+	st.since.Store(0)
+	st.idleSince.Store(now)
+	st.phase.Store(phaseHead)
+}
+
+// toBody waits in the loop for the rest of an inline body.
+func (st *connState) toBody(now int64) {
+	st.since.Store(now)
+	st.phase.Store(phaseBody)
+}
+
+// toAwait parks the request while its Authorizer decides.
+func (st *connState) toAwait(now int64, d *decision) {
+	st.pending = *d
+	st.since.Store(now)
+	st.phase.Store(phaseAwait)
+}
+
+// toBusy marks an inline exchange in flight.
+func (st *connState) toBusy() {
+	st.since.Store(0)
+	st.phase.Store(phaseBusy)
+}
+
+// toDetached hands the connection to a goroutine (gnet forgets it).
+func (st *connState) toDetached() { st.phase.Store(phaseDetached) }
+
+// toDrain discards up to n body bytes after a refusal, then closes.
+func (st *connState) toDrain(now, n int64) {
+	st.drainLeft = n
+	st.since.Store(now)
+	st.phase.Store(phaseDrain)
+}
+
+// releaseRequest returns the parsed head to the pool once nothing refers to it.
+func (st *connState) releaseRequest() {
+	if st.req != nil {
+		requestPool.Put(st.req)
+		st.req = nil
+	}
 }
 
 // OnBoot keeps the gnet engine handle (used to stop it).
@@ -77,8 +162,7 @@ func (e *Engine) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	if st, ok := c.Context().(*connState); ok && st.returning {
 		st.returning = false
 		st.conn = c
-		st.phase.Store(phaseHead)
-		st.idleSince.Store(e.now())
+		st.toHead(e.now())
 		e.conns.add(st)
 		return nil, gnet.None
 	}
@@ -96,7 +180,9 @@ func (e *Engine) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	return nil, gnet.None
 }
 
-// OnClose forgets the connection unless it was detached (its socket lives on through a dup).
+// OnClose forgets the connection unless it was detached (its socket lives on through a dup). A
+// client that half-closes in the middle of an inline body gets 400 IncompleteBody: gnet flushes
+// what OnClose writes before it closes the socket.
 func (e *Engine) OnClose(c gnet.Conn, _ error) gnet.Action {
 	if u, ok := c.Context().(*loopUp); ok {
 		e.onUpstreamClose(u)
@@ -106,17 +192,28 @@ func (e *Engine) OnClose(c gnet.Conn, _ error) gnet.Action {
 	if !ok {
 		return gnet.None
 	}
-	if st.phase.Load() == phaseDetached {
+	switch st.phase.Load() {
+	case phaseDetached:
 		return gnet.None
+	case phaseBody:
+		if !st.closed && st.req != nil {
+			st.closed = true // nothing after this answer
+			buf, _ := c.Peek(-1)
+			e.refuse(c, st, errIncompleteBody, st.req.Path.Bytes(buf), true)
+		}
 	}
 	st.closed = true
+	if st.budget > 0 {
+		e.completeBudget.release(st.budget)
+		st.budget = 0
+	}
 	st.releaseRequest()
 	e.conns.remove(st)
 	e.metrics.connsOpen.Dec()
 	return gnet.None
 }
 
-// OnTick sweeps connections that exceeded the head, body or idle timeouts.
+// OnTick sweeps connections that exceeded the head, body, decision or idle timeouts.
 func (e *Engine) OnTick() (delay time.Duration, action gnet.Action) {
 	e.sweep()
 	return sweepInterval, gnet.None
@@ -142,8 +239,15 @@ func (e *Engine) process(c gnet.Conn, st *connState) gnet.Action {
 				return gnet.Close
 			}
 			return gnet.None
+		case phaseAwait:
+			if c.InboundBuffered() > st.req.HeadLen+int(st.bodyLen)+maxPipelinedBytes {
+				return gnet.Close
+			}
+			return gnet.None
 		case phaseDetached:
 			return gnet.None
+		case phaseDrain:
+			return e.drain(c, st)
 		}
 		buf, _ := c.Peek(-1)
 		if len(buf) == 0 {
@@ -163,10 +267,10 @@ func (e *Engine) process(c gnet.Conn, st *connState) gnet.Action {
 			}
 			if err != nil {
 				e.newRequestID(&st.reqID)
+				st.gen.Add(1)
 				st.isHead = false
 				return e.refuse(c, st, parseError(err), nil, true)
 			}
-			st.isHead = string(st.req.Method.Bytes(buf)) == "HEAD"
 			if action, done := e.onHead(c, st, buf); done {
 				return action
 			}
@@ -179,59 +283,55 @@ func (e *Engine) process(c gnet.Conn, st *connState) gnet.Action {
 		if extra := buf[need:]; len(extra) > 0 && !plausibleRequestStart(extra) {
 			// More bytes than Content-Length and they are not a next request: the body is
 			// longer than declared. Never let it become an object.
-			return e.refuse(c, st, errIncompleteBody, buf[st.req.Path.Start:st.req.Path.End], true)
+			return e.refuse(c, st, errIncompleteBody, st.req.Path.Bytes(buf), true)
 		}
 		e.dispatchInline(c, st, buf)
 	}
 }
 
-// onHead routes, validates and authenticates a complete head. It returns done=true with the action
-// when the request was answered or detached; done=false when the body is to be awaited in the loop.
+// onHead admits a complete head and acts on the decision. It returns done=true with the action
+// when the request was answered, detached or parked; done=false when the body is to be awaited
+// in the loop.
 func (e *Engine) onHead(c gnet.Conn, st *connState, buf []byte) (gnet.Action, bool) {
 	req := st.req
 	e.newRequestID(&st.reqID)
+	st.gen.Add(1)
 	st.headSince.Store(0)
-	st.principal = ""
-	path := req.Path.Bytes(buf)
-	_, copySrc := req.Lookup(buf, "x-amz-copy-source")
-	rt, s3err := e.routeRequest(req.Method.Bytes(buf), path, req.Query.Bytes(buf), req.HasQuery, copySrc)
-	st.rt = rt
-	if s3err != nil {
-		return e.refuseRequest(c, st, buf, s3err), true
+	st.isHead = string(req.Method.Bytes(buf)) == "HEAD"
+	st.keepAlive = req.KeepAlive
+	st.expect100 = req.Expect100
+	h := Head{req: req, buf: buf}
+	d := e.admit(&h)
+	if d.authErr {
+		e.metrics.authFailure(d.err)
 	}
-	bodyLen := req.ContentLength
-	if bodyLen < 0 {
-		if rt.op == opPutObject || rt.op == opUploadPart {
-			return e.refuseRequest(c, st, buf, errMissingContentLength), true
+	return e.act(c, st, buf, &d)
+}
+
+// act carries out a decision on the loop.
+func (e *Engine) act(c gnet.Conn, st *connState, buf []byte, d *decision) (gnet.Action, bool) {
+	st.rt, st.bodyLen, st.principal = d.rt, d.bodyLen, d.principal
+	switch d.verdict {
+	case verdictRefuse:
+		return e.refuseRequest(c, st, buf, d.err), true
+	case verdictAwait:
+		if d.next != verdictInline {
+			return e.detach(c, st, buf, d), true
 		}
-		bodyLen = 0
+		e.await(c, st, buf, d)
+		return gnet.None, true
+	case verdictStream, verdictAutoChunk:
+		return e.detach(c, st, buf, d), true
 	}
-	if !rt.op.hasBody() && bodyLen > 0 {
-		return e.refuseRequest(c, st, buf, errInvalidArgument), true
+	// verdictInline.
+	if d.rt.op == opCompleteMultipartUpload && d.bodyLen > 0 {
+		if !e.completeBudget.tryAcquire(d.bodyLen) {
+			return e.refuseRequest(c, st, buf, errCompleteBudget), true
+		}
+		st.budget = d.bodyLen
 	}
-	if rt.op == opUploadPart && bodyLen > maxSinglePut+maxSinglePut/8 {
-		return e.refuseRequest(c, st, buf, errEntityTooLarge), true
-	}
-	if rt.op == opCompleteMultipartUpload && bodyLen > maxCompleteBody {
-		return e.refuseRequest(c, st, buf, errEntityTooLarge), true
-	}
-	st.bodyLen = bodyLen
-	if s3err := e.checkPayload(st, buf); s3err != nil {
-		return e.refuseRequest(c, st, buf, s3err), true
-	}
-	b := rt.bucket
-	if s3err := e.authenticate(st, b, buf); s3err != nil {
-		return e.refuseRequest(c, st, buf, s3err), true
-	}
-	if rt.op == opPutObject && b.upload.MultipartThreshold > 0 && bodyLen > b.upload.MultipartThreshold {
-		return e.detachAutoChunk(c, st, buf), true
-	}
-	if bodyLen > int64(e.opts.InlineBodyMax) && rt.op != opCompleteMultipartUpload {
-		return e.detach(c, st, buf), true
-	}
-	st.phase.Store(phaseBody)
-	st.bodySince.Store(e.now())
-	if req.Expect100 && len(buf)-req.HeadLen < int(bodyLen) && !st.sentCont {
+	st.toBody(e.now())
+	if st.expect100 && len(buf)-st.req.HeadLen < int(st.bodyLen) && !st.sentCont {
 		st.sentCont = true
 		_, _ = c.Write(continueResponse)
 	}
@@ -240,98 +340,34 @@ func (e *Engine) onHead(c gnet.Conn, st *connState, buf []byte) (gnet.Action, bo
 
 var continueResponse = []byte("HTTP/1.1 100 Continue\r\n\r\n")
 
-// maxCompleteBody bounds a CompleteMultipartUpload document (10,000 parts with checksums).
-const maxCompleteBody = 4 << 20
-
-// checkPayload validates the payload declaration (x-amz-content-sha256, aws-chunked framing) and
-// the declared size. It runs before authentication so a refused body is never read.
-func (e *Engine) checkPayload(st *connState, buf []byte) *s3Error {
-	req := st.req
-	if v, ok := req.Lookup(buf, "x-amz-content-sha256"); ok {
-		switch p := v.Bytes(buf); {
-		case isHexSHA256(p), string(p) == s3sig.UnsignedPayload, string(p) == s3sig.StreamingUnsignedTrailer:
-		case bytes.HasPrefix(p, []byte("STREAMING-AWS4-HMAC-SHA256-PAYLOAD")), bytes.HasPrefix(p, []byte("STREAMING-AWS4-ECDSA")):
-			return errSignedChunks
-		default:
-			return errInvalidContentSHA256
-		}
-	}
-	if v, ok := req.Lookup(buf, "content-encoding"); ok && bytes.Contains(bytes.ToLower(v.Bytes(buf)), []byte("aws-chunked")) {
-		d, ok := req.Lookup(buf, "x-amz-decoded-content-length")
-		if !ok {
-			return errDecodedLengthRequired
-		}
-		n, ok := parseDecimal(d.Bytes(buf))
-		if !ok {
-			return errInvalidDecodedLength
-		}
-		if st.rt.op == opPutObject && (n > e.opts.MaxObjectSize || n > maxSinglePut) {
-			return errEntityTooLarge
-		}
-		if st.rt.op == opPutObject && e.autoChunks(st) {
-			return errChunkedAutoChunk
-		}
-	} else if st.rt.op == opPutObject {
-		if st.bodyLen > e.opts.MaxObjectSize || st.bodyLen > maxSinglePut && !e.autoChunks(st) {
-			return errEntityTooLarge
-		}
-	}
-	return nil
-}
-
-// autoChunks reports whether the routed PutObject will be cut into a multipart upload.
-func (e *Engine) autoChunks(st *connState) bool {
-	u := &st.rt.bucket.upload
-	return u.MultipartThreshold > 0 && st.bodyLen > u.MultipartThreshold
-}
-
-func parseDecimal(b []byte) (int64, bool) {
-	if len(b) == 0 || len(b) > 18 {
-		return 0, false
-	}
-	var n int64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	return n, true
-}
-
-func isHexSHA256(p []byte) bool {
-	if len(p) != 64 {
-		return false
-	}
-	for _, c := range p {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-			return false
-		}
-	}
-	return true
-}
-
-// refuseRequest answers a routed or parsed head with an S3 error. When the request's body is fully
-// buffered it is discarded and the connection kept; otherwise the connection closes so the unread
-// body is never taken as a next request.
+// refuseRequest answers an admitted head with an S3 error. A body already buffered is discarded
+// and the connection kept; a body still coming is drained (read and discarded, within a bound)
+// before the connection closes, so the client reads the answer instead of a reset; a client
+// that waits for 100 Continue sends nothing, and its connection closes at once.
 func (e *Engine) refuseRequest(c gnet.Conn, st *connState, buf []byte, s3err *s3Error) gnet.Action {
 	req := st.req
-	bodyLen := req.ContentLength
-	if bodyLen < 0 {
-		bodyLen = 0
+	bodyLen := max(req.ContentLength, 0)
+	buffered := int64(len(buf) - req.HeadLen)
+	resource := req.Path.Bytes(buf)
+	switch {
+	case buffered >= bodyLen && !st.sentCont:
+		return e.refuse(c, st, s3err, resource, !req.KeepAlive || e.draining.Load())
+	case req.Expect100 && !st.sentCont:
+		return e.refuse(c, st, s3err, resource, true)
 	}
-	closeConn := !req.KeepAlive || int64(len(buf)-req.HeadLen) < bodyLen || st.sentCont
-	return e.refuse(c, st, s3err, req.Path.Bytes(buf), closeConn)
+	e.refuse(c, st, s3err, resource, true)
+	if st.closed {
+		return gnet.Close
+	}
+	_, _ = c.Discard(-1)
+	st.toDrain(e.now(), min(bodyLen-buffered, lingerBytes))
+	return gnet.None
 }
 
-// refuse writes an S3 error response on the loop. It closes the connection when closeConn is set;
-// otherwise it discards the request and resets the state for the next one.
+// refuse writes an S3 error response on the loop and records the request. It closes the
+// connection when closeConn is set; otherwise it discards the request (head and body, which must
+// be buffered) and readies the connection for the next one.
 func (e *Engine) refuse(c gnet.Conn, st *connState, s3err *s3Error, resource []byte, closeConn bool) gnet.Action {
-	bucket := "-"
-	if st.rt.bucket != nil {
-		bucket = st.rt.bucket.name
-	}
-	e.metrics.refused(bucket, st.rt.op, s3err)
 	st.scratch = appendErrorResponse(st.scratch[:0], s3err, resource, st.reqID[:], closeConn)
 	if st.isHead {
 		// A response to HEAD has no body (RFC 9110 9.3.2); its Content-Length still tells the size.
@@ -340,82 +376,61 @@ func (e *Engine) refuse(c gnet.Conn, st *connState, s3err *s3Error, resource []b
 		}
 	}
 	_, _ = c.Write(st.scratch)
-	e.metrics.bytesOut.Add(len(st.scratch))
-	if al := e.opts.AccessLog; al != nil {
-		e.accessLog(al, st.reqID[:], st.remote, st.principal, bucket, resource, st.rt.op, s3err.Status, 0,
-			int64(len(st.scratch)), 0, "refused", 0, nil)
-	}
+	e.metrics.refusal(s3err)
+	m := reqMeta{reqID: st.reqID, bucket: st.rt.bucket, op: st.rt.op, started: time.Now(), remote: st.remote,
+		principal: st.principal, resource: resource}
+	e.record(&m, outcome{status: s3err.Status, mode: "refused", closeClient: closeConn}, int64(len(st.scratch)))
 	if len(st.scratch) > 64<<10 {
 		st.scratch = nil
+	}
+	if st.budget > 0 {
+		e.completeBudget.release(st.budget)
+		st.budget = 0
 	}
 	if closeConn {
 		return gnet.Close
 	}
-	bodyLen := st.req.ContentLength
-	if bodyLen < 0 {
-		bodyLen = 0
-	}
+	bodyLen := max(st.req.ContentLength, 0)
 	_, _ = c.Discard(st.req.HeadLen + int(bodyLen))
-	st.resetForNext(e.now())
+	st.toHead(e.now())
 	return gnet.None
 }
 
-func (st *connState) resetForNext(now int64) {
-	st.releaseRequest()
-	st.parser.Reset()
-	st.phase.Store(phaseHead)
-	st.headSince.Store(0)
-	st.bodySince.Store(0)
-	st.idleSince.Store(now)
-	st.sentCont = false
-	st.rt = route{}
-	st.bodyLen = 0
+// drain discards what a refused client still sends of its body, then closes.
+func (e *Engine) drain(c gnet.Conn, st *connState) gnet.Action {
+	n, _ := c.Discard(int(min(st.drainLeft, int64(c.InboundBuffered()))))
+	st.drainLeft -= int64(n)
+	if st.drainLeft <= 0 {
+		return gnet.Close
+	}
+	return gnet.None
 }
 
-// releaseRequest returns the parsed head to the pool once nothing refers to it.
-func (st *connState) releaseRequest() {
-	if st.req != nil {
-		requestPool.Put(st.req)
-		st.req = nil
+// next hands a client connection on after its answer was written: close it, or ready it for the
+// next request and process what is already buffered. On the loop only.
+func (e *Engine) next(c gnet.Conn, st *connState, closeClient bool) {
+	if st.closed {
+		return
+	}
+	if closeClient {
+		_ = c.Close()
+		return
+	}
+	st.toHead(e.now())
+	if e.process(c, st) == gnet.Close {
+		_ = c.Close()
 	}
 }
 
-func parseError(err error) *s3Error {
-	var pe *httpparse.Error
-	if !errors.As(err, &pe) {
-		return errBadRequest
-	}
-	switch pe.Status {
-	case 431:
-		return errHeadersTooLarge
-	case 414:
-		return errURITooLong
-	case 505:
-		return errHTTPVersion
-	case 501:
-		return errTransferEncoding
-	case 417:
-		return errExpectation
-	}
-	if errors.Is(err, httpparse.ErrContentLength) {
-		return errInvalidContentLength
-	}
-	return errBadRequest
-}
-
-// plausibleRequestStart reports whether b could begin a pipelined HTTP request: an uppercase method
-// token followed by a space (or still incomplete).
-func plausibleRequestStart(b []byte) bool {
-	for i, c := range b {
-		if i > 16 {
-			return false
+// onLoop runs f on st's loop for the request generation gen, unless the connection moved on (a
+// later request, closed, detached) by then.
+func (e *Engine) onLoop(st *connState, gen uint32, f func(c gnet.Conn)) {
+	c := st.conn
+	_ = c.EventLoop().Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+		if st.closed || st.conn != c || st.gen.Load() != gen {
+			return nil
 		}
-		if c == ' ' {
-			return i > 0
-		}
-		if c < 'A' || c > 'Z' {
-			return false
-		}
-	}
-	return true
+		f(c)
+		return nil
+	}))
 }

@@ -1,13 +1,11 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +32,8 @@ type Engine struct {
 	metrics *engineMetrics
 	conns   registry
 	upConns upRegistry
+
+	completeBudget *byteBudget // CompleteMultipartUpload body bytes held at once
 
 	loopsMu sync.Mutex
 	loops   map[gnet.EventLoop]*loopState
@@ -63,8 +63,8 @@ type bucketState struct {
 	cred       s3sig.Credentials
 	hostHeader []byte
 	pool       *upstreamPool
-	authNone   bool
-	creds      map[string]*clientCred
+	auth       Authenticator
+	authz      Authorizer // nil: every authenticated request may proceed
 	upload     UploadOptions
 }
 
@@ -82,6 +82,8 @@ func New(o Options) (*Engine, error) {
 		metrics: newEngineMetrics(),
 		bootCh:  make(chan struct{}),
 		loops:   map[gnet.EventLoop]*loopState{},
+
+		completeBudget: newByteBudget(64 << 20),
 	}
 	e.mover = transfer.NewMover(o.Transfer)
 	e.killCtx, e.kill = context.WithCancel(context.Background())
@@ -118,8 +120,8 @@ func (e *Engine) buildTable(bs []Bucket) *bucketTable {
 			cred:       s3sig.Credentials{AccessKey: b.Upstream.AccessKey, SecretKey: b.Upstream.SecretKey},
 			hostHeader: []byte(ep.host),
 			pool:       p,
-			authNone:   b.AuthNone,
-			creds:      clientCreds(b.Credentials),
+			auth:       e.authenticatorFor(b),
+			authz:      b.Authorizer,
 			upload:     b.Upload,
 		})
 	}
@@ -130,6 +132,18 @@ func (e *Engine) buildTable(bs []Bucket) *bucketTable {
 		}
 	}
 	return t
+}
+
+// authenticatorFor returns the bucket's Authenticator: its own, else `auth: none`, else SigV4
+// against its client credentials.
+func (e *Engine) authenticatorFor(b Bucket) Authenticator {
+	switch {
+	case b.Authenticator != nil:
+		return b.Authenticator
+	case b.AuthNone:
+		return noneAuth{}
+	}
+	return &sigv4Auth{e: e, creds: clientCreds(b.Credentials)}
 }
 
 func clientCreds(m map[string]string) map[string]*clientCred {
@@ -257,53 +271,6 @@ func (e *Engine) newRequestID(dst *[16]byte) {
 	}
 }
 
-// finish records a completed request: metrics and the access log line. mode is "inline" (body
-// written from the loop's buffer), "splice" or "copy".
-func (e *Engine) finish(j *job, status int, bodyBytes, spliced int64, mode string) {
-	d := time.Since(j.started)
-	e.metrics.request(j.bucket.name, j.op, status)
-	e.metrics.bytesSplice.Add(int(spliced))
-	if mode != "inline" || j.upStatus != 0 {
-		e.metrics.bytesCopy.Add(int(bodyBytes - spliced)) // an inline body moved only if the upstream answered
-	}
-	e.metrics.bytesIn.Add(int(bodyBytes))
-	e.metrics.bytesOut.Add(len(j.resp))
-	e.metrics.durations[j.op].Update(d.Seconds())
-	if al := e.opts.AccessLog; al != nil {
-		e.accessLog(al, j.reqID[:], j.remote, j.principal, j.bucket.name, j.resource, j.op, status, bodyBytes,
-			int64(len(j.resp)), d, mode, j.upStatus, j.upReqID)
-	}
-}
-
-// accessLog writes one access log line. It never logs headers, signatures or secrets; the key is
-// the decoded object key.
-func (e *Engine) accessLog(al *slog.Logger, reqID []byte, remote, principal, bucket string, resource []byte, o op,
-	status int, bytesIn, bytesOut int64, d time.Duration, mode string, upStatus int, upReqID []byte) {
-	key := resource
-	if i := bytes.IndexByte(key[min(1, len(key)):], '/'); i >= 0 {
-		key = key[i+2:]
-	} else {
-		key = nil
-	}
-	if dec, err := s3sig.AppendPercentDecode(nil, key); err == nil {
-		key = dec
-	}
-	al.LogAttrs(context.Background(), slog.LevelInfo, "request",
-		slog.String("request_id", string(reqID)),
-		slog.String("remote", remote),
-		slog.String("principal", principal),
-		slog.String("bucket", bucket),
-		slog.String("key", string(key)),
-		slog.String("operation", o.String()),
-		slog.Int("status", status),
-		slog.Int64("bytes_in", bytesIn),
-		slog.Int64("bytes_out", bytesOut),
-		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
-		slog.String("mode", mode),
-		slog.Int("upstream_status", upStatus),
-		slog.String("upstream_request_id", string(upReqID)))
-}
-
 // sweepInterval is how often OnTick looks for timed-out connections.
 const sweepInterval = 500 * time.Millisecond
 
@@ -328,39 +295,70 @@ func (r *registry) remove(st *connState) {
 	r.mu.Unlock()
 }
 
-// sweep closes connections whose head, body or idle time ran out. Closing is asynchronous
-// (gnet's Conn.Close is safe from any goroutine).
+// sweep enforces the connection timeouts: a head or an idle keep-alive connection that ran out is
+// closed; a stalled inline body is answered 400 RequestTimeout and a decision that did not come
+// in time 503 SlowDown, on the connection's loop; a drain that ran out is closed. Closing is
+// asynchronous (gnet's Conn.Close is safe from any goroutine).
 func (e *Engine) sweep() {
 	now := e.now()
 	e.sweepUpstreams(now)
 	head, body, idle := int64(e.opts.HeadTimeout), int64(e.opts.BodyStallTimeout), int64(e.opts.IdleTimeout)
-	var victims []*connState
+	await := int64(e.opts.AuthorizeTimeout + sweepInterval)
+	type late struct {
+		st  *connState
+		gen uint32
+		err *s3Error
+	}
+	var answer []late
 	var conns []gnet.Conn
 	e.conns.mu.Lock()
 	for st := range e.conns.m {
+		since := st.since.Load()
 		switch st.phase.Load() {
 		case phaseHead:
 			if t := st.headSince.Load(); t != 0 && now-t > head {
-				victims = append(victims, st)
+				conns = append(conns, st.conn)
 			} else if t := st.idleSince.Load(); t != 0 && now-t > idle {
-				victims = append(victims, st)
+				conns = append(conns, st.conn)
 			} else if e.draining.Load() && st.headSince.Load() == 0 {
-				victims = append(victims, st) // idle keep-alive connection while draining
+				conns = append(conns, st.conn) // idle keep-alive connection while draining
 			}
 		case phaseBody:
-			if t := st.bodySince.Load(); t != 0 && now-t > body {
-				victims = append(victims, st)
+			if since != 0 && now-since > body {
+				answer = append(answer, late{st, st.gen.Load(), errRequestTimeout})
+			}
+		case phaseAwait:
+			if since != 0 && now-since > await {
+				answer = append(answer, late{st, st.gen.Load(), errAuthorizeTimeout})
+			}
+		case phaseDrain:
+			if since != 0 && now-since > int64(lingerTime) {
+				conns = append(conns, st.conn)
 			}
 		}
-	}
-	for _, st := range victims {
-		delete(e.conns.m, st)
-		conns = append(conns, st.conn)
 	}
 	e.conns.mu.Unlock()
 	for _, c := range conns {
 		e.metrics.timeouts.Inc()
 		_ = c.Close()
+	}
+	for _, l := range answer {
+		e.metrics.timeouts.Inc()
+		st, want, s3err := l.st, l.st.phase.Load(), l.err
+		e.onLoop(st, l.gen, func(c gnet.Conn) {
+			if st.phase.Load() != want || st.req == nil {
+				return
+			}
+			buf, _ := c.Peek(-1)
+			if want == phaseAwait {
+				if e.refuseRequest(c, st, buf, s3err) == gnet.Close {
+					_ = c.Close()
+				}
+				return
+			}
+			e.refuse(c, st, s3err, st.req.Path.Bytes(buf), true)
+			_ = c.Close()
+		})
 	}
 }
 

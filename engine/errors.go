@@ -4,13 +4,20 @@ import (
 	"strconv"
 )
 
-// s3Error is one row of the S3 error table: the code clients switch on, the HTTP status and the
-// default message. Messages never contain secrets or signatures.
-type s3Error struct {
+// Error is an S3 error answer: the code clients switch on, the HTTP status and the message.
+// Authenticators and Authorizers return one to refuse a request; the engine renders it as an S3
+// XML error document with the request id. Messages never contain secrets, tokens or signatures.
+type Error struct {
 	Code    string
 	Status  int
 	Message string
 }
+
+// Error implements error.
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// s3Error is the engine's name for a row of its error table.
+type s3Error = Error
 
 // The error table. Refusal reasons (metrics label) are the codes.
 var (
@@ -37,6 +44,8 @@ var (
 	errInvalidDigest           = &s3Error{"InvalidDigest", 400, "The Content-MD5 or checksum you specified is not valid."}
 	errMalformedXML            = &s3Error{"MalformedXML", 400, "The XML you provided was not well-formed or did not validate against our published schema"}
 	errSlowDown                = &s3Error{"SlowDown", 503, "Please reduce your request rate: the upstream connection limit is reached"}
+	errAuthorizeTimeout        = &s3Error{"SlowDown", 503, "Please reduce your request rate: the authorization decision did not come in time"}
+	errCompleteBudget          = &s3Error{"SlowDown", 503, "Please reduce your request rate: too many CompleteMultipartUpload documents are in flight"}
 	errShuttingDown            = &s3Error{"ServiceUnavailable", 503, "The proxy is shutting down: the upload was cut at the drain deadline; retry on another node"}
 	errInvalidArgument         = &s3Error{"InvalidArgument", 400, "Invalid argument"}
 	errInvalidPartNumber       = &s3Error{"InvalidArgument", 400, "Part number must be an integer between 1 and 10000, inclusive"}

@@ -116,7 +116,7 @@ func (e *Engine) dialForLoop(u *loopUp) {
 		if j := u.j; j != nil {
 			u.j = nil
 			e.metrics.upstreamErrors.Inc()
-			e.completeInLoop(j, e.errorResponse(j, errServiceUnavailable, true), true)
+			e.finishInLoop(j, e.errorResponse(j, errServiceUnavailable, true), true)
 		}
 		return nil
 	}))
@@ -199,7 +199,7 @@ func (e *Engine) onUpstreamTraffic(c gnet.Conn, u *loopUp) gnet.Action {
 	} else {
 		action = gnet.Close
 	}
-	e.completeInLoop(j, status, closeClient)
+	e.finishInLoop(j, status, closeClient)
 	return action
 }
 
@@ -227,6 +227,7 @@ func (e *Engine) onUpstreamClose(u *loopUp) {
 			return
 		}
 		if j.st != nil && !j.st.closed {
+			j.side = sideAsync
 			go e.runInline(j)
 			return
 		}
@@ -236,29 +237,12 @@ func (e *Engine) onUpstreamClose(u *loopUp) {
 	if u.timedOut.Load() {
 		se = errUpstreamTimeout
 	}
-	e.completeInLoop(j, e.errorResponse(j, se, true), true)
+	e.finishInLoop(j, e.errorResponse(j, se, true), true)
 }
 
-// completeInLoop finishes an in-loop request: metrics and access log, the answer to the client (on
-// this same loop), then the client's next pipelined request.
-func (e *Engine) completeInLoop(j *job, status int, closeClient bool) {
-	e.finish(j, status, int64(len(j.out)-j.headLen), 0, "inline")
-	client, st := j.c, j.st
-	if !st.closed {
-		_, _ = client.Write(j.resp) // a failure runs OnClose (st.closed) inside the call
-	}
-	j.release()
-	if st.closed {
-		return
-	}
-	if closeClient {
-		_ = client.Close()
-		return
-	}
-	st.resetForNext(e.now())
-	if e.process(client, st) == gnet.Close {
-		_ = client.Close()
-	}
+// finishInLoop finishes an in-loop request with the answer in j.resp.
+func (e *Engine) finishInLoop(j *job, status int, closeClient bool) {
+	e.finish(j, outcome{status: status, bodyBytes: int64(len(j.out) - j.headLen), mode: "inline", closeClient: closeClient})
 }
 
 // upRegistry tracks loop-owned upstream connections for the sweeper.

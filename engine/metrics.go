@@ -38,6 +38,8 @@ type engineMetrics struct {
 	requests map[reqKey]*metrics.Counter
 	refusals map[string]*metrics.Counter
 	authFail map[string]*metrics.Counter
+
+	authzDecisions map[string]*metrics.Counter
 }
 
 var (
@@ -71,6 +73,7 @@ func newEngineMetrics() *engineMetrics {
 			requests:           map[reqKey]*metrics.Counter{},
 			refusals:           map[string]*metrics.Counter{},
 			authFail:           map[string]*metrics.Counter{},
+			authzDecisions:     map[string]*metrics.Counter{},
 		}
 		metrics.NewGauge(`mizuchi_uploads_active`, func() float64 { return float64(activeTotal.Load()) })
 		for o := op(0); o < numOps; o++ {
@@ -115,10 +118,15 @@ func (m *engineMetrics) request(bucket string, o op, status int) {
 	}
 }
 
-// refused counts a request answered by the proxy itself, by S3 error code, and as a request.
-func (m *engineMetrics) refused(bucket string, o op, e *s3Error) {
+// refusal counts a request answered by the proxy itself, by S3 error code (record counts it as a
+// request too).
+func (m *engineMetrics) refusal(e *s3Error) {
 	m.labelled(m.refusals, `mizuchi_refusals_total{reason="`, e.Code)
-	m.request(bucket, o, e.Status)
+}
+
+// authzDecision counts an Authorizer's decision: allow, deny or timeout.
+func (m *engineMetrics) authzDecision(d string) {
+	m.labelled(m.authzDecisions, `mizuchi_authz_decisions_total{decision="`, d)
 }
 
 func (m *engineMetrics) authFailure(e *s3Error) {

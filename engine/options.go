@@ -31,6 +31,9 @@ type Options struct {
 	BodyStallTimeout time.Duration
 	// ResponseTimeout bounds the wait for the upstream's response once the body was sent; 0 = 5 min.
 	ResponseTimeout time.Duration
+	// AuthorizeTimeout bounds a bucket Authorizer's decision; a request whose decision does not
+	// come in time gets 503 SlowDown. 0 = 5 s.
+	AuthorizeTimeout time.Duration
 	// NoLoopUpstream sends small (inline) requests from a goroutine with a blocking upstream
 	// connection instead of on connections owned by the event loop (a fallback and test switch).
 	NoLoopUpstream bool
@@ -72,8 +75,14 @@ type Bucket struct {
 	Upstream Upstream
 	// AuthNone disables client authentication (trusted networks and benchmarks only).
 	AuthNone bool
-	// Credentials maps client access keys to their secrets.
+	// Credentials maps client access keys to their secrets (SigV4).
 	Credentials map[string]string
+	// Authenticator, when set, authenticates the bucket's clients instead of AuthNone and
+	// Credentials (see Authenticator).
+	Authenticator Authenticator
+	// Authorizer, when set, decides on every authenticated request before its body moves (see
+	// Authorizer); nil allows every authenticated request.
+	Authorizer Authorizer
 	// Upload configures auto-chunking of large PutObjects.
 	Upload UploadOptions
 }
@@ -121,6 +130,9 @@ func (o *Options) withDefaults() {
 	}
 	if o.BodyStallTimeout <= 0 {
 		o.BodyStallTimeout = 60 * time.Second
+	}
+	if o.AuthorizeTimeout <= 0 {
+		o.AuthorizeTimeout = 5 * time.Second
 	}
 	if o.ResponseTimeout <= 0 {
 		o.ResponseTimeout = 5 * time.Minute
@@ -194,7 +206,7 @@ func (o *Options) Validate() error {
 				errs = append(errs, fmt.Errorf("bucket %q: concurrent parts %d: want 1..64", b.Name, u.ConcurrentParts))
 			}
 		}
-		if !b.AuthNone && len(b.Credentials) == 0 {
+		if !b.AuthNone && b.Authenticator == nil && len(b.Credentials) == 0 {
 			errs = append(errs, fmt.Errorf("bucket %q: no client credentials (set auth.sigv4.credentials, or auth: none for trusted networks)", b.Name))
 		}
 		for ak, sk := range b.Credentials {

@@ -1,0 +1,226 @@
+package engine
+
+import (
+	"bytes"
+	"errors"
+
+	"github.com/mizuchi/uploadr/httpparse"
+	"github.com/mizuchi/uploadr/s3sig"
+)
+
+// verdict is what admit decided a request becomes.
+type verdict uint8
+
+const (
+	// verdictRefuse: answer decision.err; nothing goes upstream.
+	verdictRefuse verdict = iota
+	// verdictInline: wait (in the loop) until the whole body is buffered, then exchange it from
+	// the buffer on a loop-owned upstream connection.
+	verdictInline
+	// verdictStream: detach the socket and move the body upstream (splice or copy).
+	verdictStream
+	// verdictAutoChunk: detach and cut the PutObject into a multipart upload upstream.
+	verdictAutoChunk
+	// verdictAwait: the bucket's Authorizer must decide first, off the loop; decision.next is what
+	// the request becomes when it allows.
+	verdictAwait
+)
+
+var verdictNames = [...]string{"refuse", "inline", "stream", "auto-chunk", "await"}
+
+func (v verdict) String() string { return verdictNames[v] }
+
+// decision is admit's result: a value, acted on by the transport (gnet loop or net.Conn driver).
+type decision struct {
+	verdict   verdict
+	next      verdict   // after verdictAwait
+	err       *s3Error  // verdictRefuse
+	authErr   bool      // err came from the Authenticator (counted as an auth failure)
+	rt        route     // routing result (rt.bucket is nil when no bucket was found)
+	bodyLen   int64     // body bytes on the wire: Content-Length, 0 without one
+	size      int64     // object bytes the body carries: x-amz-decoded-content-length for aws-chunked
+	principal Principal // who the request was authenticated as
+}
+
+// admit decides what a complete request head becomes. It is pure: no gnet, no I/O, no logging and
+// no metrics (the caller counts what it decided); the only state it touches is the bucket table
+// and the SigV4 derived-key cache. It allocates nothing for an accepted request with a warm key
+// cache. The checks run cheapest first and all before authentication, so a refused body is never
+// read and a client cannot make the proxy verify a signature for a request it would refuse anyway.
+func (e *Engine) admit(h *Head) (d decision) {
+	req, buf := h.req, h.buf
+	_, copySrc := req.Lookup(buf, "x-amz-copy-source")
+	var s3err *s3Error
+	d.rt, s3err = e.routeRequest(req.Method.Bytes(buf), req.Path.Bytes(buf), req.Query.Bytes(buf), req.HasQuery, copySrc)
+	if s3err != nil {
+		return refusal(d, s3err)
+	}
+	rt := &d.rt
+	d.bodyLen = req.ContentLength
+	if d.bodyLen < 0 {
+		if rt.op == opPutObject || rt.op == opUploadPart {
+			return refusal(d, errMissingContentLength)
+		}
+		d.bodyLen = 0
+	}
+	d.size = d.bodyLen
+	switch {
+	case !rt.op.hasBody() && d.bodyLen > 0:
+		return refusal(d, errInvalidArgument)
+	case rt.op == opUploadPart && d.bodyLen > maxSinglePut+maxSinglePut/8:
+		return refusal(d, errEntityTooLarge)
+	case rt.op == opCompleteMultipartUpload && d.bodyLen > maxCompleteBody:
+		return refusal(d, errEntityTooLarge)
+	}
+	if s3err := e.checkPayload(h, &d); s3err != nil {
+		return refusal(d, s3err)
+	}
+	b := rt.bucket
+	p, s3err := b.auth.Authenticate(h)
+	if s3err != nil {
+		d = refusal(d, s3err)
+		d.authErr = true
+		return d
+	}
+	d.principal = p
+	switch {
+	case rt.op == opPutObject && b.autoChunks(d.bodyLen):
+		d.verdict = verdictAutoChunk
+	case d.bodyLen > int64(e.opts.InlineBodyMax) && rt.op != opCompleteMultipartUpload:
+		d.verdict = verdictStream
+	default:
+		d.verdict = verdictInline
+	}
+	if b.authz != nil {
+		d.next, d.verdict = d.verdict, verdictAwait
+	}
+	return d
+}
+
+func refusal(d decision, s3err *s3Error) decision {
+	d.verdict, d.err = verdictRefuse, s3err
+	return d
+}
+
+// maxCompleteBody bounds a CompleteMultipartUpload document (10,000 parts with checksums).
+const maxCompleteBody = 4 << 20
+
+// autoChunks reports whether a PutObject with a body of n bytes is cut into a multipart upload.
+func (b *bucketState) autoChunks(n int64) bool {
+	return b.upload.MultipartThreshold > 0 && n > b.upload.MultipartThreshold
+}
+
+// checkPayload validates the payload declaration (x-amz-content-sha256, aws-chunked framing) and
+// the declared size.
+func (e *Engine) checkPayload(h *Head, d *decision) *s3Error {
+	req, buf := h.req, h.buf
+	if v, ok := req.Lookup(buf, "x-amz-content-sha256"); ok {
+		switch p := v.Bytes(buf); {
+		case isHexSHA256(p), string(p) == s3sig.UnsignedPayload, string(p) == s3sig.StreamingUnsignedTrailer:
+		case bytes.HasPrefix(p, []byte("STREAMING-AWS4-HMAC-SHA256-PAYLOAD")), bytes.HasPrefix(p, []byte("STREAMING-AWS4-ECDSA")):
+			return errSignedChunks
+		default:
+			return errInvalidContentSHA256
+		}
+	}
+	op, b := d.rt.op, d.rt.bucket
+	if v, ok := req.Lookup(buf, "content-encoding"); ok && containsFoldASCII(v.Bytes(buf), "aws-chunked") {
+		dv, ok := req.Lookup(buf, "x-amz-decoded-content-length")
+		if !ok {
+			return errDecodedLengthRequired
+		}
+		n, ok := parseDecimal(dv.Bytes(buf))
+		if !ok {
+			return errInvalidDecodedLength
+		}
+		d.size = n
+		if op == opPutObject && (n > e.opts.MaxObjectSize || n > maxSinglePut) {
+			return errEntityTooLarge
+		}
+		if op == opPutObject && b.autoChunks(d.bodyLen) {
+			return errChunkedAutoChunk
+		}
+	} else if op == opPutObject {
+		if d.bodyLen > e.opts.MaxObjectSize || d.bodyLen > maxSinglePut && !b.autoChunks(d.bodyLen) {
+			return errEntityTooLarge
+		}
+	}
+	return nil
+}
+
+// containsFoldASCII reports whether s contains lower (lower case), ignoring ASCII case.
+func containsFoldASCII(s []byte, lower string) bool {
+	for i := 0; i+len(lower) <= len(s); i++ {
+		if equalFoldASCII(s[i:i+len(lower)], lower) {
+			return true
+		}
+	}
+	return false
+}
+
+func parseDecimal(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+func isHexSHA256(p []byte) bool {
+	if len(p) != 64 {
+		return false
+	}
+	for _, c := range p {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// parseError maps a head the parser refused to the S3 error to answer.
+func parseError(err error) *s3Error {
+	var pe *httpparse.Error
+	if !errors.As(err, &pe) {
+		return errBadRequest
+	}
+	switch pe.Status {
+	case 431:
+		return errHeadersTooLarge
+	case 414:
+		return errURITooLong
+	case 505:
+		return errHTTPVersion
+	case 501:
+		return errTransferEncoding
+	case 417:
+		return errExpectation
+	}
+	if errors.Is(err, httpparse.ErrContentLength) {
+		return errInvalidContentLength
+	}
+	return errBadRequest
+}
+
+// plausibleRequestStart reports whether b could begin a pipelined HTTP request: an uppercase method
+// token followed by a space (or still incomplete).
+func plausibleRequestStart(b []byte) bool {
+	for i, c := range b {
+		if i > 16 {
+			return false
+		}
+		if c == ' ' {
+			return i > 0
+		}
+		if c < 'A' || c > 'Z' {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,66 @@
+package engine
+
+import (
+	"context"
+
+	"github.com/panjf2000/gnet/v2"
+)
+
+// The await phase: the bucket's Authorizer decides off the loop while the connection waits. An
+// inline request stays in gnet (its head and body are bounded, and stay buffered: nothing is
+// discarded until the decision comes back through EventLoop.Execute); a larger one is detached
+// first, so its body stays in the kernel's socket buffer (backpressure) while its goroutine waits.
+
+// await parks an inline request in phaseAwait and asks the Authorizer in a goroutine.
+func (e *Engine) await(c gnet.Conn, st *connState, buf []byte, d *decision) {
+	h := Head{req: st.req, buf: buf}
+	in := newAuthzInput(&h, d, st.reqID[:], st.remote)
+	authz := d.rt.bucket.authz
+	st.toAwait(e.now(), d)
+	gen := st.gen.Load()
+	go func() {
+		s3err := e.authorize(authz, in)
+		e.onLoop(st, gen, func(c gnet.Conn) {
+			if st.phase.Load() == phaseAwait {
+				e.resume(c, st, s3err)
+			}
+		})
+	}()
+}
+
+// resume continues a parked request where admit stopped, on its loop.
+func (e *Engine) resume(c gnet.Conn, st *connState, s3err *s3Error) {
+	buf, _ := c.Peek(-1)
+	d := st.pending
+	st.pending = decision{}
+	if s3err != nil {
+		d = refusal(d, s3err)
+	} else {
+		d.verdict = d.next
+	}
+	action, done := e.act(c, st, buf, &d)
+	if !done {
+		action = e.process(c, st)
+	}
+	if action == gnet.Close {
+		_ = c.Close()
+	}
+}
+
+// authorize asks a for a decision within Options.AuthorizeTimeout. A decision that comes after
+// the timeout is not used: the client gets 503 SlowDown.
+func (e *Engine) authorize(a Authorizer, in *AuthzInput) *s3Error {
+	ctx, cancel := context.WithTimeout(e.killCtx, e.opts.AuthorizeTimeout)
+	defer cancel()
+	s3err := a.Authorize(ctx, in)
+	switch {
+	case ctx.Err() != nil:
+		e.metrics.authzDecision("timeout")
+		return errAuthorizeTimeout
+	case s3err != nil:
+		e.metrics.authzDecision("deny")
+		return s3err
+	}
+	e.metrics.authzDecision("allow")
+	return nil
+}

@@ -1,0 +1,83 @@
+package engine
+
+import (
+	"strconv"
+
+	"github.com/mizuchi/uploadr/httpparse"
+)
+
+// errorResponse fills j.resp with an S3 error document and returns its status.
+func (e *Engine) errorResponse(j *job, s3err *s3Error, closeConn bool) int {
+	j.resp = appendErrorResponse(j.resp[:0], s3err, j.resource, j.reqID[:], closeConn)
+	return s3err.Status
+}
+
+// relayResponse copies the upstream's response into j.resp for the client: status line, end-to-end
+// headers (ETag, x-amz-version-id, x-amz-checksum-*, …) and the body framed as the upstream framed
+// it; hop-by-hop headers are dropped and Connection: close added when closing.
+func (e *Engine) relayResponse(j *job, u *upConn, resp *upResponse, closeConn bool) int {
+	return e.relay(j, u.rbuf, &resp.head, resp.total, closeConn)
+}
+
+// relay renders the response held in buf (head parsed into h, head and body buf[:total]) into j.resp.
+// The client gets the proxy's request id (the one in the access log); the upstream's first
+// x-amz-request-id goes in x-mizuchi-upstream-request-id and the log (a repeated one is dropped).
+func (e *Engine) relay(j *job, buf []byte, h *httpparse.Response, total int, closeConn bool) int {
+	j.upStatus = h.Status
+	out := j.resp[:0]
+	out = append(out, "HTTP/1.1 "...)
+	out = strconv.AppendInt(out, int64(h.Status), 10)
+	out = append(out, ' ')
+	if r := h.Reason.Bytes(buf); len(r) > 0 {
+		out = append(out, r...)
+	} else {
+		out = append(out, statusText(h.Status)...)
+	}
+	out = append(out, "\r\n"...)
+	j.upReqID = j.upReqID[:0]
+	seenID := false
+	for i := 0; i < h.NumHeaders; i++ {
+		name := h.Headers[i].Name.Bytes(buf)
+		if isResponseHopHeader(name) {
+			continue
+		}
+		value := h.Headers[i].Value.Bytes(buf)
+		if len(name) == len("x-amz-request-id") && equalFoldASCII(name, "x-amz-request-id") {
+			if seenID {
+				continue
+			}
+			seenID = true
+			j.upReqID = append(j.upReqID, value...)
+			out = append(out, upstreamIDHeader...)
+		} else {
+			out = append(out, name...)
+		}
+		out = append(out, ": "...)
+		out = append(out, value...)
+		out = append(out, "\r\n"...)
+	}
+	out = append(out, "x-amz-request-id: "...)
+	out = append(out, j.reqID[:]...)
+	out = append(out, "\r\n"...)
+	if closeConn {
+		out = append(out, "Connection: close\r\n"...)
+	}
+	out = append(out, "\r\n"...)
+	out = append(out, buf[h.HeadLen:total]...)
+	j.resp = out
+	return h.Status
+}
+
+// upstreamIDHeader carries the upstream's x-amz-request-id to the client.
+const upstreamIDHeader = "x-mizuchi-upstream-request-id"
+
+var responseHopHeaders = [...]string{"connection", "keep-alive", "proxy-connection", "upgrade", "te"}
+
+func isResponseHopHeader(name []byte) bool {
+	for _, h := range responseHopHeaders {
+		if len(name) == len(h) && equalFoldASCII(name, h) {
+			return true
+		}
+	}
+	return false
+}
