@@ -71,9 +71,9 @@ type inlineSide struct {
 
 // detachedSide is a job whose client socket left gnet (sideDetached).
 type detachedSide struct {
-	kind      verdict     // verdictStream or verdictAutoChunk
-	authz     *AuthzInput // the Authorizer must allow first; nil when decided
-	client    net.Conn    // the socket, once out of gnet
+	kind      verdict        // verdictStream or verdictAutoChunk
+	authz     *AuthzInput    // the Authorizer must allow first; nil when decided
+	client    net.Conn       // the socket, once out of gnet
 	el        gnet.EventLoop // where to re-enroll the client
 	clientFD  int
 	remaining int64 // body bytes still in the client socket

@@ -90,4 +90,3 @@ func (u *upConn) release(keepAlive bool) {
 		u.close()
 	}
 }
-
