@@ -47,20 +47,26 @@ func (e *Engine) resume(c gnet.Conn, st *connState, s3err *s3Error) {
 	}
 }
 
-// authorize asks a for a decision within Options.AuthorizeTimeout. A decision that comes after
-// the timeout is not used: the client gets 503 SlowDown.
+// authorize asks a for a decision within Options.AuthorizeTimeout. A decision that does not
+// come in time is not waited for (the Authorizer's goroutine is left to finish on its own): the
+// client gets 503 SlowDown.
 func (e *Engine) authorize(a Authorizer, in *AuthzInput) *s3Error {
 	ctx, cancel := context.WithTimeout(e.killCtx, e.opts.AuthorizeTimeout)
 	defer cancel()
-	s3err := a.Authorize(ctx, in)
-	switch {
-	case ctx.Err() != nil:
-		e.metrics.authzDecision("timeout")
-		return errAuthorizeTimeout
-	case s3err != nil:
-		e.metrics.authzDecision("deny")
-		return s3err
+	ch := make(chan *s3Error, 1)
+	go func() { ch <- a.Authorize(ctx, in) }()
+	select {
+	case s3err := <-ch:
+		if s3err != nil {
+			e.metrics.authzDecision("deny")
+			return s3err
+		}
+		if ctx.Err() == nil {
+			e.metrics.authzDecision("allow")
+			return nil
+		}
+	case <-ctx.Done():
 	}
-	e.metrics.authzDecision("allow")
-	return nil
+	e.metrics.authzDecision("timeout")
+	return errAuthorizeTimeout
 }

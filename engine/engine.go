@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +35,9 @@ type Engine struct {
 	upConns upRegistry
 
 	completeBudget *byteBudget // CompleteMultipartUpload body bytes held at once
+
+	listenersMu sync.Mutex
+	listeners   []net.Listener // Serve's
 
 	loopsMu sync.Mutex
 	loops   map[gnet.EventLoop]*loopState
@@ -217,6 +221,7 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	if !e.draining.CompareAndSwap(false, true) {
 		return nil
 	}
+	e.closeListeners()
 	if !e.booted.Load() {
 		return errors.New("engine: not running")
 	}

@@ -31,7 +31,10 @@ func (e *Engine) dispatchInline(c gnet.Conn, st *connState, buf []byte) {
 
 // runInline exchanges an inline request from a goroutine (https upstreams, Complete documents,
 // the endpoint's connection limit reached, or Options.NoLoopUpstream) and finishes it.
-func (e *Engine) runInline(j *job) {
+func (e *Engine) runInline(j *job) { e.finish(j, e.inlineExchange(j)) }
+
+// inlineExchange checks a Complete document, exchanges j.out and leaves the answer in j.resp.
+func (e *Engine) inlineExchange(j *job) outcome {
 	o := outcome{bodyBytes: int64(len(j.out) - j.headLen), mode: "inline"}
 	if j.op == opCompleteMultipartUpload && !wellFormedComplete(j.out[j.headLen:]) {
 		o.status = e.errorResponse(j, errMalformedXML, !j.keepAlive)
@@ -40,7 +43,7 @@ func (e *Engine) runInline(j *job) {
 		o.status, o.closeClient = e.exchangeBuffered(j)
 	}
 	o.closeClient = o.closeClient || !j.keepAlive
-	e.finish(j, o)
+	return o
 }
 
 // exchangeBuffered sends j.out (head and whole body) upstream and builds the client response in

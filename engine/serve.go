@@ -1,0 +1,255 @@
+package engine
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/mizuchi/uploadr/httpparse"
+)
+
+// The goroutine-per-connection transport: Serve runs the same pipeline as the event loops — admit,
+// the Authorizer's decision, the inline / streamed / auto-chunked exchange, finish — on connections
+// from any net.Listener (a TLS listener, a test's listener). Bodies of *net.TCPConn clients are
+// spliced like detached gnet connections; any other net.Conn takes the copy path.
+
+// serveBufSize is the driver's read buffer per connection: a head and an inline body fit.
+const serveBufSize = 64 << 10
+
+// Serve accepts connections on l and serves each on its own goroutine until l fails or is closed;
+// Shutdown closes l. It returns nil once the engine is shutting down.
+func (e *Engine) Serve(l net.Listener) error {
+	e.listenersMu.Lock()
+	if e.draining.Load() {
+		e.listenersMu.Unlock()
+		return nil
+	}
+	e.listeners = append(e.listeners, l)
+	e.listenersMu.Unlock()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if e.draining.Load() || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			return err
+		}
+		go e.serveConn(c)
+	}
+}
+
+// closeListeners stops every Serve loop (Shutdown).
+func (e *Engine) closeListeners() {
+	e.listenersMu.Lock()
+	defer e.listenersMu.Unlock()
+	for _, l := range e.listeners {
+		_ = l.Close()
+	}
+	e.listeners = nil
+}
+
+var serveBufPool = sync.Pool{New: func() any { b := make([]byte, 0, serveBufSize); return &b }}
+
+// netConn is one connection served by the driver: its state and its read buffer.
+type netConn struct {
+	e   *Engine
+	c   net.Conn
+	st  connState
+	buf []byte // unread bytes: the current head, and what followed it
+}
+
+// serveConn serves requests on c until it closes, fails or must not be kept.
+func (e *Engine) serveConn(c net.Conn) {
+	e.metrics.connsOpen.Inc()
+	bp := serveBufPool.Get().(*[]byte)
+	nc := &netConn{e: e, c: c, buf: (*bp)[:0]}
+	if a := c.RemoteAddr(); a != nil {
+		nc.st.remote = a.String()
+	}
+	keep := true
+	for keep && !e.draining.Load() {
+		keep = nc.serveOne()
+	}
+	nc.st.releaseRequest()
+	if cap(nc.buf) == serveBufSize {
+		*bp = nc.buf[:0]
+		serveBufPool.Put(bp)
+	}
+	_ = c.Close()
+	e.metrics.connsOpen.Dec()
+}
+
+// serveOne reads one request head, admits it and acts on the decision. It reports whether the
+// connection may serve another request.
+func (nc *netConn) serveOne() bool {
+	e, st := nc.e, &nc.st
+	st.toHead(e.now())
+	st.req = requestPool.Get().(*httpparse.Request)
+	deadline := e.opts.IdleTimeout
+	for {
+		err := st.parser.Parse(nc.buf, e.limits, st.req)
+		if err == nil {
+			break
+		}
+		if err != httpparse.ErrNeedMore {
+			e.newRequestID(&st.reqID)
+			nc.refuse(parseError(err), nil, true)
+			return false
+		}
+		if len(nc.buf) > 0 {
+			deadline = e.opts.HeadTimeout
+		}
+		if !nc.fill(deadline, e.opts.MaxHeadBytes+1) {
+			return false
+		}
+	}
+	buf := nc.buf
+	req := st.req
+	e.newRequestID(&st.reqID)
+	st.keepAlive, st.expect100 = req.KeepAlive, req.Expect100
+	st.isHead = string(req.Method.Bytes(buf)) == "HEAD"
+	h := Head{req: req, buf: buf}
+	d := e.admit(&h)
+	if d.authErr {
+		e.metrics.authFailure(d.err)
+	}
+	if d.verdict == verdictAwait {
+		if s3err := e.authorize(d.rt.bucket.authz, newAuthzInput(&h, &d, st.reqID[:], st.remote)); s3err != nil {
+			d = refusal(d, s3err)
+		} else {
+			d.verdict = d.next
+		}
+	}
+	st.rt, st.bodyLen, st.principal = d.rt, d.bodyLen, d.principal
+	switch d.verdict {
+	case verdictRefuse:
+		return nc.refuseRequest(d.err)
+	case verdictInline:
+		return nc.inline()
+	}
+	return nc.moved(d.verdict)
+}
+
+// fill reads more bytes into nc.buf (at most max in all) within timeout.
+func (nc *netConn) fill(timeout time.Duration, max int) bool {
+	if len(nc.buf) >= max {
+		return false
+	}
+	if cap(nc.buf) == len(nc.buf) {
+		nb := make([]byte, len(nc.buf), min(2*cap(nc.buf), max))
+		copy(nb, nc.buf)
+		nc.buf = nb
+	}
+	_ = nc.c.SetReadDeadline(time.Now().Add(timeout))
+	n, err := nc.c.Read(nc.buf[len(nc.buf):min(cap(nc.buf), max)])
+	_ = nc.c.SetReadDeadline(time.Time{})
+	nc.buf = nc.buf[:len(nc.buf)+n]
+	return n > 0 || err == nil
+}
+
+// consume drops the first n buffered bytes (a finished request), keeping what follows.
+func (nc *netConn) consume(n int) {
+	rest := copy(nc.buf, nc.buf[n:])
+	nc.buf = nc.buf[:rest]
+}
+
+// refuseRequest answers an admitted head with an S3 error: a buffered body is skipped and the
+// connection kept; a body still coming is drained within a bound before the connection closes.
+func (nc *netConn) refuseRequest(s3err *s3Error) bool {
+	st, req := &nc.st, nc.st.req
+	bodyLen := max(req.ContentLength, 0)
+	buffered := int64(len(nc.buf) - req.HeadLen)
+	keep := buffered >= bodyLen && req.KeepAlive && !nc.e.draining.Load()
+	nc.refuse(s3err, req.Path.Bytes(nc.buf), !keep)
+	if keep {
+		nc.consume(req.HeadLen + int(bodyLen))
+		return true
+	}
+	if buffered < bodyLen && !(req.Expect100 && !st.sentCont) {
+		lingerClose(nc.c)
+	}
+	return false
+}
+
+// refuse writes an S3 error response and records the request.
+func (nc *netConn) refuse(s3err *s3Error, resource []byte, closeConn bool) {
+	st := &nc.st
+	st.scratch = appendErrorResponse(st.scratch[:0], s3err, resource, st.reqID[:], closeConn)
+	writeAll(nc.c, st.scratch, nc.e.opts.BodyStallTimeout)
+	nc.e.metrics.refusal(s3err)
+	m := reqMeta{reqID: st.reqID, bucket: st.rt.bucket, op: st.rt.op, started: time.Now(), remote: st.remote,
+		principal: st.principal, resource: resource}
+	nc.e.record(&m, outcome{status: s3err.Status, mode: "refused", closeClient: closeConn}, int64(len(st.scratch)))
+}
+
+// inline reads the whole (small) body into the buffer and exchanges it from memory.
+func (nc *netConn) inline() bool {
+	e, st, req := nc.e, &nc.st, nc.st.req
+	need := req.HeadLen + int(st.bodyLen)
+	if st.rt.op == opCompleteMultipartUpload && st.bodyLen > 0 {
+		if !e.completeBudget.tryAcquire(st.bodyLen) {
+			return nc.refuseRequest(errCompleteBudget)
+		}
+		st.budget = st.bodyLen
+	}
+	if len(nc.buf) < need && st.expect100 {
+		st.sentCont = true
+		if !writeAll(nc.c, continueResponse, e.opts.BodyStallTimeout) {
+			return false
+		}
+	}
+	for len(nc.buf) < need {
+		if !nc.fill(e.opts.BodyStallTimeout, need) {
+			if st.budget > 0 {
+				e.completeBudget.release(st.budget)
+				st.budget = 0
+			}
+			nc.refuse(errIncompleteBody, req.Path.Bytes(nc.buf), true)
+			return false
+		}
+	}
+	j := e.newJob(st, req.Path.Bytes(nc.buf), sideNet)
+	if err := e.buildUpstreamHead(j, st, j.bucket, nc.buf); err != nil {
+		j.release()
+		nc.refuse(errInvalidURI, req.Path.Bytes(nc.buf), true)
+		return false
+	}
+	j.out = append(j.out, nc.buf[req.HeadLen:need]...)
+	nc.consume(need)
+	o := e.inlineExchange(j)
+	if !writeAll(nc.c, j.resp, e.opts.BodyStallTimeout) {
+		o.closeClient = true
+	}
+	e.finish(j, o)
+	return !o.closeClient
+}
+
+// moved hands the body to the streaming or auto-chunked exchange, which reads the rest of it from
+// the connection and answers.
+func (nc *netConn) moved(kind verdict) bool {
+	e, st, req := nc.e, &nc.st, nc.st.req
+	j := e.newJob(st, req.Path.Bytes(nc.buf), sideNet)
+	j.kind = kind
+	if err := e.prepare(j, st, nc.buf); err != nil {
+		j.release()
+		nc.refuse(errInvalidURI, req.Path.Bytes(nc.buf), true)
+		return false
+	}
+	nc.consume(min(len(nc.buf), req.HeadLen+int(st.bodyLen)))
+	if kind == verdictAutoChunk {
+		e.metrics.autoChunked.Inc()
+	}
+	o := e.exchange(j, nc.c)
+	e.finish(j, o)
+	if o.closeClient {
+		lingerClose(nc.c)
+		return false
+	}
+	return true
+}
