@@ -201,7 +201,9 @@ func TestAutoChunkClientDisconnect(t *testing.T) {
 		c := dial(t, p.Addr)
 		c.Write(r.bytes(t, p.Addr))
 		c.Write(s3test.RandomBytes(12<<20, 4)) // two parts and a bit
-		time.Sleep(300 * time.Millisecond)
+		waitFor(t, "the upload to start upstream", 10*time.Second, func() bool {
+			return len(upstream.ListMultipartUploads(t, p.UpBucket)) == 1
+		})
 		c.Close()
 		deadline := time.Now().Add(5 * time.Second)
 		for len(upstream.ListMultipartUploads(t, p.UpBucket)) != 0 && time.Now().Before(deadline) {

@@ -47,43 +47,70 @@ func TestClientDisconnectMidBodyLeavesNoObject(t *testing.T) {
 				if _, err := c.Write(s3test.RandomBytes(2<<20, 1)); err != nil {
 					t.Fatal(err)
 				}
-				time.Sleep(300 * time.Millisecond)
+				eng := lastEngine
+				waitFor(t, "the upload in flight", 5*time.Second, func() bool { return eng.ActiveUploads() == 1 })
 				if tc.rst {
 					_ = c.(*net.TCPConn).SetLinger(0)
 				}
 				c.Close()
-				time.Sleep(300 * time.Millisecond)
+				waitFor(t, "the upload to end", 5*time.Second, func() bool { return eng.ActiveUploads() == 0 })
 				waitNoObject(t, p.UpBucket, key)
 			})
 		}
 	})
 }
 
+// A body that stops moving is answered 400 RequestTimeout, whatever path it took: inline (parked
+// in the loop), spliced or copied, and stalled on its very last byte; a client that half-closes
+// after too few bytes gets 400 IncompleteBody. Nothing reaches the upstream as an object.
 func TestBodyStallTimesOut(t *testing.T) {
-	p := startProxy(t, func(o *engine.Options) { o.BodyStallTimeout = 700 * time.Millisecond })
-	for _, size := range []int{1000, 1 << 20} { // inline and spliced
-		key := fmt.Sprintf("stall/%d", size)
-		r := rawReq{Method: "PUT", Path: "/" + p.Bucket + "/" + key, Payload: "UNSIGNED-PAYLOAD",
-			Header: http.Header{"Content-Length": {fmt.Sprint(size)}}}
-		c := dial(t, p.Addr)
-		if _, err := c.Write(append(r.bytes(t, p.Addr), make([]byte, size/2)...)); err != nil {
-			t.Fatal(err)
+	for _, copyMode := range []bool{false, true} {
+		opts := []proxyOpt{func(o *engine.Options) { o.BodyStallTimeout = 700 * time.Millisecond }}
+		if copyMode {
+			opts = append(opts, withCopy())
 		}
-		start := time.Now()
-		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-		switch {
-		case err == nil:
-			body, _ := io.ReadAll(resp.Body)
-			wantS3Error(t, resp, body, 400, "RequestTimeout")
-		case size > 1000:
-			t.Fatalf("size %d: no response: %v", size, err)
-		default:
-			// The in-loop path closes a stalled connection without an answer.
+		p := startProxy(t, opts...)
+		for _, tc := range []struct {
+			name      string
+			size, got int
+			halfClose bool
+			code      string
+		}{
+			{"inline", 1000, 500, false, "RequestTimeout"},
+			{"inline-last-byte", 1000, 999, false, "RequestTimeout"},
+			{"spliced", 1 << 20, 1 << 19, false, "RequestTimeout"},
+			{"spliced-last-byte", 1 << 20, 1<<20 - 1, false, "RequestTimeout"},
+			{"inline-half-close", 1000, 500, true, "IncompleteBody"},
+			{"spliced-half-close", 1 << 20, 1 << 19, true, "IncompleteBody"},
+			{"spliced-half-close-last-byte", 1 << 20, 1<<20 - 1, true, "IncompleteBody"},
+		} {
+			t.Run(fmt.Sprintf("copy=%v/%s", copyMode, tc.name), func(t *testing.T) {
+				key := "stall/" + tc.name
+				r := rawReq{Method: "PUT", Path: "/" + p.Bucket + "/" + key, Payload: "UNSIGNED-PAYLOAD",
+					Header: http.Header{"Content-Length": {fmt.Sprint(tc.size)}}}
+				c := dial(t, p.Addr)
+				if _, err := c.Write(append(r.bytes(t, p.Addr), make([]byte, tc.got)...)); err != nil {
+					t.Fatal(err)
+				}
+				if tc.halfClose {
+					if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+						t.Fatal(err)
+					}
+				}
+				start := time.Now()
+				_ = c.SetReadDeadline(time.Now().Add(15 * time.Second))
+				resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+				if err != nil {
+					t.Fatalf("no answer: %v", err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				wantS3Error(t, resp, body, 400, tc.code)
+				if d := time.Since(start); d > 10*time.Second {
+					t.Errorf("answered after %v", d)
+				}
+				waitNoObject(t, p.UpBucket, key)
+			})
 		}
-		if d := time.Since(start); d > 10*time.Second {
-			t.Errorf("stall detected after %v", d)
-		}
-		waitNoObject(t, p.UpBucket, key)
 	}
 }
 

@@ -45,7 +45,7 @@ func TestAccessLog(t *testing.T) {
 	}
 	r := rawReq{Method: "GET", Path: "/" + p.Bucket + "/log/x"}
 	p.do(t, r.bytes(t, p.Addr))
-	time.Sleep(100 * time.Millisecond)
+	waitFor(t, "three access log lines", 5*time.Second, func() bool { return strings.Count(buf.String(), "\n") >= 3 })
 	out := buf.String()
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) != 3 {
@@ -83,7 +83,9 @@ func TestAccessLog(t *testing.T) {
 	if resp.StatusCode != 200 || !reqIDRE.MatchString("<RequestId>"+id+"</RequestId>") {
 		t.Fatalf("relayed PUT: %d, x-amz-request-id %q", resp.StatusCode, id)
 	}
-	time.Sleep(100 * time.Millisecond)
+	waitFor(t, "the relayed PUT's log line", 5*time.Second, func() bool {
+		return strings.Contains(buf.String(), `"request_id":"`+id+`"`)
+	})
 	if !strings.Contains(buf.String(), `"request_id":"`+id+`"`) {
 		t.Errorf("request id %s of a relayed answer is not in the access log", id)
 	}
@@ -160,12 +162,13 @@ func TestUpstreamConnectionLimit(t *testing.T) {
 	c := dial(t, p.Addr)
 	c.Write(r.bytes(t, p.Addr))
 	c.Write(make([]byte, 100000))
-	time.Sleep(200 * time.Millisecond)
+	eng := lastEngine
+	waitFor(t, "the held upload in flight", 5*time.Second, func() bool { return eng.ActiveUploads() == 1 })
 	r2 := rawReq{Method: "PUT", Path: "/" + p.Bucket + "/second", Body: []byte("x")}
 	resp, body := p.do(t, r2.bytes(t, p.Addr))
 	wantS3Error(t, resp, body, 503, "SlowDown")
 	c.Close()
-	time.Sleep(300 * time.Millisecond)
+	waitFor(t, "the held upload to end", 5*time.Second, func() bool { return eng.ActiveUploads() == 0 })
 	// The slot is back.
 	if resp, body := p.do(t, r2.bytes(t, p.Addr)); resp.StatusCode != 200 {
 		t.Fatalf("after the slot was freed: %d %s", resp.StatusCode, body)
@@ -181,17 +184,14 @@ func TestDrainFinishesUploads(t *testing.T) {
 	wire := r.bytes(t, p.Addr)
 	c := dial(t, p.Addr)
 	c.Write(wire[:len(wire)-len(body)/2])
-	time.Sleep(200 * time.Millisecond)
+	waitFor(t, "the upload in flight", 5*time.Second, func() bool { return eng.ActiveUploads() == 1 })
 	done := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		done <- eng.Shutdown(ctx)
 	}()
-	time.Sleep(300 * time.Millisecond)
-	if eng.Ready() {
-		t.Error("engine still ready while draining")
-	}
+	waitFor(t, "the engine to drain", 5*time.Second, func() bool { return !eng.Ready() })
 	// New connections are refused while draining.
 	if c2, err := dialOnce(p.Addr); err == nil {
 		c2.SetReadDeadline(time.Now().Add(2 * time.Second))
@@ -226,7 +226,7 @@ func TestDrainDeadlineLeavesNothing(t *testing.T) {
 		c.Write(make([]byte, size*2/3))
 		go io.Copy(io.Discard, c)
 	}
-	time.Sleep(500 * time.Millisecond)
+	waitFor(t, "both uploads in flight", 5*time.Second, func() bool { return eng.ActiveUploads() == 2 })
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
 	start := time.Now()
