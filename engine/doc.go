@@ -1,10 +1,23 @@
 // Package engine is the proxy's data plane: gnet v2 event loops (one per core, SO_REUSEPORT) accept
-// client connections, parse request heads with httpparse, route the six S3 upload operations,
-// authenticate clients with s3sig, re-sign each request for the upstream S3 server and move the body
-// upstream — from the loop's buffer when it arrived with the head, otherwise by detaching the socket
-// from gnet and splicing it with transfer. Every other request gets an S3 XML error and nothing is
-// sent upstream.
+// client connections, parse request heads with httpparse, and run every request through one
+// pipeline:
+//
+//   - admit (admit.go) is pure — no gnet, no I/O: it routes the six S3 upload operations, checks
+//     limits and the payload declaration, authenticates through the bucket's Authenticator, and
+//     returns a decision value: refuse, inline, stream, auto-chunk, or await;
+//   - decide (await.go): a bucket's Authorizer runs off the loop while the connection waits;
+//   - move: an inline body goes upstream from the loop's buffer on a loop-owned upstream connection
+//     (upstream_loop.go); a larger one is detached from gnet and spliced or copied (detach.go,
+//     stream.go), or cut into a multipart upload (autochunk.go); every upstream request is signed
+//     with the bucket's upstream credentials (sign.go) and sent through one upstream client
+//     (upstream_client.go, upstream.go);
+//   - finish (finish.go) records the request and keeps or closes the connection.
+//
+// conn.go holds the connection state machine and its diagram. The same pipeline serves connections
+// from any net.Listener (serve.go, one goroutine per connection). Every request that is not one of
+// the six operations gets an S3 XML error and nothing is sent upstream.
 //
 // engine is the only package that imports gnet. It never imports server: server turns its Config into
-// Options.
+// Options. Identity and policy plug in behind the Authenticator and Authorizer interfaces defined in
+// identity.go.
 package engine
