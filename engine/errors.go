@@ -43,6 +43,7 @@ var (
 	errInvalidUploadID         = &s3Error{"InvalidArgument", 400, "uploadId is missing or malformed"}
 	errInvalidURI              = &s3Error{"InvalidURI", 400, "Couldn't parse the specified URI."}
 	errKeyTooLong              = &s3Error{"KeyTooLongError", 400, "Your key is too long"}
+	errDotSegment              = &s3Error{"InvalidArgument", 400, "Object keys with dot segments ('.' or '..' between slashes or backslashes, also percent-encoded) are not allowed by this proxy"}
 	errBadRequest              = &s3Error{"BadRequest", 400, "Malformed HTTP request"}
 	errIncompleteBody          = &s3Error{"IncompleteBody", 400, "You did not provide the number of bytes specified by the Content-Length HTTP header"}
 	errRequestTimeout          = &s3Error{"RequestTimeout", 400, "Your socket connection to the server was not read from or written to within the timeout period."}
