@@ -25,6 +25,11 @@ func (e *Engine) authenticate(st *connState, b *bucketState, buf []byte) *s3Erro
 	if !ok {
 		return e.authFailed(errAnonymous)
 	}
+	if req.HeaderCount(buf, "authorization") > 1 {
+		// Which copy a verifier, a log or a server behind would read is not defined: refuse
+		// before verifying either.
+		return e.authFailed(errDuplicateAuthorization)
+	}
 	var a s3sig.Authorization
 	if err := s3sig.ParseAuthorization(av.Bytes(buf), &a); err != nil {
 		return e.authFailed(mapSigError(err))
