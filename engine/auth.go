@@ -34,6 +34,10 @@ func (e *Engine) authenticate(st *connState, b *bucketState, buf []byte) *s3Erro
 	if err := s3sig.ParseAuthorization(av.Bytes(buf), &a); err != nil {
 		return e.authFailed(mapSigError(err))
 	}
+	if st.unsignedHeader(buf, a.SignedHeaders) {
+		// An x-amz-* header outside the signature would go upstream under the proxy's own.
+		return e.authFailed(errHeadersNotSigned)
+	}
 	cred, ok := b.creds[string(a.AccessKey)]
 	if !ok {
 		return e.authFailed(errInvalidAccessKeyID)

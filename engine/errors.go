@@ -24,6 +24,7 @@ var (
 	errMissingDate             = &s3Error{"AccessDenied", 403, "AWS authentication requires a valid Date or x-amz-date header"}
 	errUnsupportedAuth         = &s3Error{"InvalidArgument", 400, "Unsupported Authorization Type: only AWS4-HMAC-SHA256 is supported"}
 	errDuplicateAuthorization  = &s3Error{"InvalidArgument", 400, "Only one Authorization header is allowed"}
+	errHeadersNotSigned        = &s3Error{"AccessDenied", 403, "There were headers present in the request which were not signed"}
 	errPresignedNotImplemented = &s3Error{"NotImplemented", 501, "Presigned URLs are not supported by this proxy yet"}
 	errSignedChunks            = &s3Error{"NotImplemented", 501, "STREAMING-AWS4-HMAC-SHA256-PAYLOAD (signed aws-chunked bodies) is not supported yet; use UNSIGNED-PAYLOAD, a hex SHA-256 or STREAMING-UNSIGNED-PAYLOAD-TRAILER"}
 	errInvalidContentSHA256    = &s3Error{"InvalidArgument", 400, "x-amz-content-sha256 must be a hex SHA-256, UNSIGNED-PAYLOAD or STREAMING-UNSIGNED-PAYLOAD-TRAILER"}

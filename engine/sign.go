@@ -37,7 +37,8 @@ func equalFoldASCII(b []byte, lower string) bool {
 // buildUpstreamHead appends the upstream request head for the routed request in buf to j.out:
 // the path rewritten to the upstream bucket and re-encoded with S3's rules, a query carrying only
 // the operation's own parameters, the client's end-to-end headers, and a fresh SigV4 Authorization
-// signed with the upstream credentials. The payload hash is the client's hex SHA-256 or
+// signed with the upstream credentials. Of the client's headers only those it signed and those S3
+// accepts unsigned go upstream (forwardHeader). The payload hash is the client's hex SHA-256 or
 // STREAMING-UNSIGNED-PAYLOAD-TRAILER when given (so the upstream verifies the body), else
 // UNSIGNED-PAYLOAD. It runs on the loop while buf is valid.
 func (e *Engine) buildUpstreamHead(j *job, st *connState, b *bucketState, buf []byte) error {
@@ -99,11 +100,12 @@ func (e *Engine) buildUpstreamHead(j *job, st *connState, b *bucketState, buf []
 		s3sig.Header{Name: []byte("x-amz-date"), Value: j.date},
 		s3sig.Header{Name: []byte("x-amz-content-sha256"), Value: payload})
 	hasCL := false
+	signed := st.signedHeaders(b, buf)
 	for i := 0; i < req.NumHeaders; i++ {
 		h := req.Headers[i]
 		name := h.Name.Bytes(buf)
-		if isHopHeader(name) {
-			continue
+		if isHopHeader(name) || !forwardHeader(name, signed) {
+			continue // unsigned headers never go upstream under the proxy's signature (headers.go)
 		}
 		if len(name) == len("content-length") && equalFoldASCII(name, "content-length") {
 			hasCL = true
