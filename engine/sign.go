@@ -84,7 +84,7 @@ func (e *Engine) buildUpstreamHead(j *job, st *connState, b *bucketState, buf []
 		j.query = append(j.query, q[rt.uploadID[0]:rt.uploadID[1]]...)
 	}
 
-	payload := []byte(s3sig.UnsignedPayload)
+	payload := unsignedPayload
 	if v, ok := req.Lookup(buf, "x-amz-content-sha256"); ok {
 		if p := v.Bytes(buf); isHexSHA256(p) || string(p) == s3sig.StreamingUnsignedTrailer {
 			payload = p
@@ -96,9 +96,9 @@ func (e *Engine) buildUpstreamHead(j *job, st *connState, b *bucketState, buf []
 	defer sigPool.Put(sc)
 	hs := sc.h[:0]
 	hs = append(hs,
-		s3sig.Header{Name: []byte("host"), Value: b.hostHeader},
-		s3sig.Header{Name: []byte("x-amz-date"), Value: j.date},
-		s3sig.Header{Name: []byte("x-amz-content-sha256"), Value: payload})
+		s3sig.Header{Name: hostName, Value: b.hostHeader},
+		s3sig.Header{Name: amzDateName, Value: j.date},
+		s3sig.Header{Name: contentSHA256Name, Value: payload})
 	hasCL := false
 	signed := st.signedHeaders(b, buf)
 	for i := 0; i < req.NumHeaders; i++ {
@@ -125,6 +125,15 @@ func (e *Engine) buildUpstreamHead(j *job, st *connState, b *bucketState, buf []
 	j.headLen = len(out)
 	return nil
 }
+
+// Constant header names and values of the upstream head, as slices made once: a []byte(string)
+// conversion stored in a header list escapes and would allocate on every request.
+var (
+	hostName          = []byte("host")
+	amzDateName       = []byte("x-amz-date")
+	contentSHA256Name = []byte("x-amz-content-sha256")
+	unsignedPayload   = []byte(s3sig.UnsignedPayload)
+)
 
 // setUpstreamPath sets j.path to /<upstream bucket>/<key>: the client's raw key percent-decoded, then
 // S3-URI-encoded once, so the path on the wire is exactly the canonical one the upstream computes.

@@ -1,0 +1,81 @@
+//go:build !race
+
+package engine
+
+import (
+	"testing"
+	"time"
+
+	"github.com/mizuchi/uploadr/httpparse"
+	"github.com/mizuchi/uploadr/s3sig"
+)
+
+// Allocation counts are meaningless under -race, hence the build tag.
+
+// The in-loop checks of a small signed PutObject (routing with the dot-segment check,
+// authenticate with the duplicate-Authorization, region and unsigned-header checks, and the
+// upstream head with its header filter) allocate nothing once the key caches are warm.
+func TestInLoopAuthAndSignAllocs(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	e, err := New(Options{Now: func() time.Time { return now }, Buckets: []Bucket{{Name: "b",
+		Upstream:    Upstream{Endpoint: "http://127.0.0.1:1", Bucket: "up", AccessKey: "UPAK", SecretKey: "upsk"},
+		Credentials: map[string]string{"AKID": "secret"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := signedTestRequest(t, now, "PUT", "/b/dir/.hidden/x.bin", "AKID", "secret", "us-east-1",
+		[][2]string{{"content-type", "text/plain"}, {"x-amz-meta-a", "1"}, {"content-length", "5"}},
+		[][2]string{{"User-Agent", "unsigned"}, {"Cache-Control", "no-store"}})
+	buf = append(buf, "hello"...)
+	var p httpparse.Parser
+	st := &connState{req: new(httpparse.Request)}
+	if err := p.Parse(buf, e.limits, st.req); err != nil {
+		t.Fatal(err)
+	}
+	req := st.req
+	j := new(job)
+	run := func() {
+		rt, s3err := e.routeRequest(req.Method.Bytes(buf), req.Path.Bytes(buf), req.Query.Bytes(buf), req.HasQuery, false)
+		if s3err != nil {
+			t.Fatal(s3err.Message)
+		}
+		st.rt = rt
+		if s3err := e.authenticate(st, rt.bucket, buf); s3err != nil {
+			t.Fatal(s3err.Message)
+		}
+		if err := e.buildUpstreamHead(j, st, rt.bucket, buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run() // warms the key caches and the job's buffers
+	if n := testing.AllocsPerRun(100, run); n != 0 {
+		t.Errorf("route + authenticate + buildUpstreamHead: %v allocs per run; want 0", n)
+	}
+}
+
+// signedTestRequest returns the head of a request signed with s3sig over host, x-amz-date,
+// x-amz-content-sha256 (UNSIGNED-PAYLOAD) and the headers in signed; unsigned headers are added
+// after signing.
+func signedTestRequest(t testing.TB, now time.Time, method, path, ak, sk, region string, signed, unsigned [][2]string) []byte {
+	t.Helper()
+	date := s3sig.AppendAmzDate(nil, now)
+	hs := []s3sig.Header{{Name: []byte("host"), Value: []byte("proxy")}, {Name: []byte("x-amz-date"), Value: date},
+		{Name: []byte("x-amz-content-sha256"), Value: []byte(s3sig.UnsignedPayload)}}
+	for _, h := range signed {
+		hs = append(hs, s3sig.Header{Name: []byte(h[0]), Value: []byte(h[1])})
+	}
+	sreq := s3sig.Request{Method: []byte(method), Path: []byte(path), Headers: hs, PayloadHash: []byte(s3sig.UnsignedPayload)}
+	auth, err := s3sig.NewSigner(s3sig.NewKeyCache(4)).Sign(nil, &sreq, s3sig.Credentials{AccessKey: ak, SecretKey: sk}, date, region, "s3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := []byte(method + " " + path + " HTTP/1.1\r\n")
+	for _, h := range hs {
+		w = append(w, string(h.Name)+": "+string(h.Value)+"\r\n"...)
+	}
+	for _, h := range unsigned {
+		w = append(w, h[0]+": "+h[1]+"\r\n"...)
+	}
+	w = append(w, "Authorization: "+string(auth)+"\r\n\r\n"...)
+	return w
+}
