@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/mizuchi/uploadr/httpparse"
-	"github.com/mizuchi/uploadr/s3sig"
 )
 
 // Allocation counts are meaningless under -race, hence the build tag.
@@ -51,31 +50,4 @@ func TestInLoopAuthAndSignAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(100, run); n != 0 {
 		t.Errorf("route + authenticate + buildUpstreamHead: %v allocs per run; want 0", n)
 	}
-}
-
-// signedTestRequest returns the head of a request signed with s3sig over host, x-amz-date,
-// x-amz-content-sha256 (UNSIGNED-PAYLOAD) and the headers in signed; unsigned headers are added
-// after signing.
-func signedTestRequest(t testing.TB, now time.Time, method, path, ak, sk, region string, signed, unsigned [][2]string) []byte {
-	t.Helper()
-	date := s3sig.AppendAmzDate(nil, now)
-	hs := []s3sig.Header{{Name: []byte("host"), Value: []byte("proxy")}, {Name: []byte("x-amz-date"), Value: date},
-		{Name: []byte("x-amz-content-sha256"), Value: []byte(s3sig.UnsignedPayload)}}
-	for _, h := range signed {
-		hs = append(hs, s3sig.Header{Name: []byte(h[0]), Value: []byte(h[1])})
-	}
-	sreq := s3sig.Request{Method: []byte(method), Path: []byte(path), Headers: hs, PayloadHash: []byte(s3sig.UnsignedPayload)}
-	auth, err := s3sig.NewSigner(s3sig.NewKeyCache(4)).Sign(nil, &sreq, s3sig.Credentials{AccessKey: ak, SecretKey: sk}, date, region, "s3")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := []byte(method + " " + path + " HTTP/1.1\r\n")
-	for _, h := range hs {
-		w = append(w, string(h.Name)+": "+string(h.Value)+"\r\n"...)
-	}
-	for _, h := range unsigned {
-		w = append(w, h[0]+": "+h[1]+"\r\n"...)
-	}
-	w = append(w, "Authorization: "+string(auth)+"\r\n\r\n"...)
-	return w
 }

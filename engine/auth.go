@@ -34,6 +34,10 @@ func (e *Engine) authenticate(st *connState, b *bucketState, buf []byte) *s3Erro
 	if err := s3sig.ParseAuthorization(av.Bytes(buf), &a); err != nil {
 		return e.authFailed(mapSigError(err))
 	}
+	if !b.signingRegionOK(a.Region) {
+		// Before Verify: a key derived for a refused region never enters the key cache.
+		return e.authFailed(wrongRegion(a.Region, b.expectedRegion()))
+	}
 	if st.unsignedHeader(buf, a.SignedHeaders) {
 		// An x-amz-* header outside the signature would go upstream under the proxy's own.
 		return e.authFailed(errHeadersNotSigned)
@@ -75,6 +79,29 @@ func (e *Engine) authenticate(st *connState, b *bucketState, buf []byte) *s3Erro
 	}
 	st.principal = cred.accessKey
 	return nil
+}
+
+// signingRegionOK reports whether a credential scope naming region is accepted for b
+// (Bucket.SigningRegions, default the upstream's region). It does not allocate.
+func (b *bucketState) signingRegionOK(region []byte) bool {
+	rs := b.up.signingRegions
+	if len(rs) == 0 {
+		return string(region) == b.up.Region
+	}
+	for _, r := range rs {
+		if string(region) == r {
+			return true
+		}
+	}
+	return false
+}
+
+// expectedRegion is the region a refusal names: the first of b's signing regions.
+func (b *bucketState) expectedRegion() string {
+	if rs := b.up.signingRegions; len(rs) > 0 {
+		return rs[0]
+	}
+	return b.up.Region
 }
 
 func (e *Engine) authFailed(s3err *s3Error) *s3Error {

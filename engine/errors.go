@@ -21,6 +21,7 @@ var (
 	errSignatureDoesNotMatch   = &s3Error{"SignatureDoesNotMatch", 403, "The request signature we calculated does not match the signature you provided. Check your key and signing method."}
 	errRequestTimeTooSkewed    = &s3Error{"RequestTimeTooSkewed", 403, "The difference between the request time and the server's time is too large."}
 	errAuthHeaderMalformed     = &s3Error{"AuthorizationHeaderMalformed", 400, "The authorization header is malformed."}
+	errWrongRegion             = &s3Error{"AuthorizationHeaderMalformed", 400, "The authorization header is malformed; the region is wrong"} // see wrongRegion
 	errMissingDate             = &s3Error{"AccessDenied", 403, "AWS authentication requires a valid Date or x-amz-date header"}
 	errUnsupportedAuth         = &s3Error{"InvalidArgument", 400, "Unsupported Authorization Type: only AWS4-HMAC-SHA256 is supported"}
 	errDuplicateAuthorization  = &s3Error{"InvalidArgument", 400, "Only one Authorization header is allowed"}
@@ -62,6 +63,17 @@ var (
 	errDecodedLengthRequired   = &s3Error{"MissingContentLength", 411, "aws-chunked bodies require x-amz-decoded-content-length"}
 	errInvalidDecodedLength    = &s3Error{"InvalidArgument", 400, "x-amz-decoded-content-length is malformed"}
 )
+
+// wrongRegion is errWrongRegion with S3's message: "The authorization header is malformed; the
+// region 'got' is wrong; expecting 'want'". got is the client's scope region, quoted only when it
+// looks like a region (isRegion: bounded, no markup). It allocates: refusals only.
+func wrongRegion(got []byte, want string) *s3Error {
+	msg := errWrongRegion.Message
+	if isRegion(got) {
+		msg = "The authorization header is malformed; the region '" + string(got) + "' is wrong"
+	}
+	return &s3Error{errWrongRegion.Code, errWrongRegion.Status, msg + "; expecting '" + want + "'"}
+}
 
 // appendXMLEscaped appends s to dst with XML's five special characters escaped and control bytes
 // dropped, so a hostile key cannot break the error document.

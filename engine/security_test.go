@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"bytes"
+	"encoding/xml"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/mizuchi/uploadr/engine"
@@ -257,6 +259,71 @@ func TestSecurityForwardsOnlySignedHeaders(t *testing.T) {
 			if h.Get(n) == "" {
 				t.Errorf("auth none: %s was not forwarded", n)
 			}
+		}
+	})
+}
+
+// errorMessage is the Message of an S3 error document, unescaped.
+func errorMessage(t *testing.T, body []byte) string {
+	t.Helper()
+	var doc struct{ Message string }
+	if err := xml.Unmarshal(body, &doc); err != nil {
+		t.Fatalf("error document %s: %v", body, err)
+	}
+	return doc.Message
+}
+
+// authFailures reads the auth-failure counter of one reason (process-wide: tests run one at a time).
+func authFailures(reason string) uint64 {
+	return metrics.GetOrCreateCounter(`mizuchi_auth_failures_total{reason="` + reason + `"}`).Get()
+}
+
+// A signature whose credential scope names a region the bucket does not accept is refused with
+// 400 AuthorizationHeaderMalformed and S3's message, counted as an auth failure, and stores
+// nothing; a second configured region is accepted.
+func TestSecuritySigningRegion(t *testing.T) {
+	t.Run("default: the upstream's region", func(t *testing.T) {
+		p := startProxy(t)
+		before := authFailures("AuthorizationHeaderMalformed")
+		r := rawReq{Method: "PUT", Path: "/" + p.Bucket + "/wrong-region", Body: []byte("x"), Region: "eu-west-1"}
+		resp, body := p.do(t, r.bytes(t, p.Addr))
+		wantS3Error(t, resp, body, 400, "AuthorizationHeaderMalformed")
+		if want := "the region 'eu-west-1' is wrong; expecting '" + upstream.Region + "'"; !strings.Contains(errorMessage(t, body), want) {
+			t.Errorf("message does not say %q: %s", want, body)
+		}
+		if got := authFailures("AuthorizationHeaderMalformed") - before; got != 1 {
+			t.Errorf("auth failures counted: %d; want 1", got)
+		}
+		if upstream.ObjectExists(t, p.UpBucket, "wrong-region") {
+			t.Fatal("an object was stored from a request signed for another region")
+		}
+		r.Region = upstream.Region
+		if resp, body := p.do(t, r.bytes(t, p.Addr)); resp.StatusCode != 200 {
+			t.Fatalf("signed for %s: %d %s", upstream.Region, resp.StatusCode, body)
+		}
+	})
+	t.Run("two regions", func(t *testing.T) {
+		p := startProxy(t, func(o *engine.Options) {
+			o.Buckets[0].SigningRegions = []string{upstream.Region, "eu-central-1"}
+		})
+		for _, region := range []string{"eu-central-1", upstream.Region} {
+			key := "region-" + region
+			r := rawReq{Method: "PUT", Path: "/" + p.Bucket + "/" + key, Body: []byte(region), Region: region}
+			if resp, body := p.do(t, r.bytes(t, p.Addr)); resp.StatusCode != 200 {
+				t.Fatalf("signed for %s: %d %s", region, resp.StatusCode, body)
+			}
+			if got, _ := upstream.GetObject(t, p.UpBucket, key); string(got) != region {
+				t.Errorf("%s: object = %q", key, got)
+			}
+		}
+		r := rawReq{Method: "PUT", Path: "/" + p.Bucket + "/region-other", Body: []byte("x"), Region: "ap-south-1"}
+		resp, body := p.do(t, r.bytes(t, p.Addr))
+		wantS3Error(t, resp, body, 400, "AuthorizationHeaderMalformed")
+		if want := "the region 'ap-south-1' is wrong; expecting '" + upstream.Region + "'"; !strings.Contains(errorMessage(t, body), want) {
+			t.Errorf("message does not say %q: %s", want, body)
+		}
+		if upstream.ObjectExists(t, p.UpBucket, "region-other") {
+			t.Fatal("an object was stored from a request signed for another region")
 		}
 	})
 }
