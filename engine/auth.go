@@ -12,11 +12,15 @@ var errMissingContentSHA256 = &s3Error{"InvalidRequest", 400, "Missing required 
 // sigv4Auth is SigV4 header authentication against a bucket's client credentials. It runs on
 // the loop, allocates nothing with a warm key cache and never logs credentials or signatures.
 type sigv4Auth struct {
-	e     *Engine
-	creds map[string]*clientCred
+	e       *Engine
+	creds   map[string]*clientCred
+	regions []string // credential-scope regions accepted (Bucket.SigningRegions); never empty
 }
 
-// Authenticate verifies the Authorization header's signature.
+// Authenticate verifies the Authorization header's signature. Cheap refusals come first, and all
+// before the signature is verified: a duplicated Authorization, a region the bucket does not sign
+// for (before Verify, so a key derived for a refused region never enters the key cache), an
+// x-amz-* header outside the signature (it would go upstream under the proxy's own).
 func (s *sigv4Auth) Authenticate(h *Head) (Principal, *Error) {
 	e, req, buf := s.e, h.req, h.buf
 	query := req.Query.Bytes(buf)
@@ -27,9 +31,20 @@ func (s *sigv4Auth) Authenticate(h *Head) (Principal, *Error) {
 	if !ok {
 		return Principal{}, errAnonymous
 	}
+	if req.HeaderCount(buf, "authorization") > 1 {
+		// Which copy a verifier, a log or a server behind would read is not defined: refuse
+		// before verifying either.
+		return Principal{}, errDuplicateAuthorization
+	}
 	var a s3sig.Authorization
 	if err := s3sig.ParseAuthorization(av.Bytes(buf), &a); err != nil {
 		return Principal{}, mapSigError(err)
+	}
+	if !s.regionOK(a.Region) {
+		return Principal{}, wrongRegion(a.Region, s.regions[0])
+	}
+	if unsignedHeader(h, a.SignedHeaders) {
+		return Principal{}, errHeadersNotSigned
 	}
 	cred, ok := s.creds[string(a.AccessKey)]
 	if !ok {
@@ -66,6 +81,16 @@ func (s *sigv4Auth) Authenticate(h *Head) (Principal, *Error) {
 		return Principal{}, mapSigError(err)
 	}
 	return Principal{ID: cred.accessKey, Method: "sigv4"}, nil
+}
+
+// regionOK reports whether a credential scope naming region is accepted. It does not allocate.
+func (s *sigv4Auth) regionOK(region []byte) bool {
+	for _, r := range s.regions {
+		if string(region) == r {
+			return true
+		}
+	}
+	return false
 }
 
 func mapSigError(err error) *s3Error {

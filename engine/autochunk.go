@@ -35,8 +35,9 @@ func isNotOnCreate(name []byte) bool {
 	return false
 }
 
-// copyHeaders copies the client's end-to-end headers out of gnet's buffer into j.hdrs.
-func (j *job) copyHeaders(req *httpparse.Request, buf []byte) {
+// copyHeaders copies the client's end-to-end headers out of gnet's buffer into j.hdrs: those it
+// signed and those S3 accepts unsigned (forwardHeader; signed is nil without a SigV4 signature).
+func (j *job) copyHeaders(req *httpparse.Request, buf, signed []byte) {
 	j.hdrBuf = j.hdrBuf[:0]
 	type span struct{ n0, n1, v1 int }
 	var spans [128]span
@@ -44,7 +45,8 @@ func (j *job) copyHeaders(req *httpparse.Request, buf []byte) {
 	for i := 0; i < req.NumHeaders && ns < len(spans); i++ {
 		h := req.Headers[i]
 		name := h.Name.Bytes(buf)
-		if isHopHeader(name) && !(len(name) == len("x-amz-content-sha256") && equalFoldASCII(name, "x-amz-content-sha256")) {
+		if isHopHeader(name) && !(len(name) == len("x-amz-content-sha256") && equalFoldASCII(name, "x-amz-content-sha256")) ||
+			!forwardHeader(name, signed) {
 			continue
 		}
 		n0 := len(j.hdrBuf)

@@ -84,6 +84,7 @@ type connState struct {
 	expect100 bool
 	sentCont  bool
 	isHead    bool     // the request is a HEAD: answers carry no body
+	head      Head     // the view admit and Authenticators see (here, not on the stack: it escapes)
 	pending   decision // phaseAwait: what the request becomes when the Authorizer allows
 	budget    int64    // Complete body bytes reserved from the engine's budget
 	drainLeft int64    // phaseDrain: body bytes still to discard
@@ -300,8 +301,9 @@ func (e *Engine) onHead(c gnet.Conn, st *connState, buf []byte) (gnet.Action, bo
 	st.isHead = string(req.Method.Bytes(buf)) == "HEAD"
 	st.keepAlive = req.KeepAlive
 	st.expect100 = req.Expect100
-	h := Head{req: req, buf: buf}
-	d := e.admit(&h)
+	st.head = Head{req: req, buf: buf}
+	d := e.admit(&st.head)
+	st.head.buf = nil // gnet's buffer is valid only during this callback
 	if d.authErr {
 		e.metrics.authFailure(d.err)
 	}

@@ -54,7 +54,7 @@ func (e *Engine) prepare(j *job, st *connState, buf []byte) error {
 		if err := j.setUpstreamPath(j.bucket, req.Path.Bytes(buf)[st.rt.keyStart:st.rt.keyEnd]); err != nil {
 			return err
 		}
-		j.copyHeaders(req, buf)
+		j.copyHeaders(req, buf, st.signedHeaders(j.bucket, buf))
 		j.out = j.out[:0]
 		j.headLen = 0
 		j.total = st.bodyLen

@@ -147,7 +147,11 @@ func (e *Engine) authenticatorFor(b Bucket) Authenticator {
 	case b.AuthNone:
 		return noneAuth{}
 	}
-	return &sigv4Auth{e: e, creds: clientCreds(b.Credentials)}
+	regions := b.SigningRegions
+	if len(regions) == 0 {
+		regions = []string{b.Upstream.Region}
+	}
+	return &sigv4Auth{e: e, creds: clientCreds(b.Credentials), regions: regions}
 }
 
 func clientCreds(m map[string]string) map[string]*clientCred {
@@ -163,14 +167,7 @@ func clientCreds(m map[string]string) map[string]*clientCred {
 func (e *Engine) UpdateBuckets(bs []Bucket) error {
 	o := e.opts
 	o.Buckets = append([]Bucket(nil), bs...)
-	for i := range o.Buckets {
-		if o.Buckets[i].Upstream.Region == "" {
-			o.Buckets[i].Upstream.Region = "us-east-1"
-		}
-		if o.Buckets[i].Upload.ConcurrentParts == 0 {
-			o.Buckets[i].Upload.ConcurrentParts = 4
-		}
-	}
+	o.withDefaults()
 	if err := o.Validate(); err != nil {
 		return err
 	}

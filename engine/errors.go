@@ -28,8 +28,11 @@ var (
 	errSignatureDoesNotMatch   = &s3Error{"SignatureDoesNotMatch", 403, "The request signature we calculated does not match the signature you provided. Check your key and signing method."}
 	errRequestTimeTooSkewed    = &s3Error{"RequestTimeTooSkewed", 403, "The difference between the request time and the server's time is too large."}
 	errAuthHeaderMalformed     = &s3Error{"AuthorizationHeaderMalformed", 400, "The authorization header is malformed."}
+	errWrongRegion             = &s3Error{"AuthorizationHeaderMalformed", 400, "The authorization header is malformed; the region is wrong"} // see wrongRegion
 	errMissingDate             = &s3Error{"AccessDenied", 403, "AWS authentication requires a valid Date or x-amz-date header"}
 	errUnsupportedAuth         = &s3Error{"InvalidArgument", 400, "Unsupported Authorization Type: only AWS4-HMAC-SHA256 is supported"}
+	errDuplicateAuthorization  = &s3Error{"InvalidArgument", 400, "Only one Authorization header is allowed"}
+	errHeadersNotSigned        = &s3Error{"AccessDenied", 403, "There were headers present in the request which were not signed"}
 	errPresignedNotImplemented = &s3Error{"NotImplemented", 501, "Presigned URLs are not supported by this proxy yet"}
 	errSignedChunks            = &s3Error{"NotImplemented", 501, "STREAMING-AWS4-HMAC-SHA256-PAYLOAD (signed aws-chunked bodies) is not supported yet; use UNSIGNED-PAYLOAD, a hex SHA-256 or STREAMING-UNSIGNED-PAYLOAD-TRAILER"}
 	errInvalidContentSHA256    = &s3Error{"InvalidArgument", 400, "x-amz-content-sha256 must be a hex SHA-256, UNSIGNED-PAYLOAD or STREAMING-UNSIGNED-PAYLOAD-TRAILER"}
@@ -52,6 +55,7 @@ var (
 	errInvalidUploadID         = &s3Error{"InvalidArgument", 400, "uploadId is missing or malformed"}
 	errInvalidURI              = &s3Error{"InvalidURI", 400, "Couldn't parse the specified URI."}
 	errKeyTooLong              = &s3Error{"KeyTooLongError", 400, "Your key is too long"}
+	errDotSegment              = &s3Error{"InvalidArgument", 400, "Object keys with dot segments ('.' or '..' between slashes or backslashes, also percent-encoded) are not allowed by this proxy"}
 	errBadRequest              = &s3Error{"BadRequest", 400, "Malformed HTTP request"}
 	errIncompleteBody          = &s3Error{"IncompleteBody", 400, "You did not provide the number of bytes specified by the Content-Length HTTP header"}
 	errRequestTimeout          = &s3Error{"RequestTimeout", 400, "Your socket connection to the server was not read from or written to within the timeout period."}
@@ -68,6 +72,17 @@ var (
 	errDecodedLengthRequired   = &s3Error{"MissingContentLength", 411, "aws-chunked bodies require x-amz-decoded-content-length"}
 	errInvalidDecodedLength    = &s3Error{"InvalidArgument", 400, "x-amz-decoded-content-length is malformed"}
 )
+
+// wrongRegion is errWrongRegion with S3's message: "The authorization header is malformed; the
+// region 'got' is wrong; expecting 'want'". got is the client's scope region, quoted only when it
+// looks like a region (isRegion: bounded, no markup). It allocates: refusals only.
+func wrongRegion(got []byte, want string) *s3Error {
+	msg := errWrongRegion.Message
+	if isRegion(got) {
+		msg = "The authorization header is malformed; the region '" + string(got) + "' is wrong"
+	}
+	return &s3Error{errWrongRegion.Code, errWrongRegion.Status, msg + "; expecting '" + want + "'"}
+}
 
 // appendXMLEscaped appends s to dst with XML's five special characters escaped and control bytes
 // dropped, so a hostile key cannot break the error document.

@@ -57,6 +57,7 @@ type rawReq struct {
 	NoSign  bool
 	AK, SK  string
 	Time    time.Time
+	Region  string // of the credential scope; "" = us-east-1
 }
 
 // bytes renders the request as wire bytes, signed unless NoSign.
@@ -96,8 +97,12 @@ func (r *rawReq) bytes(t *testing.T, host string) []byte {
 		if _, ok := r.Header["Content-Length"]; !ok && (r.Method == "PUT" || len(r.Body) > 0) {
 			req.ContentLength = int64(len(r.Body))
 		}
+		region := r.Region
+		if region == "" {
+			region = "us-east-1"
+		}
 		s := v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true })
-		if err := s.SignHTTP(context.Background(), aws.Credentials{AccessKeyID: ak, SecretAccessKey: sk}, req, payload, "s3", "us-east-1", tm); err != nil {
+		if err := s.SignHTTP(context.Background(), aws.Credentials{AccessKeyID: ak, SecretAccessKey: sk}, req, payload, "s3", region, tm); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -83,6 +83,11 @@ type Bucket struct {
 	// Authorizer, when set, decides on every authenticated request before its body moves (see
 	// Authorizer); nil allows every authenticated request.
 	Authorizer Authorizer
+	// SigningRegions are the regions a client's signature may name in its credential scope
+	// (<key>/<date>/<region>/s3/aws4_request); any other is refused with 400
+	// AuthorizationHeaderMalformed, as S3 refuses a signature for another region. Each is 1 to 64
+	// letters, digits, '-', '_' or '.'; compared exactly. Empty = the upstream's region.
+	SigningRegions []string
 	// Upload configures auto-chunking of large PutObjects.
 	Upload UploadOptions
 }
@@ -168,6 +173,9 @@ func (o *Options) withDefaults() {
 		if o.Buckets[i].Upload.ConcurrentParts == 0 {
 			o.Buckets[i].Upload.ConcurrentParts = 4
 		}
+		if len(o.Buckets[i].SigningRegions) == 0 {
+			o.Buckets[i].SigningRegions = []string{o.Buckets[i].Upstream.Region}
+		}
 	}
 }
 
@@ -214,11 +222,32 @@ func (o *Options) Validate() error {
 				errs = append(errs, fmt.Errorf("bucket %q: a client credential has an empty access key or secret", b.Name))
 			}
 		}
+		for _, r := range b.SigningRegions {
+			if !isRegion(r) {
+				errs = append(errs, fmt.Errorf("bucket %q: signing region %q (auth.sigv4.regions): want 1 to 64 letters, digits, '-', '_' or '.'", b.Name, r))
+			}
+		}
 	}
 	if len(o.Buckets) == 0 {
 		errs = append(errs, errors.New("no buckets configured"))
 	}
 	return errors.Join(errs...)
+}
+
+// isRegion reports whether r can be a credential scope's region: 1 to 64 letters, digits, '-',
+// '_' or '.' (AWS's are lowercase letters, digits and '-'; S3-compatible servers use names like
+// "auto" or "garage").
+func isRegion[T string | []byte](r T) bool {
+	if len(r) == 0 || len(r) > 64 {
+		return false
+	}
+	for i := 0; i < len(r); i++ {
+		c := r[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // S3's limits.

@@ -89,6 +89,9 @@ func (e *Engine) routeRequest(method, path, query []byte, hasQuery, copySource b
 	if decodedLen(path[r.keyStart:]) > 1024 {
 		return r, errKeyTooLong
 	}
+	if hasDotSegment(path[r.keyStart:r.keyEnd]) {
+		return r, errDotSegment // for every method: nothing with such a key goes upstream
+	}
 
 	subresource := false
 	for off := 0; hasQuery && off < len(query); {
@@ -240,4 +243,48 @@ func (e *Engine) lookupBucket(name []byte) *bucketState {
 		}
 	}
 	return nil
+}
+
+// hasDotSegment reports whether rawKey, percent-decoded once, has a segment that is exactly "." or
+// "..". Segments end at '/' and, decoded, at '\' too: the upstream path is the decoded key
+// re-encoded, so an encoded "%2F" arrives upstream as a literal '/', and a normaliser that decodes
+// "%5C" may take a backslash for a separator (IIS and some WAFs do). A key whose path a normaliser
+// (the upstream's, or a middlebox's on the way) could collapse could leave the configured bucket
+// with a request the proxy signed, so such keys are refused (RFC 3986 5.2.4 removes exactly these
+// segments). A malformed escape counts as its literal bytes: s3sig refuses it later. It does not
+// allocate.
+func hasDotSegment(rawKey []byte) bool {
+	n, dots := 0, true // decoded bytes of the current segment; whether all of them are '.'
+	for i := 0; i < len(rawKey); i++ {
+		c := rawKey[i]
+		if c == '%' && i+2 < len(rawKey) {
+			if hi, lo := unhexDigit(rawKey[i+1]), unhexDigit(rawKey[i+2]); hi < 16 && lo < 16 {
+				c = hi<<4 | lo
+				i += 2
+			}
+		}
+		if c == '/' || c == '\\' {
+			if dots && (n == 1 || n == 2) {
+				return true
+			}
+			n, dots = 0, true
+			continue
+		}
+		n++
+		dots = dots && c == '.'
+	}
+	return dots && (n == 1 || n == 2)
+}
+
+// unhexDigit is the value of an ASCII hex digit, 0xff for any other byte.
+func unhexDigit(c byte) byte {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0'
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10
+	}
+	return 0xff
 }

@@ -114,13 +114,14 @@ func (nc *netConn) serveOne() bool {
 	e.newRequestID(&st.reqID)
 	st.keepAlive, st.expect100 = req.KeepAlive, req.Expect100
 	st.isHead = string(req.Method.Bytes(buf)) == "HEAD"
-	h := Head{req: req, buf: buf}
-	d := e.admit(&h)
+	st.head = Head{req: req, buf: buf}
+	h := &st.head
+	d := e.admit(h)
 	if d.authErr {
 		e.metrics.authFailure(d.err)
 	}
 	if d.verdict == verdictAwait {
-		if s3err := e.authorize(d.rt.bucket.authz, newAuthzInput(&h, &d, st.reqID[:], st.remote)); s3err != nil {
+		if s3err := e.authorize(d.rt.bucket.authz, newAuthzInput(h, &d, st.reqID[:], st.remote)); s3err != nil {
 			d = refusal(d, s3err)
 		} else {
 			d.verdict = d.next

@@ -37,7 +37,8 @@ func equalFoldASCII(b []byte, lower string) bool {
 // buildUpstreamHead appends the upstream request head for the routed request in buf to j.out:
 // the path rewritten to the upstream bucket and re-encoded with S3's rules, a query carrying only
 // the operation's own parameters, the client's end-to-end headers, and a fresh SigV4 Authorization
-// signed with the upstream credentials. The payload hash is the client's hex SHA-256 or
+// signed with the upstream credentials. Of the client's headers only those it signed and those S3
+// accepts unsigned go upstream (forwardHeader). The payload hash is the client's hex SHA-256 or
 // STREAMING-UNSIGNED-PAYLOAD-TRAILER when given (so the upstream verifies the body), else
 // UNSIGNED-PAYLOAD. It runs on the loop while buf is valid.
 func (e *Engine) buildUpstreamHead(j *job, st *connState, b *bucketState, buf []byte) error {
@@ -83,7 +84,7 @@ func (e *Engine) buildUpstreamHead(j *job, st *connState, b *bucketState, buf []
 		j.query = append(j.query, q[rt.uploadID[0]:rt.uploadID[1]]...)
 	}
 
-	payload := []byte(s3sig.UnsignedPayload)
+	payload := unsignedPayload
 	if v, ok := req.Lookup(buf, "x-amz-content-sha256"); ok {
 		if p := v.Bytes(buf); isHexSHA256(p) || string(p) == s3sig.StreamingUnsignedTrailer {
 			payload = p
@@ -95,15 +96,16 @@ func (e *Engine) buildUpstreamHead(j *job, st *connState, b *bucketState, buf []
 	defer sigPool.Put(sc)
 	hs := sc.h[:0]
 	hs = append(hs,
-		s3sig.Header{Name: []byte("host"), Value: b.hostHeader},
-		s3sig.Header{Name: []byte("x-amz-date"), Value: j.date},
-		s3sig.Header{Name: []byte("x-amz-content-sha256"), Value: payload})
+		s3sig.Header{Name: hostName, Value: b.hostHeader},
+		s3sig.Header{Name: amzDateName, Value: j.date},
+		s3sig.Header{Name: contentSHA256Name, Value: payload})
 	hasCL := false
+	signed := st.signedHeaders(b, buf)
 	for i := 0; i < req.NumHeaders; i++ {
 		h := req.Headers[i]
 		name := h.Name.Bytes(buf)
-		if isHopHeader(name) {
-			continue
+		if isHopHeader(name) || !forwardHeader(name, signed) {
+			continue // unsigned headers never go upstream under the proxy's signature (headers.go)
 		}
 		if len(name) == len("content-length") && equalFoldASCII(name, "content-length") {
 			hasCL = true
@@ -123,6 +125,15 @@ func (e *Engine) buildUpstreamHead(j *job, st *connState, b *bucketState, buf []
 	j.headLen = len(out)
 	return nil
 }
+
+// Constant header names and values of the upstream head, as slices made once: a []byte(string)
+// conversion stored in a header list escapes and would allocate on every request.
+var (
+	hostName          = []byte("host")
+	amzDateName       = []byte("x-amz-date")
+	contentSHA256Name = []byte("x-amz-content-sha256")
+	unsignedPayload   = []byte(s3sig.UnsignedPayload)
+)
 
 // setUpstreamPath sets j.path to /<upstream bucket>/<key>: the client's raw key percent-decoded, then
 // S3-URI-encoded once, so the path on the wire is exactly the canonical one the upstream computes.

@@ -94,9 +94,10 @@ type AuthConfig struct {
 	SigV4 SigV4Config `yaml:"sigv4"`
 }
 
-// SigV4Config lists client credentials.
+// SigV4Config lists client credentials and the regions their signatures may name.
 type SigV4Config struct {
 	Credentials []Credential `yaml:"credentials"`
+	Regions     []string     `yaml:"regions"` // credential scope regions accepted; default [s3.region]
 }
 
 // Credential is one client access key and its secret.

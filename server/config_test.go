@@ -177,3 +177,59 @@ func TestAutoChunkOff(t *testing.T) {
 		t.Errorf("thresholds %d, %d; want 0 (off) and the 50 MiB default", o.Buckets[0].Upload.MultipartThreshold, o.Buckets[1].Upload.MultipartThreshold)
 	}
 }
+
+// auth.sigv4.regions lists the credential-scope regions a bucket accepts; it defaults to s3.region
+// and each entry must look like a region.
+func TestSigningRegions(t *testing.T) {
+	load := func(t *testing.T, auth string) (*Config, error) {
+		t.Helper()
+		c, err := ParseConfig([]byte("buckets:\n  - name: a\n    s3: {bucket: b, region: eu-west-3, endpoint: \"http://x:1\", access_key: k, secret_key: s}\n    auth: "+auth+"\n"), env(nil))
+		if err != nil {
+			return nil, err
+		}
+		c.Normalize()
+		return c, c.Validate()
+	}
+	creds := `{access_key: ak, secret_key: sk}`
+	c, err := load(t, `{sigv4: {credentials: [`+creds+`], regions: [eu-west-3, auto]}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := c.EngineOptions(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := o.Buckets[0].SigningRegions; len(got) != 2 || got[0] != "eu-west-3" || got[1] != "auto" {
+		t.Errorf("engine SigningRegions = %q; want [eu-west-3 auto]", got)
+	}
+
+	c, err = load(t, `{sigv4: {credentials: [`+creds+`]}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Buckets[0].Auth.SigV4.Regions; len(got) != 1 || got[0] != "eu-west-3" {
+		t.Errorf("default auth.sigv4.regions = %q; want [eu-west-3] (s3.region)", got)
+	}
+	if o, err = c.EngineOptions(nil, nil); err != nil || len(o.Buckets[0].SigningRegions) != 1 || o.Buckets[0].SigningRegions[0] != "eu-west-3" {
+		t.Errorf("engine SigningRegions = %q, %v; want [eu-west-3]", o.Buckets[0].SigningRegions, err)
+	}
+
+	for _, bad := range []string{`[""]`, `["eu west"]`, `["eu/west"]`, `["<x>"]`, `[` + strings.Repeat("a", 65) + `]`} {
+		_, err := load(t, `{sigv4: {credentials: [`+creds+`], regions: `+bad+`}}`)
+		if err == nil || !strings.Contains(err.Error(), "auth.sigv4.regions") {
+			t.Errorf("regions %s: %v; want an error naming auth.sigv4.regions", bad, err)
+		}
+	}
+	if _, err := load(t, `{sigv4: {credentials: [`+creds+`], regoins: [x]}}`); err == nil || !strings.Contains(err.Error(), `unknown key "regoins"`) || !strings.Contains(err.Error(), "regions") {
+		t.Errorf("misspelt key: %v", err)
+	}
+
+	c, err = load(t, "none")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Buckets[0].Auth.SigV4.Regions = []string{"eu-west-3"}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "auth is none") {
+		t.Errorf("auth none with regions: %v", err)
+	}
+}

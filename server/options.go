@@ -66,6 +66,9 @@ func (c *Config) Normalize() {
 		b := &c.Buckets[i]
 		setStr(&b.PathPrefix, "/"+b.Name)
 		setStr(&b.S3.Region, "us-east-1")
+		if !b.Auth.None && len(b.Auth.SigV4.Regions) == 0 {
+			b.Auth.SigV4.Regions = []string{b.S3.Region}
+		}
 		setSize(&b.Upload.MultipartThreshold, 50<<20)
 		if b.Upload.AutoChunk == nil {
 			b.Upload.AutoChunk = boolPtr(true)
@@ -162,6 +165,9 @@ func (c *Config) Validate() error {
 		if b.Auth.None && len(b.Auth.SigV4.Credentials) > 0 {
 			errs = append(errs, fmt.Errorf("bucket %q: auth is none but credentials are listed", b.Name))
 		}
+		if b.Auth.None && len(b.Auth.SigV4.Regions) > 0 {
+			errs = append(errs, fmt.Errorf("bucket %q: auth is none but auth.sigv4.regions are listed", b.Name))
+		}
 	}
 	if _, err := c.EngineOptions(nil, nil); err != nil {
 		// The engine checks buckets again; drop what the upload checks above already named.
@@ -225,7 +231,8 @@ func (c *Config) EngineOptions(logger, access *slog.Logger) (engine.Options, err
 				Endpoint: b.S3.Endpoint, Bucket: b.S3.Bucket, Region: b.S3.Region,
 				AccessKey: b.S3.AccessKey, SecretKey: b.S3.SecretKey,
 			},
-			AuthNone: b.Auth.None,
+			AuthNone:       b.Auth.None,
+			SigningRegions: append([]string(nil), b.Auth.SigV4.Regions...),
 			Upload: engine.UploadOptions{
 				MultipartThreshold: autoChunkThreshold(b.Upload),
 				PartSize:           int64(b.Upload.PartSize),

@@ -1,0 +1,145 @@
+package engine
+
+import (
+	"github.com/mizuchi/uploadr/s3sig"
+)
+
+// Which client headers go upstream.
+//
+// The proxy re-signs every request with the bucket's upstream credentials, and that signature covers
+// every header it forwards. A header the client did not sign would otherwise be laundered: added by
+// anyone on the path, it would reach the upstream under the proxy's valid signature. Three rules:
+//
+// x-amz-* headers must be in the client's SignedHeaders, else the request is refused with 403
+// AccessDenied (S3's answer: "There were headers present in the request which were not signed"), on
+// the loop, before anything goes upstream (authenticate, mustBeSigned). The one exception is
+// x-amz-content-sha256: its value is the last line of the canonical request, so the signature covers
+// it whether or not SignedHeaders lists it.
+//
+// A header the client signed goes upstream, except the hop-by-hop ones and those the proxy sets
+// itself (hopHeaders in sign.go).
+//
+// Of the headers the client did not sign, only those S3 itself accepts unsigned go upstream. AWS's
+// SigV4 guide for S3 ("Signature Calculations for the Authorization Header") requires host and every
+// x-amz-* header in SignedHeaders, asks for Content-Type when present and recommends signing the
+// rest; S3 enforces host and x-amz-* only, and minio-go never signs Content-Type or Content-Length.
+// Forwarding what S3 accepts unsigned gives someone on the path no power over the upstream that he
+// would not have against S3 directly:
+//
+//	header                unsigned  why
+//	Content-Length        forwarded framing: the proxy checks the body against it
+//	Content-Type          forwarded stored as sent; S3 accepts it unsigned, minio-go never signs it
+//	Content-MD5           forwarded an integrity check the upstream verifies: a change can only fail the request
+//	Content-Encoding      forwarded stored metadata; aws-chunked framing is checked by proxy and upstream
+//	Cache-Control         forwarded stored metadata, accepted unsigned by S3
+//	Content-Disposition   forwarded stored metadata, accepted unsigned by S3
+//	Content-Language      forwarded stored metadata, accepted unsigned by S3
+//	Expires               forwarded stored metadata, accepted unsigned by S3
+//	If-Match              forwarded conditional write (PutObject, Complete): can only make it fail
+//	If-None-Match         forwarded conditional write (If-None-Match: *): can only make it fail
+//	x-amz-content-sha256  forwarded covered by the canonical request (the proxy sends its own value)
+//	other x-amz-*         refused   403 AccessDenied, nothing goes upstream
+//	anything else         dropped   User-Agent, X-Forwarded-For, Cookie, Origin, Range, If-Modified-Since, …:
+//	                                S3 ignores them for uploads, so they are dropped, not refused
+//
+// Buckets with auth: none have no client signature: every end-to-end header goes upstream as before
+// and none is refused. The operator declared the clients' network trusted, and a client there can
+// send any header it likes anyway.
+
+// unsignedOK lists the headers forwarded without a client signature (see the table above).
+var unsignedOK = [...]string{"content-length", "content-type", "content-md5", "content-encoding",
+	"cache-control", "content-disposition", "content-language", "expires", "if-match", "if-none-match",
+	"x-amz-content-sha256"}
+
+// forwardHeader reports whether a client header named name may go upstream, given signed, the
+// SignedHeaders list of the client's Authorization (';'-separated names, as sent), or nil for a
+// bucket with auth: none. It does not look at hop-by-hop headers: callers drop those first
+// (isHopHeader). name and signed are borrowed; it does not allocate.
+func forwardHeader(name, signed []byte) bool {
+	if signed == nil {
+		return true
+	}
+	for _, h := range unsignedOK {
+		if len(name) == len(h) && equalFoldASCII(name, h) {
+			return true
+		}
+	}
+	return signedListHas(signed, name)
+}
+
+// mustBeSigned reports whether a request carrying the header name must list it in SignedHeaders:
+// every x-amz-* header but x-amz-content-sha256 (which the canonical request covers anyway).
+func mustBeSigned(name []byte) bool {
+	const prefix = "x-amz-"
+	return len(name) >= len(prefix) && equalFoldASCII(name[:len(prefix)], prefix) &&
+		!(len(name) == len("x-amz-content-sha256") && equalFoldASCII(name, "x-amz-content-sha256"))
+}
+
+// signedListHas reports whether the ';'-separated list holds name, compared case-insensitively (the
+// verifier looks signed names up that way too). It does not allocate.
+func signedListHas(list, name []byte) bool {
+	if len(name) == 0 {
+		return false
+	}
+	for i := 0; i <= len(list); {
+		j := i
+		for j < len(list) && list[j] != ';' {
+			j++
+		}
+		if j-i == len(name) && equalFoldBytes(list[i:j], name) {
+			return true
+		}
+		i = j + 1
+	}
+	return false
+}
+
+// equalFoldBytes reports whether a and b are equal under ASCII case folding.
+func equalFoldBytes(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// unsignedHeader reports whether the request carries a header that must be signed (mustBeSigned)
+// but is not in signed. Header values are never looked at. It does not allocate.
+func unsignedHeader(h *Head, signed []byte) bool {
+	req, buf := h.req, h.buf
+	for i := 0; i < req.NumHeaders; i++ {
+		if name := req.Headers[i].Name.Bytes(buf); mustBeSigned(name) && !signedListHas(signed, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// signedHeaders returns the SignedHeaders list of the request's Authorization, a view into buf, for
+// forwardHeader: nil when the bucket has auth: none. The request passed authenticate, so the header
+// parses; should it not, the result is empty but not nil, and forwardHeader passes only the
+// headers S3 accepts unsigned. It runs on the loop while buf is valid and does not allocate.
+func (st *connState) signedHeaders(b *bucketState, buf []byte) []byte {
+	if _, ok := b.auth.(*sigv4Auth); !ok {
+		return nil // no SigV4 signature: auth none, or an Authenticator of the operator's
+	}
+	var a s3sig.Authorization
+	if av, ok := st.req.Lookup(buf, "authorization"); ok && s3sig.ParseAuthorization(av.Bytes(buf), &a) == nil {
+		return a.SignedHeaders
+	}
+	return noSignedHeaders
+}
+
+// noSignedHeaders is an empty, non-nil SignedHeaders list.
+var noSignedHeaders = []byte{}
