@@ -578,3 +578,187 @@ func TestAdmitAuthzInput(t *testing.T) {
 		t.Errorf("AuthzInput = %+v; want %+v", *in, want)
 	}
 }
+
+// FuzzAdmit assembles a request head from a method, a path, a query and a header block; when
+// httpparse accepts it, admit must not panic and its decision must be consistent (checkInvariants).
+// An admitted request must also give an Authorizer input and an upstream head that parses back
+// with the same Content-Length. Seeded with the table's requests, signed at the engine's fixed
+// clock, so the fuzzer starts from heads that authenticate.
+func FuzzAdmit(f *testing.F) {
+	e := newAdmitEngine(f)
+	for _, tt := range admitTests {
+		wire := tt.req.wire(f)
+		line, rest, _ := bytes.Cut(wire, []byte("\r\n"))
+		method, target, _ := strings.Cut(string(line), " ")
+		target = strings.TrimSuffix(target, " HTTP/1.1")
+		path, query, hasQuery := strings.Cut(target, "?")
+		f.Add(method, path, query, hasQuery, string(rest[:len(rest)-2]))
+	}
+	f.Fuzz(func(t *testing.T, method, path, query string, hasQuery bool, headers string) {
+		b := make([]byte, 0, len(method)+len(path)+len(query)+len(headers)+16)
+		b = append(append(append(b, method...), ' '), path...)
+		if hasQuery {
+			b = append(append(b, '?'), query...)
+		}
+		b = append(append(append(b, " HTTP/1.1\r\n"...), headers...), "\r\n"...)
+		var p httpparse.Parser
+		req := new(httpparse.Request)
+		if p.Parse(b, e.limits, req) != nil {
+			return
+		}
+		h := Head{req: req, buf: b}
+		d := e.admit(&h)
+		checkInvariants(t, e, &h, &d)
+		if d.verdict != verdictRefuse {
+			checkAdmitted(t, e, &h, &d)
+		}
+	})
+}
+
+// checkInvariants checks what holds for every decision.
+func checkInvariants(t *testing.T, e *Engine, h *Head, d *decision) {
+	t.Helper()
+	if int(d.verdict) >= len(verdictNames) || int(d.next) >= len(verdictNames) {
+		t.Fatalf("verdict %d, next %d out of range", d.verdict, d.next)
+	}
+	if (d.verdict == verdictRefuse) != (d.err != nil) {
+		t.Fatalf("verdict %v with err %s", d.verdict, errString(d.err))
+	}
+	if d.authErr && d.verdict != verdictRefuse {
+		t.Fatalf("authErr on verdict %v", d.verdict)
+	}
+	if d.verdict != verdictAwait && d.next != verdictRefuse {
+		t.Fatalf("next = %v on verdict %v", d.next, d.verdict)
+	}
+	if d.verdict == verdictRefuse {
+		if d.err.Status < 400 || d.err.Status > 599 || d.err.Code == "" {
+			t.Fatalf("refused with %s", errString(d.err))
+		}
+		if d.principal.ID != "" || d.principal.Method != "" {
+			t.Fatalf("refused with principal %+v", d.principal)
+		}
+		return
+	}
+	rt, b := &d.rt, d.rt.bucket
+	path, query := h.Path(), h.Query()
+	if b == nil {
+		t.Fatalf("admitted (%v) without a bucket", d.verdict)
+	}
+	if rt.op == opNone || rt.op >= numOps {
+		t.Fatalf("admitted (%v) with op %d", d.verdict, rt.op)
+	}
+	if rt.keyStart < 2 || rt.keyStart > rt.keyEnd || rt.keyEnd > len(path) || path[rt.keyStart-1] != '/' {
+		t.Fatalf("key span [%d:%d] in path %q", rt.keyStart, rt.keyEnd, path)
+	}
+	if rt.keyStart == rt.keyEnd {
+		t.Fatalf("admitted an empty key in %q", path)
+	}
+	if got := string(path[1 : rt.keyStart-1]); got != b.name {
+		t.Fatalf("bucket %q routed from path %q", b.name, path)
+	}
+	for _, s := range [][2]int{rt.uploadID, rt.maxParts, rt.partMark, rt.encType} {
+		if s[0] < 0 || s[0] > s[1] || s[1] > len(query) {
+			t.Fatalf("query span %v out of %q", s, query)
+		}
+	}
+	wantLen := max(h.req.ContentLength, 0)
+	if d.bodyLen != wantLen || d.size < 0 {
+		t.Fatalf("bodyLen, size = %d, %d; Content-Length %d", d.bodyLen, d.size, h.req.ContentLength)
+	}
+	if !rt.op.hasBody() && d.bodyLen != 0 {
+		t.Fatalf("%v with a body of %d", rt.op, d.bodyLen)
+	}
+	switch rt.op {
+	case opPutObject:
+		if h.req.ContentLength < 0 {
+			t.Fatalf("PutObject without Content-Length")
+		}
+		if d.size > e.opts.MaxObjectSize {
+			t.Fatalf("PutObject of %d over MaxObjectSize", d.size)
+		}
+	case opUploadPart:
+		if rt.partNum < 1 || rt.partNum > maxParts || !rt.hasID || h.req.ContentLength < 0 {
+			t.Fatalf("UploadPart with part %d, uploadId %v, Content-Length %d", rt.partNum, rt.hasID, h.req.ContentLength)
+		}
+	case opCompleteMultipartUpload, opAbortMultipartUpload, opListParts:
+		if !rt.hasID || rt.uploadID[0] == rt.uploadID[1] {
+			t.Fatalf("%v without an uploadId", rt.op)
+		}
+	}
+	if rt.op != opUploadPart && rt.partNum != 0 {
+		t.Fatalf("%v with part %d", rt.op, rt.partNum)
+	}
+	if (d.verdict == verdictAwait) != (b.authz != nil) {
+		t.Fatalf("verdict %v for a bucket with Authorizer %v", d.verdict, b.authz != nil)
+	}
+	v := d.verdict
+	if v == verdictAwait {
+		v = d.next
+	}
+	switch v {
+	case verdictInline:
+		if d.bodyLen > int64(e.opts.InlineBodyMax) && rt.op != opCompleteMultipartUpload {
+			t.Fatalf("%v of %d inline", rt.op, d.bodyLen)
+		}
+		if rt.op == opCompleteMultipartUpload && d.bodyLen > maxCompleteBody {
+			t.Fatalf("Complete of %d inline", d.bodyLen)
+		}
+	case verdictStream:
+		if d.bodyLen <= int64(e.opts.InlineBodyMax) || rt.op == opCompleteMultipartUpload {
+			t.Fatalf("%v of %d streamed", rt.op, d.bodyLen)
+		}
+	case verdictAutoChunk:
+		if rt.op != opPutObject || !b.autoChunks(d.bodyLen) {
+			t.Fatalf("%v of %d auto-chunked", rt.op, d.bodyLen)
+		}
+	default:
+		t.Fatalf("await with next %v", d.next)
+	}
+	if rt.op == opPutObject && d.size > maxSinglePut && v != verdictAutoChunk {
+		t.Fatalf("PutObject of %d as %v: above S3's single-PUT limit", d.size, v)
+	}
+	switch b.auth.(type) {
+	case *sigv4Auth:
+		if d.principal.ID == "" || d.principal.Method != "sigv4" {
+			t.Fatalf("SigV4 bucket admitted principal %+v", d.principal)
+		}
+	case noneAuth:
+		if d.principal.ID != "" || d.principal.Method != "none" {
+			t.Fatalf("auth none admitted principal %+v", d.principal)
+		}
+	}
+}
+
+// checkAdmitted builds what an admitted request goes on to: the Authorizer's input and the
+// upstream head, which must parse and carry the client's Content-Length.
+func checkAdmitted(t *testing.T, e *Engine, h *Head, d *decision) {
+	t.Helper()
+	_ = newAuthzInput(h, d, []byte("0123456789ABCDEF"), "192.0.2.1:1")
+	st := &connState{req: h.req, rt: d.rt, bodyLen: d.bodyLen, principal: d.principal, keepAlive: h.req.KeepAlive}
+	e.newRequestID(&st.reqID)
+	j := e.newJob(st, h.Path(), sideLoop)
+	defer j.release()
+	if err := e.buildUpstreamHead(j, st, j.bucket, h.buf); err != nil {
+		return // answered 400 InvalidURI
+	}
+	var p httpparse.Parser
+	up := new(httpparse.Request)
+	if err := p.Parse(j.out, httpparse.Limits{MaxHeadBytes: 1 << 20, MaxTargetBytes: 1 << 20}, up); err != nil {
+		t.Fatalf("upstream head %q: %v", j.out, err)
+	}
+	if up.HeadLen != len(j.out) || up.HeadLen != j.headLen {
+		t.Fatalf("upstream head %q: HeadLen %d, headLen %d, len %d", j.out, up.HeadLen, j.headLen, len(j.out))
+	}
+	switch cl := h.req.ContentLength; {
+	case cl >= 0 && up.ContentLength != cl:
+		t.Fatalf("upstream Content-Length %d; client sent %d", up.ContentLength, cl)
+	case cl < 0 && up.ContentLength > 0:
+		t.Fatalf("upstream Content-Length %d; client sent none", up.ContentLength)
+	}
+	if string(up.Method.Bytes(j.out)) != string(h.Method()) {
+		t.Fatalf("upstream method %q; client sent %q", up.Method.Bytes(j.out), h.Method())
+	}
+	if n := up.HeaderCount(j.out, "authorization"); n != 1 {
+		t.Fatalf("upstream head has %d Authorization headers: %q", n, j.out)
+	}
+}
