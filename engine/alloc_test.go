@@ -14,7 +14,9 @@ import (
 )
 
 // The in-loop path of a small request allocates nothing once its pools, buffers, metrics series
-// and the SigV4 key cache are warm. These tests run the steps the loop runs, without gnet.
+// and the SigV4 key cache are warm. TestAllocInlinePut runs the loop's steps one by one, without
+// gnet; TestAllocInlineLoop runs the loop's own code (process, onUpstreamTraffic) over fake
+// connections.
 
 // upstreamOK is an upstream's answer to a PutObject, as versitygw sends it.
 const upstreamOK = "HTTP/1.1 200 OK\r\n" +
@@ -82,6 +84,8 @@ func (p *inlinePut) run(tb testing.TB) {
 	st.isHead = string(req.Method.Bytes(buf)) == "HEAD"
 	st.keepAlive = req.KeepAlive
 	st.expect100 = req.Expect100
+	// As onHead builds it (conn.go): a local Head, which escapes through the Authenticator
+	// interface call in admit. Keep this in step with onHead.
 	h := Head{req: req, buf: buf}
 	d := e.admit(&h)
 	if d.verdict != verdictInline {
