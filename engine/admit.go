@@ -111,12 +111,17 @@ func (b *bucketState) autoChunks(n int64) bool {
 }
 
 // checkPayload validates the payload declaration (x-amz-content-sha256, aws-chunked framing) and
-// the declared size.
+// the declared size. A body is aws-chunked when Content-Encoding says so or its payload hash is a
+// streaming one: then x-amz-decoded-content-length is the object's size, and Content-Length may
+// exceed it only by the framing (chunk sizes, CRLFs, the trailer).
 func (e *Engine) checkPayload(h *Head, d *decision) *s3Error {
 	req, buf := h.req, h.buf
+	streaming := false
 	if v, ok := req.Lookup(buf, "x-amz-content-sha256"); ok {
 		switch p := v.Bytes(buf); {
-		case isHexSHA256(p), string(p) == s3sig.UnsignedPayload, string(p) == s3sig.StreamingUnsignedTrailer:
+		case isHexSHA256(p), string(p) == s3sig.UnsignedPayload:
+		case string(p) == s3sig.StreamingUnsignedTrailer:
+			streaming = true
 		case bytes.HasPrefix(p, []byte("STREAMING-AWS4-HMAC-SHA256-PAYLOAD")), bytes.HasPrefix(p, []byte("STREAMING-AWS4-ECDSA")):
 			return errSignedChunks
 		default:
@@ -124,7 +129,7 @@ func (e *Engine) checkPayload(h *Head, d *decision) *s3Error {
 		}
 	}
 	op, b := d.rt.op, d.rt.bucket
-	if v, ok := req.Lookup(buf, "content-encoding"); ok && containsFoldASCII(v.Bytes(buf), "aws-chunked") {
+	if v, ok := req.Lookup(buf, "content-encoding"); streaming || ok && containsFoldASCII(v.Bytes(buf), "aws-chunked") {
 		dv, ok := req.Lookup(buf, "x-amz-decoded-content-length")
 		if !ok {
 			return errDecodedLengthRequired
@@ -134,8 +139,13 @@ func (e *Engine) checkPayload(h *Head, d *decision) *s3Error {
 			return errInvalidDecodedLength
 		}
 		d.size = n
-		if op == opPutObject && (n > e.opts.MaxObjectSize || n > maxSinglePut) {
+		switch {
+		case op == opPutObject && (n > e.opts.MaxObjectSize || n > maxSinglePut):
 			return errEntityTooLarge
+		case n > d.bodyLen:
+			return errInvalidDecodedLength
+		case d.bodyLen-n > maxChunkFraming(n):
+			return errChunkFraming
 		}
 		if op == opPutObject && b.autoChunks(d.bodyLen) {
 			return errChunkedAutoChunk
@@ -147,6 +157,11 @@ func (e *Engine) checkPayload(h *Head, d *decision) *s3Error {
 	}
 	return nil
 }
+
+// maxChunkFraming bounds the aws-chunked framing of an object of n bytes: the chunk size lines
+// and CRLFs of chunks no smaller than 8 KiB (the SDKs' minimum; they send 64 KiB), signatures
+// included, plus the final chunk and the trailer.
+func maxChunkFraming(n int64) int64 { return n/64 + 64<<10 }
 
 // containsFoldASCII reports whether s contains lower (lower case), ignoring ASCII case.
 func containsFoldASCII(s []byte, lower string) bool {

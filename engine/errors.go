@@ -70,6 +70,7 @@ var (
 	errExpectation             = &s3Error{"InvalidArgument", 417, "Only Expect: 100-continue is supported"}
 	errInvalidContentLength    = &s3Error{"InvalidArgument", 400, "Content-Length is malformed, duplicated or conflicting"}
 	errDecodedLengthRequired   = &s3Error{"MissingContentLength", 411, "aws-chunked bodies require x-amz-decoded-content-length"}
+	errChunkFraming            = &s3Error{"EntityTooLarge", 400, "Content-Length exceeds x-amz-decoded-content-length by more than aws-chunked framing needs"}
 	errInvalidDecodedLength    = &s3Error{"InvalidArgument", 400, "x-amz-decoded-content-length is malformed"}
 )
 
