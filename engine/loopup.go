@@ -347,4 +347,7 @@ func (e *Engine) sweepUpstreams(now int64) {
 	for _, p := range pools {
 		p.sweepIdle(wall)
 	}
+	if e.draining.Load() {
+		e.stopAborts() // background aborts: one last attempt now (see abort.go)
+	}
 }
