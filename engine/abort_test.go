@@ -42,9 +42,10 @@ type abortBed struct {
 	logs   *syncBuf
 	bucket string // client-facing
 	up     string // upstream bucket
+	addr   string // the proxy's
 }
 
-func startAbortBed(t *testing.T, retryFor, backoff time.Duration) *abortBed {
+func startAbortBed(t *testing.T, retryFor, backoff time.Duration, opts ...proxyOpt) *abortBed {
 	t.Helper()
 	ab := &abortBed{srv: s3test.Start(t), logs: &syncBuf{}, bucket: "client-orphans", up: "orphans"}
 	ab.srv.CreateBucket(t, ab.up)
@@ -60,7 +61,11 @@ func startAbortBed(t *testing.T, retryFor, backoff time.Duration) *abortBed {
 			Credentials: map[string]string{clientAK: clientSK},
 		}},
 	}
+	for _, f := range opts {
+		f(&o)
+	}
 	ab.e = runEngine(t, o)
+	ab.addr = o.Address
 	return ab
 }
 
