@@ -1,4 +1,21 @@
 package engine
 
+import (
+	"context"
+
+	"github.com/mizuchi/uploadr/s3sig"
+)
+
 // PartSizeFor exposes the auto-chunking part-size rule to tests.
 var PartSizeFor = partSizeFor
+
+// AbortUploadRetrying calls abortUploadRetrying for the object key of the client-facing bucket
+// (key and uploadID unencoded, as S3 clients see them).
+func (e *Engine) AbortUploadRetrying(bucket, key, uploadID string, reqID [16]byte) {
+	b := e.lookupBucket([]byte(bucket))
+	path := append([]byte("/"+b.up.Bucket+"/"), s3sig.AppendURIEncode(nil, []byte(key), true)...)
+	e.abortUploadRetrying(b, path, s3sig.AppendURIEncode(nil, []byte(uploadID), false), reqID)
+}
+
+// FinishAborts exposes finishAborts (what Engine.Shutdown calls).
+func (e *Engine) FinishAborts(ctx context.Context) error { return e.finishAborts(ctx) }

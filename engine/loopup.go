@@ -38,6 +38,7 @@ type loopUp struct {
 	j      *job // request in flight; nil when idle
 	reused bool // j was sent on a connection that had served a request before
 	got    bool // bytes of j's answer arrived
+	inIdle bool // in ls.idle[pool] (holding one of the pool's idle places)
 	closed bool
 
 	busySince atomic.Int64 // unix nanos j was sent; 0 when idle
@@ -71,7 +72,8 @@ func (e *Engine) sendInLoop(c gnet.Conn, j *job) bool {
 		idle[len(idle)-1] = nil
 		idle = idle[:len(idle)-1]
 		ls.idle[p] = idle
-		p.m.upstreamIdle.Dec()
+		u.inIdle = false
+		p.leaveIdle()
 		if u.closed {
 			continue
 		}
@@ -185,7 +187,7 @@ func (e *Engine) onUpstreamTraffic(c gnet.Conn, u *loopUp) gnet.Action {
 	default:
 		return gnet.Close // a body delimited by close is not relayed from the loop
 	}
-	keep := h.KeepAlive && len(buf) == total && !e.draining.Load() && len(u.ls.idle[u.pool]) < e.opts.Upstream.MaxIdle
+	keep := h.KeepAlive && len(buf) == total && !e.draining.Load() && u.pool.enterIdle()
 	closeClient := !j.keepAlive || e.draining.Load()
 	status := e.relay(j, buf, h, total, closeClient)
 	_, _ = c.Discard(total)
@@ -195,7 +197,7 @@ func (e *Engine) onUpstreamTraffic(c gnet.Conn, u *loopUp) gnet.Action {
 	if keep {
 		u.idleSince.Store(e.now())
 		u.ls.idle[u.pool] = append(u.ls.idle[u.pool], u)
-		u.pool.m.upstreamIdle.Inc()
+		u.inIdle = true
 	} else {
 		action = gnet.Close
 	}
@@ -210,6 +212,7 @@ func (e *Engine) onUpstreamClose(u *loopUp) {
 		return
 	}
 	u.closed = true
+	u.dropIdle()
 	e.upConns.remove(u)
 	if u.c != nil {
 		u.pool.open.Add(-1)
@@ -266,17 +269,41 @@ func (r *upRegistry) remove(u *loopUp) {
 	r.mu.Unlock()
 }
 
+// dropIdle takes u out of its loop's idle list (if it is there) and gives its idle place back. On
+// u's loop only.
+func (u *loopUp) dropIdle() {
+	if !u.inIdle {
+		return
+	}
+	u.inIdle = false
+	idle := u.ls.idle[u.pool]
+	for i, v := range idle {
+		if v == u {
+			copy(idle[i:], idle[i+1:])
+			idle[len(idle)-1] = nil
+			u.ls.idle[u.pool] = idle[:len(idle)-1]
+			break
+		}
+	}
+	u.pool.leaveIdle()
+}
+
 // sweepUpstreams closes loop-owned upstream connections that waited too long for an answer or sat
-// idle too long. Closing is asynchronous; OnClose does the rest on the loop.
+// idle too long, and sweeps the goroutine pools' idle connections. A busy connection is closed
+// directly (asynchronous; OnClose answers its request on the loop). An idle one is closed from its
+// own loop, which checks again that it is still idle and takes it out of the idle list first, so a
+// request can never be sent on a connection the sweep is closing.
 func (e *Engine) sweepUpstreams(now int64) {
 	var victims []gnet.Conn
+	var idle []*loopUp
+	timeout := int64(e.opts.Upstream.IdleTimeout)
 	e.upConns.mu.Lock()
 	for u := range e.upConns.m {
 		if t := u.busySince.Load(); t != 0 && now-t > int64(e.opts.ResponseTimeout) {
 			u.timedOut.Store(true)
 			victims = append(victims, u.c)
-		} else if t == 0 && now-u.idleSince.Load() > int64(e.opts.Upstream.IdleTimeout) {
-			victims = append(victims, u.c)
+		} else if t == 0 && now-u.idleSince.Load() > timeout {
+			idle = append(idle, u)
 		}
 	}
 	e.upConns.mu.Unlock()
@@ -284,5 +311,27 @@ func (e *Engine) sweepUpstreams(now int64) {
 		if c != nil {
 			_ = c.Close()
 		}
+	}
+	for _, u := range idle {
+		_ = u.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+			if u.inIdle && !u.closed && e.now()-u.idleSince.Load() > timeout {
+				u.dropIdle()
+				_ = u.c.Close()
+			}
+			return nil
+		}))
+	}
+	e.poolsMu.Lock()
+	pools := make([]*upstreamPool, 0, len(e.pools))
+	for _, p := range e.pools {
+		pools = append(pools, p)
+	}
+	e.poolsMu.Unlock()
+	wall := time.Now() // the pools' own clock
+	for _, p := range pools {
+		p.sweepIdle(wall)
+	}
+	if e.draining.Load() {
+		e.stopAborts() // background aborts: one last attempt now (see abort.go)
 	}
 }

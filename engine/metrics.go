@@ -29,6 +29,8 @@ type engineMetrics struct {
 	partsSent          *metrics.Counter
 	autoChunked        *metrics.Counter
 	abortFailures      *metrics.Counter
+	abortRetries       *metrics.Counter // background AbortMultipartUpload attempts (after the first)
+	abortsPending      *metrics.Counter // gauge-like: uploads whose abort is being retried
 
 	bytesIn   *metrics.Counter
 	bytesOut  *metrics.Counter
@@ -68,6 +70,8 @@ func newEngineMetrics() *engineMetrics {
 			partsSent:          metrics.GetOrCreateCounter(`mizuchi_multipart_parts_sent_total`),
 			autoChunked:        metrics.GetOrCreateCounter(`mizuchi_autochunked_puts_total`),
 			abortFailures:      metrics.GetOrCreateCounter(`mizuchi_multipart_abort_failures_total`),
+			abortRetries:       metrics.GetOrCreateCounter(`mizuchi_multipart_abort_retries_total`),
+			abortsPending:      metrics.GetOrCreateCounter(`mizuchi_multipart_abort_retries_pending`),
 			bytesIn:            metrics.GetOrCreateCounter(`mizuchi_request_bytes_total`),
 			bytesOut:           metrics.GetOrCreateCounter(`mizuchi_response_bytes_total`),
 			requests:           map[reqKey]*metrics.Counter{},

@@ -65,6 +65,14 @@ type UpstreamOptions struct {
 	IdleTimeout time.Duration // an idle upstream connection older than this is closed; 0 = 30 s
 	MaxConns    int           // open connections per endpoint (busy + idle); 0 = unlimited. A request
 	// that finds all in use waits up to DialTimeout, then gets 503 SlowDown.
+
+	// AbortRetryFor bounds how long a failed AbortMultipartUpload of an auto-chunked upload is
+	// retried in the background (see abort.go); 0 = 10 min. Past it the upload is left to the
+	// upstream bucket's AbortIncompleteMultipartUpload lifecycle rule.
+	AbortRetryFor time.Duration
+	// AbortRetryBackoff is the first delay between abort attempts, doubled after each up to 30 s
+	// (each jittered to [d/2, d]); 0 = 1 s.
+	AbortRetryBackoff time.Duration
 }
 
 // Bucket is one client-facing bucket and where its objects go.
@@ -156,6 +164,12 @@ func (o *Options) withDefaults() {
 	}
 	if o.Upstream.IdleTimeout <= 0 {
 		o.Upstream.IdleTimeout = 30 * time.Second
+	}
+	if o.Upstream.AbortRetryFor <= 0 {
+		o.Upstream.AbortRetryFor = 10 * time.Minute
+	}
+	if o.Upstream.AbortRetryBackoff <= 0 {
+		o.Upstream.AbortRetryBackoff = time.Second
 	}
 	if o.Transfer.StallTimeout <= 0 {
 		o.Transfer.StallTimeout = o.BodyStallTimeout

@@ -26,6 +26,12 @@ type upConn struct {
 
 // upstreamPool keeps idle keep-alive connections to one endpoint. Safe for concurrent use.
 // A connection whose exchange did not complete cleanly is never put back.
+//
+// Idle connections of an endpoint live in two places: this pool's list (goroutine exchanges) and
+// each event loop's list (loop-owned connections, see loopup.go). idleN counts both, and a
+// connection enters either list only through enterIdle, so at most maxIdle connections per
+// endpoint are idle at any time; one that would exceed it is closed instead of kept. The sweep
+// (sweepIdle here, sweepUpstreams for the loops) closes those idle past idleTimeout.
 type upstreamPool struct {
 	ep          endpoint
 	dialTimeout time.Duration
@@ -36,6 +42,7 @@ type upstreamPool struct {
 
 	slots chan struct{} // one per open connection when MaxConns > 0
 	open  atomic.Int64
+	idleN atomic.Int64 // idle connections in this pool's list and in the loops' lists
 
 	mu   sync.Mutex
 	idle []*upConn
@@ -72,7 +79,7 @@ func (p *upstreamPool) get() (*upConn, error) {
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
 		p.mu.Unlock()
-		p.m.upstreamIdle.Dec()
+		p.leaveIdle()
 		if now.Sub(u.idleSince) > p.idleTimeout || !connAlive(u.c) {
 			u.close()
 			continue
@@ -171,25 +178,71 @@ func (p *upstreamPool) put(u *upConn) {
 	if cap(u.rbuf) > 64<<10 {
 		u.rbuf = nil
 	}
-	p.mu.Lock()
-	if len(p.idle) >= p.maxIdle {
-		p.mu.Unlock()
+	if !p.enterIdle() {
 		u.close()
 		return
 	}
+	p.mu.Lock()
 	p.idle = append(p.idle, u)
 	p.mu.Unlock()
-	p.m.upstreamIdle.Inc()
 }
 
+// enterIdle reserves one of the endpoint's maxIdle idle places for a connection about to become
+// idle (in this pool or on a loop), and counts it in the idle gauge. It reports false when all are
+// taken: the caller closes the connection. The connection must be counted open already, so the
+// idle gauge never exceeds the open gauge.
+func (p *upstreamPool) enterIdle() bool {
+	for {
+		n := p.idleN.Load()
+		if n >= int64(p.maxIdle) {
+			return false
+		}
+		if p.idleN.CompareAndSwap(n, n+1) {
+			p.m.upstreamIdle.Inc()
+			return true
+		}
+	}
+}
+
+// leaveIdle gives back the place of a connection taken out of an idle list. Call it before the
+// connection is closed (the idle gauge falls before the open gauge).
+func (p *upstreamPool) leaveIdle() {
+	p.idleN.Add(-1)
+	p.m.upstreamIdle.Dec()
+}
+
+// sweepIdle closes the pool's idle connections that sat idle longer than idleTimeout at now or
+// whose peer closed them. The liveness check is a non-blocking peek per idle connection (at most
+// maxIdle), under the pool's lock.
+func (p *upstreamPool) sweepIdle(now time.Time) {
+	var victims []*upConn
+	p.mu.Lock()
+	keep := p.idle[:0]
+	for _, u := range p.idle {
+		if now.Sub(u.idleSince) > p.idleTimeout || !connAlive(u.c) {
+			victims = append(victims, u)
+		} else {
+			keep = append(keep, u)
+		}
+	}
+	clear(p.idle[len(keep):])
+	p.idle = keep
+	p.mu.Unlock()
+	for _, u := range victims {
+		p.leaveIdle()
+		u.close()
+	}
+}
+
+// closeIdle closes every idle connection of the pool (engine stop, endpoint dropped on reload).
 func (p *upstreamPool) closeIdle() {
 	p.mu.Lock()
 	idle := p.idle
 	p.idle = nil
 	p.mu.Unlock()
 	for _, u := range idle {
+		p.leaveIdle()
 		u.close()
-		p.m.upstreamIdle.Dec()
 	}
 }
 

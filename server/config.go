@@ -54,6 +54,8 @@ type UpstreamConfig struct {
 	MaxIdle     int      `yaml:"max_idle"`     // default 64
 	MaxConns    int      `yaml:"max_conns"`    // connections per endpoint; 0 = unlimited
 	IdleTimeout Duration `yaml:"idle_timeout"` // default 30s
+	// AbortRetryFor: how long a failed abort of an auto-chunked upload is retried; default 10m.
+	AbortRetryFor Duration `yaml:"abort_retry_for"`
 }
 
 // MetricsConfig configures the admin listener.

@@ -35,6 +35,7 @@ type Flags struct {
 	headTimeout, idleTimeout, stallTimeout    time.Duration
 	responseTimeout, drainTime                time.Duration
 	dialTimeout, upIdleTimeout                time.Duration
+	abortRetryFor                             time.Duration
 
 	// config-less single bucket
 	bucket, upstream, upstreamBucket, region string
@@ -98,6 +99,7 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	fs.IntVar(&f.maxIdle, "upstream-max-idle", DefaultUpstreamMaxIdle, "idle keep-alive `connections` kept per upstream endpoint (upstream.max_idle)")
 	fs.IntVar(&f.maxConns, "upstream-max-conns", 0, "most `connections` per upstream endpoint; 0 = unlimited (upstream.max_conns)")
 	fs.DurationVar(&f.upIdleTimeout, "upstream-idle-timeout", DefaultUpstreamIdleTimeout, "an idle upstream connection older than this `duration` is closed (upstream.idle_timeout)")
+	fs.DurationVar(&f.abortRetryFor, "upstream-abort-retry-for", DefaultAbortRetryFor, "retry a failed abort of an auto-chunked upload in the background for this `duration`, up to 24h (upstream.abort_retry_for)")
 
 	fs.Var(&f.threshold, "multipart-threshold", "PutObjects larger than this `size` become multipart uploads upstream"+sz+"; applies to every bucket (buckets[].upload.multipart_threshold)")
 	fs.Var(&f.partSize, "part-size", "auto-chunking part `size`, 5MiB..5GiB"+sz+"; applies to every bucket (buckets[].upload.part_size)")
@@ -271,6 +273,8 @@ func (f *Flags) Apply(c *Config) error {
 			up.MaxConns = nonNeg(fl.Name, f.maxConns)
 		case "upstream-idle-timeout":
 			up.IdleTimeout = Duration(f.upIdleTimeout)
+		case "upstream-abort-retry-for":
+			up.AbortRetryFor = Duration(f.abortRetryFor)
 		case "multipart-threshold":
 			for i := range c.Buckets {
 				c.Buckets[i].Upload.MultipartThreshold = ByteSize(f.threshold.v)

@@ -26,6 +26,8 @@ const (
 	DefaultDialTimeout         = 5 * time.Second
 	DefaultUpstreamMaxIdle     = 64
 	DefaultUpstreamIdleTimeout = 30 * time.Second
+	DefaultAbortRetryFor       = 10 * time.Minute
+	maxAbortRetryFor           = 24 * time.Hour // S3 lifecycle rules act in whole days
 	DefaultPipePool            = 64
 	DefaultConcurrentParts     = 4
 	minPartSize                = 5 << 20
@@ -53,6 +55,7 @@ func (c *Config) Normalize() {
 	setDur(&c.Upstream.DialTimeout, DefaultDialTimeout)
 	setInt(&c.Upstream.MaxIdle, DefaultUpstreamMaxIdle)
 	setDur(&c.Upstream.IdleTimeout, DefaultUpstreamIdleTimeout)
+	setDur(&c.Upstream.AbortRetryFor, DefaultAbortRetryFor)
 	if c.Metrics.Enabled == nil {
 		c.Metrics.Enabled = boolPtr(true)
 	}
@@ -132,6 +135,9 @@ func (c *Config) Validate() error {
 		if n.v < 0 {
 			errs = append(errs, fmt.Errorf("%s %d must be >= 0", n.key, n.v))
 		}
+	}
+	if d := time.Duration(c.Upstream.AbortRetryFor); d < 0 || d > maxAbortRetryFor {
+		errs = append(errs, fmt.Errorf("upstream.abort_retry_for %v: want 0 (the default, %v) up to %v", d, DefaultAbortRetryFor, maxAbortRetryFor))
 	}
 	if s := c.Server.MaxHeadBytes; s != 0 && (s < 1<<10 || s > 1<<20) {
 		errs = append(errs, fmt.Errorf("server.max_head_bytes %d: want 1KiB..1MiB", s))
@@ -216,10 +222,11 @@ func (c *Config) EngineOptions(logger, access *slog.Logger) (engine.Options, err
 			ForceCopy:    zc.Enabled != nil && !*zc.Enabled,
 		},
 		Upstream: engine.UpstreamOptions{
-			DialTimeout: time.Duration(c.Upstream.DialTimeout),
-			MaxIdle:     c.Upstream.MaxIdle,
-			MaxConns:    c.Upstream.MaxConns,
-			IdleTimeout: time.Duration(c.Upstream.IdleTimeout),
+			DialTimeout:   time.Duration(c.Upstream.DialTimeout),
+			MaxIdle:       c.Upstream.MaxIdle,
+			MaxConns:      c.Upstream.MaxConns,
+			IdleTimeout:   time.Duration(c.Upstream.IdleTimeout),
+			AbortRetryFor: time.Duration(c.Upstream.AbortRetryFor),
 		},
 		Logger:    logger,
 		AccessLog: access,
