@@ -300,23 +300,18 @@ type aborter struct {
 	empty   chan struct{} // closed when the last retrier ends (the entry is deleted then)
 }
 
-// aborters maps each Engine with background retriers to its aborter; an entry lives while a retrier
-// runs. TODO(lead): make it an Engine field once engine.go is free; it lives here so that abort.go
-// needed no edit of engine.go.
-var (
-	abortersMu sync.Mutex
-	aborters   = map[*Engine]*aborter{}
-)
+// abortersMu guards every Engine's aborter field (Engine.aborts): set while a retrier runs.
+var abortersMu sync.Mutex
 
 // aborter registers one more background retrier of e; the caller calls abortDone when it ends. While
 // the engine drains, the retrier's stop is already closed (it makes its one last attempt at once).
 func (e *Engine) aborter() *aborter {
 	abortersMu.Lock()
 	defer abortersMu.Unlock()
-	a := aborters[e]
+	a := e.aborts
 	if a == nil {
 		a = &aborter{stop: make(chan struct{}), empty: make(chan struct{})}
-		aborters[e] = a
+		e.aborts = a
 	}
 	if e.draining.Load() {
 		a.stopLocked()
@@ -331,8 +326,8 @@ func (e *Engine) abortDone(a *aborter) {
 	a.pending--
 	if a.pending == 0 {
 		close(a.empty)
-		if aborters[e] == a {
-			delete(aborters, e)
+		if e.aborts == a {
+			e.aborts = nil
 		}
 	}
 }
@@ -350,7 +345,7 @@ func (a *aborter) stopLocked() {
 func (e *Engine) stopAborts() *aborter {
 	abortersMu.Lock()
 	defer abortersMu.Unlock()
-	a := aborters[e]
+	a := e.aborts
 	if a != nil {
 		a.stopLocked()
 	}

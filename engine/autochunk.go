@@ -130,7 +130,7 @@ func (e *Engine) autoChunk(j *job, client net.Conn) (status int, reuse bool, mov
 	p.ctx, p.cancel = context.WithCancel(e.killCtx)
 	defer p.cancel()
 	if j.expect100 && j.remaining > 0 && !writeAll(client, continueResponse, e.opts.BodyStallTimeout) {
-		e.abortUpload(j, uploadID)
+		e.abortUploadRetrying(j.bucket, j.path, uploadID, j.reqID)
 		return 499, false, moved
 	}
 	e.sendParts(p, digests)
@@ -140,7 +140,7 @@ func (e *Engine) autoChunk(j *job, client net.Conn) (status int, reuse bool, mov
 		}
 	}
 	if p.failed {
-		e.abortUpload(j, uploadID)
+		e.abortUploadRetrying(j.bucket, j.path, uploadID, j.reqID)
 		if p.s3err != nil {
 			status = e.answer(j, client, p.s3err)
 			if p.clientGone && status == 499 {
@@ -153,7 +153,7 @@ func (e *Engine) autoChunk(j *job, client net.Conn) (status int, reuse bool, mov
 	}
 	status, ok := e.completeUpload(p)
 	if !ok {
-		e.abortUpload(j, uploadID)
+		e.abortUploadRetrying(j.bucket, j.path, uploadID, j.reqID)
 	}
 	if !writeAll(client, j.resp, e.opts.BodyStallTimeout) || !ok {
 		return status, false, p.moved
@@ -388,32 +388,6 @@ func (e *Engine) completeUpload(p *chunkedPut) (status int, ok bool) {
 	u.release(resp.keepAlive)
 	e.metrics.mpCompleted.Inc()
 	return 200, true
-}
-
-// abortUpload aborts an upload upstream (retrying once) so no orphaned upload remains.
-func (e *Engine) abortUpload(j *job, uploadID []byte) {
-	for attempt := 0; attempt < 2; attempt++ {
-		hs := e.baseHeaders(j, j.bucket, []byte(s3sig.EmptySHA256))
-		j.query = append(j.query[:0], "uploadId="...)
-		j.query = append(j.query, uploadID...)
-		head, err := e.appendSignedHead(j.tmp2[:0], j, j.bucket, []byte("DELETE"), hs, []byte(s3sig.EmptySHA256), "Content-Length: 0\r\n")
-		j.tmp2 = head
-		if err != nil {
-			break
-		}
-		u, resp, s3err := e.roundTrip(j, head, nil)
-		if s3err != nil {
-			continue
-		}
-		u.release(resp.keepAlive)
-		if resp.head.Status == 204 || resp.head.Status == 200 || resp.head.Status == 404 {
-			e.metrics.mpAborted.Inc()
-			return
-		}
-	}
-	e.metrics.abortFailures.Inc()
-	e.opts.Logger.Warn("could not abort an auto-chunked upload; it stays upstream until a lifecycle rule removes it",
-		"request_id", string(j.reqID[:]), "bucket", j.bucket.name)
 }
 
 // appendCompleteXML renders the CompleteMultipartUpload document.

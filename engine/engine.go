@@ -36,6 +36,8 @@ type Engine struct {
 
 	completeBudget *byteBudget // CompleteMultipartUpload body bytes held at once
 
+	aborts *aborter // background abort retriers (abort.go); guarded by abortersMu
+
 	listenersMu sync.Mutex
 	listeners   []net.Listener // Serve's
 
@@ -232,6 +234,9 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 		e.waitIdle(cctx)
 		cancel()
 	}
+	actx, acancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_ = e.finishAborts(actx) // background aborts: one last attempt each, then give up (abort.go)
+	acancel()
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return e.gnetEngine.Stop(sctx)
