@@ -28,7 +28,7 @@ type upConn struct {
 // A connection whose exchange did not complete cleanly is never put back.
 //
 // Idle connections of an endpoint live in two places: this pool's list (goroutine exchanges) and
-// each event loop's list (loop-owned connections, see loopup.go). idleN counts both, and a
+// each event loop's list (loop-owned connections, see upstream_loop.go). idleN counts both, and a
 // connection enters either list only through enterIdle, so at most maxIdle connections per
 // endpoint are idle at any time; one that would exceed it is closed instead of kept. The sweep
 // (sweepIdle here, sweepUpstreams for the loops) closes those idle past idleTimeout.
