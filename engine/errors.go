@@ -37,6 +37,7 @@ var (
 	errInvalidDigest           = &s3Error{"InvalidDigest", 400, "The Content-MD5 or checksum you specified is not valid."}
 	errMalformedXML            = &s3Error{"MalformedXML", 400, "The XML you provided was not well-formed or did not validate against our published schema"}
 	errSlowDown                = &s3Error{"SlowDown", 503, "Please reduce your request rate: the upstream connection limit is reached"}
+	errCompleteBudget          = &s3Error{"SlowDown", 503, "Please reduce your request rate: too many CompleteMultipartUpload documents are in flight"}
 	errShuttingDown            = &s3Error{"ServiceUnavailable", 503, "The proxy is shutting down: the upload was cut at the drain deadline; retry on another node"}
 	errInvalidArgument         = &s3Error{"InvalidArgument", 400, "Invalid argument"}
 	errInvalidPartNumber       = &s3Error{"InvalidArgument", 400, "Part number must be an integer between 1 and 10000, inclusive"}
