@@ -35,6 +35,7 @@ import "unicode/utf8"
 //	element   ::= '<' Name (S Attribute)* S? ('/>' | '>' content '</' Name S? '>')
 //	Attribute ::= Name S? '=' S? ('"' ([^<&"] | Reference)* '"' | "'" ([^<&'] | Reference)* "'")
 //	content   ::= (CharData | Reference | CDSect | PI | Comment | element)*
+//	CharData  ::= [^<&]* without ']]>'
 //	Comment   ::= '<!--' (Char* without '--') '-->'
 //	PI        ::= '<?' Name (S Char*)? '?>'          Name is not "xml" in any case
 //	CDSect    ::= '<![CDATA[' Char* ']]>'
@@ -405,8 +406,8 @@ func (s *completeScanner) text() bool {
 			continue
 		}
 		n := charAt(s.b, s.i)
-		if n == 0 {
-			return false
+		if n == 0 || s.b[s.i] == '>' && s.i-start >= 2 && s.b[s.i-1] == ']' && s.b[s.i-2] == ']' {
+			return false // not a Char, or "]]>" outside CDATA
 		}
 		if !isSpace(s.b[s.i]) {
 			nonSpace = true

@@ -104,6 +104,8 @@ var completeCases = []completeCase{
 	{name: "empty unknown elements", doc: doc(`<Part><ETag>e</ETag><PartNumber>1</PartNumber><ChecksumSHA1/><ChecksumSHA256 /></Part>`), want: true},
 	{name: "spaces in tags", doc: `<CompleteMultipartUpload  ` + s3NS + ` ><Part ><ETag >e</ETag ><PartNumber>1</PartNumber	></Part
 ></CompleteMultipartUpload >`, want: true},
+	{name: "]] and > apart in text", doc: doc(`<Part><ETag>]]&gt;]&amp;]></ETag><PartNumber>1</PartNumber></Part>`), want: true},
+	{name: "]]> in an attribute value", doc: `<CompleteMultipartUpload a="]]>"><Part><ETag>e</ETag><PartNumber>1</PartNumber></Part></CompleteMultipartUpload>`, want: true},
 	{name: "attribute spaces and references", doc: `<CompleteMultipartUpload a = 'x"&amp;>' b="'"><Part><ETag>e</ETag><PartNumber>1</PartNumber></Part></CompleteMultipartUpload>`, want: true},
 	{name: "names with dot, dash, digits, underscore", doc: doc(`<_a.b-c9/>`, part(1)), want: true},
 	{name: "same part number twice (the upstream decides)", doc: doc(part(1), part(1)), want: true},
@@ -143,6 +145,8 @@ var completeCases = []completeCase{
 	{name: "second root", doc: doc(part(1)) + doc(part(1))},
 	{name: "trailing comment", doc: doc(part(1)) + "<!-- x -->"},
 	{name: "undefined entity", doc: doc(`<Part><ETag>&nbsp;</ETag><PartNumber>1</PartNumber></Part>`)},
+	{name: "]]> in text", doc: doc(`<Part><ETag>]]></ETag><PartNumber>1</PartNumber></Part>`)},
+	{name: "]]> in text after a reference", doc: doc(`<Part><ETag>&amp;]]></ETag><PartNumber>1</PartNumber></Part>`)},
 	{name: "bare ampersand", doc: doc(`<Part><ETag>a&b</ETag><PartNumber>1</PartNumber></Part>`)},
 	{name: "character reference to NUL", doc: doc(`<Part><ETag>&#0;</ETag><PartNumber>1</PartNumber></Part>`)},
 	{name: "character reference out of range", doc: doc(`<Part><ETag>&#x110000;</ETag><PartNumber>1</PartNumber></Part>`)},
