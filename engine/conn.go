@@ -249,6 +249,11 @@ func (e *Engine) process(c gnet.Conn, st *connState) gnet.Action {
 			return gnet.None
 		case phaseDrain:
 			return e.drain(c, st)
+		case phaseBody:
+			// Peek copies a wrapped ring buffer into one slice: wait until the body is whole.
+			if c.InboundBuffered() < st.req.HeadLen+int(st.bodyLen) {
+				return gnet.None
+			}
 		}
 		buf, _ := c.Peek(-1)
 		if len(buf) == 0 {

@@ -89,7 +89,7 @@ func New(o Options) (*Engine, error) {
 		bootCh:  make(chan struct{}),
 		loops:   map[gnet.EventLoop]*loopState{},
 
-		completeBudget: newByteBudget(64 << 20),
+		completeBudget: newByteBudget(o.CompleteBodyBudget),
 	}
 	e.mover = transfer.NewMover(o.Transfer)
 	e.killCtx, e.kill = context.WithCancel(context.Background())

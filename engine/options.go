@@ -44,6 +44,12 @@ type Options struct {
 	// is read; 0 = 5 TiB (S3's limit). A single upstream PUT is limited to 5 GiB by S3: larger
 	// bodies are accepted only where auto-chunking (Bucket.Upload) cuts them into parts.
 	MaxObjectSize int64
+	// CompleteBodyBudget bounds the bytes of CompleteMultipartUpload documents (each up to 4 MiB,
+	// buffered whole before they are checked and sent) held at once by the whole engine. A Complete
+	// whose declared Content-Length does not fit in what is left gets 503 SlowDown before its body
+	// is read. Each document in flight costs about three times its size in buffers (the
+	// event loop's, the checked copy, the upstream request). 0 = 32 MiB; at least 4 MiB.
+	CompleteBodyBudget int64
 	// Transfer configures the body mover (pipe size, copy path, ...).
 	Transfer transfer.Options
 	// Upstream configures the upstream connection pools.
@@ -156,6 +162,9 @@ func (o *Options) withDefaults() {
 	if o.MaxObjectSize <= 0 {
 		o.MaxObjectSize = 5 << 40
 	}
+	if o.CompleteBodyBudget <= 0 {
+		o.CompleteBodyBudget = DefaultCompleteBodyBudget
+	}
 	if o.Upstream.DialTimeout <= 0 {
 		o.Upstream.DialTimeout = 5 * time.Second
 	}
@@ -245,6 +254,9 @@ func (o *Options) Validate() error {
 	if len(o.Buckets) == 0 {
 		errs = append(errs, errors.New("no buckets configured"))
 	}
+	if o.CompleteBodyBudget != 0 && o.CompleteBodyBudget < maxCompleteBody {
+		errs = append(errs, fmt.Errorf("complete body budget %d is below one largest CompleteMultipartUpload document (%d)", o.CompleteBodyBudget, maxCompleteBody))
+	}
 	return errors.Join(errs...)
 }
 
@@ -263,6 +275,9 @@ func isRegion[T string | []byte](r T) bool {
 	}
 	return true
 }
+
+// DefaultCompleteBodyBudget is Options.CompleteBodyBudget's default: 8 largest Complete documents.
+const DefaultCompleteBodyBudget = 32 << 20
 
 // S3's limits.
 const (

@@ -244,7 +244,8 @@ func TestNewFlagsReachEngineOptions(t *testing.T) {
 	f := parseFlags(t, "-bucket", "up", "-upstream", "http://h:1", "-upstream-bucket", "real", "-region", "eu-west-1", "-auth-none",
 		"-dial-timeout", "2s", "-response-timeout", "7s", "-upstream-max-idle", "3", "-upstream-max-conns", "9",
 		"-upstream-idle-timeout", "11s", "-multipart-threshold", "6MiB", "-part-size", "5MiB", "-concurrent-parts", "2",
-		"-max-object-size", "1GiB", "-max-uri-bytes", "2KiB", "-min-pipe-size", "64KiB", "-access-log=false", "-metrics=false")
+		"-max-object-size", "1GiB", "-max-uri-bytes", "2KiB", "-min-pipe-size", "64KiB", "-access-log=false", "-metrics=false",
+		"-complete-body-budget", "16MiB")
 	c, err := f.Config(env(map[string]string{EnvAWSAccessKey: "a", EnvAWSSecretKey: "s"}))
 	if err != nil {
 		t.Fatal(err)
@@ -260,8 +261,8 @@ func TestNewFlagsReachEngineOptions(t *testing.T) {
 	if u.DialTimeout.String() != "2s" || u.MaxIdle != 3 || u.MaxConns != 9 || u.IdleTimeout.String() != "11s" || o.ResponseTimeout.String() != "7s" {
 		t.Errorf("upstream options %+v, response timeout %v", u, o.ResponseTimeout)
 	}
-	if o.MaxObjectSize != 1<<30 || o.MaxURIBytes != 2<<10 || o.Transfer.MinPipeSize != 64<<10 {
-		t.Errorf("sizes %d %d %d", o.MaxObjectSize, o.MaxURIBytes, o.Transfer.MinPipeSize)
+	if o.MaxObjectSize != 1<<30 || o.MaxURIBytes != 2<<10 || o.Transfer.MinPipeSize != 64<<10 || o.CompleteBodyBudget != 16<<20 {
+		t.Errorf("sizes %d %d %d %d", o.MaxObjectSize, o.MaxURIBytes, o.Transfer.MinPipeSize, o.CompleteBodyBudget)
 	}
 	b := o.Buckets[0]
 	if b.Upstream.Bucket != "real" || b.Upstream.Region != "eu-west-1" || !b.AuthNone ||

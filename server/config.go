@@ -38,6 +38,8 @@ type ServerConfig struct {
 	InlineBodyMax    ByteSize       `yaml:"inline_body_max"`    // default 64KiB
 	MaxObjectSize    ByteSize       `yaml:"max_object_size"`    // default 5TiB
 	DrainTimeout     Duration       `yaml:"drain_timeout"`      // default 30s
+	// Complete documents buffered at once, all connections; default 32MiB, at least 4MiB
+	CompleteBodyBudget ByteSize `yaml:"complete_body_budget"`
 }
 
 // ZeroCopyConfig configures the splice path.

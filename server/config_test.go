@@ -50,6 +50,42 @@ func TestParseDocumentedConfig(t *testing.T) {
 	if o.Buckets[0].Name != "uploads" || o.Buckets[0].Credentials["cak"] != "csk" || o.Buckets[0].AuthNone {
 		t.Errorf("engine bucket = %+v", o.Buckets[0])
 	}
+	if o.CompleteBodyBudget != 32<<20 {
+		t.Errorf("CompleteBodyBudget = %d; want the 32 MiB default", o.CompleteBodyBudget)
+	}
+}
+
+// server.complete_body_budget reaches the engine; below one 4 MiB document it is refused by name.
+func TestCompleteBodyBudgetKey(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		want  int64
+		err   string
+	}{
+		{value: "128MiB", want: 128 << 20},
+		{value: "4MiB", want: 4 << 20},
+		{value: "4194303", err: "server.complete_body_budget 4194303: want at least 4MiB"},
+	} {
+		y := strings.Replace(sample, "server:\n", "server:\n  complete_body_budget: "+tc.value+"\n", 1)
+		c, err := ParseConfig([]byte(y), env(sampleEnv))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Normalize()
+		err = c.Validate()
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) || strings.Count(err.Error(), "4194303") != 1 {
+				t.Errorf("%s: Validate = %v; want one error %q", tc.value, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", tc.value, err)
+		}
+		if o, err := c.EngineOptions(nil, nil); err != nil || o.CompleteBodyBudget != tc.want {
+			t.Errorf("%s: CompleteBodyBudget = %d, %v; want %d", tc.value, o.CompleteBodyBudget, err, tc.want)
+		}
+	}
 }
 
 func TestConfigErrors(t *testing.T) {

@@ -47,6 +47,7 @@ func (c *Config) Normalize() {
 	setSize(&s.MaxURIBytes, 16<<10)
 	setSize(&s.InlineBodyMax, 64<<10)
 	setSize(&s.MaxObjectSize, 5<<40)
+	setSize(&s.CompleteBodyBudget, engine.DefaultCompleteBodyBudget)
 	setDur(&s.HeadTimeout, DefaultHeadTimeout)
 	setDur(&s.IdleTimeout, DefaultIdleTimeout)
 	setDur(&s.BodyStallTimeout, DefaultStallTimeout)
@@ -151,6 +152,9 @@ func (c *Config) Validate() error {
 	if s := c.Server.MaxObjectSize; s > 5<<40 {
 		errs = append(errs, fmt.Errorf("server.max_object_size %d is above S3's 5 TiB object limit", s))
 	}
+	if s := c.Server.CompleteBodyBudget; s != 0 && s < 4<<20 {
+		errs = append(errs, fmt.Errorf("server.complete_body_budget %d: want at least 4MiB (one largest CompleteMultipartUpload document)", s))
+	}
 	for _, b := range c.Buckets {
 		p := strings.TrimPrefix(b.PathPrefix, "/")
 		if !strings.HasPrefix(b.PathPrefix, "/") || p == "" || strings.Contains(p, "/") {
@@ -179,7 +183,8 @@ func (c *Config) Validate() error {
 		// The engine checks buckets again; drop what the upload checks above already named.
 		for _, e := range flatten(err) {
 			m := e.Error()
-			if strings.Contains(m, "part size") || strings.Contains(m, "multipart threshold") || strings.Contains(m, "concurrent parts") {
+			if strings.Contains(m, "part size") || strings.Contains(m, "multipart threshold") || strings.Contains(m, "concurrent parts") ||
+				strings.Contains(m, "complete body budget") {
 				continue
 			}
 			errs = append(errs, e)
@@ -205,16 +210,17 @@ func flatten(err error) []error {
 func (c *Config) EngineOptions(logger, access *slog.Logger) (engine.Options, error) {
 	zc := c.Server.ZeroCopy
 	o := engine.Options{
-		Address:          c.Server.Address,
-		EventLoops:       c.Server.EventLoops,
-		MaxHeadBytes:     int(c.Server.MaxHeadBytes),
-		MaxURIBytes:      int(c.Server.MaxURIBytes),
-		HeadTimeout:      time.Duration(c.Server.HeadTimeout),
-		IdleTimeout:      time.Duration(c.Server.IdleTimeout),
-		BodyStallTimeout: time.Duration(c.Server.BodyStallTimeout),
-		ResponseTimeout:  time.Duration(c.Server.ResponseTimeout),
-		InlineBodyMax:    int(c.Server.InlineBodyMax),
-		MaxObjectSize:    int64(c.Server.MaxObjectSize),
+		Address:            c.Server.Address,
+		EventLoops:         c.Server.EventLoops,
+		MaxHeadBytes:       int(c.Server.MaxHeadBytes),
+		MaxURIBytes:        int(c.Server.MaxURIBytes),
+		HeadTimeout:        time.Duration(c.Server.HeadTimeout),
+		IdleTimeout:        time.Duration(c.Server.IdleTimeout),
+		BodyStallTimeout:   time.Duration(c.Server.BodyStallTimeout),
+		ResponseTimeout:    time.Duration(c.Server.ResponseTimeout),
+		InlineBodyMax:      int(c.Server.InlineBodyMax),
+		MaxObjectSize:      int64(c.Server.MaxObjectSize),
+		CompleteBodyBudget: int64(c.Server.CompleteBodyBudget),
 		Transfer: transfer.Options{
 			PipeSize:     int(zc.PipeBufferSize),
 			MinPipeSize:  int(zc.MinPipeSize),

@@ -88,7 +88,7 @@ func TestHelpListsEveryFlag(t *testing.T) {
 	}
 	h := string(out)
 	for _, f := range []string{"-listen address", "-event-loops number", "-zero-copy", "-pipe-size size", "-min-pipe-size size", "-pipe-pool pipes",
-		"-max-head-bytes size", "-max-uri-bytes size", "-inline-body-max size", "-max-object-size size",
+		"-max-head-bytes size", "-max-uri-bytes size", "-inline-body-max size", "-max-object-size size", "-complete-body-budget size",
 		"-head-timeout duration", "-idle-timeout duration", "-body-stall-timeout duration", "-response-timeout duration", "-drain-timeout duration",
 		"-dial-timeout duration", "-upstream-max-idle connections", "-upstream-max-conns connections", "-upstream-idle-timeout duration",
 		"-multipart-threshold size", "-part-size size", "-concurrent-parts parts", "-admin-address address", "-metrics",
@@ -97,7 +97,7 @@ func TestHelpListsEveryFlag(t *testing.T) {
 			t.Errorf("-h does not list %q", f)
 		}
 	}
-	for _, d := range []string{"(default 1MiB)", "(default 256KiB)", "(default 5TiB)", "(default 50MiB)", "(default 100MiB)", "(default 30s)", "(default 5m0s)", "(default 5s)", "(default 64)", "(default 4)", `(default "127.0.0.1:9090")`, "(default true)"} {
+	for _, d := range []string{"(default 1MiB)", "(default 256KiB)", "(default 5TiB)", "(default 64MiB)", "(default 50MiB)", "(default 100MiB)", "(default 30s)", "(default 5m0s)", "(default 5s)", "(default 64)", "(default 4)", `(default "127.0.0.1:9090")`, "(default true)"} {
 		if !strings.Contains(h, d) {
 			t.Errorf("-h does not show %s", d)
 		}
