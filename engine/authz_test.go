@@ -62,6 +62,17 @@ func TestAuthorizerDecidesBeforeTheBody(t *testing.T) {
 	p, a := startAuthzProxy(t)
 	cl := p.sdkClient(t)
 	ctx := context.Background()
+	counter := func(series string) float64 { return max(metricValue(t, series), 0) }
+	const (
+		sigv4   = `mizuchi_authenticated_requests_total{method="sigv4"}`
+		allow   = `mizuchi_authz_decisions_total{decision="allow"}`
+		deny    = `mizuchi_authz_decisions_total{decision="deny"}`
+		timeout = `mizuchi_authz_decisions_total{decision="timeout"}`
+	)
+	before := map[string]float64{}
+	for _, s := range []string{sigv4, allow, deny, timeout} {
+		before[s] = counter(s)
+	}
 	for _, size := range []int{5, 200 << 10} {
 		body := s3test.RandomBytes(size, 3)
 		key := "ok/" + itoa(size)
@@ -129,6 +140,12 @@ func TestAuthorizerDecidesBeforeTheBody(t *testing.T) {
 		}
 		if upstream.ObjectExists(t, p.UpBucket, key) {
 			t.Errorf("%s: object exists upstream", key)
+		}
+	}
+	// 2 allowed PUTs, 3 denied, Create + UploadPart + Abort allowed, 2 timed out: all signed.
+	for s, want := range map[string]float64{sigv4: 10, allow: 5, deny: 3, timeout: 2} {
+		if got := counter(s) - before[s]; got != want {
+			t.Errorf("%s grew by %v; want %v", s, got, want)
 		}
 	}
 }

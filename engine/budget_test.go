@@ -142,8 +142,8 @@ func TestCompleteBodyBudgetOption(t *testing.T) {
 		o.withDefaults()
 		return o
 	}
-	if o := valid(0); o.CompleteBodyBudget != 64<<20 || o.Validate() != nil {
-		t.Errorf("default: %d, %v; want 64 MiB, valid", o.CompleteBodyBudget, o.Validate())
+	if o := valid(0); o.CompleteBodyBudget != 32<<20 || o.Validate() != nil {
+		t.Errorf("default: %d, %v; want 32 MiB, valid", o.CompleteBodyBudget, o.Validate())
 	}
 	if err := valid(maxCompleteBody).Validate(); err != nil {
 		t.Errorf("4 MiB: %v", err)

@@ -311,6 +311,8 @@ func (e *Engine) onHead(c gnet.Conn, st *connState, buf []byte) (gnet.Action, bo
 	st.head.buf = nil // gnet's buffer is valid only during this callback
 	if d.authErr {
 		e.metrics.authFailure(d.err)
+	} else if d.verdict != verdictRefuse {
+		e.metrics.authenticated(d.principal.Method)
 	}
 	return e.act(c, st, buf, &d)
 }

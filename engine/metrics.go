@@ -42,6 +42,9 @@ type engineMetrics struct {
 	authFail map[string]*metrics.Counter
 
 	authzDecisions map[string]*metrics.Counter
+	authMethods    map[string]*metrics.Counter
+	authSigV4      *metrics.Counter
+	authNone       *metrics.Counter
 }
 
 var (
@@ -78,6 +81,9 @@ func newEngineMetrics() *engineMetrics {
 			refusals:           map[string]*metrics.Counter{},
 			authFail:           map[string]*metrics.Counter{},
 			authzDecisions:     map[string]*metrics.Counter{},
+			authMethods:        map[string]*metrics.Counter{},
+			authSigV4:          metrics.GetOrCreateCounter(`mizuchi_authenticated_requests_total{method="sigv4"}`),
+			authNone:           metrics.GetOrCreateCounter(`mizuchi_authenticated_requests_total{method="none"}`),
 		}
 		metrics.NewGauge(`mizuchi_uploads_active`, func() float64 { return float64(activeTotal.Load()) })
 		for o := op(0); o < numOps; o++ {
@@ -131,6 +137,19 @@ func (m *engineMetrics) refusal(e *s3Error) {
 // authzDecision counts an Authorizer's decision: allow, deny or timeout.
 func (m *engineMetrics) authzDecision(d string) {
 	m.labelled(m.authzDecisions, `mizuchi_authz_decisions_total{decision="`, d)
+}
+
+// authenticated counts a request whose principal was established, by authentication method. The
+// built-in methods have their series ready (the loop's path takes no lock for them).
+func (m *engineMetrics) authenticated(method string) {
+	switch method {
+	case "sigv4":
+		m.authSigV4.Inc()
+	case "none":
+		m.authNone.Inc()
+	default:
+		m.labelled(m.authMethods, `mizuchi_authenticated_requests_total{method="`, method)
+	}
 }
 
 func (m *engineMetrics) authFailure(e *s3Error) {

@@ -119,6 +119,8 @@ func (nc *netConn) serveOne() bool {
 	d := e.admit(h)
 	if d.authErr {
 		e.metrics.authFailure(d.err)
+	} else if d.verdict != verdictRefuse {
+		e.metrics.authenticated(d.principal.Method)
 	}
 	if d.verdict == verdictAwait {
 		if s3err := e.authorize(d.rt.bucket.authz, newAuthzInput(h, &d, st.reqID[:], st.remote)); s3err != nil {
