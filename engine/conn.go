@@ -28,6 +28,8 @@ package engine
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -182,9 +184,10 @@ func (e *Engine) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 }
 
 // OnClose forgets the connection unless it was detached (its socket lives on through a dup). A
-// client that half-closes in the middle of an inline body gets 400 IncompleteBody: gnet flushes
-// what OnClose writes before it closes the socket.
-func (e *Engine) OnClose(c gnet.Conn, _ error) gnet.Action {
+// client that half-closes in the middle of an inline body gets 400 IncompleteBody, and one whose
+// body is cut by the engine stopping 503 ServiceUnavailable: gnet flushes what OnClose writes
+// before it closes the socket.
+func (e *Engine) OnClose(c gnet.Conn, err error) gnet.Action {
 	if u, ok := c.Context().(*loopUp); ok {
 		e.onUpstreamClose(u)
 		return gnet.None
@@ -197,10 +200,17 @@ func (e *Engine) OnClose(c gnet.Conn, _ error) gnet.Action {
 	case phaseDetached:
 		return gnet.None
 	case phaseBody:
-		if !st.closed && st.req != nil {
+		var s3err *s3Error
+		switch {
+		case errors.Is(err, io.EOF):
+			s3err = errIncompleteBody
+		case err == nil && e.draining.Load():
+			s3err = errShuttingDown
+		}
+		if s3err != nil && !st.closed && st.req != nil {
 			st.closed = true // nothing after this answer
 			buf, _ := c.Peek(-1)
-			e.refuse(c, st, errIncompleteBody, st.req.Path.Bytes(buf), true)
+			e.refuse(c, st, s3err, st.req.Path.Bytes(buf), true)
 		}
 	}
 	st.closed = true
