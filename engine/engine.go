@@ -40,6 +40,7 @@ type Engine struct {
 
 	listenersMu sync.Mutex
 	listeners   []net.Listener // Serve's
+	netConns    netConns       // Serve's connections
 
 	loopsMu sync.Mutex
 	loops   map[gnet.EventLoop]*loopState

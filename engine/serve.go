@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mizuchi/uploadr/httpparse"
@@ -44,24 +45,59 @@ func (e *Engine) Serve(l net.Listener) error {
 	}
 }
 
-// closeListeners stops every Serve loop (Shutdown).
+// closeListeners stops every Serve loop and closes its idle connections (Shutdown).
 func (e *Engine) closeListeners() {
 	e.listenersMu.Lock()
-	defer e.listenersMu.Unlock()
 	for _, l := range e.listeners {
 		_ = l.Close()
 	}
 	e.listeners = nil
+	e.listenersMu.Unlock()
+	e.netConns.closeIdle()
 }
 
 var serveBufPool = sync.Pool{New: func() any { b := make([]byte, 0, serveBufSize); return &b }}
 
 // netConn is one connection served by the driver: its state and its read buffer.
 type netConn struct {
-	e   *Engine
-	c   net.Conn
-	st  connState
-	buf []byte // unread bytes: the current head, and what followed it
+	e    *Engine
+	c    net.Conn
+	st   connState
+	buf  []byte      // unread bytes: the current head, and what followed it
+	idle atomic.Bool // waiting for the first byte of a head: Shutdown may close it at once
+}
+
+// netConns tracks the driver's connections so that Shutdown can close the idle ones.
+type netConns struct {
+	mu sync.Mutex
+	m  map[*netConn]struct{}
+}
+
+func (r *netConns) add(nc *netConn) {
+	r.mu.Lock()
+	if r.m == nil {
+		r.m = map[*netConn]struct{}{}
+	}
+	r.m[nc] = struct{}{}
+	r.mu.Unlock()
+}
+
+func (r *netConns) remove(nc *netConn) {
+	r.mu.Lock()
+	delete(r.m, nc)
+	r.mu.Unlock()
+}
+
+// closeIdle wakes every idle driver connection (its read fails at once, and it closes); busy
+// ones close after their request, as the engine is draining.
+func (r *netConns) closeIdle() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for nc := range r.m {
+		if nc.idle.Load() {
+			_ = nc.c.SetReadDeadline(time.Now())
+		}
+	}
 }
 
 // serveConn serves requests on c until it closes, fails or must not be kept.
@@ -72,10 +108,12 @@ func (e *Engine) serveConn(c net.Conn) {
 	if a := c.RemoteAddr(); a != nil {
 		nc.st.remote = a.String()
 	}
+	e.netConns.add(nc)
 	keep := true
 	for keep && !e.draining.Load() {
 		keep = nc.serveOne()
 	}
+	e.netConns.remove(nc)
 	nc.st.releaseRequest()
 	if cap(nc.buf) == serveBufSize {
 		*bp = nc.buf[:0]
@@ -105,7 +143,10 @@ func (nc *netConn) serveOne() bool {
 		if len(nc.buf) > 0 {
 			deadline = e.opts.HeadTimeout
 		}
-		if !nc.fill(deadline, e.opts.MaxHeadBytes+1) {
+		nc.idle.Store(len(nc.buf) == 0)
+		ok := nc.fill(deadline, e.opts.MaxHeadBytes+1)
+		nc.idle.Store(false)
+		if !ok {
 			return false
 		}
 	}
@@ -150,8 +191,13 @@ func (nc *netConn) fill(timeout time.Duration, max int) bool {
 		nc.buf = nb
 	}
 	_ = nc.c.SetReadDeadline(time.Now().Add(timeout))
+	if nc.idle.Load() && nc.e.draining.Load() {
+		return false // Shutdown's closeIdle may have run before the deadline above replaced its own
+	}
 	n, err := nc.c.Read(nc.buf[len(nc.buf):min(cap(nc.buf), max)])
-	_ = nc.c.SetReadDeadline(time.Time{})
+	if err == nil || !nc.e.draining.Load() {
+		_ = nc.c.SetReadDeadline(time.Time{})
+	}
 	nc.buf = nc.buf[:len(nc.buf)+n]
 	return n > 0 || err == nil
 }

@@ -151,3 +151,32 @@ func TestServeNetListener(t *testing.T) {
 	}
 	noUploadsLeft(t, p.UpBucket)
 }
+
+// Shutdown closes the driver's idle keep-alive connections at once, and Serve returns.
+func TestServeShutdownClosesIdle(t *testing.T) {
+	g := startProxy(t)
+	eng := lastEngine
+	p := serveOn(t, eng, g)
+	c := dial(t, p.Addr)
+	br := bufio.NewReader(c)
+	r := rawReq{Method: "PUT", Path: "/" + p.Bucket + "/idle", Body: []byte("x")}
+	if _, err := c.Write(r.bytes(t, p.Addr)); err != nil {
+		t.Fatal(err)
+	}
+	if resp, body := readResponse(t, br); resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := eng.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := br.ReadByte(); err == nil {
+		t.Fatal("idle connection still served after Shutdown")
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("idle connection closed %v after Shutdown", d)
+	}
+}
