@@ -31,8 +31,8 @@ type Engine struct {
 	signers sync.Pool
 	pools   map[string]*upstreamPool
 	metrics *engineMetrics
-	conns   registry
-	upConns upRegistry
+	conns   registry[*connState]
+	upConns registry[*loopUp]
 
 	completeBudget *byteBudget // CompleteMultipartUpload body bytes held at once
 
@@ -40,7 +40,7 @@ type Engine struct {
 
 	listenersMu sync.Mutex
 	listeners   []net.Listener // Serve's
-	netConns    netConns       // Serve's connections
+	netConns    registry[*netConn] // Serve's connections
 
 	loopsMu sync.Mutex
 	loops   map[gnet.EventLoop]*loopState
@@ -282,24 +282,25 @@ func (e *Engine) newRequestID(dst *[16]byte) {
 // sweepInterval is how often OnTick looks for timed-out connections.
 const sweepInterval = 500 * time.Millisecond
 
-// registry tracks the connections the loops own so the ticker can enforce timeouts.
-type registry struct {
+// registry is a locked set: the connections the loops own (for the sweeper's timeouts), the
+// loop-owned upstream connections, the net.Listener driver's connections.
+type registry[T comparable] struct {
 	mu sync.Mutex
-	m  map[*connState]struct{}
+	m  map[T]struct{}
 }
 
-func (r *registry) add(st *connState) {
+func (r *registry[T]) add(x T) {
 	r.mu.Lock()
 	if r.m == nil {
-		r.m = map[*connState]struct{}{}
+		r.m = map[T]struct{}{}
 	}
-	r.m[st] = struct{}{}
+	r.m[x] = struct{}{}
 	r.mu.Unlock()
 }
 
-func (r *registry) remove(st *connState) {
+func (r *registry[T]) remove(x T) {
 	r.mu.Lock()
-	delete(r.m, st)
+	delete(r.m, x)
 	r.mu.Unlock()
 }
 

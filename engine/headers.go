@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"bytes"
+
 	"github.com/mizuchi/uploadr/s3sig"
 )
 
@@ -86,32 +88,12 @@ func signedListHas(list, name []byte) bool {
 		for j < len(list) && list[j] != ';' {
 			j++
 		}
-		if j-i == len(name) && equalFoldBytes(list[i:j], name) {
+		if j-i == len(name) && bytes.EqualFold(list[i:j], name) {
 			return true
 		}
 		i = j + 1
 	}
 	return false
-}
-
-// equalFoldBytes reports whether a and b are equal under ASCII case folding.
-func equalFoldBytes(a, b []byte) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }
 
 // unsignedHeader reports whether the request carries a header that must be signed (mustBeSigned)

@@ -53,7 +53,7 @@ func (e *Engine) closeListeners() {
 	}
 	e.listeners = nil
 	e.listenersMu.Unlock()
-	e.netConns.closeIdle()
+	e.closeIdleNetConns()
 }
 
 var serveBufPool = sync.Pool{New: func() any { b := make([]byte, 0, serveBufSize); return &b }}
@@ -67,30 +67,10 @@ type netConn struct {
 	idle atomic.Bool // waiting for the first byte of a head: Shutdown may close it at once
 }
 
-// netConns tracks the driver's connections so that Shutdown can close the idle ones.
-type netConns struct {
-	mu sync.Mutex
-	m  map[*netConn]struct{}
-}
-
-func (r *netConns) add(nc *netConn) {
-	r.mu.Lock()
-	if r.m == nil {
-		r.m = map[*netConn]struct{}{}
-	}
-	r.m[nc] = struct{}{}
-	r.mu.Unlock()
-}
-
-func (r *netConns) remove(nc *netConn) {
-	r.mu.Lock()
-	delete(r.m, nc)
-	r.mu.Unlock()
-}
-
-// closeIdle wakes every idle driver connection (its read fails at once, and it closes); busy
-// ones close after their request, as the engine is draining.
-func (r *netConns) closeIdle() {
+// closeIdleNetConns wakes every idle driver connection (its read fails at once, and it closes);
+// busy ones close after their request, as the engine is draining.
+func (e *Engine) closeIdleNetConns() {
+	r := &e.netConns
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for nc := range r.m {

@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"net"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -246,27 +245,6 @@ func (e *Engine) onUpstreamClose(u *loopUp) {
 // finishInLoop finishes an in-loop request with the answer in j.resp.
 func (e *Engine) finishInLoop(j *job, status int, closeClient bool) {
 	e.finish(j, outcome{status: status, bodyBytes: int64(len(j.out) - j.headLen), mode: "inline", closeClient: closeClient})
-}
-
-// upRegistry tracks loop-owned upstream connections for the sweeper.
-type upRegistry struct {
-	mu sync.Mutex
-	m  map[*loopUp]struct{}
-}
-
-func (r *upRegistry) add(u *loopUp) {
-	r.mu.Lock()
-	if r.m == nil {
-		r.m = map[*loopUp]struct{}{}
-	}
-	r.m[u] = struct{}{}
-	r.mu.Unlock()
-}
-
-func (r *upRegistry) remove(u *loopUp) {
-	r.mu.Lock()
-	delete(r.m, u)
-	r.mu.Unlock()
 }
 
 // dropIdle takes u out of its loop's idle list (if it is there) and gives its idle place back. On
