@@ -39,7 +39,7 @@ type Engine struct {
 	aborts *aborter // background abort retriers (abort.go); guarded by abortersMu
 
 	listenersMu sync.Mutex
-	listeners   []net.Listener // Serve's
+	listeners   []net.Listener     // Serve's
 	netConns    registry[*netConn] // Serve's connections
 
 	loopsMu sync.Mutex
