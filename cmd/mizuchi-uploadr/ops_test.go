@@ -97,7 +97,7 @@ func TestHelpListsEveryFlag(t *testing.T) {
 			t.Errorf("-h does not list %q", f)
 		}
 	}
-	for _, d := range []string{"(default 1MiB)", "(default 256KiB)", "(default 5TiB)", "(default 64MiB)", "(default 50MiB)", "(default 100MiB)", "(default 30s)", "(default 5m0s)", "(default 5s)", "(default 64)", "(default 4)", `(default "127.0.0.1:9090")`, "(default true)"} {
+	for _, d := range []string{"(default 1MiB)", "(default 256KiB)", "(default 5TiB)", "(default 32MiB)", "(default 50MiB)", "(default 100MiB)", "(default 30s)", "(default 5m0s)", "(default 5s)", "(default 64)", "(default 4)", `(default "127.0.0.1:9090")`, "(default true)"} {
 		if !strings.Contains(h, d) {
 			t.Errorf("-h does not show %s", d)
 		}
