@@ -27,7 +27,11 @@ func (r *report) markdown(w io.Writer, vs []verdict, base []cmpRow, png, cmdline
 		fmt.Fprintf(w, ", baseline revision `%s`", m["baseline_rev"])
 	}
 	fmt.Fprint(w, ". ")
-	fmt.Fprintf(w, "Machine: %s CPUs (%s), Linux %s, %s, nginx %s. Loopback only; every figure is the median of %s\n", m["cpus"], m["cpu_model"], m["kernel"], m["go"], m["nginx"], m["reps"])
+	nginx := ""
+	if m["nginx"] != "" {
+		nginx = ", nginx " + m["nginx"]
+	}
+	fmt.Fprintf(w, "Machine: %s CPUs (%s), Linux %s, %s%s. Loopback only; every figure is the median of %s\n", m["cpus"], m["cpu_model"], m["kernel"], m["go"], nginx, m["reps"])
 	fmt.Fprintf(w, "interleaved repetitions (each workload runs against every target in turn, the order rotated per repetition) of\n")
 	fmt.Fprintf(w, "%s per load run. The machine is shared and noisy: read the ratios, not the absolute figures.\n\n", m["duration"])
 	fmt.Fprintf(w, "Reproduce: `%s` (or `make bench` for the quick subset). Raw JSON and the logs of each process are in\n`bench/results/tmp/` after a run (git-ignored).\n\n", cmdline)
