@@ -15,9 +15,10 @@
 # per request (small PUTs), CPU per GiB (1 MiB and larger), throughput and peak RSS, medians, with the verdict
 # of issue 8's 5% regression budget (4 KiB CPU per request, 1 GiB CPU per GiB). It works with every mode.
 #
-# compare (needs BASELINE_REV) is the quick matrix cut down to that check: 4 KiB ×16 connections, 1 MiB ×16 and
-# 1 GiB ×1 PUTs against the sink; targets direct (for reference), mizuchi-splice and mizuchi-base-splice;
-# 5 repetitions of 2 s runs (`-reps`, `-duration` change that); no nginx or wrk needed, no micro-benchmarks
+# compare (needs BASELINE_REV) is the quick matrix cut down to that check, against the sink: 4 KiB and 1 MiB PUTs
+# on 16 connections (2 s runs), three 1 GiB PUTs on one (counted, not timed: a timed run would cut one off);
+# targets direct (for reference), mizuchi-splice and mizuchi-base-splice; 5 repetitions (`-reps`, `-duration`
+# change that; on a busy machine more repetitions narrow the medians); no nginx or wrk needed, no micro-benchmarks
 # (SKIP_MICRO=0 runs them, for the measured revision only); writes bench/results/<date>-compare.md, no chart.
 # A baseline that does not take a configuration key the run uses (log.access) makes every mizuchi target run
 # without it, so that both do the same work; one that does not know a flag (-zero-copy) is an error.

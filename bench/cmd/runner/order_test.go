@@ -65,10 +65,10 @@ func TestCompareWorkloads(t *testing.T) {
 	for _, x := range w {
 		got = append(got, x.name)
 	}
-	if g := strings.Join(got, ", "); g != "put 4KiB c16, put 1MiB c16, put 1GiB c1" {
+	if g := strings.Join(got, ", "); g != "put 4KiB c16, put 1MiB c16, put 1GiB x3 c1" {
 		t.Errorf("compare workloads %q", g)
 	}
-	if !w[2].fresh || w[0].fresh {
+	if !w[2].fresh || w[0].fresh || w[2].count != 3 {
 		t.Errorf("only the 1 GiB run restarts the proxies: %+v", w)
 	}
 	if len(workloads("versitygw", "compare", 0, true)) != 0 {
