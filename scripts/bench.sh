@@ -12,8 +12,10 @@
 # BASELINE_REV=<commit> builds that revision the same way and adds it as the target mizuchi-base-splice (same
 # configuration and flags as mizuchi-splice, run back to back with it in every repetition, the two swapping
 # places each time), and the report gets the section "Against the baseline <commit>": new ÷ baseline for CPU
-# per request (small PUTs), CPU per GiB (1 MiB and larger), throughput and peak RSS, medians, with the verdict
-# of issue 8's 5% regression budget (4 KiB CPU per request, 1 GiB CPU per GiB). It works with every mode.
+# per request (small PUTs), CPU per GiB (1 MiB and larger), throughput and peak RSS — the ratio of the medians
+# and the median of the per-repetition ratios with a confidence interval — and the verdict of issue 8's 5%
+# regression budget on 4 KiB CPU per request and 1 GiB CPU per GiB ("within noise" when the interval holds
+# 1.05: then the run did not resolve it; add -reps). It works with every mode.
 #
 # compare (needs BASELINE_REV) is the quick matrix cut down to that check, against the sink: 4 KiB and 1 MiB PUTs
 # on 16 connections (2 s runs), three 1 GiB PUTs on one (counted, not timed: a timed run would cut one off);

@@ -30,9 +30,9 @@ func compareRun(newCPU4k, baseCPU4k, newCPU1g, baseCPU1g [3]float64) runFile {
 }
 
 func TestBaselineRatiosAndBudget(t *testing.T) {
-	// 4 KiB: medians 0.30 vs 0.30 s per 10,000 requests (30 µs/request): ratio 1; per repetition 0.9–1.1.
-	// 1 GiB: medians 0.33 vs 0.30 s/GiB: 1.10×, over the budget.
-	rep := newReport(compareRun([3]float64{0.27, 0.30, 0.33}, [3]float64{0.30, 0.30, 0.30}, [3]float64{0.33, 0.34, 0.32}, [3]float64{0.30, 0.30, 0.31}), nil)
+	// 4 KiB: medians 0.30 vs 0.30 s per 10,000 requests (30 µs/request): ratio 1; per repetition 0.9, 1, 1.1.
+	// 1 GiB: 0.33, 0.34, 0.33 against 0.30, 0.30, 0.31 s/GiB: per repetition 1.065–1.133, median 1.1.
+	rep := newReport(compareRun([3]float64{0.27, 0.30, 0.33}, [3]float64{0.30, 0.30, 0.30}, [3]float64{0.33, 0.34, 0.33}, [3]float64{0.30, 0.30, 0.31}), nil)
 	if !rep.hasBaseline() {
 		t.Fatal("no baseline seen")
 	}
@@ -46,35 +46,39 @@ func TestBaselineRatiosAndBudget(t *testing.T) {
 		t.Fatalf("no row %s %s in %+v", w, m, rows)
 		return cmpRow{}
 	}
+	near := func(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
 	c := find("put 4KiB c16", "CPU µs/request")
-	if math.Abs(c.new-30) > 1e-9 || math.Abs(c.ratio-1) > 1e-9 || !c.budget || c.status() != "met" || c.reps != 3 {
+	if !near(c.new, 30) || !near(c.ratio, 1) || !near(c.pairMed, 1) || !c.budget || c.status() != "met" || c.reps != 3 {
 		t.Errorf("4 KiB row %+v", c)
 	}
-	if math.Abs(c.lo-0.9) > 1e-9 || math.Abs(c.hi-1.1) > 1e-9 || math.Abs(c.pairMed-1) > 1e-9 || !c.noisy() {
-		t.Errorf("4 KiB per-repetition range %v–%v median %v, want 0.9–1.1, 1, noisy", c.lo, c.hi, c.pairMed)
+	if !near(c.ciLo, 0.9) || !near(c.ciHi, 1.1) || c.resolved() || c.verdict() != "met, within noise" {
+		t.Errorf("4 KiB interval %v–%v resolved %v verdict %q, want 0.9–1.1, unresolved", c.ciLo, c.ciHi, c.resolved(), c.verdict())
 	}
 	c = find("put 1GiB c1", "CPU s/GiB")
-	if math.Abs(c.ratio-1.1) > 1e-9 || c.status() != "**MISSED**" {
+	if !near(c.pairMed, 1.1) || !near(c.ratio, 1.1) || c.status() != "**MISSED**" || !c.resolved() {
 		t.Errorf("1 GiB row %+v", c)
 	}
-	if c := find("put 1GiB c1", "MiB/s"); c.budget || math.Abs(c.ratio-1) > 1e-9 {
+	if c := find("put 1GiB c1", "MiB/s"); c.budget || !near(c.ratio, 1) {
 		t.Errorf("throughput row %+v", c)
 	}
-	if c := find("put 4KiB c16", "peak RSS MiB"); c.budget || math.Abs(c.ratio-1) > 1e-9 {
+	if c := find("put 4KiB c16", "peak RSS MiB"); c.budget || !near(c.ratio, 1) {
 		t.Errorf("RSS row %+v", c)
 	}
-	if s := baselineSummary(rows); !strings.Contains(s, "REGRESSION") || !strings.Contains(s, "put 1GiB c1") || !strings.Contains(s, "Noise") {
+	s := baselineSummary(rows)
+	if !strings.Contains(s, "REGRESSION beyond the 5% budget: put 1GiB c1") || !strings.Contains(s, "NOT RESOLVED") {
 		t.Errorf("summary %q", s)
 	}
 
 	var md bytes.Buffer
 	rep.markdown(&md, nil, rows, "", "scripts/bench.sh compare")
-	for _, want := range []string{"## Against the baseline old1", "| put 1GiB c1 | CPU s/GiB | 0.330 | 0.300 | 1.100× | 1.032–1.133 | 1.100× | 3 | **MISSED** |", "mizuchi-base-splice | mizuchi-uploadr built at the baseline revision `old1`"} {
+	for _, want := range []string{"## Against the baseline old1",
+		"| put 1GiB c1 | CPU s/GiB | 0.330 | 0.300 | 1.100× | 1.100× | 1.065–1.133 | 1.065–1.133 (75%) | **MISSED** |",
+		"mizuchi-base-splice | mizuchi-uploadr built at the baseline revision `old1`"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md.String())
 		}
 	}
-	for _, absent := range []string{"Targets of issue 5", "![chart]", "| nginx |"} {
+	for _, absent := range []string{"Targets of issue 5", "![chart]", "| nginx |", "nginx ."} {
 		if strings.Contains(md.String(), absent) {
 			t.Errorf("markdown of a compare run has %q", absent)
 		}
@@ -82,8 +86,27 @@ func TestBaselineRatiosAndBudget(t *testing.T) {
 }
 
 func TestBaselineWithinBudget(t *testing.T) {
-	rep := newReport(compareRun([3]float64{0.31, 0.30, 0.30}, [3]float64{0.30, 0.30, 0.30}, [3]float64{0.30, 0.31, 0.30}, [3]float64{0.30, 0.30, 0.30}), nil)
-	if s := baselineSummary(rep.baseline()); !strings.HasPrefix(s, "within the 5% budget") || strings.Contains(s, "Noise") {
+	rep := newReport(compareRun([3]float64{0.30, 0.30, 0.30}, [3]float64{0.30, 0.30, 0.30}, [3]float64{0.30, 0.30, 0.30}, [3]float64{0.30, 0.30, 0.30}), nil)
+	if s := baselineSummary(rep.baseline()); !strings.HasPrefix(s, "within the 5% budget") {
 		t.Errorf("summary %q", s)
+	}
+}
+
+func TestMedianCI(t *testing.T) {
+	x := make([]float64, 15)
+	for i := range x {
+		x[i] = float64(i + 1)
+	}
+	for _, tc := range []struct {
+		n          int
+		lo, hi     float64
+		minL, maxL float64
+	}{
+		{5, 1, 5, 0.93, 0.94}, {6, 1, 6, 0.96, 0.97}, {9, 2, 8, 0.96, 0.97}, {15, 4, 12, 0.96, 0.97},
+	} {
+		lo, hi, l := medianCI(x[:tc.n])
+		if lo != tc.lo || hi != tc.hi || l < tc.minL || l > tc.maxL {
+			t.Errorf("n=%d: [%v, %v] at %.4f, want [%v, %v] at %v–%v", tc.n, lo, hi, l, tc.lo, tc.hi, tc.minL, tc.maxL)
+		}
 	}
 }
