@@ -98,15 +98,21 @@ func (c cmpRow) status() string {
 	return "**MISSED**"
 }
 
+// minLevel is the lowest interval level a verdict stands on: 5 repetitions give 94%, 4 only 88%.
+const minLevel = 0.9
+
 // resolved reports whether the confidence interval lies on one side of the budget.
 func (c cmpRow) resolved() bool {
-	return c.ciHi <= regressionBudget || c.ciLo > regressionBudget
+	return c.ciLevel >= minLevel && (c.ciHi <= regressionBudget || c.ciLo > regressionBudget)
 }
 
 func (c cmpRow) verdict() string {
 	s := c.status()
 	if s == "met" || s == "**MISSED**" {
-		if !c.resolved() {
+		switch {
+		case c.ciLevel < minLevel:
+			return fmt.Sprintf("%s, too few repetitions (%d)", s, c.reps)
+		case !c.resolved():
 			return s + ", within noise"
 		}
 	}
@@ -228,13 +234,14 @@ func baselineSummary(rows []cmpRow) string {
 		parts = append(parts, "REGRESSION beyond the "+budget+" budget: "+strings.Join(missed, "; "))
 	}
 	if len(open) > 0 {
-		parts = append(parts, "NOT RESOLVED (the interval holds "+fmt.Sprintf("%.2f", regressionBudget)+": the noise is larger than the budget; more -reps or a quieter machine): "+strings.Join(open, "; "))
+		parts = append(parts, "NOT RESOLVED (the interval holds "+fmt.Sprintf("%.2f", regressionBudget)+", or fewer than 5 repetitions: "+
+			"the noise is larger than the budget; more -reps or a quieter machine): "+strings.Join(open, "; "))
 	}
 	if len(unknown) > 0 {
 		parts = append(parts, "no figure for "+strings.Join(unknown, ", "))
 	}
 	if len(met) > 0 {
-		parts = append(parts, "within the "+budget+" budget: "+strings.Join(met, "; "))
+		parts = append(parts, "Within the "+budget+" budget: "+strings.Join(met, "; "))
 	}
 	if len(parts) == 0 {
 		return "no workload the budget covers (4 KiB or 1 GiB PUTs against the sink) ran against both"
@@ -270,7 +277,8 @@ func (r *report) markdownBaseline(w io.Writer, rows []cmpRow) {
 	fmt.Fprintln(w, "their **range** and a distribution-free **interval** for that median (order statistics; its level in parentheses).")
 	fmt.Fprintln(w, "The budget is issue 8's: at most 5% more CPU per request for 4 KiB PUTs and per GiB for 1 GiB PUTs, against the")
 	fmt.Fprintln(w, "sink; it reads **paired**, and says \"within noise\" when the interval holds 1.05 — then the run did not resolve a")
-	fmt.Fprintln(w, "change of that size, and only more repetitions or a quieter machine will.")
+	fmt.Fprintln(w, "change of that size, and only more repetitions or a quieter machine will (below 5 repetitions there is no interval")
+	fmt.Fprintln(w, "worth the name: \"too few repetitions\").")
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "Verdict: %s.\n\n", baselineSummary(rows))
 	fmt.Fprintln(w, "| workload | figure | new | baseline | ratio | paired | range | interval | budget ≤ 1.05× |")
