@@ -22,8 +22,9 @@
 # targets direct (for reference), mizuchi-splice and mizuchi-base-splice; 5 repetitions (`-reps`, `-duration`
 # change that; on a busy machine more repetitions narrow the medians); no nginx or wrk needed, no micro-benchmarks
 # (SKIP_MICRO=0 runs them, for the measured revision only); writes bench/results/<date>-compare.md, no chart.
-# A baseline that does not take a configuration key the run uses (log.access) makes every mizuchi target run
-# without it, so that both do the same work; one that does not know a flag (-zero-copy) is an error.
+# A baseline that does not take log.access (before 625460a) runs without it, its access log at its default
+# (those revisions wrote none, e.g. 0425cbc; the report says so); one that does not know a flag the run passes
+# (-zero-copy) is an error rather than a fallback, since dropping it would measure another path.
 #
 # What it does:
 #   1. installs nginx (Debian's nginx-light) and wrk with apt-get when missing (apt-get update first; not for

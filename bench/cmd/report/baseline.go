@@ -266,8 +266,10 @@ func (r *report) markdownBaseline(w io.Writer, rows []cmpRow) {
 	m := r.rf.Meta
 	fmt.Fprintf(w, "## Against the baseline %s\n\n", m["baseline_rev"])
 	access := "the access log off"
-	if m["mizuchi_access_log"] == "default" {
-		access = "the access log at its default (a binary does not take `log.access`)"
+	if a, b := m["mizuchi_access_log"], m["baseline_access_log"]; a != b {
+		access = fmt.Sprintf("except the access log: %s for the new binary, %s for the baseline, which does not take `log.access`", accessWord(a), accessWord(b))
+	} else if a == "default" {
+		access = "the access log at its default: neither takes `log.access`"
 	}
 	fmt.Fprintf(w, "mizuchi-splice (revision `%s`) against mizuchi-base-splice (revision `%s`, built from `git archive`): same\n", m["rev"], m["baseline_rev"])
 	fmt.Fprintf(w, "configuration and flags (%s), built with %s and %s. The two ran back to back in each of the\n", access, orUnknown(m["mizuchi_go"]), orUnknown(m["baseline_go"]))
@@ -288,6 +290,16 @@ func (r *report) markdownBaseline(w io.Writer, rows []cmpRow) {
 			c.ratio, c.pairMed, c.rangeString(), c.ciString(), c.verdict())
 	}
 	fmt.Fprintln(w)
+}
+
+func accessWord(v string) string {
+	switch v {
+	case "off":
+		return "off"
+	case "default":
+		return "at its default"
+	}
+	return "unrecorded"
 }
 
 func orUnknown(s string) string {

@@ -92,9 +92,9 @@ type workload struct {
 
 type runner struct {
 	bin, mizuchi, versitygw, nginx, wrk, wrkScript, work string
-	baseline                                             string          // mizuchi-uploadr binary of the baseline revision (empty: no baseline target)
-	targets                                              map[string]bool // the targets to start; nil: all
-	accessLog                                            string          // how the mizuchi targets ran: "off" or "default" (see mizuchiConfig)
+	baseline                                             string            // mizuchi-uploadr binary of the baseline revision (empty: no baseline target)
+	targets                                              map[string]bool   // the targets to start; nil: all
+	accessLog                                            map[string]string // binary -> how it ran: "off" or "default" (see mizuchiConfig)
 	procs                                                []*proc
 	perf                                                 string
 	perfWorkloads                                        map[string]bool
@@ -247,8 +247,11 @@ func run() int {
 }
 
 func (r *runner) writeOut(path string, res *Run) error {
-	if r.accessLog != "" {
-		res.Meta["mizuchi_access_log"] = r.accessLog
+	if v := r.accessLog[r.mizuchi]; v != "" {
+		res.Meta["mizuchi_access_log"] = v
+	}
+	if v := r.accessLog[r.baseline]; v != "" && r.baseline != "" {
+		res.Meta["baseline_access_log"] = v
 	}
 	b, err := json.MarshalIndent(res, "", " ")
 	if err != nil {

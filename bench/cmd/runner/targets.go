@@ -259,52 +259,46 @@ func (r *runner) startTargets(ctx context.Context, up *upstream) ([]*target, err
 // want reports whether target name is selected (-targets).
 func (r *runner) want(name string) bool { return r.targets == nil || r.targets[name] }
 
-// mizuchiBins are the mizuchi-uploadr binaries of the run: the measured one and the baseline.
-func (r *runner) mizuchiBins() []string {
-	if r.baseline == "" {
-		return []string{r.mizuchi}
-	}
-	return []string{r.mizuchi, r.baseline}
-}
-
-// mizuchiConfig writes the configuration every mizuchi target of the run gets and returns it.
-// Like nginx's access_log off, it turns the access log off (log.access: false) — if every binary of
-// the run takes that key. A binary that predates it refuses the file (`-check` exits non-zero on an
-// unknown key); then all of them run with the access log at its default, so that the measured binary
-// and the baseline do the same work. The flags (-zero-copy) go into the probe too: a binary that does
-// not know one is an error, not a fallback, since leaving the flag out would quietly measure another
-// path (every revision the harness can measure has -zero-copy).
-func (r *runner) mizuchiConfig(conf, quiet, plain string, args []string) error {
-	probe := func(text string) (string, bool, error) {
+// mizuchiConfig writes the configuration file of a mizuchi target. Like nginx's access_log off, it
+// turns the access log off (log.access: false) if bin takes that key; a binary that predates the key
+// refuses the file (`-check` exits non-zero on an unknown key) and runs with the plain one, its access
+// log at its default (revisions before the key wrote none — 0425cbc logs nothing — so both then log
+// nothing). How each binary ran goes into the results (mizuchi_access_log, baseline_access_log). The
+// flags (-zero-copy) go into the probe too: a binary that does not know one is an error, not a
+// fallback, since leaving the flag out would quietly measure another path (every revision the harness
+// can measure has -zero-copy).
+func (r *runner) mizuchiConfig(bin, conf, quiet, plain string, args []string) error {
+	probe := func(text string) (string, error) {
 		if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
-			return "", false, err
+			return "", err
 		}
-		for _, bin := range r.mizuchiBins() {
-			out, err := exec.Command(bin, append([]string{"-check", "-config", conf}, args...)...).CombinedOutput()
-			if err != nil {
-				return fmt.Sprintf("%s: %s", bin, bytes.TrimSpace(out)), false, nil
-			}
+		out, err := exec.Command(bin, append([]string{"-check", "-config", conf}, args...)...).CombinedOutput()
+		if err != nil {
+			return string(bytes.TrimSpace(out)), nil
 		}
-		return "", true, nil
+		return "", nil
 	}
-	why, ok, err := probe(quiet)
-	if err != nil || ok {
-		if ok && r.accessLog == "" {
-			r.accessLog = "off"
+	if r.accessLog == nil {
+		r.accessLog = map[string]string{}
+	}
+	why, err := probe(quiet)
+	if err != nil || why == "" {
+		if err == nil {
+			r.accessLog[bin] = "off"
 		}
 		return err
 	}
-	why2, ok, err := probe(plain)
+	why2, err := probe(plain)
 	if err != nil {
 		return err
 	}
-	if !ok {
-		return fmt.Errorf("mizuchi-uploadr refuses the bench configuration or flags %q even without log.access: %s", args, why2)
+	if why2 != "" {
+		return fmt.Errorf("%s refuses the bench configuration or flags %q even without log.access: %s", bin, args, why2)
 	}
-	if r.accessLog != "default" {
-		fmt.Fprintf(os.Stderr, "runner: log.access not taken (%s); every mizuchi target runs with the access log at its default\n", why)
+	if r.accessLog[bin] != "default" {
+		fmt.Fprintf(os.Stderr, "runner: %s does not take log.access (%s); its access log is left at its default\n", bin, why)
 	}
-	r.accessLog = "default"
+	r.accessLog[bin] = "default"
 	return nil
 }
 
@@ -325,10 +319,10 @@ func (r *runner) startMizuchi(name, bin string, zeroCopy bool, up *upstream) (*t
 	yaml := fmt.Sprintf("server:\n  address: %q\n  idle_timeout: 300s\nupstream:\n  max_idle: 1024\nmetrics: {enabled: true, address: %q}\nlog: {level: warn}\nbuckets:\n", addr, admin) +
 		bucket("bench", fmt.Sprintf("{sigv4: {credentials: [{access_key: %s, secret_key: %s}]}}", accessKey, secretKey)) +
 		bucket("open", "none")
-	// Like nginx's access_log off: no access-log line per request, where every binary knows the key.
+	// Like nginx's access_log off: no access-log line per request, where the binary knows the key.
 	quiet := strings.Replace(yaml, "log: {level: warn}", "log: {level: warn, access: false}", 1)
 	flags := []string{fmt.Sprintf("-zero-copy=%v", zeroCopy)}
-	if err := r.mizuchiConfig(conf, quiet, yaml, flags); err != nil {
+	if err := r.mizuchiConfig(bin, conf, quiet, yaml, flags); err != nil {
 		return nil, err
 	}
 	p, err := r.start(name+"-"+up.name, nil, bin, append([]string{"-config", conf}, flags...)...)
