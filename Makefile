@@ -40,7 +40,7 @@ cross: ## cross-build for darwin and windows
 bench-micro: ## run every Go micro-benchmark once (keeps them compiling and working)
 	$(GO) test -run=NONE -bench=. -benchtime=1x $(PKGS)
 
-bench: build ## end-to-end benchmarks, quick run (scripts/bench.sh quick; `scripts/bench.sh full` for all) + micro-benchmarks
+bench: build ## end-to-end benchmarks, quick run (scripts/bench.sh quick; `scripts/bench.sh full` for all; `BASELINE_REV=<commit> scripts/bench.sh compare` against a revision) + micro-benchmarks
 	scripts/bench.sh quick
 
 check: lint test fuzz cross bench-micro ## the gate: lint, tests with -race, short fuzz, cross-builds, benchmarks once

@@ -3,23 +3,41 @@
 #
 #   scripts/bench.sh quick   # a subset, < 3 minutes (sink upstream only); what `make bench` runs
 #   scripts/bench.sh full    # every target × every workload × 3 repetitions, plus versitygw end to end
+#   BASELINE_REV=<commit> scripts/bench.sh compare   # regression check against <commit>, < 5 minutes
 #
 # Extra arguments go to bench/cmd/runner, e.g. `scripts/bench.sh full -reps 5 -duration 6s`,
 # `scripts/bench.sh quick -only 'put 4KiB c16'`, `-perf 'put 4KiB c16'` (perf profiles of the proxy).
 # Environment: SKIP_MICRO=1 skips the Go micro-benchmarks; VERSITYGW=0 skips (1 forces) the versitygw phase;
-# MIZUCHI_REV=<commit> measures that committed revision (built from `git archive`) instead of the working tree.
+# MIZUCHI_REV=<commit> measures that committed revision (built from `git archive`) instead of the working tree;
+# BASELINE_REV=<commit> builds that revision the same way and adds it as the target mizuchi-base-splice (same
+# configuration and flags as mizuchi-splice, run back to back with it in every repetition, the two swapping
+# places each time), and the report gets the section "Against the baseline <commit>": new ÷ baseline for CPU
+# per request (small PUTs), CPU per GiB (1 MiB and larger), throughput and peak RSS — the ratio of the medians
+# and the median of the per-repetition ratios with a confidence interval — and the verdict of issue 8's 5%
+# regression budget on 4 KiB CPU per request and 1 GiB CPU per GiB ("within noise" when the interval holds
+# 1.05: then the run did not resolve it; add -reps). It works with every mode.
+#
+# compare (needs BASELINE_REV) is the quick matrix cut down to that check, against the sink: 4 KiB and 1 MiB PUTs
+# on 16 connections (2 s runs), three 1 GiB PUTs on one (counted, not timed: a timed run would cut one off);
+# targets direct (for reference), mizuchi-splice and mizuchi-base-splice; 5 repetitions (`-reps`, `-duration`
+# change that; on a busy machine more repetitions narrow the medians); no nginx or wrk needed, no micro-benchmarks
+# (SKIP_MICRO=0 runs them, for the measured revision only); writes bench/results/<date>-compare.md, no chart.
+# A baseline that does not take log.access (before 625460a) runs without it, its access log at its default
+# (those revisions wrote none, e.g. 0425cbc; the report says so); one that does not know a flag the run passes
+# (-zero-copy) is an error rather than a fallback, since dropping it would measure another path.
 #
 # What it does:
-#   1. installs nginx (Debian's nginx-light) and wrk with apt-get when missing (apt-get update first);
-#      versitygw v1.8.0 through scripts/install-versitygw.sh for the full run;
-#   2. builds bin/mizuchi-uploadr and the bench programs (bench/cmd/...);
+#   1. installs nginx (Debian's nginx-light) and wrk with apt-get when missing (apt-get update first; not for
+#      compare); versitygw v1.8.0 through scripts/install-versitygw.sh for the full run;
+#   2. builds bin/mizuchi-uploadr (or MIZUCHI_REV), the baseline (BASELINE_REV) and the bench programs (bench/cmd/...);
 #   3. runs the Go micro-benchmarks of the parser, the signer and the transfer paths (-benchmem);
 #   4. runs bench/cmd/runner: sink upstream, then versitygw on /dev/shm; targets direct,
 #      mizuchi-uploadr (splice, copy), nginx (configured here as a plain reverse proxy in a temp dir:
 #      proxy_request_buffering off, HTTP/1.1 upstream keep-alive), the bare splice relay and
 #      httputil.ReverseProxy; loadgen and wrk loads;
-#   5. writes bench/results/<date>.md (quick: <date>-quick.md) and the PNG chart next to it, and prints
-#      the ratios issue 5 names. Scratch (raw JSON, logs, configs) stays in bench/results/tmp/.
+#   5. writes bench/results/<date>.md (quick: <date>-quick.md) and the PNG chart next to it (compare:
+#      <date>-compare.md only), and prints the ratios issue 5 names (not for compare) and, with a baseline,
+#      new ÷ baseline. Scratch (raw JSON, logs, configs, the baseline's source) stays in bench/results/tmp/.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -29,7 +47,8 @@ die() { printf 'bench: ERROR: %s\n' "$*" >&2; exit 1; }
 
 mode=${1:-quick}
 [[ $# -gt 0 ]] && shift
-case $mode in quick | full) ;; *) die "usage: scripts/bench.sh quick|full [runner flags]" ;; esac
+case $mode in quick | full | compare) ;; *) die "usage: [BASELINE_REV=<commit>] scripts/bench.sh quick|full|compare [runner flags]" ;; esac
+[[ $mode != compare || -n ${BASELINE_REV:-} ]] || die "compare needs BASELINE_REV=<commit>, e.g. BASELINE_REV=main~3 scripts/bench.sh compare"
 [[ $(uname -s) == Linux ]] || die "the end-to-end benchmarks need Linux (/proc, splice)"
 command -v go >/dev/null || die "go is not on PATH"
 
@@ -37,10 +56,12 @@ command -v go >/dev/null || die "go is not on PATH"
 ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 (($(ulimit -n) >= 25000)) || say "warning: ulimit -n is $(ulimit -n); the 10,000-connection workload may fail"
 
-# 1. Tools.
+# 1. Tools (compare runs neither nginx nor wrk).
 missing=()
-command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)
-command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+if [[ $mode != compare ]]; then
+	command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)
+	command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+fi
 if ((${#missing[@]} > 0)); then
 	command -v apt-get >/dev/null || die "missing ${missing[*]} and no apt-get to install them"
 	sudo=()
@@ -57,7 +78,8 @@ if ((${#missing[@]} > 0)); then
 	rm -f "$log"
 fi
 nginx=$(command -v nginx 2>/dev/null || echo /usr/sbin/nginx)
-wrk=$(command -v wrk)
+wrk=$(command -v wrk 2>/dev/null || true)
+[[ $mode == compare ]] && nginx= && wrk=
 
 versitygw_flag=()
 want_vgw=${VERSITYGW:-}
@@ -70,23 +92,39 @@ fi
 # 2. Build.
 date=$(date -u +%Y-%m-%d)
 name=$date
-[[ $mode == quick ]] && name=$date-quick
+[[ $mode != full ]] && name=$date-$mode
 work=$root/bench/results/tmp/$name
 rm -rf "$work"
 mkdir -p "$work/bin" "bench/results/$name-profiles"
+
+# build_rev REV SRC OUT: exports the committed revision REV with git archive into SRC and builds
+# mizuchi-uploadr there as OUT, with the same go command and flags as the working-tree build.
+build_rev() {
+	local want=$1 src=$2 out=$3 short
+	short=$(git rev-parse --short "$want^{commit}" 2>/dev/null) || die "unknown revision $want"
+	say "building mizuchi-uploadr at $want ($short) from git archive into $out"
+	rm -rf "$src"
+	mkdir -p "$src"
+	git archive "$short" | tar -x -C "$src"
+	(cd "$src" && go build -o "$out" ./cmd/mizuchi-uploadr)
+}
+
 mizuchi=$root/bin/mizuchi-uploadr
 if [[ -n ${MIZUCHI_REV:-} ]]; then
-	# Measure a committed revision (not the working tree): export it with git archive and build there.
-	rev=$(git rev-parse --short "$MIZUCHI_REV")
-	say "building mizuchi-uploadr at $MIZUCHI_REV ($rev) from git archive into $work/bin"
-	mkdir -p "$work/src"
-	git archive "$rev" | tar -x -C "$work/src"
-	(cd "$work/src" && go build -o "$work/bin/mizuchi-uploadr" ./cmd/mizuchi-uploadr)
+	# Measure a committed revision (not the working tree).
+	rev=$(git rev-parse --short "$MIZUCHI_REV^{commit}" 2>/dev/null) || die "unknown revision $MIZUCHI_REV"
 	mizuchi=$work/bin/mizuchi-uploadr
+	build_rev "$rev" "$work/src" "$mizuchi"
 else
 	rev=$(git describe --always --dirty 2>/dev/null || echo unknown)
 	say "building bin/mizuchi-uploadr from the working tree ($rev)"
 	go build -o bin/mizuchi-uploadr ./cmd/mizuchi-uploadr
+fi
+baseline_flag=()
+if [[ -n ${BASELINE_REV:-} ]]; then
+	base_rev=$(git rev-parse --short "$BASELINE_REV^{commit}" 2>/dev/null) || die "unknown revision $BASELINE_REV"
+	build_rev "$base_rev" "$work/base-src" "$work/bin/mizuchi-base-uploadr"
+	baseline_flag=(-baseline "$work/bin/mizuchi-base-uploadr" -baseline-rev "$base_rev")
 fi
 say "building bench/cmd/... into $work/bin"
 go build -o "$work/bin/" ./bench/cmd/...
@@ -94,7 +132,9 @@ go build -o "$work/bin/" ./bench/cmd/...
 # 3. Micro-benchmarks.
 micro=$work/micro.txt
 : >"$micro"
-if [[ ${SKIP_MICRO:-0} != 1 ]]; then
+skip_micro=${SKIP_MICRO:-}
+[[ -z $skip_micro ]] && { [[ $mode == compare ]] && skip_micro=1 || skip_micro=0; }
+if [[ $skip_micro != 1 ]]; then
 	benchtime=200ms
 	[[ $mode == full ]] && benchtime=1s
 	say "Go micro-benchmarks (-benchtime=$benchtime): httpparse s3sig transfer"
@@ -107,10 +147,14 @@ fi
 say "running the $mode matrix (logs and configs in $work)"
 "$work/bin/runner" -mode "$mode" -rev "$rev" -bin "$work/bin" -mizuchi "$mizuchi" -nginx "$nginx" -wrk "$wrk" \
 	-wrk-script "$root/scripts/wrk-put.lua" -work "$work" -perf-dir "$root/bench/results/$name-profiles" \
-	-out "$work/results.json" "${versitygw_flag[@]}" "$@"
+	-out "$work/results.json" "${versitygw_flag[@]}" "${baseline_flag[@]}" "$@"
 
 # 5. Report.
-"$work/bin/report" -in "$work/results.json" -micro "$micro" -md "bench/results/$name.md" -png "bench/results/$name.png" \
-	-cmd "scripts/bench.sh $mode${*:+ $*}"
+png=bench/results/$name.png
+[[ $mode == compare ]] && png=
+cmd="scripts/bench.sh $mode${*:+ $*}"
+[[ -n ${BASELINE_REV:-} ]] && cmd="BASELINE_REV=$base_rev $cmd"
+[[ -n ${MIZUCHI_REV:-} ]] && cmd="MIZUCHI_REV=$rev $cmd"
+"$work/bin/report" -in "$work/results.json" -micro "$micro" -md "bench/results/$name.md" -png "$png" -cmd "$cmd"
 rmdir "bench/results/$name-profiles" 2>/dev/null || true # only kept when -perf wrote profiles
-say "wrote bench/results/$name.md and bench/results/$name.png"
+say "wrote bench/results/$name.md${png:+ and $png}"

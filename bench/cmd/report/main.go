@@ -1,5 +1,8 @@
 // Command report turns the runner's JSON (and the Go micro-benchmarks' output) into
 // bench/results/<date>.md with a PNG chart, and prints the ratios issue 5 names with their verdicts.
+// When the run measured a baseline binary (runner -baseline), it also prints and writes the ratios
+// new ÷ baseline of every workload both ran, with the verdict of issue 8's 5% regression budget; a
+// compare run (runner -mode compare) gets only that.
 //
 //	report -in results.json -micro micro.txt -md bench/results/2026-11-26.md -png bench/results/2026-11-26.png
 package main
@@ -68,7 +71,7 @@ type agg struct {
 	spread                        string // min–max of the key figure
 }
 
-var targetOrder = []string{"direct", "mizuchi-splice", "mizuchi-copy", "nginx", "splicerelay", "goproxy"}
+var targetOrder = []string{"direct", "mizuchi-splice", baseTarget, "mizuchi-copy", "nginx", "splicerelay", "goproxy"}
 
 const gib = 1 << 30
 
@@ -295,8 +298,16 @@ func run() int {
 		}
 	}
 	rep := newReport(rf, micros)
-	verdicts := rep.verdicts()
-	printVerdicts(os.Stdout, verdicts)
+	var verdicts []verdict
+	if rf.Meta["mode"] != "compare" {
+		verdicts = rep.verdicts()
+		printVerdicts(os.Stdout, verdicts)
+	}
+	var base []cmpRow
+	if rep.hasBaseline() {
+		base = rep.baseline()
+		rep.printBaseline(os.Stdout, base)
+	}
 	if *pngPath != "" {
 		if err := writeChart(*pngPath, "Mizuchi Uploadr benchmarks "+rf.Meta["date"]+" ("+rf.Meta["mode"]+", "+rf.Meta["cpus"]+" CPUs, loopback, medians)", rep.panels()); err != nil {
 			fmt.Fprintln(os.Stderr, "report:", err)
@@ -309,7 +320,11 @@ func run() int {
 			fmt.Fprintln(os.Stderr, "report:", err)
 			return 1
 		}
-		rep.markdown(f, verdicts, filepath.Base(*pngPath), *cmdline)
+		png := ""
+		if *pngPath != "" {
+			png = filepath.Base(*pngPath)
+		}
+		rep.markdown(f, verdicts, base, png, *cmdline)
 		if err := f.Close(); err != nil {
 			fmt.Fprintln(os.Stderr, "report:", err)
 			return 1

@@ -12,17 +12,26 @@ import (
 var targetNotes = map[string]string{
 	"direct":         "no proxy: the load generator talks to the upstream",
 	"mizuchi-splice": "bin/mizuchi-uploadr, zero copy on (splice, 1 MiB pipes), SigV4 verified and re-signed",
+	baseTarget:       "mizuchi-uploadr built at the baseline revision `%s` (git archive), same configuration and flags as mizuchi-splice, run back to back with it",
 	"mizuchi-copy":   "bin/mizuchi-uploadr -zero-copy=false (user-space copy path), SigV4 verified and re-signed",
 	"nginx":          "Debian's nginx, plain reverse proxy: proxy_request_buffering off, HTTP/1.1 upstream keep-alive, worker_processes auto",
 	"splicerelay":    "bench/cmd/splicerelay: two sockets, one 1 MiB pipe, splice(2), no HTTP — the physical floor",
 	"goproxy":        "bench/cmd/goproxy: net/http + httputil.ReverseProxy (goroutine per connection), re-signs with s3sig",
 }
 
-func (r *report) markdown(w io.Writer, vs []verdict, png, cmdline string) {
+func (r *report) markdown(w io.Writer, vs []verdict, base []cmpRow, png, cmdline string) {
 	m := r.rf.Meta
 	fmt.Fprintf(w, "# Benchmark results %s (%s run)\n\n", strings.SplitN(m["date"], "T", 2)[0], m["mode"])
-	fmt.Fprintf(w, "mizuchi-uploadr revision `%s`. ", m["rev"])
-	fmt.Fprintf(w, "Machine: %s CPUs (%s), Linux %s, %s, nginx %s. Loopback only; every figure is the median of %s\n", m["cpus"], m["cpu_model"], m["kernel"], m["go"], m["nginx"], m["reps"])
+	fmt.Fprintf(w, "mizuchi-uploadr revision `%s`", m["rev"])
+	if r.hasBaseline() {
+		fmt.Fprintf(w, ", baseline revision `%s`", m["baseline_rev"])
+	}
+	fmt.Fprint(w, ". ")
+	nginx := ""
+	if m["nginx"] != "" {
+		nginx = ", nginx " + m["nginx"]
+	}
+	fmt.Fprintf(w, "Machine: %s CPUs (%s), Linux %s, %s%s. Loopback only; every figure is the median of %s\n", m["cpus"], m["cpu_model"], m["kernel"], m["go"], nginx, m["reps"])
 	fmt.Fprintf(w, "interleaved repetitions (each workload runs against every target in turn, the order rotated per repetition) of\n")
 	fmt.Fprintf(w, "%s per load run. The machine is shared and noisy: read the ratios, not the absolute figures.\n\n", m["duration"])
 	fmt.Fprintf(w, "Reproduce: `%s` (or `make bench` for the quick subset). Raw JSON and the logs of each process are in\n`bench/results/tmp/` after a run (git-ignored).\n\n", cmdline)
@@ -32,22 +41,38 @@ func (r *report) markdown(w io.Writer, vs []verdict, png, cmdline string) {
 	if png != "" {
 		fmt.Fprintf(w, "![chart](%s)\n\n", png)
 	}
-	fmt.Fprintln(w, "## Targets of issue 5")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "mizuchi-uploadr with splice, against the sink (so the figures are the proxy's own cost), medians.")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| target | workload | measured | goal | verdict | figures |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|")
-	for _, v := range vs {
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", v.goal, v.workload, v.valueString(), v.limitString(), v.status(), v.detail)
+	if r.hasBaseline() {
+		r.markdownBaseline(w, base)
 	}
-	fmt.Fprintln(w)
+	if len(vs) > 0 {
+		fmt.Fprintln(w, "## Targets of issue 5")
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "mizuchi-uploadr with splice, against the sink (so the figures are the proxy's own cost), medians.")
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| target | workload | measured | goal | verdict | figures |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|")
+		for _, v := range vs {
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", v.goal, v.workload, v.valueString(), v.limitString(), v.status(), v.detail)
+		}
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintln(w, "## What was measured")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| target | what it is |")
 	fmt.Fprintln(w, "|---|---|")
+	ran := map[string]bool{}
+	for _, x := range r.rf.Results {
+		ran[x.Target] = true
+	}
 	for _, t := range targetOrder {
-		fmt.Fprintf(w, "| %s | %s |\n", t, targetNotes[t])
+		if !ran[t] {
+			continue
+		}
+		note := targetNotes[t]
+		if t == baseTarget {
+			note = fmt.Sprintf(note, m["baseline_rev"])
+		}
+		fmt.Fprintf(w, "| %s | %s |\n", t, note)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Upstreams: `sink` is bench/cmd/sink (checks that a SigV4 Authorization header is present, splices the body")
@@ -58,7 +83,15 @@ func (r *report) markdown(w io.Writer, vs []verdict, png, cmdline string) {
 	fmt.Fprintln(w, "counted) and wrk with scripts/wrk-put.lua against buckets configured `auth: none`. CPU is utime+stime of")
 	fmt.Fprintln(w, "/proc/<pid>/stat of the target's processes (nginx: master + workers) read before and after each run; peak RSS is")
 	fmt.Fprintln(w, "VmHWM, reset through /proc/<pid>/clear_refs before each run (nginx: sum over its processes). The proxy's")
-	fmt.Fprintln(w, "configuration for the run: defaults except `upstream.max_idle: 1024` and `idle_timeout: 300s`.")
+	switch m["mizuchi_access_log"] {
+	case "off":
+		fmt.Fprintln(w, "configuration for the run: defaults except `upstream.max_idle: 1024`, `idle_timeout: 300s` and `log.access: false`.")
+	case "default":
+		fmt.Fprintln(w, "configuration for the run: defaults except `upstream.max_idle: 1024` and `idle_timeout: 300s`; the access log at its")
+		fmt.Fprintln(w, "default, since a binary of the run does not take `log.access`.")
+	default: // runs from before the runner recorded it
+		fmt.Fprintln(w, "configuration for the run: defaults except `upstream.max_idle: 1024` and `idle_timeout: 300s`.")
+	}
 	fmt.Fprintln(w)
 
 	for _, phase := range []string{"sink", "versitygw"} {

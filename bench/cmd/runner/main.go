@@ -7,11 +7,19 @@
 // target order rotated on each repetition — measuring the target's CPU seconds (utime + stime of
 // /proc/<pid>/stat) and peak RSS (VmHWM, reset before each run) around each run. Normally started by
 // scripts/bench.sh.
+//
+// With -baseline <binary> one more target, mizuchi-base-splice, runs that mizuchi-uploadr binary (an
+// older revision) with the same configuration and flags as mizuchi-splice. The two share one slot of
+// the rotation: they always run back to back, so both see the same moment of a noisy machine, and they
+// swap places on every repetition (mizuchi-splice first on even ones), so neither always runs first.
+// Mode compare is the quick matrix cut down to what a regression check needs: 4 KiB, 1 MiB and 1 GiB
+// PUTs against the sink, targets direct, mizuchi-splice and mizuchi-base-splice, 5 repetitions.
 package main
 
 import (
 	"bufio"
 	"context"
+	"debug/buildinfo"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -84,6 +92,9 @@ type workload struct {
 
 type runner struct {
 	bin, mizuchi, versitygw, nginx, wrk, wrkScript, work string
+	baseline                                             string            // mizuchi-uploadr binary of the baseline revision (empty: no baseline target)
+	targets                                              map[string]bool   // the targets to start; nil: all
+	accessLog                                            map[string]string // binary -> how it ran: "off" or "default" (see mizuchiConfig)
 	procs                                                []*proc
 	perf                                                 string
 	perfWorkloads                                        map[string]bool
@@ -95,15 +106,18 @@ func main() { os.Exit(run()) }
 func run() int {
 	var (
 		r        runner
-		mode     = flag.String("mode", "quick", "quick (a subset, < 3 min) or full")
+		mode     = flag.String("mode", "quick", "quick (a subset, < 3 min), full, or compare (4 KiB, 1 MiB and 1 GiB PUTs; direct, mizuchi-splice, mizuchi-base-splice; needs -baseline)")
 		out      = flag.String("out", "", "write the JSON results here (default: stdout)")
 		dur      = flag.Duration("duration", 0, "duration of each load run (default: quick 2s, full 4s)")
-		reps     = flag.Int("reps", 0, "repetitions of the whole interleaved matrix (default: quick 1, full 3)")
+		reps     = flag.Int("reps", 0, "repetitions of the whole interleaved matrix (default: quick 1, full 3, compare 5)")
 		only     = flag.String("only", "", "comma-separated workload names to run (debugging)")
+		targets  = flag.String("targets", "", "comma-separated targets to run (default: all; compare: direct,mizuchi-splice,mizuchi-base-splice)")
 		perfList = flag.String("perf", "", "comma-separated workload names: record a perf profile of mizuchi-splice on each (needs perf)")
 	)
 	flag.StringVar(&r.bin, "bin", "", "directory holding the sink, loadgen, splicerelay and goproxy binaries")
 	flag.StringVar(&r.mizuchi, "mizuchi", "bin/mizuchi-uploadr", "mizuchi-uploadr binary")
+	flag.StringVar(&r.baseline, "baseline", "", "mizuchi-uploadr binary of a baseline revision: adds the target mizuchi-base-splice, run like mizuchi-splice")
+	baseRev := flag.String("baseline-rev", "", "the baseline's revision, recorded in the results")
 	flag.StringVar(&r.versitygw, "versitygw", "", "versitygw binary (empty: no end-to-end phase)")
 	flag.StringVar(&r.nginx, "nginx", "", "nginx binary (empty: no nginx target)")
 	flag.StringVar(&r.wrk, "wrk", "", "wrk binary (empty: no wrk workloads)")
@@ -115,6 +129,23 @@ func run() int {
 	if r.bin == "" {
 		fmt.Fprintln(os.Stderr, "runner: -bin is required")
 		return 2
+	}
+	switch *mode {
+	case "quick", "full":
+	case "compare":
+		if r.baseline == "" {
+			fmt.Fprintln(os.Stderr, "runner: -mode compare needs -baseline")
+			return 2
+		}
+		if *targets == "" {
+			*targets = "direct,mizuchi-splice," + baseTarget
+		}
+	default:
+		fmt.Fprintf(os.Stderr, "runner: unknown -mode %q\n", *mode)
+		return 2
+	}
+	if *targets != "" {
+		r.targets = set(*targets)
 	}
 	if r.work == "" {
 		d, err := os.MkdirTemp("", "mizuchi-bench-")
@@ -151,6 +182,9 @@ func run() int {
 		}
 	}
 	full := *mode == "full"
+	if *reps == 0 && *mode == "compare" {
+		*reps = 5
+	}
 	if *dur == 0 {
 		*dur = 2 * time.Second
 		if full {
@@ -171,14 +205,21 @@ func run() int {
 		"mode": *mode, "date": time.Now().UTC().Format(time.RFC3339), "duration": dur.String(),
 		"reps": strconv.Itoa(*reps), "cpus": strconv.Itoa(runtime.NumCPU()), "go": runtime.Version(),
 		"kernel": kernel(), "cpu_model": cpuModel(), "nginx": r.nginxVersion(), "work": r.work,
-		"rev": *rev,
+		"rev": *rev, "mizuchi_go": goVersionOf(r.mizuchi),
 	}, Perf: map[string]string{}}
+	if r.baseline != "" {
+		res.Meta["baseline_rev"] = *baseRev
+		res.Meta["baseline_go"] = goVersionOf(r.baseline)
+		if res.Meta["baseline_go"] != res.Meta["mizuchi_go"] {
+			fmt.Fprintf(os.Stderr, "runner: warning: the baseline was built with %s, the measured binary with %s\n", res.Meta["baseline_go"], res.Meta["mizuchi_go"])
+		}
+	}
 
 	for _, phase := range []string{"sink", "versitygw"} {
 		if phase == "versitygw" && r.versitygw == "" {
 			continue
 		}
-		wls := workloads(phase, full, *dur, r.wrk != "")
+		wls := workloads(phase, *mode, *dur, r.wrk != "")
 		if *only != "" {
 			keep := set(*only)
 			var sel []workload
@@ -206,6 +247,12 @@ func run() int {
 }
 
 func (r *runner) writeOut(path string, res *Run) error {
+	if v := r.accessLog[r.mizuchi]; v != "" {
+		res.Meta["mizuchi_access_log"] = v
+	}
+	if v := r.accessLog[r.baseline]; v != "" && r.baseline != "" {
+		res.Meta["baseline_access_log"] = v
+	}
 	b, err := json.MarshalIndent(res, "", " ")
 	if err != nil {
 		return err
@@ -228,11 +275,24 @@ func set(list string) map[string]bool {
 }
 
 // workloads lists what runs against each upstream. Names are what -only and -perf take.
-func workloads(phase string, full bool, d time.Duration, wrk bool) []workload {
+func workloads(phase, mode string, d time.Duration, wrk bool) []workload {
+	full := mode == "full"
 	load := func(size int64, c int) workload {
 		return workload{name: fmt.Sprintf("put %s c%d", loadgen.FormatSize(size), c), kind: "load", size: size, conns: c, duration: d}
 	}
 	var w []workload
+	if mode == "compare" {
+		// The figures a regression check of the engine reads: CPU per request in the loop (4 KiB),
+		// CPU per GiB streamed in the loop or detached (1 MiB) and spliced (1 GiB, fresh processes).
+		// The 1 GiB PUTs are counted, not timed: a 2 s run holds one or two of them, and the one cut
+		// off at the end would be half the bytes, with its teardown possibly after the CPU reading.
+		if phase != "sink" {
+			return nil
+		}
+		w = append(w, load(4<<10, 16), load(1<<20, 16),
+			workload{name: "put 1GiB x3 c1", kind: "load", size: 1 << 30, conns: 1, count: 3, fresh: true})
+		return w
+	}
 	if phase == "versitygw" {
 		// End to end: versitygw costs about a core per 350 MiB/s, so a small set.
 		w = append(w, load(4<<10, 16), load(1<<20, 16), load(64<<20, 1), load(1<<30, 1))
@@ -298,9 +358,8 @@ func (r *runner) phase(ctx context.Context, phase string, wls []workload, reps i
 	}
 	for rep := range reps {
 		for _, w := range wls {
-			for i := range targets {
-				t := targets[(i+rep)%len(targets)]
-				if w.targets != nil && !w.targets[t.name] {
+			for _, t := range runOrder(targets, rep) {
+				if w.targets != nil && !w.targets[role(t.name)] {
 					continue
 				}
 				if ctx.Err() != nil {
@@ -328,7 +387,7 @@ func (r *runner) phase(ctx context.Context, phase string, wls []workload, reps i
 				continue
 			}
 			for _, t := range targets {
-				if t.name != "mizuchi-splice" && t.name != "nginx" {
+				if role(t.name) != "mizuchi-splice" && t.name != "nginx" {
 					continue
 				}
 				path, err := r.profile(ctx, up, t, w, phase)
@@ -343,6 +402,50 @@ func (r *runner) phase(ctx context.Context, phase string, wls []workload, reps i
 	return nil
 }
 
+// baseTarget is the name of the baseline binary's target.
+const baseTarget = "mizuchi-base-splice"
+
+// role is the target whose place t takes in a workload's target list: the baseline runs wherever
+// mizuchi-splice does.
+func role(t string) string {
+	if t == baseTarget {
+		return "mizuchi-splice"
+	}
+	return t
+}
+
+// runOrder is the order of the targets in repetition rep: rotated by rep, and the baseline right
+// after mizuchi-splice on even repetitions, right before it on odd ones (one slot of the rotation).
+func runOrder(targets []*target, rep int) []*target {
+	var base, splice *target
+	var others []*target
+	for _, t := range targets {
+		switch t.name {
+		case baseTarget:
+			base = t
+			continue
+		case "mizuchi-splice":
+			splice = t
+		}
+		others = append(others, t)
+	}
+	if base != nil && splice == nil {
+		others, base = append(others, base), nil
+	}
+	out := make([]*target, 0, len(targets))
+	for i := range others {
+		t := others[(i+rep)%len(others)]
+		if t == splice && base != nil && rep%2 == 1 {
+			out = append(out, base)
+		}
+		out = append(out, t)
+		if t == splice && base != nil && rep%2 == 0 {
+			out = append(out, base)
+		}
+	}
+	return out
+}
+
 func logResult(m Result) {
 	cpu := ""
 	if m.BodyBytes > 0 && m.CPUSeconds > 0 {
@@ -355,7 +458,7 @@ func logResult(m Result) {
 	if m.Errors > 0 {
 		extra += fmt.Sprintf(" ERRORS %d (%s)", m.Errors, m.FirstError)
 	}
-	fmt.Fprintf(os.Stderr, "%-9s %-22s %-15s rep %d: %8.0f req/s %8.1f MiB/s p50 %.2f p99 %.2f ms%s peak-rss %.1f MiB%s\n",
+	fmt.Fprintf(os.Stderr, "%-9s %-22s %-19s rep %d: %8.0f req/s %8.1f MiB/s p50 %.2f p99 %.2f ms%s peak-rss %.1f MiB%s\n",
 		m.Phase, m.Workload, m.Target, m.Rep, m.RPS, m.MiBps, m.P50, m.P99, cpu, float64(m.PeakRSS)/(1<<20), extra)
 }
 
@@ -597,6 +700,15 @@ func cpuModel() string {
 		}
 	}
 	return ""
+}
+
+// goVersionOf is the Go version a binary was built with, from its build info.
+func goVersionOf(path string) string {
+	bi, err := buildinfo.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	return bi.GoVersion
 }
 
 func (r *runner) nginxVersion() string {

@@ -196,17 +196,28 @@ func (r *runner) startVersitygw() (*upstream, error) {
 	return u, nil
 }
 
-// startTargets starts every proxy in front of up and returns them with "direct" first.
+// startTargets starts every selected proxy in front of up (the baseline when there is one) and
+// returns them with "direct" first.
 func (r *runner) startTargets(ctx context.Context, up *upstream) ([]*target, error) {
-	ts := []*target{{name: "direct", addr: up.addr, bucket: "bench", openBucket: "bench"}}
-	starts := []func() (*target, error){
-		func() (*target, error) { return r.startMizuchi("mizuchi-splice", true, up) },
-		func() (*target, error) { return r.startMizuchi("mizuchi-copy", false, up) },
+	var ts []*target
+	if r.want("direct") {
+		ts = append(ts, &target{name: "direct", addr: up.addr, bucket: "bench", openBucket: "bench"})
 	}
+	type starter struct {
+		name  string
+		start func() (*target, error)
+	}
+	starts := []starter{
+		{"mizuchi-splice", func() (*target, error) { return r.startMizuchi("mizuchi-splice", r.mizuchi, true, up) }},
+	}
+	if r.baseline != "" {
+		starts = append(starts, starter{baseTarget, func() (*target, error) { return r.startMizuchi(baseTarget, r.baseline, true, up) }})
+	}
+	starts = append(starts, starter{"mizuchi-copy", func() (*target, error) { return r.startMizuchi("mizuchi-copy", r.mizuchi, false, up) }})
 	if r.nginx != "" {
-		starts = append(starts, func() (*target, error) { return r.startNginx(up) })
+		starts = append(starts, starter{"nginx", func() (*target, error) { return r.startNginx(up) }})
 	}
-	starts = append(starts, func() (*target, error) {
+	starts = append(starts, starter{"splicerelay", func() (*target, error) {
 		addr, err := freePort()
 		if err != nil {
 			return nil, err
@@ -216,7 +227,7 @@ func (r *runner) startTargets(ctx context.Context, up *upstream) ([]*target, err
 			return nil, err
 		}
 		return &target{name: "splicerelay", addr: addr, bucket: "bench", openBucket: "bench", main: p}, waitReady(p, addr)
-	}, func() (*target, error) {
+	}}, starter{"goproxy", func() (*target, error) {
 		addr, err := freePort()
 		if err != nil {
 			return nil, err
@@ -227,19 +238,71 @@ func (r *runner) startTargets(ctx context.Context, up *upstream) ([]*target, err
 			return nil, err
 		}
 		return &target{name: "goproxy", addr: addr, bucket: "bench", openBucket: "bench", main: p}, waitReady(p, addr)
-	})
-	for _, start := range starts {
-		t, err := start()
+	}})
+	for _, s := range starts {
+		if !r.want(s.name) {
+			continue
+		}
+		t, err := s.start()
 		if err != nil {
 			return nil, err
 		}
-		t.start = start
+		t.start = s.start
 		ts = append(ts, t)
+	}
+	if len(ts) == 0 {
+		return nil, fmt.Errorf("no target selected")
 	}
 	return ts, ctx.Err()
 }
 
-func (r *runner) startMizuchi(name string, zeroCopy bool, up *upstream) (*target, error) {
+// want reports whether target name is selected (-targets).
+func (r *runner) want(name string) bool { return r.targets == nil || r.targets[name] }
+
+// mizuchiConfig writes the configuration file of a mizuchi target. Like nginx's access_log off, it
+// turns the access log off (log.access: false) if bin takes that key; a binary that predates the key
+// refuses the file (`-check` exits non-zero on an unknown key) and runs with the plain one, its access
+// log at its default (revisions before the key wrote none — 0425cbc logs nothing — so both then log
+// nothing). How each binary ran goes into the results (mizuchi_access_log, baseline_access_log). The
+// flags (-zero-copy) go into the probe too: a binary that does not know one is an error, not a
+// fallback, since leaving the flag out would quietly measure another path (every revision the harness
+// can measure has -zero-copy).
+func (r *runner) mizuchiConfig(bin, conf, quiet, plain string, args []string) error {
+	probe := func(text string) (string, error) {
+		if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+			return "", err
+		}
+		out, err := exec.Command(bin, append([]string{"-check", "-config", conf}, args...)...).CombinedOutput()
+		if err != nil {
+			return string(bytes.TrimSpace(out)), nil
+		}
+		return "", nil
+	}
+	if r.accessLog == nil {
+		r.accessLog = map[string]string{}
+	}
+	why, err := probe(quiet)
+	if err != nil || why == "" {
+		if err == nil {
+			r.accessLog[bin] = "off"
+		}
+		return err
+	}
+	why2, err := probe(plain)
+	if err != nil {
+		return err
+	}
+	if why2 != "" {
+		return fmt.Errorf("%s refuses the bench configuration or flags %q even without log.access: %s", bin, args, why2)
+	}
+	if r.accessLog[bin] != "default" {
+		fmt.Fprintf(os.Stderr, "runner: %s does not take log.access (%s); its access log is left at its default\n", bin, why)
+	}
+	r.accessLog[bin] = "default"
+	return nil
+}
+
+func (r *runner) startMizuchi(name, bin string, zeroCopy bool, up *upstream) (*target, error) {
 	addr, err := freePort()
 	if err != nil {
 		return nil, err
@@ -258,16 +321,11 @@ func (r *runner) startMizuchi(name string, zeroCopy bool, up *upstream) (*target
 		bucket("open", "none")
 	// Like nginx's access_log off: no access-log line per request, where the binary knows the key.
 	quiet := strings.Replace(yaml, "log: {level: warn}", "log: {level: warn, access: false}", 1)
-	if err := os.WriteFile(conf, []byte(quiet), 0o600); err != nil {
+	flags := []string{fmt.Sprintf("-zero-copy=%v", zeroCopy)}
+	if err := r.mizuchiConfig(bin, conf, quiet, yaml, flags); err != nil {
 		return nil, err
 	}
-	if out, err := exec.Command(r.mizuchi, "-check", "-config", conf).CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "runner: %s does not take log.access (%s); access log left at its default\n", r.mizuchi, bytes.TrimSpace(out))
-		if err := os.WriteFile(conf, []byte(yaml), 0o600); err != nil {
-			return nil, err
-		}
-	}
-	p, err := r.start(name+"-"+up.name, nil, r.mizuchi, "-config", conf, fmt.Sprintf("-zero-copy=%v", zeroCopy))
+	p, err := r.start(name+"-"+up.name, nil, bin, append([]string{"-config", conf}, flags...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func names(ts []*target) string {
+	var s []string
+	for _, t := range ts {
+		s = append(s, t.name)
+	}
+	return strings.Join(s, " ")
+}
+
+func targetsNamed(ns ...string) []*target {
+	var ts []*target
+	for _, n := range ns {
+		ts = append(ts, &target{name: n})
+	}
+	return ts
+}
+
+func TestRunOrderWithoutBaselineRotates(t *testing.T) {
+	ts := targetsNamed("direct", "mizuchi-splice", "nginx")
+	want := []string{"direct mizuchi-splice nginx", "mizuchi-splice nginx direct", "nginx direct mizuchi-splice", "direct mizuchi-splice nginx"}
+	for rep, w := range want {
+		if got := names(runOrder(ts, rep)); got != w {
+			t.Errorf("rep %d: %q, want %q", rep, got, w)
+		}
+	}
+}
+
+func TestRunOrderBaselineBesideSpliceAlternating(t *testing.T) {
+	ts := targetsNamed("direct", "mizuchi-splice", baseTarget)
+	want := []string{
+		"direct mizuchi-splice mizuchi-base-splice",
+		"mizuchi-base-splice mizuchi-splice direct",
+		"direct mizuchi-splice mizuchi-base-splice",
+		"mizuchi-base-splice mizuchi-splice direct",
+		"direct mizuchi-splice mizuchi-base-splice",
+	}
+	for rep, w := range want {
+		if got := names(runOrder(ts, rep)); got != w {
+			t.Errorf("rep %d: %q, want %q", rep, got, w)
+		}
+	}
+	// With more targets the pair still moves through the rotation as one slot.
+	ts = targetsNamed("direct", "mizuchi-splice", baseTarget, "mizuchi-copy", "nginx")
+	if got, w := names(runOrder(ts, 3)), "nginx direct mizuchi-base-splice mizuchi-splice mizuchi-copy"; got != w {
+		t.Errorf("rep 3: %q, want %q", got, w)
+	}
+}
+
+func TestRunOrderBaselineAloneRotates(t *testing.T) {
+	ts := targetsNamed("direct", baseTarget)
+	if got, w := names(runOrder(ts, 1)), "mizuchi-base-splice direct"; got != w {
+		t.Errorf("%q, want %q", got, w)
+	}
+}
+
+func TestCompareWorkloads(t *testing.T) {
+	w := workloads("sink", "compare", 0, true)
+	var got []string
+	for _, x := range w {
+		got = append(got, x.name)
+	}
+	if g := strings.Join(got, ", "); g != "put 4KiB c16, put 1MiB c16, put 1GiB x3 c1" {
+		t.Errorf("compare workloads %q", g)
+	}
+	if !w[2].fresh || w[0].fresh || w[2].count != 3 {
+		t.Errorf("only the 1 GiB run restarts the proxies: %+v", w)
+	}
+	if len(workloads("versitygw", "compare", 0, true)) != 0 {
+		t.Error("compare has no versitygw phase")
+	}
+	if role(baseTarget) != "mizuchi-splice" || role("nginx") != "nginx" {
+		t.Error("role")
+	}
+}
