@@ -40,6 +40,7 @@ type decision struct {
 	bodyLen   int64     // body bytes on the wire: Content-Length, 0 without one
 	size      int64     // object bytes the body carries: x-amz-decoded-content-length for aws-chunked
 	principal Principal // who the request was authenticated as
+	signed    [2]int32  // SigV4: where the SignedHeaders list sits in the head's buffer
 }
 
 // admit decides what a complete request head becomes. It is pure: no gnet, no I/O, no logging and
@@ -83,6 +84,7 @@ func (e *Engine) admit(h *Head) (d decision) {
 		return d
 	}
 	d.principal = p
+	d.signed = h.signed
 	switch {
 	case rt.op == opPutObject && b.autoChunks(d.bodyLen):
 		d.verdict = verdictAutoChunk

@@ -82,6 +82,7 @@ type connState struct {
 	rt        route
 	bodyLen   int64
 	principal Principal
+	signed    [2]int32 // SigV4: the SignedHeaders list's span in the head's buffer
 	keepAlive bool
 	expect100 bool
 	sentCont  bool
@@ -104,6 +105,7 @@ func (st *connState) toHead(now int64) {
 	st.rt = route{}
 	st.bodyLen = 0
 	st.principal = Principal{}
+	st.signed = [2]int32{}
 	st.pending = decision{}
 	st.sentCont = false
 	st.headSince.Store(0)
@@ -329,7 +331,7 @@ func (e *Engine) onHead(c gnet.Conn, st *connState, buf []byte) (gnet.Action, bo
 
 // act carries out a decision on the loop.
 func (e *Engine) act(c gnet.Conn, st *connState, buf []byte, d *decision) (gnet.Action, bool) {
-	st.rt, st.bodyLen, st.principal = d.rt, d.bodyLen, d.principal
+	st.rt, st.bodyLen, st.principal, st.signed = d.rt, d.bodyLen, d.principal, d.signed
 	switch d.verdict {
 	case verdictRefuse:
 		return e.refuseRequest(c, st, buf, d.err), true

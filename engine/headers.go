@@ -83,15 +83,16 @@ func signedListHas(list, name []byte) bool {
 	if len(name) == 0 {
 		return false
 	}
-	for i := 0; i <= len(list); {
-		j := i
-		for j < len(list) && list[j] != ';' {
-			j++
+	for len(list) > 0 {
+		item := list
+		if j := bytes.IndexByte(list, ';'); j >= 0 {
+			item, list = list[:j], list[j+1:]
+		} else {
+			list = nil
 		}
-		if j-i == len(name) && bytes.EqualFold(list[i:j], name) {
+		if len(item) == len(name) && bytes.EqualFold(item, name) {
 			return true
 		}
-		i = j + 1
 	}
 	return false
 }
@@ -115,6 +116,9 @@ func unsignedHeader(h *Head, signed []byte) bool {
 func (st *connState) signedHeaders(b *bucketState, buf []byte) []byte {
 	if _, ok := b.auth.(*sigv4Auth); !ok {
 		return nil // no SigV4 signature: auth none, or an Authenticator of the operator's
+	}
+	if s := st.signed; s[1] > s[0] && int(s[1]) <= len(buf) {
+		return buf[s[0]:s[1]] // noted by authentication
 	}
 	var a s3sig.Authorization
 	if av, ok := st.req.Lookup(buf, "authorization"); ok && s3sig.ParseAuthorization(av.Bytes(buf), &a) == nil {

@@ -75,8 +75,9 @@ type AuthzInput struct {
 // returns aliases the connection's buffer and is valid only during the call: copy what must
 // outlive it.
 type Head struct {
-	req *httpparse.Request
-	buf []byte
+	req    *httpparse.Request
+	buf    []byte
+	signed [2]int32 // set by SigV4 authentication: the SignedHeaders list, buf[signed[0]:signed[1]]
 }
 
 // Method is the request method ("PUT").

@@ -150,7 +150,7 @@ func (nc *netConn) serveOne() bool {
 			d.verdict = d.next
 		}
 	}
-	st.rt, st.bodyLen, st.principal = d.rt, d.bodyLen, d.principal
+	st.rt, st.bodyLen, st.principal, st.signed = d.rt, d.bodyLen, d.principal, d.signed
 	switch d.verdict {
 	case verdictRefuse:
 		return nc.refuseRequest(d.err)
