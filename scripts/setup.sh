@@ -3,11 +3,16 @@
 # PATH, pyenv python3 with aws cli v1 and boto3 preinstalled; PyPI is not reachable).
 #
 #   - versitygw v1.8.0 into .tools/bin (scripts/install-versitygw.sh; ~3 min cold)
+#   - the AWS SDK for JavaScript v3 (@aws-sdk/client-s3, lib-storage, s3-request-presigner at the
+#     versions scripts/node/package-lock.json locks) with `npm ci` into .tools/node
+#     (scripts/install-node-clients.sh; ~5 s cold; needs node >= 20 and npm on PATH)
 #   - Debian packages s3cmd rclone wrk curl, only those whose command is missing
 #     (`apt-get update` runs only when something must be installed)
 #   - checks that `aws --version` and `python3 -c 'import boto3'` work; fails with a clear message if not
 #
-# Idempotent; prints what it did. Run from anywhere: scripts/setup.sh
+# The three installs run in parallel; each one's output is printed when it ends, and the script fails
+# (exit 1, naming the failed steps) if any of them failed. Idempotent; prints what it did. Run from
+# anywhere: scripts/setup.sh
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -17,41 +22,72 @@ die() { printf 'setup: ERROR: %s\n' "$*" >&2; exit 1; }
 command -v go >/dev/null 2>&1 || die "go is not on PATH (the project needs Go 1.26.8)"
 say "go: $(go version)"
 
-# 1. versitygw
-bash "$root/scripts/install-versitygw.sh" | sed 's/^/setup: /'
-
-# 2. Debian packages: package name -> command it provides.
-declare -A cmd_of=([s3cmd]=s3cmd [rclone]=rclone [wrk]=wrk [curl]=curl)
-missing=()
-for pkg in s3cmd rclone wrk curl; do
-	if command -v "${cmd_of[$pkg]}" >/dev/null 2>&1; then
-		say "$pkg: present ($(command -v "${cmd_of[$pkg]}"))"
+# Debian packages: package name -> command it provides.
+install_debian() {
+	declare -A cmd_of=([s3cmd]=s3cmd [rclone]=rclone [wrk]=wrk [curl]=curl)
+	missing=()
+	for pkg in s3cmd rclone wrk curl; do
+		if command -v "${cmd_of[$pkg]}" >/dev/null 2>&1; then
+			echo "$pkg: present ($(command -v "${cmd_of[$pkg]}"))"
+		else
+			missing+=("$pkg")
+		fi
+	done
+	if ((${#missing[@]} > 0)); then
+		command -v apt-get >/dev/null 2>&1 || die "missing ${missing[*]} and apt-get is not available to install them"
+		sudo=()
+		if [[ $(id -u) -ne 0 ]]; then
+			command -v sudo >/dev/null 2>&1 || die "missing ${missing[*]}: run as root (or install sudo)"
+			sudo=(sudo)
+		fi
+		echo "installing Debian packages: ${missing[*]} (apt-get update first; ~30 s)"
+		log=$(mktemp /tmp/setup-apt.XXXXXX.log)
+		"${sudo[@]}" apt-get update >"$log" 2>&1 || { tail -20 "$log" >&2; die "apt-get update failed (log: $log)"; }
+		DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >>"$log" 2>&1 \
+			|| { tail -20 "$log" >&2; die "apt-get install ${missing[*]} failed (log: $log)"; }
+		rm -f "$log"
+		for pkg in "${missing[@]}"; do
+			command -v "${cmd_of[$pkg]}" >/dev/null 2>&1 || die "$pkg installed but ${cmd_of[$pkg]} is still not on PATH"
+			echo "$pkg: installed ($(command -v "${cmd_of[$pkg]}"))"
+		done
 	else
-		missing+=("$pkg")
+		echo "Debian packages: nothing to install"
+	fi
+}
+
+# 1. The installs, in parallel. Each writes to its own log; a failure is reported after all have ended.
+logdir=$(mktemp -d /tmp/setup.XXXXXX)
+trap 'rm -rf "$logdir"' EXIT
+declare -A pid_of
+steps=(versitygw node-clients debian)
+start() { # start NAME CMD...: run CMD in the background, output to $logdir/NAME.log
+	local name=$1
+	shift
+	(
+		SECONDS=0
+		"$@"
+		rc=$?
+		echo "(${SECONDS}s)"
+		exit "$rc"
+	) >"$logdir/$name.log" 2>&1 &
+	pid_of[$name]=$!
+}
+say "installing in parallel: ${steps[*]}"
+start versitygw bash "$root/scripts/install-versitygw.sh"
+start node-clients bash "$root/scripts/install-node-clients.sh"
+start debian install_debian
+failed=()
+for name in "${steps[@]}"; do
+	if wait "${pid_of[$name]}"; then
+		sed "s/^/setup: $name: /" "$logdir/$name.log"
+	else
+		sed "s/^/setup: $name: /" "$logdir/$name.log" >&2
+		failed+=("$name")
 	fi
 done
-if ((${#missing[@]} > 0)); then
-	command -v apt-get >/dev/null 2>&1 || die "missing ${missing[*]} and apt-get is not available to install them"
-	sudo=()
-	if [[ $(id -u) -ne 0 ]]; then
-		command -v sudo >/dev/null 2>&1 || die "missing ${missing[*]}: run as root (or install sudo)"
-		sudo=(sudo)
-	fi
-	say "installing Debian packages: ${missing[*]} (apt-get update first; ~30 s)"
-	log=$(mktemp /tmp/setup-apt.XXXXXX.log)
-	"${sudo[@]}" apt-get update >"$log" 2>&1 || { tail -20 "$log" >&2; die "apt-get update failed (log: $log)"; }
-	DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >>"$log" 2>&1 \
-		|| { tail -20 "$log" >&2; die "apt-get install ${missing[*]} failed (log: $log)"; }
-	rm -f "$log"
-	for pkg in "${missing[@]}"; do
-		command -v "${cmd_of[$pkg]}" >/dev/null 2>&1 || die "$pkg installed but ${cmd_of[$pkg]} is still not on PATH"
-		say "$pkg: installed ($(command -v "${cmd_of[$pkg]}"))"
-	done
-else
-	say "Debian packages: nothing to install"
-fi
+((${#failed[@]} == 0)) || die "failed: ${failed[*]} (their output is above)"
 
-# 3. Preinstalled Python clients (PyPI is not reachable here, so they cannot be installed by this script).
+# 2. Preinstalled Python clients (PyPI is not reachable here, so they cannot be installed by this script).
 if ! aws_version=$(aws --version 2>&1); then
 	die "'aws --version' failed: the aws cli v1 must be preinstalled in the pyenv python (PyPI is not reachable). Output: $aws_version"
 fi
