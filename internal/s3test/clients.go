@@ -49,7 +49,9 @@ func RunPython(t testing.TB, e ClientEnv, script string, args ...string) (stdout
 	return run(t, e, "python3", append([]string{"-c", script}, args...))
 }
 
-func run(t testing.TB, e ClientEnv, name string, args []string) (string, string, error) {
+// run runs name with args in the clean client environment; variables of the test's whose names
+// start with one of drop are removed as well.
+func run(t testing.TB, e ClientEnv, name string, args []string, drop ...string) (string, string, error) {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "config")
@@ -64,7 +66,7 @@ func run(t testing.TB, e ClientEnv, name string, args []string) (string, string,
 	if region == "" {
 		region = "us-east-1"
 	}
-	env := append(filterEnv(os.Environ(), "AWS_", "MIZUCHI_ENDPOINT"),
+	env := append(filterEnv(os.Environ(), append([]string{"AWS_", "MIZUCHI_ENDPOINT"}, drop...)...),
 		"AWS_ACCESS_KEY_ID="+e.AccessKey,
 		"AWS_SECRET_ACCESS_KEY="+e.SecretKey,
 		"AWS_DEFAULT_REGION="+region,
