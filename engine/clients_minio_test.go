@@ -115,7 +115,8 @@ func putMinio(t *testing.T, p *proxy, cl *minio.Client, w *wireLog, opts minio.P
 				t.Logf("minio-go sent: %s", s)
 			}
 			if err != nil {
-				t.Fatalf("PutObject %s: %v", c.name, err)
+				er := minio.ToErrorResponse(err)
+				t.Fatalf("PutObject %s: %d %s: %v", c.name, er.StatusCode, er.Code, err)
 			}
 			got, head := upstream.GetObject(t, p.UpBucket, key)
 			if !bytes.Equal(got, body) {
