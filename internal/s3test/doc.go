@@ -1,8 +1,9 @@
 // Package s3test is the integration-test harness of Mizuchi Uploadr: it runs a real S3 server
 // (versitygw v1.8.0, built once into the repository's git-ignored .tools/bin by
 // scripts/install-versitygw.sh) on a free loopback port with a fresh data directory and random
-// credentials, and runs the real clients (aws cli, boto3) as subprocesses with a clean AWS
-// environment.
+// credentials, and runs the real clients (aws cli, boto3, and the AWS SDK for JavaScript v3 under
+// node, installed by scripts/install-node-clients.sh into the git-ignored .tools/node) as
+// subprocesses with a clean AWS environment.
 //
 // Tests call Start (or StartMain from TestMain), then talk to Server.Endpoint directly or through
 // the proxy under test, and check the outcome on the server with the Server helpers (GetObject,
