@@ -59,6 +59,7 @@ type reqMeta struct {
 type upHead struct {
 	path, query, tmp, date, auth []byte
 	tmp2, num                    []byte
+	enc                          []byte // Content-Encoding without aws-chunked (withoutAWSChunked)
 	sigHdrs                      []s3sig.Header
 }
 
