@@ -45,14 +45,14 @@ type decision struct {
 
 // admit decides what a complete request head becomes. It is pure: no gnet, no I/O, no logging and
 // no metrics (the caller counts what it decided); the only state it touches is the bucket table
-// and the SigV4 derived-key cache. It allocates nothing for an accepted request with a warm key
+// (and its "*" entry's name cache) and the SigV4 derived-key cache. It allocates nothing for an accepted request with a warm key
 // cache. The checks run cheapest first and all before authentication, so a refused body is never
 // read and a client cannot make the proxy verify a signature for a request it would refuse anyway.
 func (e *Engine) admit(h *Head) (d decision) {
 	req, buf := h.req, h.buf
 	_, copySrc := req.Lookup(buf, "x-amz-copy-source")
 	var s3err *s3Error
-	d.rt, s3err = e.routeRequest(req.Method.Bytes(buf), req.Path.Bytes(buf), req.Query.Bytes(buf), req.HasQuery, copySrc)
+	d.rt, s3err = e.routeRequest(req.Method.Bytes(buf), req.Host.Bytes(buf), req.Path.Bytes(buf), req.Query.Bytes(buf), req.HasQuery, copySrc)
 	if s3err != nil {
 		return refusal(d, s3err)
 	}
@@ -82,6 +82,9 @@ func (e *Engine) admit(h *Head) (d decision) {
 		d = refusal(d, s3err)
 		d.authErr = true
 		return d
+	}
+	if b.pending != nil {
+		b.pending.promote(b) // a "*" entry's bucket, first authenticated request (route_bucket.go)
 	}
 	d.principal = p
 	d.signed = h.signed

@@ -24,6 +24,7 @@ var (
 	errAccessDenied            = &s3Error{"AccessDenied", 403, "Access Denied"}
 	errAnonymous               = &s3Error{"AccessDenied", 403, "Anonymous access is not allowed: sign the request with SigV4"}
 	errUnknownBucket           = &s3Error{"AccessDenied", 403, "Access Denied: this proxy does not serve that bucket"}
+	errInvalidBucketName       = &s3Error{"InvalidBucketName", 400, "The specified bucket is not valid."}
 	errInvalidAccessKeyID      = &s3Error{"InvalidAccessKeyId", 403, "The AWS Access Key Id you provided does not exist in our records."}
 	errSignatureDoesNotMatch   = &s3Error{"SignatureDoesNotMatch", 403, "The request signature we calculated does not match the signature you provided. Check your key and signing method."}
 	errRequestTimeTooSkewed    = &s3Error{"RequestTimeTooSkewed", 403, "The difference between the request time and the server's time is too large."}
