@@ -223,3 +223,35 @@ func TestValidateWildcardAndSuffixes(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRouteRequest: routing never panics; an accepted route has a bucket, a non-empty key span
+// inside the path without dot segments, and a "*" entry's bucket only for a valid bucket name.
+func FuzzRouteRequest(f *testing.F) {
+	for _, s := range [][3]string{
+		{"127.0.0.1:8080", "/named/a/b", "x-id=PutObject"},
+		{"named.s3.example.test:8080", "/a/b", "uploadId=x&partNumber=1"},
+		{"My.Bucket.S3.Example.Test", "/k", "uploads"},
+		{"photos.eu.s3.example.test.", "/a/../b", ""},
+		{"s3.example.test", "/other/k", "uploadId=u"},
+		{"x.s3.example.test:", "/", ""},
+		{"[::1]:80", "//k", ""},
+	} {
+		f.Add("PUT", s[0], s[1], s[2])
+	}
+	e := routeEngine(f, true)
+	f.Fuzz(func(t *testing.T, method, host, path, query string) {
+		rt, s3err := e.routeRequest([]byte(method), []byte(host), []byte(path), []byte(query), query != "", false)
+		if s3err != nil {
+			return
+		}
+		if rt.bucket == nil || rt.keyStart < 1 || rt.keyEnd != len(path) || rt.keyStart >= rt.keyEnd {
+			t.Fatalf("Host %q %q: route %+v", host, path, rt)
+		}
+		if hasDotSegment([]byte(path[rt.keyStart:rt.keyEnd])) {
+			t.Fatalf("Host %q %q: dot segment accepted", host, path)
+		}
+		if rt.bucket.label == wildLabel && !validBucketName(rt.bucket.name) {
+			t.Fatalf("Host %q %q: \"*\" entry took invalid name %q", host, path, rt.bucket.name)
+		}
+	})
+}
