@@ -3,7 +3,9 @@ package engine_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -194,5 +196,45 @@ func TestVirtualHostRefusals(t *testing.T) {
 	}
 	if got, _ := upstream.GetObject(t, p.UpBucket, p.Bucket+"/nested"); string(got) != "vh" {
 		t.Fatalf("stored %q", got)
+	}
+}
+
+// The access log names the bucket and the whole key of a virtual-hosted request, and the real
+// bucket of one the "*" entry served.
+func TestVirtualHostAccessLog(t *testing.T) {
+	var buf syncBuf
+	n := bucketSeq.Add(1)
+	wild := fmt.Sprintf("any-log-%d", n)
+	upstream.CreateBucket(t, wild)
+	p := startProxy(t, withVirtualHosts(vhostSuffix), withWildcard(map[string]string{clientAK: clientSK}),
+		func(o *engine.Options) { o.AccessLog = slog.New(slog.NewJSONHandler(&buf, nil)) })
+	_, port, _ := net.SplitHostPort(p.Addr)
+	for i, tc := range []struct{ bucket, path string }{
+		{p.Bucket, "/dir/a%20b"},
+		{wild, "/x/y"},
+		{p.Bucket, "/"}, // refused: 405
+	} {
+		r := rawReq{Method: "PUT", Path: tc.path, Body: []byte("l")}
+		p.do(t, r.bytes(t, tc.bucket+"."+vhostSuffix+":"+port))
+		waitFor(t, "access log line", 5*time.Second, func() bool { return strings.Count(buf.String(), "\n") > i })
+	}
+	var recs []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("not JSON: %s", l)
+		}
+		recs = append(recs, m)
+	}
+	if len(recs) != 3 {
+		t.Fatalf("%d lines; want 3", len(recs))
+	}
+	for i, want := range []struct {
+		bucket, key string
+		status      float64
+	}{{p.Bucket, "dir/a b", 200}, {wild, "x/y", 200}, {p.Bucket, "", 405}} {
+		if recs[i]["bucket"] != want.bucket || recs[i]["key"] != want.key || recs[i]["status"] != want.status {
+			t.Errorf("line %d: bucket %v key %q status %v; want %s %q %v", i, recs[i]["bucket"], recs[i]["key"], recs[i]["status"], want.bucket, want.key, want.status)
+		}
 	}
 }
