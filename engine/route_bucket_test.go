@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"testing"
+	"time"
 )
 
 func TestValidBucketName(t *testing.T) {
@@ -254,4 +255,33 @@ func FuzzRouteRequest(f *testing.F) {
 			t.Fatalf("Host %q %q: \"*\" entry took invalid name %q", host, path, rt.bucket.name)
 		}
 	})
+}
+
+// admit caches a "*" entry's bucket only once a request for it authenticated.
+func TestAdmitPromotesWildcardAfterAuthentication(t *testing.T) {
+	up := Upstream{Endpoint: "http://127.0.0.1:9", AccessKey: "UPAK", SecretKey: "up-secret"}
+	e, err := New(Options{Address: "127.0.0.1:0", EventLoops: 1, Logger: slog.New(slog.DiscardHandler),
+		Now:     func() time.Time { return admitNow },
+		Buckets: []Bucket{{Name: WildcardBucket, Upstream: up, Credentials: map[string]string{admitAK: admitSK}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(r admitReq) decision {
+		wire := r.wire(t)
+		h := Head{req: parseHead(t, e, wire), buf: wire}
+		return e.admit(&h)
+	}
+	cached := func() bool { return e.table.Load().wildCache.get([]byte("photos")) != nil }
+
+	d := run(admitReq{method: "PUT", path: "/photos/k", cl: "0", sk: "wrong"})
+	if d.err != errSignatureDoesNotMatch || cached() {
+		t.Fatalf("bad signature: %v, cached %v; want SignatureDoesNotMatch, not cached", d.err, cached())
+	}
+	d = run(admitReq{method: "PUT", path: "/photos/k", cl: "0"})
+	if d.err != nil || d.rt.bucket.up.Bucket != "photos" || !cached() {
+		t.Fatalf("good signature: %v, %+v, cached %v", d.err, d.rt.bucket, cached())
+	}
+	if d = run(admitReq{method: "PUT", path: "/photos/k2", cl: "0"}); d.rt.bucket.pending != nil {
+		t.Fatal("second request did not use the cached state")
+	}
 }
