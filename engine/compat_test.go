@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/mizuchi/uploadr/internal/s3test"
 )
 
 // An Expect value other than 100-continue is ignored, as S3 ignores it: the request goes through,
@@ -81,5 +83,27 @@ func TestAWSChunkedEncodingPlainBody(t *testing.T) {
 				t.Errorf("stored Content-Encoding = %q; want %q", enc, tc.want)
 			}
 		})
+	}
+}
+
+// Above the multipart threshold such a body is auto-chunked like any plain body, and the upload
+// created upstream carries no aws-chunked coding either.
+func TestAWSChunkedEncodingPlainBodyAutoChunked(t *testing.T) {
+	p := startProxy(t, withAutoChunk("", 6<<20, 5<<20, 2))
+	body := s3test.RandomBytes(11<<20, 11)
+	hdr := http.Header{"Content-Encoding": {"gzip,aws-chunked"}}
+	resp, rb := putStream(t, p, "awschunked/auto", body, hdr, "UNSIGNED-PAYLOAD")
+	if resp.StatusCode != 200 {
+		t.Fatalf("status = %d (%s); want 200", resp.StatusCode, rb)
+	}
+	got, head := upstream.GetObject(t, p.UpBucket, "awschunked/auto")
+	if !bytes.Equal(got, body) {
+		t.Fatalf("stored %d bytes; want %d", len(got), len(body))
+	}
+	if enc := aws.ToString(head.ContentEncoding); enc != "gzip" {
+		t.Errorf("stored Content-Encoding = %q; want gzip", enc)
+	}
+	if etag := aws.ToString(head.ETag); !strings.Contains(etag, "-") {
+		t.Errorf("ETag %s: not auto-chunked", etag)
 	}
 }
