@@ -45,14 +45,14 @@ type decision struct {
 
 // admit decides what a complete request head becomes. It is pure: no gnet, no I/O, no logging and
 // no metrics (the caller counts what it decided); the only state it touches is the bucket table
-// and the SigV4 derived-key cache. It allocates nothing for an accepted request with a warm key
+// (and its "*" entry's name cache) and the SigV4 derived-key cache. It allocates nothing for an accepted request with a warm key
 // cache. The checks run cheapest first and all before authentication, so a refused body is never
 // read and a client cannot make the proxy verify a signature for a request it would refuse anyway.
 func (e *Engine) admit(h *Head) (d decision) {
 	req, buf := h.req, h.buf
 	_, copySrc := req.Lookup(buf, "x-amz-copy-source")
 	var s3err *s3Error
-	d.rt, s3err = e.routeRequest(req.Method.Bytes(buf), req.Path.Bytes(buf), req.Query.Bytes(buf), req.HasQuery, copySrc)
+	d.rt, s3err = e.routeRequest(req.Method.Bytes(buf), req.Host.Bytes(buf), req.Path.Bytes(buf), req.Query.Bytes(buf), req.HasQuery, copySrc)
 	if s3err != nil {
 		return refusal(d, s3err)
 	}
@@ -82,6 +82,9 @@ func (e *Engine) admit(h *Head) (d decision) {
 		d = refusal(d, s3err)
 		d.authErr = true
 		return d
+	}
+	if b.pending != nil {
+		b.pending.promote(b) // a "*" entry's bucket, first authenticated request (route_bucket.go)
 	}
 	d.principal = p
 	d.signed = h.signed
@@ -113,15 +116,19 @@ func (b *bucketState) autoChunks(n int64) bool {
 }
 
 // checkPayload validates the payload declaration (x-amz-content-sha256, aws-chunked framing) and
-// the declared size. A body is aws-chunked when Content-Encoding says so or its payload hash is a
-// streaming one: then x-amz-decoded-content-length is the object's size, and Content-Length may
-// exceed it only by the framing (chunk sizes, CRLFs, the trailer).
+// the declared size. A body is aws-chunked when its payload hash is a streaming one, or when
+// Content-Encoding says so and no payload hash says otherwise (S3 takes a body with a hex or
+// UNSIGNED-PAYLOAD hash as ordinary whatever Content-Encoding says: buildUpstreamHead then drops
+// the aws-chunked token, as S3 drops it from the stored Content-Encoding). For an aws-chunked
+// body x-amz-decoded-content-length is the object's size, and Content-Length may exceed it only
+// by the framing (chunk sizes, CRLFs, the trailer).
 func (e *Engine) checkPayload(h *Head, d *decision) *s3Error {
 	req, buf := h.req, h.buf
-	streaming := false
+	streaming, plain := false, false
 	if v, ok := req.Lookup(buf, "x-amz-content-sha256"); ok {
 		switch p := v.Bytes(buf); {
 		case isHexSHA256(p), string(p) == s3sig.UnsignedPayload:
+			plain = true // an ordinary body even under Content-Encoding: aws-chunked, as S3 takes it
 		case string(p) == s3sig.StreamingUnsignedTrailer:
 			streaming = true
 		case bytes.HasPrefix(p, []byte("STREAMING-AWS4-HMAC-SHA256-PAYLOAD")), bytes.HasPrefix(p, []byte("STREAMING-AWS4-ECDSA")):
@@ -131,7 +138,7 @@ func (e *Engine) checkPayload(h *Head, d *decision) *s3Error {
 		}
 	}
 	op, b := d.rt.op, d.rt.bucket
-	if v, ok := req.Lookup(buf, "content-encoding"); streaming || ok && containsFoldASCII(v.Bytes(buf), "aws-chunked") {
+	if v, ok := req.Lookup(buf, "content-encoding"); streaming || ok && !plain && containsFoldASCII(v.Bytes(buf), "aws-chunked") {
 		dv, ok := req.Lookup(buf, "x-amz-decoded-content-length")
 		if !ok {
 			return errDecodedLengthRequired
@@ -216,8 +223,6 @@ func parseError(err error) *s3Error {
 		return errHTTPVersion
 	case 501:
 		return errTransferEncoding
-	case 417:
-		return errExpectation
 	}
 	if errors.Is(err, httpparse.ErrContentLength) {
 		return errInvalidContentLength

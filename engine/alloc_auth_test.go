@@ -34,7 +34,7 @@ func TestInLoopAuthAndSignAllocs(t *testing.T) {
 	req := st.req
 	j := new(job)
 	run := func() {
-		rt, s3err := e.routeRequest(req.Method.Bytes(buf), req.Path.Bytes(buf), req.Query.Bytes(buf), req.HasQuery, false)
+		rt, s3err := e.routeRequest(req.Method.Bytes(buf), req.Host.Bytes(buf), req.Path.Bytes(buf), req.Query.Bytes(buf), req.HasQuery, false)
 		if s3err != nil {
 			t.Fatal(s3err.Message)
 		}

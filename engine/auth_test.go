@@ -27,7 +27,7 @@ func TestWrongRegionIsNotCached(t *testing.T) {
 		if err := p.Parse(buf, e.limits, st.req); err != nil {
 			t.Fatal(err)
 		}
-		rt, s3err := e.routeRequest(st.req.Method.Bytes(buf), st.req.Path.Bytes(buf), nil, false, false)
+		rt, s3err := e.routeRequest(st.req.Method.Bytes(buf), st.req.Host.Bytes(buf), st.req.Path.Bytes(buf), nil, false, false)
 		if s3err != nil {
 			t.Fatal(s3err.Message)
 		}

@@ -49,10 +49,17 @@ func (j *job) copyHeaders(req *httpparse.Request, buf, signed []byte) {
 			!forwardHeader(name, signed) {
 			continue
 		}
+		value := h.Value.Bytes(buf)
+		if isContentEncoding(name) {
+			// Parts carry plain bytes: no aws-chunked coding goes upstream (withoutAWSChunked).
+			if value = withoutAWSChunked(&j.enc, value); len(value) == 0 {
+				continue
+			}
+		}
 		n0 := len(j.hdrBuf)
 		j.hdrBuf = append(j.hdrBuf, name...)
 		n1 := len(j.hdrBuf)
-		j.hdrBuf = append(j.hdrBuf, h.Value.Bytes(buf)...)
+		j.hdrBuf = append(j.hdrBuf, value...)
 		spans[ns] = span{n0, n1, len(j.hdrBuf)}
 		ns++
 	}

@@ -398,7 +398,7 @@ func (e *Engine) refuse(c gnet.Conn, st *connState, s3err *s3Error, resource []b
 	}
 	_, _ = c.Write(st.scratch)
 	e.metrics.refusal(s3err)
-	m := reqMeta{reqID: st.reqID, bucket: st.rt.bucket, op: st.rt.op, started: time.Now(), remote: st.remote,
+	m := reqMeta{reqID: st.reqID, bucket: st.rt.bucket, op: st.rt.op, keyStart: st.rt.keyStart, started: time.Now(), remote: st.remote,
 		principal: st.principal, resource: resource}
 	e.record(&m, outcome{status: s3err.Status, mode: "refused", closeClient: closeConn}, int64(len(st.scratch)))
 	if len(st.scratch) > 64<<10 {

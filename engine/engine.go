@@ -23,6 +23,7 @@ type Engine struct {
 	gnet.BuiltinEventEngine
 
 	opts    Options
+	vhosts  []string // Options.VirtualHostSuffixes lowercased, longest first
 	limits  httpparse.Limits
 	table   atomic.Pointer[bucketTable]
 	poolsMu sync.Mutex
@@ -57,8 +58,12 @@ type Engine struct {
 	idSeq    atomic.Uint64
 }
 
-// bucketTable is the immutable set of buckets requests are routed against.
-type bucketTable struct{ buckets []bucketState }
+// bucketTable is the immutable set of buckets requests are routed against (route_bucket.go).
+type bucketTable struct {
+	buckets   []bucketState // the named entries
+	wild      *bucketState  // the "*" entry, nil without one
+	wildCache wildCache     // the "*" entry's states per bucket name
+}
 
 // clientCred is one client credential; accessKey doubles as the access log's principal.
 type clientCred struct{ accessKey, secret string }
@@ -73,6 +78,8 @@ type bucketState struct {
 	auth       Authenticator
 	authz      Authorizer // nil: every authenticated request may proceed
 	upload     UploadOptions
+	label      string     // the metrics label: name, or "*" for a bucket the "*" entry serves
+	pending    *wildCache // non-nil: made by the "*" entry for one request, cached once authenticated
 }
 
 // New validates o and prepares an Engine.
@@ -83,6 +90,7 @@ func New(o Options) (*Engine, error) {
 	}
 	e := &Engine{
 		opts:    o,
+		vhosts:  hostSuffixes(o.VirtualHostSuffixes),
 		limits:  httpparse.Limits{MaxHeadBytes: o.MaxHeadBytes, MaxTargetBytes: o.MaxURIBytes},
 		keys:    s3sig.NewKeyCache(1024),
 		pools:   map[string]*upstreamPool{},
@@ -121,7 +129,7 @@ func (e *Engine) buildTable(bs []Bucket) *bucketTable {
 			p = newUpstreamPool(ep, b.Upstream.RootCAs, e.opts.Upstream, e.metrics)
 			e.pools[key] = p
 		}
-		t.buckets = append(t.buckets, bucketState{
+		bs := bucketState{
 			name:       b.Name,
 			up:         b.Upstream,
 			cred:       s3sig.Credentials{AccessKey: b.Upstream.AccessKey, SecretKey: b.Upstream.SecretKey},
@@ -130,7 +138,14 @@ func (e *Engine) buildTable(bs []Bucket) *bucketTable {
 			auth:       e.authenticatorFor(b),
 			authz:      b.Authorizer,
 			upload:     b.Upload,
-		})
+			label:      b.Name,
+		}
+		if b.Name == WildcardBucket {
+			bs.label = wildLabel
+			t.wild = &bs
+			continue
+		}
+		t.buckets = append(t.buckets, bs)
 	}
 	for key, p := range e.pools {
 		if !used[key] {

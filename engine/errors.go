@@ -24,6 +24,7 @@ var (
 	errAccessDenied            = &s3Error{"AccessDenied", 403, "Access Denied"}
 	errAnonymous               = &s3Error{"AccessDenied", 403, "Anonymous access is not allowed: sign the request with SigV4"}
 	errUnknownBucket           = &s3Error{"AccessDenied", 403, "Access Denied: this proxy does not serve that bucket"}
+	errInvalidBucketName       = &s3Error{"InvalidBucketName", 400, "The specified bucket is not valid."}
 	errInvalidAccessKeyID      = &s3Error{"InvalidAccessKeyId", 403, "The AWS Access Key Id you provided does not exist in our records."}
 	errSignatureDoesNotMatch   = &s3Error{"SignatureDoesNotMatch", 403, "The request signature we calculated does not match the signature you provided. Check your key and signing method."}
 	errRequestTimeTooSkewed    = &s3Error{"RequestTimeTooSkewed", 403, "The difference between the request time and the server's time is too large."}
@@ -67,7 +68,6 @@ var (
 	errURITooLong              = &s3Error{"RequestURITooLong", 414, "The request URI is too long"}
 	errHTTPVersion             = &s3Error{"HttpVersionNotSupported", 505, "The HTTP version specified is not supported."}
 	errTransferEncoding        = &s3Error{"NotImplemented", 501, "Transfer-Encoding is not supported: send Content-Length (aws-chunked uses Content-Encoding)"}
-	errExpectation             = &s3Error{"InvalidArgument", 417, "Only Expect: 100-continue is supported"}
 	errInvalidContentLength    = &s3Error{"InvalidArgument", 400, "Content-Length is malformed, duplicated or conflicting"}
 	errDecodedLengthRequired   = &s3Error{"MissingContentLength", 411, "aws-chunked bodies require x-amz-decoded-content-length"}
 	errChunkFraming            = &s3Error{"EntityTooLarge", 400, "Content-Length exceeds x-amz-decoded-content-length by more than aws-chunked framing needs"}

@@ -62,11 +62,11 @@ func (e *Engine) finish(j *job, o outcome) {
 // An inline body counts as moved only when the upstream answered.
 func (e *Engine) record(m *reqMeta, o outcome, respBytes int64) {
 	d := time.Since(m.started)
-	name := "-"
+	name, label := "-", "-"
 	if m.bucket != nil {
-		name = m.bucket.name
+		name, label = m.bucket.name, m.bucket.label // label: "*" for the "*" entry's buckets
 	}
-	e.metrics.request(name, m.op, o.status)
+	e.metrics.request(label, m.op, o.status)
 	e.metrics.bytesSplice.Add(int(o.spliced))
 	if o.mode != "inline" || m.upStatus != 0 {
 		e.metrics.bytesCopy.Add(int(o.bodyBytes - o.spliced))
@@ -85,9 +85,12 @@ func (e *Engine) record(m *reqMeta, o outcome, respBytes int64) {
 // the decoded object key.
 func (e *Engine) accessLog(al *slog.Logger, m *reqMeta, bucket string, o outcome, respBytes int64, d time.Duration) {
 	key := m.resource
-	if i := bytes.IndexByte(key[min(1, len(key)):], '/'); i >= 0 {
-		key = key[i+2:]
-	} else {
+	switch {
+	case m.keyStart > 0 && m.keyStart <= len(key):
+		key = key[m.keyStart:] // routed: path style or virtual-hosted
+	case bytes.IndexByte(key[min(1, len(key)):], '/') >= 0:
+		key = key[bytes.IndexByte(key[1:], '/')+2:]
+	default:
 		key = nil
 	}
 	if dec, err := s3sig.AppendPercentDecode(nil, key); err == nil {

@@ -129,3 +129,41 @@ func (st *connState) signedHeaders(b *bucketState, buf []byte) []byte {
 
 // noSignedHeaders is an empty, non-nil SignedHeaders list.
 var noSignedHeaders = []byte{}
+
+// withoutAWSChunked returns the Content-Encoding value v without its aws-chunked codings, as S3
+// stores it: S3 drops "aws-chunked" from the stored Content-Encoding, and a body forwarded plain
+// must not claim a framing it no longer has. RFC 9110 8.4:
+//
+//	Content-Encoding = #content-coding
+//
+// Without such a coding v itself is returned; otherwise the remaining codings are written into
+// the scratch *scratch (kept for reuse), joined by ",", and returned (empty: drop the header). It
+// allocates only when the scratch must grow.
+func withoutAWSChunked(scratch *[]byte, v []byte) []byte {
+	if !containsFoldASCII(v, "aws-chunked") {
+		return v
+	}
+	dst := (*scratch)[:0]
+	for i := 0; i < len(v); {
+		k := i
+		for k < len(v) && v[k] != ',' {
+			k++
+		}
+		el := bytes.TrimSpace(v[i:k]) // OWS is SP / HTAB
+		i = k + 1
+		if len(el) == 0 || len(el) == len("aws-chunked") && equalFoldASCII(el, "aws-chunked") {
+			continue
+		}
+		if len(dst) > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, el...)
+	}
+	*scratch = dst
+	return dst
+}
+
+// isContentEncoding reports whether name is Content-Encoding (any case).
+func isContentEncoding(name []byte) bool {
+	return len(name) == len("content-encoding") && equalFoldASCII(name, "content-encoding")
+}

@@ -49,6 +49,7 @@ type reqMeta struct {
 	remote    string
 	principal Principal
 	resource  []byte // the client's raw path, for error documents and the access log
+	keyStart  int    // where the key starts in resource; 0 when the request was not routed to one
 	keepAlive bool
 	expect100 bool   // the client waits for 100 Continue before it sends the body
 	upStatus  int    // the upstream's status, 0 when it was not asked
@@ -59,6 +60,7 @@ type reqMeta struct {
 type upHead struct {
 	path, query, tmp, date, auth []byte
 	tmp2, num                    []byte
+	enc                          []byte // Content-Encoding without aws-chunked (withoutAWSChunked)
 	sigHdrs                      []s3sig.Header
 }
 
@@ -100,6 +102,7 @@ func (e *Engine) newJob(st *connState, resource []byte, s side) *job {
 	j.side = s
 	j.st = st
 	j.reqMeta.reset(st.reqID, st.rt.bucket, st.rt.op, st.remote, st.principal, resource)
+	j.keyStart = st.rt.keyStart
 	j.keepAlive = st.keepAlive && !e.draining.Load()
 	j.expect100 = st.expect100 && !st.sentCont
 	j.budget = st.budget

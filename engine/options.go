@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/url"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -54,8 +55,15 @@ type Options struct {
 	Transfer transfer.Options
 	// Upstream configures the upstream connection pools.
 	Upstream UpstreamOptions
-	// Buckets are the buckets clients may upload to.
+	// Buckets are the buckets clients may upload to. One entry may be named "*" (WildcardBucket):
+	// it serves every bucket name no other entry has, as the same-named upstream bucket.
 	Buckets []Bucket
+	// VirtualHostSuffixes enable virtual-hosted-style requests: a request whose Host is
+	// <bucket>.<suffix>[:port] for one of these suffixes (compared case-insensitively; the
+	// longest matching suffix wins) addresses bucket <bucket>, and its whole path after the
+	// leading '/' is the key. A Host that matches none, or is exactly a suffix, is path style.
+	// Each is a DNS name such as "s3.example.com": no scheme, port or leading/trailing dot.
+	VirtualHostSuffixes []string
 	// Logger receives anomalies; nil = slog.Default().
 	Logger *slog.Logger
 	// AccessLog, when set, receives one line per request (see Engine.accessLog for the fields).
@@ -81,9 +89,16 @@ type UpstreamOptions struct {
 	AbortRetryBackoff time.Duration
 }
 
+// WildcardBucket is the Bucket.Name of the entry that serves any bucket name no other entry has:
+// a request for bucket X goes to upstream bucket X on that entry's endpoint, with its upstream
+// credentials and its client authentication. Its Upstream.Bucket is empty or "*". Names it
+// serves must be valid S3 bucket names (else 400 InvalidBucketName).
+const WildcardBucket = "*"
+
 // Bucket is one client-facing bucket and where its objects go.
 type Bucket struct {
-	// Name is the bucket name clients use (first path segment).
+	// Name is the bucket name clients use (first path segment, or the Host's first labels in
+	// virtual-hosted style); WildcardBucket for the entry serving any other name.
 	Name string
 	// Upstream is where objects are stored.
 	Upstream Upstream
@@ -220,8 +235,15 @@ func (o *Options) Validate() error {
 		if _, err := parseEndpoint(b.Upstream.Endpoint); err != nil {
 			errs = append(errs, fmt.Errorf("bucket %q: %w", b.Name, err))
 		}
-		if b.Upstream.Bucket == "" {
+		switch {
+		case b.Name == WildcardBucket:
+			if b.Upstream.Bucket != "" && b.Upstream.Bucket != WildcardBucket {
+				errs = append(errs, fmt.Errorf("bucket %q: the any-bucket entry forwards to the same-named upstream bucket: its upstream bucket must be empty or %q, not %q", b.Name, WildcardBucket, b.Upstream.Bucket))
+			}
+		case b.Upstream.Bucket == "":
 			errs = append(errs, fmt.Errorf("bucket %q: upstream bucket is empty", b.Name))
+		case b.Upstream.Bucket == WildcardBucket:
+			errs = append(errs, fmt.Errorf("bucket %q: upstream bucket %q is only for the bucket named %q", b.Name, WildcardBucket, WildcardBucket))
 		}
 		if b.Upstream.AccessKey == "" || b.Upstream.SecretKey == "" {
 			errs = append(errs, fmt.Errorf("bucket %q: upstream access key and secret key are required", b.Name))
@@ -254,10 +276,49 @@ func (o *Options) Validate() error {
 	if len(o.Buckets) == 0 {
 		errs = append(errs, errors.New("no buckets configured"))
 	}
+	for _, v := range o.VirtualHostSuffixes {
+		if !isHostSuffix(v) {
+			errs = append(errs, fmt.Errorf("virtual host suffix %q: want a DNS name such as s3.example.com (letters, digits, '-', '.'; no scheme, port or leading/trailing dot)", v))
+		}
+	}
 	if o.CompleteBodyBudget != 0 && o.CompleteBodyBudget < maxCompleteBody {
 		errs = append(errs, fmt.Errorf("complete body budget %d is below one largest CompleteMultipartUpload document (%d)", o.CompleteBodyBudget, maxCompleteBody))
 	}
 	return errors.Join(errs...)
+}
+
+// isHostSuffix reports whether s can be a virtual host suffix: dot-separated DNS labels of
+// letters, digits and '-' (RFC 1123 2.1), at most 253 bytes, no empty label.
+func isHostSuffix(s string) bool {
+	if len(s) == 0 || len(s) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(s, ".") {
+		if len(l) == 0 || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(l); i++ {
+			c := l[i]
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// hostSuffixes returns the suffixes lowercased, duplicates dropped, longest first (the longest
+// match wins in virtualHostBucket).
+func hostSuffixes(in []string) []string {
+	var out []string
+	for _, s := range in {
+		s = strings.ToLower(s)
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b string) int { return len(b) - len(a) })
+	return out
 }
 
 // isRegion reports whether r can be a credential scope's region: 1 to 64 letters, digits, '-',

@@ -59,32 +59,18 @@ func isSubresource(k []byte) bool {
 	return false
 }
 
-// routeRequest classifies a request from its method, raw path and raw query. It returns the route and
-// nil, or the S3 error to answer. copySource reports an x-amz-copy-source header.
-func (e *Engine) routeRequest(method, path, query []byte, hasQuery, copySource bool) (route, *s3Error) {
+// routeRequest classifies a request from its method, Host header value, raw path and raw query.
+// It returns the route and nil, or the S3 error to answer. copySource reports an x-amz-copy-source
+// header. All inputs are borrowed; it does not allocate (but see findBucket for the "*" entry).
+func (e *Engine) routeRequest(method, host, path, query []byte, hasQuery, copySource bool) (route, *s3Error) {
 	var r route
 	if len(path) == 0 || path[0] != '/' {
 		return r, errInvalidURI
 	}
-	rest := path[1:]
-	slash := bytes.IndexByte(rest, '/')
-	var bucketName []byte
-	if slash < 0 {
-		bucketName = rest
-	} else {
-		bucketName = rest[:slash]
+	var s3err *s3Error
+	if r.bucket, r.keyStart, s3err = e.routeBucket(host, path); s3err != nil {
+		return r, s3err
 	}
-	if len(bucketName) == 0 {
-		return r, errMethodNotAllowed // service-level: ListBuckets and friends
-	}
-	r.bucket = e.lookupBucket(bucketName)
-	if r.bucket == nil {
-		return r, errUnknownBucket
-	}
-	if slash < 0 || slash == len(rest)-1 {
-		return r, errMethodNotAllowed // bucket-level operations
-	}
-	r.keyStart = 1 + slash + 1
 	r.keyEnd = len(path)
 	if decodedLen(path[r.keyStart:]) > 1024 {
 		return r, errKeyTooLong
@@ -233,16 +219,39 @@ func saneUploadID(v []byte) bool {
 	return true
 }
 
-// lookupBucket finds a bucket in the current table (replaced atomically by UpdateBuckets; a request
-// keeps the bucket it was routed to).
-func (e *Engine) lookupBucket(name []byte) *bucketState {
-	t := e.table.Load()
-	for i := range t.buckets {
-		if string(name) == t.buckets[i].name {
-			return &t.buckets[i]
+// routeBucket finds the bucket a request addresses and where its key starts in path (which
+// begins with '/'). Virtual-hosted style (Host <bucket>.<suffix>, see virtualHostBucket): the
+// bucket is the Host's, the key is the whole path after the leading '/'. Path style: the bucket
+// is the first path segment, the key the rest after its '/'. A request without a key is a
+// service- or bucket-level operation: 405. host and path are borrowed; the bucket name is looked
+// up in a stack copy and never kept.
+func (e *Engine) routeBucket(host, path []byte) (b *bucketState, keyStart int, s3err *s3Error) {
+	var lower [63]byte
+	if name, ok := virtualHostBucket(host, e.vhosts, &lower); ok {
+		if b, s3err = e.findBucket(name); s3err != nil {
+			return nil, 0, s3err
 		}
+		if len(path) == 1 {
+			return b, 0, errMethodNotAllowed // bucket-level operations
+		}
+		return b, 1, nil
 	}
-	return nil
+	rest := path[1:]
+	slash := bytes.IndexByte(rest, '/')
+	name := rest
+	if slash >= 0 {
+		name = rest[:slash]
+	}
+	if len(name) == 0 {
+		return nil, 0, errMethodNotAllowed // service-level: ListBuckets and friends
+	}
+	if b, s3err = e.findBucket(name); s3err != nil {
+		return nil, 0, s3err
+	}
+	if slash < 0 || slash == len(rest)-1 {
+		return b, 0, errMethodNotAllowed // bucket-level operations
+	}
+	return b, 1 + slash + 1, nil
 }
 
 // hasDotSegment reports whether rawKey, percent-decoded once, has a segment that is exactly "." or

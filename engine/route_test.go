@@ -77,12 +77,12 @@ func TestRouteRefusesDotSegments(t *testing.T) {
 		{"DELETE", "/b/x/..", "uploadId=abc"},
 		{"GET", "/b/..%2Fx", "uploadId=abc"},
 	} {
-		_, s3err := e.routeRequest([]byte(r.method), []byte(r.path), []byte(r.query), r.query != "", false)
+		_, s3err := e.routeRequest([]byte(r.method), nil, []byte(r.path), []byte(r.query), r.query != "", false)
 		if s3err != errDotSegment {
 			t.Errorf("%s %s?%s: got %v; want %v", r.method, r.path, r.query, s3err, errDotSegment)
 		}
 	}
-	if _, s3err := e.routeRequest([]byte("PUT"), []byte("/b/a/.b/..c/.../x"), nil, false, false); s3err != nil {
+	if _, s3err := e.routeRequest([]byte("PUT"), nil, []byte("/b/a/.b/..c/.../x"), nil, false, false); s3err != nil {
 		t.Errorf("PUT of a key with dots that are not segments: %v", s3err)
 	}
 }

@@ -85,10 +85,13 @@ func (e *Engine) buildUpstreamHead(j *job, st *connState, b *bucketState, buf []
 	}
 
 	payload := unsignedPayload
+	plain := false // an ordinary body, whatever Content-Encoding says (checkPayload)
 	if v, ok := req.Lookup(buf, "x-amz-content-sha256"); ok {
 		if p := v.Bytes(buf); isHexSHA256(p) || string(p) == s3sig.StreamingUnsignedTrailer {
 			payload = p
 		}
+		p := v.Bytes(buf)
+		plain = isHexSHA256(p) || string(p) == s3sig.UnsignedPayload
 	}
 	j.date = s3sig.AppendAmzDate(j.date[:0], e.opts.Now())
 
@@ -110,7 +113,13 @@ func (e *Engine) buildUpstreamHead(j *job, st *connState, b *bucketState, buf []
 		if len(name) == len("content-length") && equalFoldASCII(name, "content-length") {
 			hasCL = true
 		}
-		hs = append(hs, s3sig.Header{Name: name, Value: h.Value.Bytes(buf)})
+		value := h.Value.Bytes(buf)
+		if plain && isContentEncoding(name) {
+			if value = withoutAWSChunked(&j.enc, value); len(value) == 0 {
+				continue
+			}
+		}
+		hs = append(hs, s3sig.Header{Name: name, Value: value})
 	}
 	var extra string
 	if !hasCL && (rt.op == opCreateMultipartUpload || rt.op == opCompleteMultipartUpload) {

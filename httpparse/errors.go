@@ -46,7 +46,6 @@ var (
 	ErrVersion          = &Error{Status: 505, Reason: "HTTP version not supported"}
 	ErrTransferEncoding = &Error{Status: 501, Reason: "Transfer-Encoding not supported"}
 	ErrContentLength    = &Error{Status: 400, Reason: "bad Content-Length"}
-	ErrExpectation      = &Error{Status: 417, Reason: "unsupported Expect"}
 	ErrBadChunk         = &Error{Status: 400, Reason: "malformed chunked body"}
 	// ErrMisuse is a caller bug: the buffer shrank between calls, or Parse and
 	// ParseResponse were mixed without Reset.

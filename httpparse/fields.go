@@ -205,7 +205,9 @@ func (p *Parser) requestField(buf []byte, req *Request, h *Header) *Error {
 		p.connection(v)
 	case kExpect:
 		// RFC 9110 10.1.1: Expect = #expectation; only 100-continue is
-		// defined, anything else may be answered 417.
+		// defined, anything else "may" be answered 417. S3 ignores any
+		// other expectation (and sends no 100 Continue for it), so it is
+		// ignored here too; 100-continue in the same list still counts.
 		p.examined += int64(len(v))
 		for j := 0; j < len(v); {
 			var el []byte
@@ -216,8 +218,6 @@ func (p *Parser) requestField(buf []byte, req *Request, h *Header) *Error {
 				// "A server that receives a 100-continue expectation in
 				// an HTTP/1.0 request MUST ignore that expectation."
 				req.Expect100 = req.Minor == 1
-			default:
-				return ErrExpectation
 			}
 		}
 	}

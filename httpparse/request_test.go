@@ -125,6 +125,15 @@ var validRequests = []struct {
 		method: "PUT", target: "/k", path: "/k", minor: 1,
 		headers:       []string{"Host: h", "expect: 100-Continue", "Content-Length: 9223372036854775807"},
 		contentLength: 9223372036854775807, host: "h", expect100: true, keepAlive: true}},
+	// S3 ignores an expectation other than 100-continue (no 417, no 100 Continue).
+	{"expect other ignored", "PUT /k HTTP/1.1\r\nHost: h\r\nExpect: 200-ok\r\nContent-Length: 1\r\n\r\n", want{
+		method: "PUT", target: "/k", path: "/k", minor: 1,
+		headers:       []string{"Host: h", "Expect: 200-ok", "Content-Length: 1"},
+		contentLength: 1, host: "h", keepAlive: true}},
+	{"expect list with other", "PUT /k HTTP/1.1\r\nHost: h\r\nExpect: foo, 100-continue\r\nContent-Length: 1\r\n\r\n", want{
+		method: "PUT", target: "/k", path: "/k", minor: 1,
+		headers:       []string{"Host: h", "Expect: foo, 100-continue", "Content-Length: 1"},
+		contentLength: 1, host: "h", expect100: true, keepAlive: true}},
 	{"expect ignored in 1.0", "PUT /k HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n", want{
 		method: "PUT", target: "/k", path: "/k",
 		headers:       []string{"Expect: 100-continue", "Content-Length: 1"},
@@ -233,8 +242,6 @@ var badRequests = []struct {
 	{"TE identity", "PUT / HTTP/1.1\r\nHost: h\r\ntransfer-encoding: identity\r\n\r\n", Limits{}, ErrTransferEncoding},
 	{"TE empty", "PUT / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding:\r\n\r\n", Limits{}, ErrTransferEncoding},
 	{"TE and CL", "PUT / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", Limits{}, ErrTransferEncoding},
-	{"Expect other", "PUT / HTTP/1.1\r\nHost: h\r\nExpect: 200-ok\r\n\r\n", Limits{}, ErrExpectation},
-	{"Expect list with other", "PUT / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue, foo\r\n\r\n", Limits{}, ErrExpectation},
 	{"too many headers", "GET / HTTP/1.1\r\nHost: h\r\n" + strings.Repeat("X: y\r\n", MaxHeaders) + "\r\n", Limits{}, ErrTooManyHeaders},
 	{"head too large complete", "GET / HTTP/1.1\r\nHost: h\r\nX: " + strings.Repeat("y", 100) + "\r\n\r\n", Limits{MaxHeadBytes: 64}, ErrHeadTooLarge},
 	{"head too large incomplete", "GET / HTTP/1.1\r\nHost: h\r\nX: " + strings.Repeat("y", 100), Limits{MaxHeadBytes: 64}, ErrHeadTooLarge},
@@ -304,7 +311,7 @@ func TestErrorCategories(t *testing.T) {
 		t.Errorf("Error() = %q; want %q", got, want)
 	}
 	if ErrURITooLong.Status != 414 || ErrVersion.Status != 505 || ErrTransferEncoding.Status != 501 ||
-		ErrExpectation.Status != 417 || ErrHeadTooLarge.Status != 431 || ErrTooManyHeaders.Status != 431 {
+		ErrHeadTooLarge.Status != 431 || ErrTooManyHeaders.Status != 431 {
 		t.Errorf("category statuses wrong")
 	}
 }

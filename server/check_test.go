@@ -285,3 +285,73 @@ func TestBadFlagValues(t *testing.T) {
 		t.Errorf("negative max conns: %v", err)
 	}
 }
+
+// The any-bucket entry and virtual host suffixes reach the engine, and -check's route lines
+// explain them.
+func TestWildcardAndVirtualHostConfig(t *testing.T) {
+	raw := []byte(`
+server:
+  virtual_host_suffixes: [s3.example.com, S3.Internal]
+buckets:
+  - name: uploads
+    s3: {bucket: up-uploads, endpoint: "http://127.0.0.1:7070", access_key: k, secret_key: s}
+    auth: none
+  - name: "*"
+    s3: {bucket: "*", endpoint: "http://127.0.0.1:7071", access_key: k2, secret_key: s2}
+    auth: {sigv4: {credentials: [{access_key: cak, secret_key: csk}]}}
+`)
+	c, err := ParseConfig(raw, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Normalize()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	o, err := c.EngineOptions(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(o.VirtualHostSuffixes, []string{"s3.example.com", "S3.Internal"}) {
+		t.Errorf("VirtualHostSuffixes = %q", o.VirtualHostSuffixes)
+	}
+	if w := o.Buckets[1]; w.Name != "*" || w.Upstream.Bucket != "" || w.Upstream.Endpoint != "http://127.0.0.1:7071" || w.Credentials["cak"] != "csk" {
+		t.Errorf("wildcard entry = %+v", w)
+	}
+	routes := strings.Join(c.Routes(), "\n")
+	for _, want := range []string{"bucket uploads -> bucket up-uploads at http://127.0.0.1:7070 (auth none)",
+		"bucket *: any other bucket name B", "-> bucket B at http://127.0.0.1:7071 (auth sigv4; named buckets take precedence)",
+		"Host <bucket>.{s3.example.com,S3.Internal}[:port]"} {
+		if !strings.Contains(routes, want) {
+			t.Errorf("Routes() lacks %q:\n%s", want, routes)
+		}
+	}
+	if strings.Contains(routes, "csk") || strings.Contains(routes, "s2") {
+		t.Errorf("Routes() prints a secret:\n%s", routes)
+	}
+
+	// Flags: repeatable, replacing the file's list.
+	f := parseFlags(t, "-virtual-host-suffix", "a.example", "-virtual-host-suffix", "b.example")
+	if err := f.Apply(c); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(c.Server.VirtualHostSuffixes, []string{"a.example", "b.example"}) {
+		t.Errorf("after flags: %q", c.Server.VirtualHostSuffixes)
+	}
+
+	for _, bad := range []string{
+		"server: {virtual_host_suffixes: [\"http://s3.example.com\"]}\nbuckets: [{name: \"*\", s3: {endpoint: \"http://h:1\", access_key: k, secret_key: s}, auth: none}]",
+		"buckets: [{name: \"*\", s3: {bucket: named, endpoint: \"http://h:1\", access_key: k, secret_key: s}, auth: none}]",
+		"buckets: [{name: x, path_prefix: \"/*\", s3: {bucket: b, endpoint: \"http://h:1\", access_key: k, secret_key: s}, auth: none}]",
+		"buckets: [{name: \"*\", path_prefix: /x, s3: {endpoint: \"http://h:1\", access_key: k, secret_key: s}, auth: none}]",
+	} {
+		c, err := ParseConfig([]byte(bad), env(nil))
+		if err != nil {
+			t.Fatalf("%s: %v", bad, err)
+		}
+		c.Normalize()
+		if err := c.Validate(); err == nil {
+			t.Errorf("Validate accepted %s", bad)
+		}
+	}
+}

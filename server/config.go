@@ -40,6 +40,9 @@ type ServerConfig struct {
 	DrainTimeout     Duration       `yaml:"drain_timeout"`      // default 30s
 	// Complete documents buffered at once, all connections; default 32MiB, at least 4MiB
 	CompleteBodyBudget ByteSize `yaml:"complete_body_budget"`
+	// DNS suffixes of virtual-hosted-style requests: Host <bucket>.<suffix>[:port] addresses
+	// bucket <bucket> (the key is the whole path). Default none: path style only.
+	VirtualHostSuffixes []string `yaml:"virtual_host_suffixes"`
 }
 
 // ZeroCopyConfig configures the splice path.
@@ -73,7 +76,8 @@ type LogConfig struct {
 	Access *bool  `yaml:"access"` // one access-log line per request on stdout; default true
 }
 
-// BucketConfig is one client-facing bucket.
+// BucketConfig is one client-facing bucket. The bucket named "*" serves every bucket name no
+// other entry has, as the same-named upstream bucket (its s3.bucket omitted or "*").
 type BucketConfig struct {
 	Name       string       `yaml:"name"`
 	PathPrefix string       `yaml:"path_prefix"` // default "/<name>"

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -37,6 +38,7 @@ type Flags struct {
 	responseTimeout, drainTime                time.Duration
 	dialTimeout, upIdleTimeout                time.Duration
 	abortRetryFor                             time.Duration
+	vhostSuffixes                             listFlag
 
 	// config-less single bucket
 	bucket, upstream, upstreamBucket, region string
@@ -68,6 +70,20 @@ func (s *sizeFlag) Set(v string) error {
 	return nil
 }
 
+// listFlag is a repeatable string flag: each use adds one value; an empty value clears the list.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(v string) error {
+	if v == "" {
+		*l = nil
+		return nil
+	}
+	*l = append(*l, v)
+	return nil
+}
+
 // RegisterFlags defines the flags on fs. Their defaults are the configuration's defaults (README.md,
 // "Flags"); a flag given on the command line overrides the file.
 func RegisterFlags(fs *flag.FlagSet) *Flags {
@@ -96,6 +112,7 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	fs.DurationVar(&f.idleTimeout, "idle-timeout", DefaultIdleTimeout, "keep-alive idle `duration` before a client connection is closed (server.idle_timeout)")
 	fs.DurationVar(&f.stallTimeout, "body-stall-timeout", DefaultStallTimeout, "a body that moves no byte for this `duration` gets 400 RequestTimeout (server.body_stall_timeout)")
 	fs.DurationVar(&f.responseTimeout, "response-timeout", DefaultResponseTimeout, "`duration` to wait for the upstream's answer after the body (server.response_timeout)")
+	fs.Var(&f.vhostSuffixes, "virtual-host-suffix", "serve virtual-hosted-style requests: Host <bucket>.`suffix`[:port] addresses bucket <bucket>; repeatable; replaces the file's list, an empty value clears it (server.virtual_host_suffixes)")
 	fs.DurationVar(&f.drainTime, "drain-timeout", DefaultDrainTimeout, "`duration` SIGTERM/SIGINT waits for uploads in flight before cutting them (server.drain_timeout)")
 
 	fs.DurationVar(&f.dialTimeout, "dial-timeout", DefaultDialTimeout, "upstream connect `duration` limit, also used by the readiness probe (upstream.dial_timeout)")
@@ -270,6 +287,11 @@ func (f *Flags) Apply(c *Config) error {
 			s.ResponseTimeout = Duration(f.responseTimeout)
 		case "drain-timeout":
 			s.DrainTimeout = Duration(f.drainTime)
+		case "virtual-host-suffix":
+			s.VirtualHostSuffixes = nil // "-virtual-host-suffix=" alone: path style only
+			if len(f.vhostSuffixes) > 0 {
+				s.VirtualHostSuffixes = append([]string(nil), f.vhostSuffixes...)
+			}
 		case "dial-timeout":
 			up.DialTimeout = Duration(f.dialTimeout)
 		case "upstream-max-idle":

@@ -160,6 +160,9 @@ func (c *Config) Validate() error {
 		if !strings.HasPrefix(b.PathPrefix, "/") || p == "" || strings.Contains(p, "/") {
 			errs = append(errs, fmt.Errorf("bucket %q: path_prefix %q must be one path segment like /uploads", b.Name, b.PathPrefix))
 		}
+		if (b.Name == engine.WildcardBucket) != (p == engine.WildcardBucket) {
+			errs = append(errs, fmt.Errorf("bucket %q: path_prefix %q: the any-bucket entry is the one named \"*\", and has no other path prefix", b.Name, b.PathPrefix))
+		}
 		if b.Upload.PartSize < minPartSize {
 			errs = append(errs, fmt.Errorf("bucket %q: upload.part_size %d is below S3's 5 MiB minimum", b.Name, b.Upload.PartSize))
 		}
@@ -234,8 +237,9 @@ func (c *Config) EngineOptions(logger, access *slog.Logger) (engine.Options, err
 			IdleTimeout:   time.Duration(c.Upstream.IdleTimeout),
 			AbortRetryFor: time.Duration(c.Upstream.AbortRetryFor),
 		},
-		Logger:    logger,
-		AccessLog: access,
+		VirtualHostSuffixes: append([]string(nil), c.Server.VirtualHostSuffixes...),
+		Logger:              logger,
+		AccessLog:           access,
 	}
 	for _, b := range c.Buckets {
 		eb := engine.Bucket{
@@ -273,6 +277,9 @@ func (c *Config) EngineOptions(logger, access *slog.Logger) (engine.Options, err
 		}
 		if eb.Name == "" {
 			eb.Name = b.Name
+		}
+		if eb.Name == engine.WildcardBucket && eb.Upstream.Bucket == engine.WildcardBucket {
+			eb.Upstream.Bucket = "" // "*": the same-named upstream bucket
 		}
 		o.Buckets = append(o.Buckets, eb)
 	}

@@ -22,7 +22,9 @@ func TestCheckFlag(t *testing.T) {
 `), 0o600)
 	cmd := exec.Command(binPath, "-check", "-config", good)
 	cmd.Env = append(os.Environ(), "SK=secret")
-	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "configuration ok") {
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "configuration ok") ||
+		!strings.Contains(string(out), "bucket uploads -> bucket b at http://127.0.0.1:1 (auth none)") ||
+		!strings.Contains(string(out), "any other bucket: 403 AccessDenied") {
 		t.Errorf("-check good config: %v %s", err, out)
 	}
 	out, err := exec.Command(binPath, "-check", "-config", bad).CombinedOutput()
