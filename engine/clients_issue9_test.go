@@ -8,10 +8,6 @@
 // What each needs, and what it answered when written (proxy at 26a136f + this branch):
 //   - TestIssue9MinioDefaults: signed aws-chunked (STREAMING-AWS4-HMAC-SHA256-PAYLOAD), minio-go's
 //     default over http:// — 501 NotImplemented today.
-//   - TestIssue9JSVirtualHosted: virtual-hosted-style routing (engine.Options.VirtualHostSuffixes) —
-//     set here by reflection so this file compiles before the field exists; fails with "engine.Options
-//     has no VirtualHostSuffixes" until it does. Replace withVirtualHostSuffixes by a direct
-//     assignment once it is merged.
 //   - TestIssue9JSPresignedPut: presigned URLs — 501 today.
 //   - TestIssue9JSPutObjectStream: the JS SDK's PutObject of a stream body sends aws-chunked
 //     (STREAMING-UNSIGNED-PAYLOAD-TRAILER) with Transfer-Encoding: chunked and no Content-Length —
@@ -22,15 +18,12 @@ package engine_test
 
 import (
 	"bytes"
-	"fmt"
-	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/minio/minio-go/v7"
 
-	"github.com/mizuchi/uploadr/engine"
 	"github.com/mizuchi/uploadr/internal/s3test"
 )
 
@@ -55,73 +48,6 @@ func TestIssue9MinioDefaultsTrailer(t *testing.T) {
 func TestIssue9JSPutObjectStream(t *testing.T) {
 	modes(t, func(t *testing.T, p *proxy) {
 		jsPutCases(t, p, "stream", 5000, 3<<20+5)
-	})
-}
-
-// withVirtualHostSuffixes sets engine.Options.VirtualHostSuffixes (issue 9's virtual-hosted-style
-// routing) by reflection, so this file compiles before the field exists.
-func withVirtualHostSuffixes(t *testing.T, suffixes ...string) proxyOpt {
-	return func(o *engine.Options) {
-		f := reflect.ValueOf(o).Elem().FieldByName("VirtualHostSuffixes")
-		if !f.IsValid() || f.Type() != reflect.TypeOf(suffixes) {
-			t.Fatal("engine.Options has no VirtualHostSuffixes []string: virtual-hosted-style routing (issue 9) is not in this build")
-		}
-		f.Set(reflect.ValueOf(suffixes))
-	}
-}
-
-// jsVirtualHosted makes client() address buckets virtual-hosted style at MIZUCHI_VHOST_ENDPOINT
-// (http://s3.example.test:PORT) and resolves every *.s3.example.test name to 127.0.0.1 in the
-// client's own http.Agent (the machine's resolver and /etc/hosts are left alone).
-const jsVirtualHosted = `
-const dns = require("dns");
-function lookup(hostname, options, cb) {
-  if (typeof options === "function") { cb = options; options = {}; }
-  if (hostname !== "s3.example.test" && !hostname.endsWith(".s3.example.test")) return dns.lookup(hostname, options, cb);
-  if (options && options.all) return cb(null, [{ address: "127.0.0.1", family: 4 }]);
-  cb(null, "127.0.0.1", 4);
-}
-const vhostAgent = new http.Agent({ keepAlive: true, lookup });
-const plainClient = client;
-client = (opts) => plainClient({ endpoint: process.env.MIZUCHI_VHOST_ENDPOINT, forcePathStyle: false,
-  requestHandler: { httpAgent: vhostAgent }, ...opts });
-`
-
-// The JS SDK's defaults (forcePathStyle false): PutObject and lib-storage Upload to
-// http://<bucket>.s3.example.test:PORT/<key>.
-func TestIssue9JSVirtualHosted(t *testing.T) {
-	p := startProxy(t, withVirtualHostSuffixes(t, "s3.example.test"))
-	e := p.clientEnv()
-	e.Extra = append(e.Extra, "MIZUCHI_VHOST_ENDPOINT=http://s3.example.test:"+p.Addr[strings.LastIndexByte(p.Addr, ':')+1:])
-	wantHost := p.Bucket + ".s3.example.test"
-	checkSent := func(t *testing.T, sent []jsSent) {
-		t.Helper()
-		for _, s := range sent {
-			if s.Host != wantHost || strings.HasPrefix(s.Path, "/"+p.Bucket+"/") {
-				t.Errorf("%s: not virtual-hosted style (want host %s, path without the bucket)", s, wantHost)
-			}
-		}
-	}
-	for i, size := range []int{5000, 1<<20 + 17} {
-		t.Run(fmt.Sprint("put-", size), func(t *testing.T) {
-			body := s3test.RandomBytes(size, int64(400+i))
-			key := fmt.Sprintf("js/vhost/put-%d", size)
-			var res jsPutResult
-			sent := runJS(t, e, &res, jsVirtualHosted+jsPutObject, p.Bucket, key, s3test.TempFile(t, body), "buffer")
-			checkSent(t, sent)
-			if len(sent) == 1 {
-				wantCRC32(t, sent[0])
-			}
-			wantJSObject(t, p, key, body, res.ETag)
-		})
-	}
-	t.Run("upload", func(t *testing.T) {
-		body := s3test.RandomBytes(12<<20, 410)
-		var res jsPutResult
-		sent := runJS(t, e, &res, jsVirtualHosted+jsUpload, p.Bucket, "js/vhost/upload", s3test.TempFile(t, body), "buffer")
-		checkSent(t, sent)
-		wantJSObject(t, p, "js/vhost/upload", body, res.ETag)
-		wantMultipartObject(t, p, "js/vhost/upload", body)
 	})
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
+	"github.com/mizuchi/uploadr/engine"
 	"github.com/mizuchi/uploadr/internal/s3test"
 )
 
@@ -213,4 +214,59 @@ func TestJSMultipartUpload(t *testing.T) {
 			wantMultipartObject(t, p, key, body)
 		})
 	}
+}
+
+// jsVirtualHosted makes client() address buckets virtual-hosted style at MIZUCHI_VHOST_ENDPOINT
+// (http://s3.example.test:PORT) and resolves every *.s3.example.test name to 127.0.0.1 in the
+// client's own http.Agent (the machine's resolver and /etc/hosts are left alone).
+const jsVirtualHosted = `
+const dns = require("dns");
+function lookup(hostname, options, cb) {
+  if (typeof options === "function") { cb = options; options = {}; }
+  if (hostname !== "s3.example.test" && !hostname.endsWith(".s3.example.test")) return dns.lookup(hostname, options, cb);
+  if (options && options.all) return cb(null, [{ address: "127.0.0.1", family: 4 }]);
+  cb(null, "127.0.0.1", 4);
+}
+const vhostAgent = new http.Agent({ keepAlive: true, lookup });
+const plainClient = client;
+client = (opts) => plainClient({ endpoint: process.env.MIZUCHI_VHOST_ENDPOINT, forcePathStyle: false,
+  requestHandler: { httpAgent: vhostAgent }, ...opts });
+`
+
+// The JS SDK's defaults (forcePathStyle false): PutObject and lib-storage Upload to
+// http://<bucket>.s3.example.test:PORT/<key>.
+func TestJSVirtualHosted(t *testing.T) {
+	p := startProxy(t, func(o *engine.Options) { o.VirtualHostSuffixes = []string{"s3.example.test"} })
+	e := p.clientEnv()
+	e.Extra = append(e.Extra, "MIZUCHI_VHOST_ENDPOINT=http://s3.example.test:"+p.Addr[strings.LastIndexByte(p.Addr, ':')+1:])
+	wantHost := p.Bucket + ".s3.example.test"
+	checkSent := func(t *testing.T, sent []jsSent) {
+		t.Helper()
+		for _, s := range sent {
+			if s.Host != wantHost || strings.HasPrefix(s.Path, "/"+p.Bucket+"/") {
+				t.Errorf("%s: not virtual-hosted style (want host %s, path without the bucket)", s, wantHost)
+			}
+		}
+	}
+	for i, size := range []int{5000, 1<<20 + 17} {
+		t.Run(fmt.Sprint("put-", size), func(t *testing.T) {
+			body := s3test.RandomBytes(size, int64(400+i))
+			key := fmt.Sprintf("js/vhost/put-%d", size)
+			var res jsPutResult
+			sent := runJS(t, e, &res, jsVirtualHosted+jsPutObject, p.Bucket, key, s3test.TempFile(t, body), "buffer")
+			checkSent(t, sent)
+			if len(sent) == 1 {
+				wantCRC32(t, sent[0])
+			}
+			wantJSObject(t, p, key, body, res.ETag)
+		})
+	}
+	t.Run("upload", func(t *testing.T) {
+		body := s3test.RandomBytes(12<<20, 410)
+		var res jsPutResult
+		sent := runJS(t, e, &res, jsVirtualHosted+jsUpload, p.Bucket, "js/vhost/upload", s3test.TempFile(t, body), "buffer")
+		checkSent(t, sent)
+		wantJSObject(t, p, "js/vhost/upload", body, res.ETag)
+		wantMultipartObject(t, p, "js/vhost/upload", body)
+	})
 }
