@@ -38,7 +38,7 @@ var (
 	errPresignExpired         = &s3Error{"AccessDenied", 403, "Request has expired"}
 	errPresignNotYetValid     = &s3Error{"AccessDenied", 403, "Request is not valid yet"}
 	errMultipleAuth           = &s3Error{"InvalidArgument", 400, "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string parameter or the Authorization header should be specified"}
-	errPresignedChecksum      = &s3Error{"InvalidRequest", 400, "x-amz-checksum-* query parameters of presigned URLs are not supported by this proxy: send the checksum as a signed header, or presign without it"}
+	errPresignedHoisted       = &s3Error{"InvalidRequest", 400, "x-amz-* query parameters other than X-Amz-Algorithm, -Credential, -Date, -Expires, -SignedHeaders, -Signature, -Security-Token and X-Amz-Sdk-Checksum-Algorithm (headers hoisted into a presigned URL, such as x-amz-checksum-crc32 or x-amz-meta-*) are not supported by this proxy: presign them as signed headers"}
 	errSignedChunks           = &s3Error{"NotImplemented", 501, "STREAMING-AWS4-HMAC-SHA256-PAYLOAD (signed aws-chunked bodies) is not supported yet; use UNSIGNED-PAYLOAD, a hex SHA-256 or STREAMING-UNSIGNED-PAYLOAD-TRAILER"}
 	errInvalidContentSHA256   = &s3Error{"InvalidArgument", 400, "x-amz-content-sha256 must be a hex SHA-256, UNSIGNED-PAYLOAD or STREAMING-UNSIGNED-PAYLOAD-TRAILER"}
 	errMethodNotAllowed       = &s3Error{"MethodNotAllowed", 405, "The specified method is not allowed against this resource: this proxy accepts uploads only"}

@@ -29,13 +29,15 @@ import (
 //   - X-Amz-Security-Token is accepted and ignored, as a signed x-amz-security-token header is:
 //     the proxy has no STS and authenticates static access keys only; the token is covered by the
 //     signature (it is in the canonical query), and the proxy's own credentials go upstream.
-//   - x-amz-checksum-<algorithm> as a query parameter (what the JS SDK's presigner bakes into
-//     PutObject URLs, and what S3 takes as the expected checksum) is refused with 400
-//     InvalidRequest: the upstream query is rebuilt from the route, so the checksum would be dropped
-//     and the body stored unverified. Send the checksum as a signed header (aws-sdk-go-v2 does), or
-//     presign without it (JS SDK: requestChecksumCalculation: "WHEN_REQUIRED").
-//     X-Amz-Sdk-Checksum-Algorithm alone names the algorithm of a checksum sent as a header or
-//     trailer: it is allowed and not forwarded.
+//   - An x-amz-* query parameter other than the authentication ones is a header the presigner
+//     hoisted into the URL, which S3 takes as that header: x-amz-checksum-crc32 (what the JS SDK's
+//     presigner bakes into PutObject URLs, the expected checksum), x-amz-meta-*, x-amz-acl, … The
+//     upstream query is rebuilt from the route, so it would be dropped (the body stored unverified,
+//     the metadata lost): such a request is refused with 400 InvalidRequest. Presign these as signed
+//     headers (boto3 and aws-sdk-go-v2 do by default), or without them (JS SDK:
+//     requestChecksumCalculation: "WHEN_REQUIRED"). X-Amz-Sdk-Checksum-Algorithm names the
+//     algorithm of a checksum sent as a header or trailer (aws-sdk-go-v2 puts it in the query when
+//     a ChecksumAlgorithm is set): it is allowed, and not forwarded.
 //   - A request with both an Authorization header and query-string auth is refused (400
 //     InvalidArgument), as S3 does.
 
@@ -57,8 +59,8 @@ func (s *sigv4Auth) authenticatePresigned(h *Head, query []byte) (Principal, *Er
 	if err := s3sig.ParsePresigned(query, p); err != nil {
 		return Principal{}, mapPresignError(err)
 	}
-	if hasChecksumParam(query) {
-		return Principal{}, errPresignedChecksum
+	if hoistedParam(query) {
+		return Principal{}, errPresignedHoisted
 	}
 	if !s.regionOK(p.Region) {
 		return Principal{}, wrongRegionQuery(p.Region, s.regions[0])
@@ -106,11 +108,17 @@ func (s *sigv4Auth) authenticatePresigned(h *Head, query []byte) (Principal, *Er
 	return Principal{ID: cred.accessKey, Method: "sigv4-presigned"}, nil
 }
 
-// hasChecksumParam reports whether the raw query has an x-amz-checksum-* parameter (its name
-// compared case-insensitively, raw: an encoded name is signed as its decoded form, and S3 reads the
-// decoded form too, so the raw name is decoded on the fly). It does not allocate.
-func hasChecksumParam(query []byte) bool {
-	const prefix = "x-amz-checksum-"
+// authParams are the query parameters of query-string authentication (case-sensitive, as S3 reads
+// them), and X-Amz-Sdk-Checksum-Algorithm, which names the algorithm of a checksum sent as a header
+// or a trailer and may stay behind: no other x-amz-* parameter is allowed in a presigned request.
+var authParams = [...]string{"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
+	"X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Security-Token"}
+
+// hoistedParam reports whether the raw query has an x-amz-* parameter other than authParams and
+// X-Amz-Sdk-Checksum-Algorithm: a header hoisted into the URL by the presigner (x-amz-checksum-*,
+// x-amz-meta-*, x-amz-acl, …), which S3 takes as that header. Names are read percent-decoded, as
+// the verifier and S3 read them. It does not allocate.
+func hoistedParam(query []byte) bool {
 	for len(query) > 0 {
 		part := query
 		if j := bytes.IndexByte(query, '&'); j >= 0 {
@@ -121,24 +129,53 @@ func hasChecksumParam(query []byte) bool {
 		if j := bytes.IndexByte(part, '='); j >= 0 {
 			part = part[:j]
 		}
-		var name [len(prefix)]byte
-		n := 0
-		for i := 0; i < len(part) && n < len(name); i++ {
-			c := part[i]
-			if c == '%' && i+2 < len(part) {
-				if v, ok := unhex2(part[i+1], part[i+2]); ok {
-					c = v
-					i += 2
-				}
-			}
-			name[n] = c
-			n++
+		if !decodedHasPrefixFold(part, "x-amz-") || decodedEqualFold(part, "x-amz-sdk-checksum-algorithm") {
+			continue
 		}
-		if n == len(name) && equalFoldASCII(name[:], prefix) {
+		auth := false
+		for _, name := range authParams {
+			if decodedEqual(part, name) {
+				auth = true
+				break
+			}
+		}
+		if !auth {
 			return true
 		}
 	}
 	return false
+}
+
+// decodedEqual, decodedEqualFold and decodedHasPrefixFold compare a raw query key, percent-decoded
+// on the fly (a malformed escape is taken literally), with s. They do not allocate.
+func decodedEqual(raw []byte, s string) bool { return decodedCompare(raw, s, false, false) }
+
+func decodedEqualFold(raw []byte, s string) bool { return decodedCompare(raw, s, true, false) }
+
+func decodedHasPrefixFold(raw []byte, s string) bool { return decodedCompare(raw, s, true, true) }
+
+func decodedCompare(raw []byte, s string, fold, prefix bool) bool {
+	j := 0
+	for i := 0; i < len(raw); i++ {
+		if prefix && j == len(s) {
+			return true
+		}
+		c := raw[i]
+		if c == '%' && i+2 < len(raw) {
+			if v, ok := unhex2(raw[i+1], raw[i+2]); ok {
+				c = v
+				i += 2
+			}
+		}
+		if j >= len(s) {
+			return false
+		}
+		if d := s[j]; c != d && !(fold && lowerASCII(c) == lowerASCII(d)) {
+			return false
+		}
+		j++
+	}
+	return j == len(s)
 }
 
 func unhex2(hi, lo byte) (byte, bool) {

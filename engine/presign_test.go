@@ -184,9 +184,11 @@ func TestAdmitPresigned(t *testing.T) {
 			edit: addLine("Authorization: AWS4-HMAC-SHA256 Credential=" + admitAK + "/20250601/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=" + emptySHA)},
 			admitWant{err: errMultipleAuth, authErr: true, op: opPutObject}},
 		{"checksum in the query", presignReq{method: "PUT", path: "/sig/k", query: "x-amz-checksum-crc32=AAAAAA%3D%3D", cl: "1"},
-			admitWant{err: errPresignedChecksum, authErr: true, op: opPutObject}},
+			admitWant{err: errPresignedHoisted, authErr: true, op: opPutObject}},
 		{"checksum in the query, encoded name", presignReq{method: "PUT", path: "/sig/k", query: "x-amz-checksum%2Dsha256=AAAA", cl: "1"},
-			admitWant{err: errPresignedChecksum, authErr: true, op: opPutObject}},
+			admitWant{err: errPresignedHoisted, authErr: true, op: opPutObject}},
+		{"metadata in the query", presignReq{method: "PUT", path: "/sig/k", query: "x-amz-meta-color=red", cl: "1"},
+			admitWant{err: errPresignedHoisted, authErr: true, op: opPutObject}},
 		{"signature missing", presignReq{method: "PUT", path: "/sig/k", cl: "1", edit: func(_, _, q *string, _ *[]string) {
 			*q = (*q)[:strings.Index(*q, "&X-Amz-Signature=")]
 		}}, admitWant{err: errAuthQueryParams, authErr: true, op: opPutObject}},
@@ -279,19 +281,27 @@ func TestSignedListHasEncoded(t *testing.T) {
 	}
 }
 
-func TestHasChecksumParam(t *testing.T) {
+func TestHoistedParam(t *testing.T) {
 	for q, want := range map[string]bool{
 		"":                                   false,
 		"x-amz-checksum-crc32=AAAAAA%3D%3D":  true,
 		"a=b&X-Amz-Checksum-Sha256=x":        true,
 		"x-amz-checksum%2dcrc32c":            true,
+		"x-amz-meta-a=1":                     true,
+		"X-Amz-Acl=private":                  true,
+		"x%2Damz-acl=private":                true,
 		"X-Amz-Sdk-Checksum-Algorithm=CRC32": false,
-		"x-amz-checksum-":                    true,
-		"x-amz-checksum":                     false,
-		"a=x-amz-checksum-crc32":             false,
+		"x-amz-sdk-checksum-algorithm=CRC32": false,
+		"X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=a&X-Amz-Date=d&X-Amz-Expires=1&X-Amz-SignedHeaders=host&X-Amz-Signature=s&X-Amz-Security-Token=t": false,
+		"X-Amz-Signatur%65=s":    false,
+		"x-amz-signature=s":      true, // not the auth parameter (S3 reads names case-sensitively)
+		"x-amz-":                 true,
+		"x-amz":                  false,
+		"a=x-amz-checksum-crc32": false,
+		"partNumber=1&uploadId=x&x-id=UploadPart": false,
 	} {
-		if got := hasChecksumParam([]byte(q)); got != want {
-			t.Errorf("hasChecksumParam(%q) = %v; want %v", q, got, want)
+		if got := hoistedParam([]byte(q)); got != want {
+			t.Errorf("hoistedParam(%q) = %v; want %v", q, got, want)
 		}
 	}
 }
