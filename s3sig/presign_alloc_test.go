@@ -12,7 +12,7 @@ import (
 // TestPresignedAllocs: with a warm key cache and reused Presigned and Signer,
 // parsing and verifying a presigned request allocate nothing.
 func TestPresignedAllocs(t *testing.T) {
-	g := readGolden(t, "testdata/presigned-get-object.golden")
+	g := readGolden(t, "testdata/presigned/get-object.golden")
 	req := &s3sig.Request{Method: []byte("GET"), Path: []byte("/test.txt"),
 		Query:   []byte("partNumber=3&uploadId=abc&" + g["query"]),
 		Headers: []s3sig.Header{{Name: []byte("Host"), Value: []byte(examplePresignedHost)}}}

@@ -19,7 +19,7 @@ import (
 const examplePresignedHost = "examplebucket.s3.amazonaws.com"
 
 func TestPresignedGolden(t *testing.T) {
-	g := readGolden(t, "testdata/presigned-get-object.golden")
+	g := readGolden(t, "testdata/presigned/get-object.golden")
 	req := &s3sig.Request{
 		Method:  []byte("GET"),
 		Path:    []byte("/test.txt"),
@@ -54,7 +54,7 @@ func TestPresignedGolden(t *testing.T) {
 
 // TestPresignedKeyCachedOnlyAfterVerify: a wrong signature leaves no derived key behind.
 func TestPresignedKeyCachedOnlyAfterVerify(t *testing.T) {
-	g := readGolden(t, "testdata/presigned-get-object.golden")
+	g := readGolden(t, "testdata/presigned/get-object.golden")
 	q := strings.Replace(g["query"], "X-Amz-Signature=aeee", "X-Amz-Signature=beee", 1)
 	req := &s3sig.Request{Method: []byte("GET"), Path: []byte("/test.txt"), Query: []byte(q),
 		Headers: []s3sig.Header{{Name: []byte("host"), Value: []byte(examplePresignedHost)}}}
@@ -148,7 +148,7 @@ func TestParsePresignedErrors(t *testing.T) {
 }
 
 func TestVerifyPresignedClock(t *testing.T) {
-	g := readGolden(t, "testdata/presigned-get-object.golden")
+	g := readGolden(t, "testdata/presigned/get-object.golden")
 	req := &s3sig.Request{Method: []byte("GET"), Path: []byte("/test.txt"), Query: []byte(g["query"]),
 		Headers: []s3sig.Header{{Name: []byte("host"), Value: []byte(examplePresignedHost)}}}
 	var p s3sig.Presigned
