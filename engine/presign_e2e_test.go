@@ -334,3 +334,34 @@ func TestPresignedRefusalsNeverReachUpstream(t *testing.T) {
 		t.Fatalf("refused presigned requests opened %d upstream connections; want 0", n)
 	}
 }
+
+// TestPresignedAutoChunked: a presigned PutObject above the bucket's multipart threshold is cut into
+// parts like any other, and its signed metadata and unsigned Content-Type reach the object while
+// an unsigned header outside S3's list does not.
+func TestPresignedAutoChunked(t *testing.T) {
+	p := startProxy(t, withAutoChunk("", 6<<20, 5<<20, 2))
+	pc := s3.NewPresignClient(p.sdkClient(t))
+	key := "presigned/auto chunked"
+	req, err := pc.PresignPutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(p.Bucket), Key: aws.String(key),
+		Metadata: map[string]string{"via": "presigned-autochunk"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := s3test.RandomBytes(13<<20+7, 11)
+	hdr := req.SignedHeader.Clone()
+	hdr.Set("Content-Type", "application/x-auto")
+	if code, body := curlPut(t, req.URL, hdr, s3test.TempFile(t, data)); code != 200 {
+		t.Fatalf("curl PUT: %d %s", code, body)
+	}
+	got, head := upstream.GetObject(t, p.UpBucket, key)
+	if !bytes.Equal(got, data) {
+		t.Fatalf("body: %d bytes, differs", len(got))
+	}
+	if !strings.HasSuffix(strings.Trim(aws.ToString(head.ETag), `"`), "-3") {
+		t.Errorf("ETag %s; want a 3-part multipart ETag", aws.ToString(head.ETag))
+	}
+	if head.Metadata["via"] != "presigned-autochunk" || aws.ToString(head.ContentType) != "application/x-auto" {
+		t.Errorf("metadata %v, Content-Type %q", head.Metadata, aws.ToString(head.ContentType))
+	}
+	noUploadsLeft(t, p.UpBucket)
+}
