@@ -200,7 +200,7 @@ func unhex1(c byte) (byte, bool) {
 func mapPresignError(err error) *s3Error {
 	switch {
 	case errors.Is(err, s3sig.ErrPresignExpired):
-		return errPresignExpired
+		return errPresignedRequestExpired
 	case errors.Is(err, s3sig.ErrPresignNotYetValid):
 		return errPresignNotYetValid
 	case errors.Is(err, s3sig.ErrPresignExpiresRange):

@@ -141,7 +141,7 @@ func TestAdmitPresigned(t *testing.T) {
 
 		// Refusals.
 		{"expired", presignReq{method: "PUT", path: "/sig/k", when: -301 * time.Second, cl: "1"},
-			admitWant{err: errPresignExpired, authErr: true, op: opPutObject}},
+			admitWant{err: errPresignedRequestExpired, authErr: true, op: opPutObject}},
 		{"not yet valid", presignReq{method: "PUT", path: "/sig/k", when: 16 * time.Minute, cl: "1"},
 			admitWant{err: errPresignNotYetValid, authErr: true, op: opPutObject}},
 		{"expires 0", presignReq{method: "PUT", path: "/sig/k", expires: "0", cl: "1"},
