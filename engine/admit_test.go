@@ -420,7 +420,7 @@ var admitTests = []struct {
 		admitWant{err: errAuthHeaderMalformed, authErr: true, op: opPutObject}},
 	{"presigned", admitReq{method: "PUT", path: "/sig/k", cl: "1", noSign: true,
 		query: "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=" + admitAK + "%2F20250601%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20250601T120000Z&X-Amz-Expires=300&X-Amz-SignedHeaders=host&X-Amz-Signature=" + emptySHA},
-		admitWant{err: errPresignedNotImplemented, authErr: true, op: opPutObject}},
+		admitWant{err: errSignatureDoesNotMatch, authErr: true, op: opPutObject}},
 	{"auth none", admitReq{method: "PUT", path: "/open/k", cl: "1", noSign: true},
 		admitWant{verdict: verdictInline, op: opPutObject, bodyLen: 1, principal: Principal{Method: "none"}}},
 	{"auth none ignores a signature", admitReq{method: "PUT", path: "/open/k", cl: "1", sk: "wrong"},

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"errors"
 
 	"github.com/mizuchi/uploadr/s3sig"
@@ -24,8 +23,8 @@ type sigv4Auth struct {
 func (s *sigv4Auth) Authenticate(h *Head) (Principal, *Error) {
 	e, req, buf := s.e, h.req, h.buf
 	query := req.Query.Bytes(buf)
-	if req.HasQuery && (bytes.Contains(query, []byte("X-Amz-Signature=")) || bytes.Contains(query, []byte("X-Amz-Credential="))) {
-		return Principal{}, errPresignedNotImplemented
+	if req.HasQuery && s3sig.IsPresigned(query) {
+		return s.authenticatePresigned(h, query) // presign.go
 	}
 	av, ok := req.Lookup(buf, "authorization")
 	if !ok {

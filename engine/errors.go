@@ -34,7 +34,7 @@ var (
 	errUnsupportedAuth         = &s3Error{"InvalidArgument", 400, "Unsupported Authorization Type: only AWS4-HMAC-SHA256 is supported"}
 	errDuplicateAuthorization  = &s3Error{"InvalidArgument", 400, "Only one Authorization header is allowed"}
 	errHeadersNotSigned        = &s3Error{"AccessDenied", 403, "There were headers present in the request which were not signed"}
-	errPresignedNotImplemented = &s3Error{"NotImplemented", 501, "Presigned URLs are not supported by this proxy yet"}
+	errPresignedRequestExpired = &s3Error{"AccessDenied", 403, "Request has expired"}
 	errSignedChunks            = &s3Error{"NotImplemented", 501, "STREAMING-AWS4-HMAC-SHA256-PAYLOAD (signed aws-chunked bodies) is not supported yet; use UNSIGNED-PAYLOAD, a hex SHA-256 or STREAMING-UNSIGNED-PAYLOAD-TRAILER"}
 	errInvalidContentSHA256    = &s3Error{"InvalidArgument", 400, "x-amz-content-sha256 must be a hex SHA-256, UNSIGNED-PAYLOAD or STREAMING-UNSIGNED-PAYLOAD-TRAILER"}
 	errMethodNotAllowed        = &s3Error{"MethodNotAllowed", 405, "The specified method is not allowed against this resource: this proxy accepts uploads only"}
@@ -72,6 +72,15 @@ var (
 	errDecodedLengthRequired   = &s3Error{"MissingContentLength", 411, "aws-chunked bodies require x-amz-decoded-content-length"}
 	errChunkFraming            = &s3Error{"EntityTooLarge", 400, "Content-Length exceeds x-amz-decoded-content-length by more than aws-chunked framing needs"}
 	errInvalidDecodedLength    = &s3Error{"InvalidArgument", 400, "x-amz-decoded-content-length is malformed"}
+)
+
+// The rows of query-string authentication (presigned URLs, presign.go).
+var (
+	errAuthQueryParams     = &s3Error{"AuthorizationQueryParametersError", 400, "Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters, well-formed and each once."}
+	errPresignExpiresRange = &s3Error{"AuthorizationQueryParametersError", 400, "X-Amz-Expires must be between 1 and 604800 seconds"}
+	errPresignNotYetValid  = &s3Error{"AccessDenied", 403, "Request is not valid yet"}
+	errMultipleAuth        = &s3Error{"InvalidArgument", 400, "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string parameter or the Authorization header should be specified"}
+	errPresignedHoisted    = &s3Error{"InvalidRequest", 400, "x-amz-* query parameters other than X-Amz-Algorithm, -Credential, -Date, -Expires, -SignedHeaders, -Signature, -Security-Token and X-Amz-Sdk-Checksum-Algorithm (headers hoisted into a presigned URL, such as x-amz-checksum-crc32 or x-amz-meta-*) are not supported by this proxy: presign them as signed headers"}
 )
 
 // wrongRegion is errWrongRegion with S3's message: "The authorization header is malformed; the

@@ -78,10 +78,16 @@ func mustBeSigned(name []byte) bool {
 }
 
 // signedListHas reports whether the ';'-separated list holds name, compared case-insensitively (the
-// verifier looks signed names up that way too). It does not allocate.
+// verifier looks signed names up that way too). A list starting with '=' is a presigned request's
+// X-Amz-SignedHeaders value as on the wire, '=' included (presign.go): percent-encoded, ';' usually
+// sent as %3B, and read decoded, as the verifier read it. No verified Authorization list starts
+// with '=': '=' is not a token character, so no header name holds one. It does not allocate.
 func signedListHas(list, name []byte) bool {
 	if len(name) == 0 {
 		return false
+	}
+	if len(list) > 0 && list[0] == '=' {
+		return encodedListHas(list[1:], name)
 	}
 	for len(list) > 0 {
 		item := list
@@ -95,6 +101,42 @@ func signedListHas(list, name []byte) bool {
 		}
 	}
 	return false
+}
+
+// encodedListHas is signedListHas for a percent-encoded list: each byte is decoded before it is
+// compared, so "host%3Bx-amz-meta-a" holds host and x-amz-meta-a. A malformed escape (which the
+// verifier refused) is taken literally.
+func encodedListHas(list, name []byte) bool {
+	j := 0 // bytes of name matched in the current item; -1 once the item differs
+	for i := 0; i < len(list); i++ {
+		c := list[i]
+		if c == '%' && i+2 < len(list) {
+			if v, ok := unhex2(list[i+1], list[i+2]); ok {
+				c = v
+				i += 2
+			}
+		}
+		if c == ';' {
+			if j == len(name) {
+				return true
+			}
+			j = 0
+			continue
+		}
+		if j >= 0 && j < len(name) && lowerASCII(c) == lowerASCII(name[j]) {
+			j++
+		} else {
+			j = -1
+		}
+	}
+	return j == len(name)
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // unsignedHeader reports whether the request carries a header that must be signed (mustBeSigned)

@@ -17,7 +17,7 @@ import (
 type Principal struct {
 	// ID is the identity: a SigV4 access key id, a JWT subject; "" for anonymous (auth: none).
 	ID string
-	// Method names how it was established: "sigv4", "none", "jwt", …
+	// Method names how it was established: "sigv4", "sigv4-presigned", "none", "jwt", …
 	Method string
 	// Claims carries verified attributes for policy (JWT claims); nil when there are none.
 	// Authorizers must treat it as read-only.

@@ -45,6 +45,7 @@ type engineMetrics struct {
 	authMethods    map[string]*metrics.Counter
 	authSigV4      *metrics.Counter
 	authNone       *metrics.Counter
+	authPresigned  *metrics.Counter
 }
 
 var (
@@ -84,6 +85,7 @@ func newEngineMetrics() *engineMetrics {
 			authMethods:        map[string]*metrics.Counter{},
 			authSigV4:          metrics.GetOrCreateCounter(`mizuchi_authenticated_requests_total{method="sigv4"}`),
 			authNone:           metrics.GetOrCreateCounter(`mizuchi_authenticated_requests_total{method="none"}`),
+			authPresigned:      metrics.GetOrCreateCounter(`mizuchi_authenticated_requests_total{method="sigv4-presigned"}`),
 		}
 		metrics.NewGauge(`mizuchi_uploads_active`, func() float64 { return float64(activeTotal.Load()) })
 		for o := op(0); o < numOps; o++ {
@@ -147,6 +149,8 @@ func (m *engineMetrics) authenticated(method string) {
 		m.authSigV4.Inc()
 	case "none":
 		m.authNone.Inc()
+	case "sigv4-presigned":
+		m.authPresigned.Inc()
 	default:
 		m.labelled(m.authMethods, `mizuchi_authenticated_requests_total{method="`, method)
 	}

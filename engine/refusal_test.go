@@ -67,7 +67,7 @@ func TestRefusalsNeverReachUpstream(t *testing.T) {
 		{"part number without upload", rawReq{Method: "PUT", Path: b + "/key", Query: "partNumber=1", Body: []byte("x")}, 400, "InvalidArgument"},
 		{"empty uploadId", rawReq{Method: "DELETE", Path: b + "/key", Query: "uploadId="}, 400, "InvalidArgument"},
 		{"presigned", rawReq{Method: "PUT", Path: b + "/key", NoSign: true, Body: []byte("x"),
-			Query: "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=" + clientAK + "%2F20260101%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20260101T000000Z&X-Amz-Expires=60&X-Amz-SignedHeaders=host&X-Amz-Signature=00"}, 501, "NotImplemented"},
+			Query: "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=" + clientAK + "%2F20260101%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20260101T000000Z&X-Amz-Expires=60&X-Amz-SignedHeaders=host&X-Amz-Signature=00"}, 400, "AuthorizationQueryParametersError"},
 		{"too large", rawReq{Method: "PUT", Path: b + "/key", Header: hdr("Content-Length", "6000000000")}, 400, "EntityTooLarge"},
 	}
 	for _, tc := range cases {

@@ -26,7 +26,7 @@ type queryParam struct {
 // canonicalForSign builds the canonical request of req into s.creq, signing
 // every header, and the SignedHeaders list into s.signed.
 func (s *Signer) canonicalForSign(req *Request) error {
-	b, err := s.appendRequestLine(s.creq[:0], req)
+	b, err := s.appendRequestLine(s.creq[:0], req, nil)
 	if err != nil {
 		s.creq = b[:0]
 		return err
@@ -72,7 +72,14 @@ func (s *Signer) canonicalForSign(req *Request) error {
 // Names are matched case-insensitively; a name matching no header is
 // ErrSignatureDoesNotMatch.
 func (s *Signer) canonicalForVerify(req *Request, signedHeaders []byte) error {
-	b, err := s.appendRequestLine(s.creq[:0], req)
+	return s.canonicalForVerifyQuery(req, signedHeaders, req.PayloadHash, nil)
+}
+
+// canonicalForVerifyQuery is canonicalForVerify with payloadHash as the last
+// line and the query parameter whose encoded key is exclude (when not nil)
+// left out of the canonical query, as X-Amz-Signature is for presigned URLs.
+func (s *Signer) canonicalForVerifyQuery(req *Request, signedHeaders, payloadHash, exclude []byte) error {
+	b, err := s.appendRequestLine(s.creq[:0], req, exclude)
 	if err != nil {
 		s.creq = b[:0]
 		return err
@@ -102,13 +109,14 @@ func (s *Signer) canonicalForVerify(req *Request, signedHeaders []byte) error {
 		}
 		b = append(b, '\n')
 	}
-	s.creq = appendTail(b, signedHeaders, req.PayloadHash)
+	s.creq = appendTail(b, signedHeaders, payloadHash)
 	return nil
 }
 
 // appendRequestLine appends method, canonical URI and canonical query, each
-// followed by '\n'.
-func (s *Signer) appendRequestLine(b []byte, req *Request) ([]byte, error) {
+// followed by '\n'; the query parameter whose encoded key is exclude (when
+// not nil) is left out.
+func (s *Signer) appendRequestLine(b []byte, req *Request, exclude []byte) ([]byte, error) {
 	b = append(b, req.Method...)
 	b = append(b, '\n')
 	b, err := appendCanonicalURI(b, req.Path)
@@ -116,7 +124,7 @@ func (s *Signer) appendRequestLine(b []byte, req *Request) ([]byte, error) {
 		return b, err
 	}
 	b = append(b, '\n')
-	if b, err = s.appendCanonicalQuery(b, req.Query, nil); err != nil {
+	if b, err = s.appendCanonicalQuery(b, req.Query, exclude); err != nil {
 		return b, err
 	}
 	return append(b, '\n'), nil

@@ -55,3 +55,33 @@ var (
 	errHostNotSigned       = wrap(ErrAuthorizationHeaderMalformed, "host is not in SignedHeaders")
 	errSignedHeaderMissing = wrap(ErrSignatureDoesNotMatch, "a header in SignedHeaders is absent")
 )
+
+// Errors of query-string authentication (presigned URLs).
+var (
+	// ErrAuthorizationQueryParameters: the query-string authentication
+	// parameters cannot be used (missing, repeated, malformed, X-Amz-Expires
+	// out of range, a scope that does not match X-Amz-Date).
+	ErrAuthorizationQueryParameters = errors.New("s3sig: authorization query parameters error")
+	// ErrPresignExpiresRange: X-Amz-Expires is a number outside
+	// 1..MaxPresignExpires. It wraps ErrAuthorizationQueryParameters.
+	ErrPresignExpiresRange = wrap(ErrAuthorizationQueryParameters, "X-Amz-Expires must be between 1 and 604800 seconds")
+	// ErrPresignExpired: the clock is past X-Amz-Date + X-Amz-Expires.
+	ErrPresignExpired = errors.New("s3sig: request has expired")
+	// ErrPresignNotYetValid: X-Amz-Date is more than MaxSkew in the future.
+	ErrPresignNotYetValid = errors.New("s3sig: request is not valid yet")
+)
+
+var (
+	errQueryDuplicate     = wrap(ErrAuthorizationQueryParameters, "an authentication parameter is repeated")
+	errQueryEscape        = wrap(ErrAuthorizationQueryParameters, "an authentication parameter has a malformed escape")
+	errQueryMissing       = wrap(ErrAuthorizationQueryParameters, "X-Amz-Algorithm, X-Amz-Credential, X-Amz-Date, X-Amz-Expires, X-Amz-SignedHeaders or X-Amz-Signature missing")
+	errQueryAlgorithm     = wrap(ErrAuthorizationQueryParameters, "X-Amz-Algorithm is not AWS4-HMAC-SHA256")
+	errQueryCredential    = wrap(ErrAuthorizationQueryParameters, "X-Amz-Credential is not <key>/<yyyymmdd>/<region>/<service>/aws4_request")
+	errQueryDate          = wrap(ErrAuthorizationQueryParameters, "X-Amz-Date is not yyyymmddThhmmssZ")
+	errQueryExpires       = wrap(ErrAuthorizationQueryParameters, "X-Amz-Expires is not a number")
+	errQuerySignedHeaders = wrap(ErrAuthorizationQueryParameters, "X-Amz-SignedHeaders is not a ';'-separated list of names")
+	errQuerySignature     = wrap(ErrAuthorizationQueryParameters, "X-Amz-Signature is not 64 hex digits")
+	errQueryScopeDate     = wrap(ErrAuthorizationQueryParameters, "credential scope date differs from X-Amz-Date")
+	errQueryScopeService  = wrap(ErrAuthorizationQueryParameters, "credential scope service is not s3")
+	errQueryHostNotSigned = wrap(ErrAuthorizationQueryParameters, "host is not in X-Amz-SignedHeaders")
+)
