@@ -115,7 +115,8 @@ var authParams = [...]string{"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date"
 	"X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Security-Token"}
 
 // hoistedParam reports whether the raw query has an x-amz-* parameter other than authParams and
-// X-Amz-Sdk-Checksum-Algorithm: a header hoisted into the URL by the presigner (x-amz-checksum-*,
+// X-Amz-Sdk-Checksum-Algorithm (and X-Amz-Content-Sha256=UNSIGNED-PAYLOAD, the default stated): a
+// header hoisted into the URL by the presigner (x-amz-checksum-*,
 // x-amz-meta-*, x-amz-acl, …), which S3 takes as that header. Names are read percent-decoded, as
 // the verifier and S3 read them. It does not allocate.
 func hoistedParam(query []byte) bool {
@@ -126,11 +127,15 @@ func hoistedParam(query []byte) bool {
 		} else {
 			query = nil
 		}
+		var value []byte
 		if j := bytes.IndexByte(part, '='); j >= 0 {
-			part = part[:j]
+			part, value = part[:j], part[j+1:]
 		}
 		if !decodedHasPrefixFold(part, "x-amz-") || decodedEqualFold(part, "x-amz-sdk-checksum-algorithm") {
 			continue
+		}
+		if decodedEqualFold(part, "x-amz-content-sha256") && decodedEqual(value, s3sig.UnsignedPayload) {
+			continue // the JS SDK's presigner states the default; the proxy verifies it as such
 		}
 		auth := false
 		for _, name := range authParams {
