@@ -19,7 +19,6 @@ import (
 	"testing"
 
 	"github.com/minio/minio-go/v7"
-
 )
 
 // minio-go's PutObject with every default: over http:// each PUT (single and parts) is
