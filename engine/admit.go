@@ -41,6 +41,7 @@ type decision struct {
 	size      int64     // object bytes the body carries: x-amz-decoded-content-length for aws-chunked
 	principal Principal // who the request was authenticated as
 	signed    [2]int32  // SigV4: where the SignedHeaders list sits in the head's buffer
+	chunks    chunkInfo // a signed aws-chunked body: how it is framed (zero otherwise)
 }
 
 // admit decides what a complete request head becomes. It is pure: no gnet, no I/O, no logging and
@@ -77,6 +78,9 @@ func (e *Engine) admit(h *Head) (d decision) {
 		return refusal(d, s3err)
 	}
 	b := rt.bucket
+	if d.chunks.mode != chunksNone {
+		h.seed = s3sig.ChunkSeed{} // set by SigV4 authentication only
+	}
 	p, s3err := b.auth.Authenticate(h)
 	if s3err != nil {
 		d = refusal(d, s3err)
@@ -86,6 +90,13 @@ func (e *Engine) admit(h *Head) (d decision) {
 	d.principal = p
 	d.signed = h.signed
 	switch {
+	case d.chunks.mode != chunksNone:
+		if !h.seed.Valid() {
+			return refusal(d, errSignedChunks) // an Authenticator other than SigV4's: no seed to chain from
+		}
+		// Every signed aws-chunked body is read and verified chunk by chunk off the loop (copy
+		// path), whatever its size: the in-loop path never sees one.
+		d.verdict = verdictStream
 	case rt.op == opPutObject && b.autoChunks(d.bodyLen):
 		d.verdict = verdictAutoChunk
 	case d.bodyLen > int64(e.opts.InlineBodyMax) && rt.op != opCompleteMultipartUpload:
@@ -124,6 +135,15 @@ func (e *Engine) checkPayload(h *Head, d *decision) *s3Error {
 		case isHexSHA256(p), string(p) == s3sig.UnsignedPayload:
 		case string(p) == s3sig.StreamingUnsignedTrailer:
 			streaming = true
+		case string(p) == s3sig.StreamingSigned || string(p) == s3sig.StreamingSignedTrailer:
+			if d.rt.op != opPutObject && d.rt.op != opUploadPart {
+				return errSignedChunks
+			}
+			streaming = true
+			d.chunks.mode = chunksSigned
+			if len(p) == len(s3sig.StreamingSignedTrailer) {
+				d.chunks.mode = chunksSignedTrailer
+			}
 		case bytes.HasPrefix(p, []byte("STREAMING-AWS4-HMAC-SHA256-PAYLOAD")), bytes.HasPrefix(p, []byte("STREAMING-AWS4-ECDSA")):
 			return errSignedChunks
 		default:
@@ -141,6 +161,12 @@ func (e *Engine) checkPayload(h *Head, d *decision) *s3Error {
 			return errInvalidDecodedLength
 		}
 		d.size = n
+		if d.chunks.mode != chunksNone {
+			d.chunks.decoded = n
+			if s3err := d.chunks.parseTrailerHeader(h); s3err != nil {
+				return s3err
+			}
+		}
 		switch {
 		case op == opPutObject && (n > e.opts.MaxObjectSize || n > maxSinglePut):
 			return errEntityTooLarge

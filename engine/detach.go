@@ -61,6 +61,10 @@ func (e *Engine) prepare(j *job, st *connState, buf []byte) error {
 	} else if err := e.buildUpstreamHead(j, st, j.bucket, buf); err != nil {
 		return err
 	}
+	j.chunked.info = st.chunks
+	if st.chunks.mode != chunksNone {
+		j.chunked.seed = st.head.seed
+	}
 	prefix := buf[req.HeadLen:] // shorter than the body unless the driver read it whole
 	if int64(len(prefix)) > st.bodyLen {
 		prefix = prefix[:st.bodyLen]
@@ -98,9 +102,12 @@ func (e *Engine) exchange(j *job, client net.Conn) outcome {
 	var status int
 	var reuse bool
 	var moved transfer.Result
-	if j.kind == verdictAutoChunk {
+	switch {
+	case j.kind == verdictAutoChunk:
 		status, reuse, moved = e.autoChunk(j, client)
-	} else {
+	case j.chunked.info.mode != chunksNone:
+		status, reuse, moved = e.exchangeSignedChunks(j, client)
+	default:
 		status, reuse, moved = e.exchangeStreaming(j, client)
 	}
 	if moved.PipeTooSmall {

@@ -72,6 +72,10 @@ var (
 	errDecodedLengthRequired   = &s3Error{"MissingContentLength", 411, "aws-chunked bodies require x-amz-decoded-content-length"}
 	errChunkFraming            = &s3Error{"EntityTooLarge", 400, "Content-Length exceeds x-amz-decoded-content-length by more than aws-chunked framing needs"}
 	errInvalidDecodedLength    = &s3Error{"InvalidArgument", 400, "x-amz-decoded-content-length is malformed"}
+	errTrailerHeader           = &s3Error{"InvalidRequest", 400, "x-amz-trailer must name one x-amz-checksum-* (crc32, crc32c, crc64nvme, sha1, sha256) for a STREAMING-*-TRAILER payload, and only then"}
+	errChunkMalformed          = &s3Error{"InvalidRequest", 400, "The aws-chunked body is malformed (a chunk header, a CRLF or the trailer)"}
+	errChunkTooLarge           = &s3Error{"InvalidRequest", 400, "aws-chunked chunks larger than 1 MiB are not accepted by this proxy"}
+	errChunkLength             = &s3Error{"IncompleteBody", 400, "The aws-chunked body's decoded length differs from x-amz-decoded-content-length"}
 )
 
 // wrongRegion is errWrongRegion with S3's message: "The authorization header is malformed; the
