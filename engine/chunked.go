@@ -241,7 +241,7 @@ func (c *chunkReader) trailer(want checksumAlgo, t *trailer) error {
 			return errChunkFormat
 		}
 		value = bytes.Trim(value, " \t\n")
-		if c.signed && equalFoldASCII(name, "x-amz-trailer-signature") {
+		if c.signed && len(name) == len("x-amz-trailer-signature") && equalFoldASCII(name, "x-amz-trailer-signature") {
 			if len(value) != 64 || !isLowerHex(value) {
 				return errChunkFormat
 			}
