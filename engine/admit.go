@@ -78,7 +78,17 @@ func (e *Engine) admit(h *Head) (d decision) {
 		return refusal(d, s3err)
 	}
 	b := rt.bucket
-	if d.chunks.mode != chunksNone {
+	chunkedAuto := d.chunks.mode != chunksNone && rt.op == opPutObject && b.autoChunks(d.size)
+	if d.chunks.mode == chunksUnsignedTrailer {
+		switch {
+		case !chunkedAuto:
+			d.chunks = chunkInfo{} // passed through with its framing: the upstream verifies the trailer
+		case d.chunks.badTrailer:
+			return refusal(d, errTrailerHeader)
+		}
+	}
+	signedChunks := d.chunks.mode == chunksSigned || d.chunks.mode == chunksSignedTrailer
+	if signedChunks {
 		h.seed = s3sig.ChunkSeed{} // set by SigV4 authentication only
 	}
 	p, s3err := b.auth.Authenticate(h)
@@ -87,13 +97,16 @@ func (e *Engine) admit(h *Head) (d decision) {
 		d.authErr = true
 		return d
 	}
+	if signedChunks && !h.seed.Valid() {
+		return refusal(d, errSignedChunks) // an Authenticator other than SigV4's: no seed to chain from
+	}
 	d.principal = p
 	d.signed = h.signed
 	switch {
+	case chunkedAuto:
+		// The framing is decoded and the parts cut from the decoded bytes (copy path).
+		d.verdict = verdictAutoChunk
 	case d.chunks.mode != chunksNone:
-		if !h.seed.Valid() {
-			return refusal(d, errSignedChunks) // an Authenticator other than SigV4's: no seed to chain from
-		}
 		// Every signed aws-chunked body is read and verified chunk by chunk off the loop (copy
 		// path), whatever its size: the in-loop path never sees one.
 		d.verdict = verdictStream
@@ -135,6 +148,7 @@ func (e *Engine) checkPayload(h *Head, d *decision) *s3Error {
 		case isHexSHA256(p), string(p) == s3sig.UnsignedPayload:
 		case string(p) == s3sig.StreamingUnsignedTrailer:
 			streaming = true
+			d.chunks.mode = chunksUnsignedTrailer // kept only when auto-chunked (admit)
 		case string(p) == s3sig.StreamingSigned || string(p) == s3sig.StreamingSignedTrailer:
 			if d.rt.op != opPutObject && d.rt.op != opUploadPart {
 				return errSignedChunks
@@ -164,19 +178,22 @@ func (e *Engine) checkPayload(h *Head, d *decision) *s3Error {
 		if d.chunks.mode != chunksNone {
 			d.chunks.decoded = n
 			if s3err := d.chunks.parseTrailerHeader(h); s3err != nil {
-				return s3err
+				if d.chunks.mode != chunksUnsignedTrailer {
+					return s3err
+				}
+				d.chunks.badTrailer = true // matters only if auto-chunked
 			}
 		}
 		switch {
-		case op == opPutObject && (n > e.opts.MaxObjectSize || n > maxSinglePut):
+		case op == opPutObject && (n > e.opts.MaxObjectSize || n > maxSinglePut && !(d.chunks.mode != chunksNone && b.autoChunks(n))):
 			return errEntityTooLarge
 		case n > d.bodyLen:
 			return errInvalidDecodedLength
 		case d.bodyLen-n > maxChunkFraming(n):
 			return errChunkFraming
 		}
-		if op == opPutObject && b.autoChunks(d.bodyLen) {
-			return errChunkedAutoChunk
+		if op == opPutObject && b.autoChunks(n) && d.chunks.mode == chunksNone {
+			return errChunkedAutoChunk // aws-chunked Content-Encoding without a STREAMING-* payload
 		}
 	} else if op == opPutObject {
 		if d.bodyLen > e.opts.MaxObjectSize || d.bodyLen > maxSinglePut && !b.autoChunks(d.bodyLen) {

@@ -37,9 +37,10 @@ import (
 type chunkMode uint8
 
 const (
-	chunksNone          chunkMode = iota // not a signed aws-chunked body
-	chunksSigned                         // STREAMING-AWS4-HMAC-SHA256-PAYLOAD
-	chunksSignedTrailer                  // STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER
+	chunksNone            chunkMode = iota // not a signed aws-chunked body
+	chunksSigned                           // STREAMING-AWS4-HMAC-SHA256-PAYLOAD
+	chunksSignedTrailer                    // STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER
+	chunksUnsignedTrailer                  // STREAMING-UNSIGNED-PAYLOAD-TRAILER, auto-chunked (else passed through)
 )
 
 // chunkInfo is what admit found out about a signed aws-chunked body.
@@ -47,6 +48,9 @@ type chunkInfo struct {
 	mode    chunkMode
 	trailer checksumAlgo // the checksum x-amz-trailer names (…-TRAILER)
 	decoded int64        // x-amz-decoded-content-length
+	// badTrailer: x-amz-trailer of an unsigned-trailer body names no checksum the proxy knows
+	// (refused only when the proxy must verify it: auto-chunked).
+	badTrailer bool
 }
 
 const (
@@ -110,6 +114,19 @@ func checksumByName(name []byte) checksumAlgo {
 // name exactly one checksum; a payload without a trailer must not declare one.
 func (ci *chunkInfo) parseTrailerHeader(h *Head) *s3Error {
 	v, ok := h.req.Lookup(h.buf, "x-amz-trailer")
+	if ci.mode == chunksUnsignedTrailer {
+		// Optional; one checksum when present.
+		if !ok {
+			return nil
+		}
+		if h.req.HeaderCount(h.buf, "x-amz-trailer") > 1 {
+			return errTrailerHeader
+		}
+		if ci.trailer = checksumByName(v.Bytes(h.buf)); ci.trailer == checksumNone {
+			return errTrailerHeader
+		}
+		return nil
+	}
 	if ci.mode != chunksSignedTrailer {
 		if ok {
 			return errTrailerHeader
@@ -254,14 +271,14 @@ func (c *chunkReader) trailer(want checksumAlgo, t *trailer) error {
 		vs := len(t.lines)
 		t.lines = append(t.lines, value...)
 		t.lines = append(t.lines, '\n')
-		if checksumByName(name) == want {
+		if want != checksumNone && checksumByName(name) == want {
 			if t.checksum != nil {
 				return errChunkFormat
 			}
 			t.checksum = t.lines[vs : len(t.lines)-1]
 		}
 	}
-	if t.checksum == nil || c.signed && !t.hasSig {
+	if t.checksum == nil && want != checksumNone || c.signed && !t.hasSig {
 		return errChunkFormat
 	}
 	return nil

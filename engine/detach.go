@@ -58,6 +58,9 @@ func (e *Engine) prepare(j *job, st *connState, buf []byte) error {
 		j.out = j.out[:0]
 		j.headLen = 0
 		j.total = st.bodyLen
+		if st.chunks.mode != chunksNone {
+			j.total = st.chunks.decoded // parts are cut from the decoded bytes
+		}
 	} else if err := e.buildUpstreamHead(j, st, j.bucket, buf); err != nil {
 		return err
 	}

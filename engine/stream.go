@@ -150,7 +150,10 @@ func (e *Engine) bodyFailed(u *upConn, w *watcher, err error) (*s3Error, bool) {
 
 // clientFailure maps a failed body transfer on the client's side to the client's answer.
 func clientFailure(err error, draining bool) *s3Error {
+	var ce *chunkError
 	switch {
+	case errors.As(err, &ce):
+		return ce.s3err // an aws-chunked body that failed to decode or verify
 	case draining:
 		return errShuttingDown // the drain deadline cut the transfer
 	case errors.Is(err, errBodyTooLong):
