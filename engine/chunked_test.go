@@ -36,6 +36,8 @@ type chunkedPut struct {
 	flip int
 	// after signing: a function that edits the body
 	edit func([]byte) []byte
+	// unsigned: STREAMING-UNSIGNED-PAYLOAD-TRAILER framing (no chunk signatures)
+	unsigned bool
 }
 
 var sigRE = regexp.MustCompile(`Signature=([0-9a-f]{64})`)
@@ -66,15 +68,21 @@ func (c *chunkedPut) body(seed *s3sig.ChunkSeed) []byte {
 	for off := 0; off < len(c.data); off += size {
 		k++
 		d := c.data[off:min(off+size, len(c.data))]
-		b.WriteString(strconv.FormatInt(int64(len(d)), 16) + ";chunk-signature=")
-		b.Write(sign(k, d))
+		b.WriteString(strconv.FormatInt(int64(len(d)), 16))
+		if !c.unsigned {
+			b.WriteString(";chunk-signature=")
+			b.Write(sign(k, d))
+		}
 		b.WriteString("\r\n")
 		b.Write(d)
 		b.WriteString("\r\n")
 	}
 	k++
-	b.WriteString("0;chunk-signature=")
-	b.Write(sign(k, nil))
+	b.WriteString("0")
+	if !c.unsigned {
+		b.WriteString(";chunk-signature=")
+		b.Write(sign(k, nil))
+	}
 	b.WriteString("\r\n")
 	if c.trailer == "" {
 		b.WriteString("\r\n")
@@ -86,6 +94,10 @@ func (c *chunkedPut) body(seed *s3sig.ChunkSeed) []byte {
 	}
 	line := c.trailer + ":" + val
 	b.WriteString(line + "\r\n")
+	if c.unsigned {
+		b.WriteString("\r\n")
+		return b.Bytes()
+	}
 	var ts []byte
 	if seed == nil {
 		ts = bytes.Repeat([]byte("0"), 64)
@@ -144,11 +156,17 @@ func (c *chunkedPut) wire(t *testing.T, host string) []byte {
 		payload = s3sig.StreamingSignedTrailer
 		h.Set("X-Amz-Trailer", c.trailer)
 	}
+	if c.unsigned {
+		payload = s3sig.StreamingUnsignedTrailer
+	}
 	r := rawReq{Method: "PUT", Path: c.path, Query: c.query, Header: h, Payload: payload}
 	head := r.bytes(t, host)
 	m, d := sigRE.FindSubmatch(head), dateRE.FindSubmatch(head)
 	if m == nil || d == nil {
 		t.Fatalf("no signature or date in %q", head)
+	}
+	if c.unsigned {
+		return append(head, c.body(nil)...)
 	}
 	seed, err := s3sig.NewChunkSeed(clientSK, d[1], "us-east-1", m[1])
 	if err != nil {
