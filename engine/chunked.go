@@ -254,7 +254,7 @@ func (c *chunkReader) trailer(want checksumAlgo, t *trailer) error {
 			return errChunkFormat // nothing but the blank line after the signature
 		}
 		name, value, ok := bytes.Cut(line, []byte{':'})
-		if !ok || len(name) == 0 || bytes.IndexAny(name, " \t") >= 0 {
+		if !ok || len(name) == 0 || bytes.ContainsAny(name, " \t") {
 			return errChunkFormat
 		}
 		value = bytes.Trim(value, " \t\n")

@@ -30,7 +30,7 @@ func streamingExample() (*s3sig.Request, []byte) {
 
 // TestChunkSignaturesAWSExample verifies the seed and every chunk signature of AWS's example.
 func TestChunkSignaturesAWSExample(t *testing.T) {
-	g := readGolden(t, filepath.Join("testdata", "streaming-put.golden"))
+	g := readGolden(t, filepath.Join("testdata", "chunked", "streaming-put.golden"))
 	req, date := streamingExample()
 	var a s3sig.Authorization
 	if err := s3sig.ParseAuthorization([]byte(g["authorization"]), &a); err != nil {
@@ -65,7 +65,7 @@ func TestChunkSignaturesAWSExample(t *testing.T) {
 }
 
 func TestChunkSignatureMismatch(t *testing.T) {
-	g := readGolden(t, filepath.Join("testdata", "streaming-put.golden"))
+	g := readGolden(t, filepath.Join("testdata", "chunked", "streaming-put.golden"))
 	var a s3sig.Authorization
 	if err := s3sig.ParseAuthorization([]byte(g["authorization"]), &a); err != nil {
 		t.Fatal(err)
