@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"strings"
 	"strconv"
 	"testing"
 	"time"
@@ -341,5 +342,56 @@ func TestSignedChunksUploadPart(t *testing.T) {
 	}
 	if len(parts.Parts) != 1 || aws.ToInt64(parts.Parts[0].Size) != int64(len(data)) {
 		t.Fatalf("parts = %+v; want one of %d bytes", parts.Parts, len(data))
+	}
+}
+
+// TestSignedChunksKeepAliveExpectEarlyAnswer: a signed-chunk PUT with Expect: 100-continue gets 100
+// before it sends its body and leaves the connection usable for the next request; a conditional
+// write the upstream refuses early (If-None-Match: * on an existing key) relays the upstream's 412.
+func TestSignedChunksKeepAliveExpectEarlyAnswer(t *testing.T) {
+	p := startProxy(t)
+	data := randomBytes(100<<10, 4)
+	conn, err := net.Dial("tcp", p.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	br := bufio.NewReader(conn)
+	for i, key := range []string{"ka/1", "ka/2"} {
+		c := chunkedPut{path: "/" + p.Bucket + "/" + key, data: data, decoded: -1, flip: -1}
+		wire := c.wire(t, p.Addr)
+		headEnd := bytes.Index(wire, []byte("\r\n\r\n")) + 4
+		head := append([]byte{}, wire[:headEnd-2]...)
+		head = append(head, "Expect: 100-continue\r\n\r\n"...)
+		if _, err := conn.Write(head); err != nil {
+			t.Fatal(err)
+		}
+		line, err := br.ReadString('\n')
+		if err != nil || !strings.HasPrefix(line, "HTTP/1.1 100") {
+			t.Fatalf("request %d: first line %q, %v; want 100 Continue", i, line, err)
+		}
+		if _, err := br.ReadString('\n'); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Write(wire[headEnd:]); err != nil {
+			t.Fatal(err)
+		}
+		resp, body := readResponse(t, br)
+		if resp.StatusCode != 200 {
+			t.Fatalf("request %d: %d %s", i, resp.StatusCode, body)
+		}
+	}
+	big := randomBytes(2<<20, 5)
+	c := chunkedPut{path: "/" + p.Bucket + "/ka/1", data: big, decoded: -1, flip: -1}
+	wire := c.wire(t, p.Addr)
+	i := bytes.Index(wire, []byte("\r\n")) + 2
+	wire = append(wire[:i:i], append([]byte("If-None-Match: *\r\n"), wire[i:]...)...)
+	resp, body := p.do(t, wire)
+	if resp.StatusCode != 412 {
+		t.Fatalf("conditional write on an existing key: %d %s; want 412", resp.StatusCode, body)
+	}
+	if got, _ := upstream.GetObject(t, p.UpBucket, "ka/1"); !bytes.Equal(got, data) {
+		t.Fatal("the existing object changed")
 	}
 }
