@@ -136,6 +136,13 @@ func (v *ChunkVerifier) SignChunk(dst, data []byte) []byte {
 	return appendHex(dst, v.prev[:])
 }
 
+// SignChunkSum is SignChunk for a chunk whose SHA-256 the caller already has (a client that
+// sends the same bytes again, such as a load generator).
+func (v *ChunkVerifier) SignChunkSum(dst []byte, sum *[sha256.Size]byte) []byte {
+	v.prev = v.sign(chunkAlgorithm, sum)
+	return appendHex(dst, v.prev[:])
+}
+
 // VerifyChunk checks sig (64 hex digits, as sent in ;chunk-signature=) against the next chunk's
 // data in constant time, and advances the chain only when it matches. It returns
 // ErrSignatureDoesNotMatch otherwise (a malformed sig included).
