@@ -11,8 +11,8 @@ import (
 	"net"
 	"net/http"
 	"regexp"
-	"strings"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
