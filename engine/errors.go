@@ -34,14 +34,14 @@ var (
 	errDuplicateAuthorization  = &s3Error{"InvalidArgument", 400, "Only one Authorization header is allowed"}
 	errHeadersNotSigned        = &s3Error{"AccessDenied", 403, "There were headers present in the request which were not signed"}
 	errPresignedNotImplemented = &s3Error{"NotImplemented", 501, "Presigned URLs are not supported by this proxy yet"}
-	errSignedChunks            = &s3Error{"NotImplemented", 501, "STREAMING-AWS4-HMAC-SHA256-PAYLOAD (signed aws-chunked bodies) is not supported yet; use UNSIGNED-PAYLOAD, a hex SHA-256 or STREAMING-UNSIGNED-PAYLOAD-TRAILER"}
+	errSignedChunks            = &s3Error{"NotImplemented", 501, "Signed aws-chunked bodies are accepted for PutObject and UploadPart with AWS4-HMAC-SHA256 header authentication only (not STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD)"}
 	errInvalidContentSHA256    = &s3Error{"InvalidArgument", 400, "x-amz-content-sha256 must be a hex SHA-256, UNSIGNED-PAYLOAD or STREAMING-UNSIGNED-PAYLOAD-TRAILER"}
 	errMethodNotAllowed        = &s3Error{"MethodNotAllowed", 405, "The specified method is not allowed against this resource: this proxy accepts uploads only"}
 	errNotImplemented          = &s3Error{"NotImplemented", 501, "A header or query parameter you provided implies functionality that is not implemented by this upload-only proxy"}
 	errCopyNotImplemented      = &s3Error{"NotImplemented", 501, "Copying objects (x-amz-copy-source) is not supported by this upload-only proxy"}
 	errMissingContentLength    = &s3Error{"MissingContentLength", 411, "You must provide the Content-Length HTTP header."}
 	errEntityTooLarge          = &s3Error{"EntityTooLarge", 400, "Your proposed upload exceeds the maximum allowed size"}
-	errChunkedAutoChunk        = &s3Error{"NotImplemented", 501, "aws-chunked bodies above the multipart threshold cannot be cut into parts by this proxy yet: use a multipart upload, or send the body with Content-Length"}
+	errChunkedAutoChunk        = &s3Error{"NotImplemented", 501, "Content-Encoding: aws-chunked without a STREAMING-* x-amz-content-sha256 cannot be cut into parts by this proxy: use a multipart upload, or send the body with Content-Length"}
 	errBadDigest               = &s3Error{"BadDigest", 400, "The Content-MD5 or checksum you specified did not match what we received."}
 	errSHA256Mismatch          = &s3Error{"XAmzContentSHA256Mismatch", 400, "The provided 'x-amz-content-sha256' header does not match what was computed."}
 	errInvalidDigest           = &s3Error{"InvalidDigest", 400, "The Content-MD5 or checksum you specified is not valid."}
