@@ -13,13 +13,18 @@ import (
 
 // minioClient is minio-go as users build it: over http it signs bodies in 64 KiB chunks
 // (STREAMING-AWS4-HMAC-SHA256-PAYLOAD).
-func (p *proxy) minioClient(t *testing.T) *minio.Client {
+func (p *proxy) minioClient(t *testing.T) *minio.Client { return p.minioClientTrailing(t, false) }
+
+// minioClientTrailing is minioClient with TrailingHeaders: with a Checksum option its bodies are
+// STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER with the checksum in a signed trailer.
+func (p *proxy) minioClientTrailing(t *testing.T, trailing bool) *minio.Client {
 	t.Helper()
 	c, err := minio.New(p.Addr, &minio.Options{
-		Creds:        credentials.NewStaticV4(clientAK, clientSK, ""),
-		Region:       "us-east-1",
-		BucketLookup: minio.BucketLookupPath,
-		MaxRetries:   1,
+		Creds:           credentials.NewStaticV4(clientAK, clientSK, ""),
+		Region:          "us-east-1",
+		BucketLookup:    minio.BucketLookupPath,
+		MaxRetries:      1,
+		TrailingHeaders: trailing,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -88,6 +93,35 @@ func TestMinioPutObjectSignedChunks(t *testing.T) {
 			}
 			if ups := upstream.ListMultipartUploads(t, p.UpBucket); len(ups) != 0 {
 				t.Errorf("multipart uploads left: %d", len(ups))
+			}
+		})
+	}
+}
+
+// TestMinioSignedTrailer: minio-go with TrailingHeaders and a checksum sends signed chunks with a
+// signed trailer (its checksum line ends in "\n" before the CRLF); single PUT and multipart.
+func TestMinioSignedTrailer(t *testing.T) {
+	p := startProxy(t)
+	mc := p.minioClientTrailing(t, true)
+	for _, tc := range []struct {
+		name string
+		size int
+		opts minio.PutObjectOptions
+	}{
+		{"crc32c", 100<<10 + 1, minio.PutObjectOptions{Checksum: minio.ChecksumCRC32C}},
+		{"sha256", 3 << 20, minio.PutObjectOptions{Checksum: minio.ChecksumSHA256}},
+		{"crc32-multipart", 11 << 20, minio.PutObjectOptions{Checksum: minio.ChecksumCRC32, PartSize: 5 << 20}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := randomBytes(tc.size, 99)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			key := "minio-trailer/" + tc.name
+			if _, err := mc.PutObject(ctx, p.Bucket, key, bytes.NewReader(data), int64(len(data)), tc.opts); err != nil {
+				t.Fatalf("PutObject: %v", err)
+			}
+			if got, _ := upstream.GetObject(t, p.UpBucket, key); !bytes.Equal(got, data) {
+				t.Fatalf("stored %d bytes; want %d", len(got), len(data))
 			}
 		})
 	}
