@@ -395,3 +395,31 @@ func TestSignedChunksKeepAliveExpectEarlyAnswer(t *testing.T) {
 		t.Fatal("the existing object changed")
 	}
 }
+
+// TestSignedChunksPipelined: a small signed-chunk PUT with the next request pipelined behind it in
+// the same write is answered, with Connection: close (the detached path cannot keep bytes read past
+// the body), instead of leaving the second request hanging.
+func TestSignedChunksPipelined(t *testing.T) {
+	p := startProxy(t)
+	var wire []byte
+	for _, key := range []string{"pipe/1", "pipe/2"} {
+		c := chunkedPut{path: "/" + p.Bucket + "/" + key, data: []byte("hello"), decoded: -1, flip: -1}
+		wire = append(wire, c.wire(t, p.Addr)...)
+	}
+	conn, err := net.Dial("tcp", p.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Write(wire); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := readResponse(t, bufio.NewReader(conn))
+	if resp.StatusCode != 200 || !resp.Close {
+		t.Fatalf("first answer: %d close=%v %s; want 200 with Connection: close", resp.StatusCode, resp.Close, body)
+	}
+	if got, _ := upstream.GetObject(t, p.UpBucket, "pipe/1"); string(got) != "hello" {
+		t.Fatalf("stored %q", got)
+	}
+}

@@ -34,6 +34,12 @@ func (e *Engine) detach(c gnet.Conn, st *connState, buf []byte, d *decision) gne
 		j.release()
 		return e.refuse(c, st, errInvalidURI, req.Path.Bytes(buf), true)
 	}
+	if len(buf) > req.HeadLen+int(st.bodyLen) {
+		// A pipelined next request is in gnet's buffer and would be discarded with it: answer this
+		// one with Connection: close instead of leaving the client waiting for an answer that never
+		// comes (HTTP/1.1 clients retry unanswered pipelined requests on a new connection).
+		j.keepAlive = false
+	}
 	st.toDetached()
 	e.conns.remove(st)
 	_, _ = c.Discard(-1)
