@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"math/rand/v2"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/mizuchi/uploadr/engine"
 )
 
 // minioClient is minio-go as users build it: over http it signs bodies in 64 KiB chunks
@@ -124,5 +128,42 @@ func TestMinioSignedTrailer(t *testing.T) {
 				t.Fatalf("stored %d bytes; want %d", len(got), len(data))
 			}
 		})
+	}
+}
+
+// TestMinioAuthorizerAndServe: signed chunks behind an Authorizer (the decision comes first, off the
+// loop) on both transports — the gnet loop and Engine.Serve's goroutine per connection — at sizes
+// below the in-loop cap, streamed and auto-chunked.
+func TestMinioAuthorizerAndServe(t *testing.T) {
+	deny := func(_ context.Context, in *engine.AuthzInput) *engine.Error {
+		if strings.HasPrefix(in.Key, "denied/") {
+			return &engine.Error{Code: "AccessDenied", Status: 403, Message: "policy says no"}
+		}
+		return nil
+	}
+	g := startProxy(t, withAutoChunk("", 6<<20, 5<<20, 2), func(o *engine.Options) {
+		o.Buckets[0].Authorizer = engine.AuthorizerFunc(deny)
+	})
+	s := serveOn(t, lastEngine, g)
+	for _, p := range []*proxy{g, s} {
+		mc := p.minioClient(t)
+		for _, size := range []int{3000, 1 << 20, 7<<20 + 1} {
+			data := randomBytes(size, 3)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			key := "authz/" + p.Addr + "/" + strconv.Itoa(size)
+			if _, err := mc.PutObject(ctx, p.Bucket, key, bytes.NewReader(data), int64(size), minio.PutObjectOptions{PartSize: 64 << 20}); err != nil {
+				t.Fatalf("%s: PutObject %d: %v", p.Addr, size, err)
+			}
+			cancel()
+			if got, _ := upstream.GetObject(t, p.UpBucket, key); !bytes.Equal(got, data) {
+				t.Fatalf("%s: stored %d bytes; want %d", p.Addr, len(got), size)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		_, err := mc.PutObject(ctx, p.Bucket, "denied/x", bytes.NewReader([]byte("nope")), 4, minio.PutObjectOptions{})
+		cancel()
+		if minio.ToErrorResponse(err).Code != "AccessDenied" {
+			t.Fatalf("%s: denied key: %v; want AccessDenied", p.Addr, err)
+		}
 	}
 }
