@@ -41,6 +41,7 @@ type decision struct {
 	size      int64     // object bytes the body carries: x-amz-decoded-content-length for aws-chunked
 	principal Principal // who the request was authenticated as
 	signed    [2]int32  // SigV4: where the SignedHeaders list sits in the head's buffer
+	chunks    chunkInfo // a signed aws-chunked body: how it is framed (zero otherwise)
 }
 
 // admit decides what a complete request head becomes. It is pure: no gnet, no I/O, no logging and
@@ -77,11 +78,27 @@ func (e *Engine) admit(h *Head) (d decision) {
 		return refusal(d, s3err)
 	}
 	b := rt.bucket
+	chunkedAuto := d.chunks.mode != chunksNone && rt.op == opPutObject && b.autoChunks(d.size)
+	if d.chunks.mode == chunksUnsignedTrailer {
+		switch {
+		case !chunkedAuto:
+			d.chunks = chunkInfo{} // passed through with its framing: the upstream verifies the trailer
+		case d.chunks.badTrailer:
+			return refusal(d, errTrailerHeader)
+		}
+	}
+	signedChunks := d.chunks.mode == chunksSigned || d.chunks.mode == chunksSignedTrailer
+	if signedChunks {
+		h.seed = s3sig.ChunkSeed{} // set by SigV4 authentication only
+	}
 	p, s3err := b.auth.Authenticate(h)
 	if s3err != nil {
 		d = refusal(d, s3err)
 		d.authErr = true
 		return d
+	}
+	if signedChunks && !h.seed.Valid() {
+		return refusal(d, errSignedChunks) // an Authenticator other than SigV4's: no seed to chain from
 	}
 	if b.pending != nil {
 		b.pending.promote(b) // a "*" entry's bucket, first authenticated request (route_bucket.go)
@@ -89,6 +106,13 @@ func (e *Engine) admit(h *Head) (d decision) {
 	d.principal = p
 	d.signed = h.signed
 	switch {
+	case chunkedAuto:
+		// The framing is decoded and the parts cut from the decoded bytes (copy path).
+		d.verdict = verdictAutoChunk
+	case d.chunks.mode != chunksNone:
+		// Every signed aws-chunked body is read and verified chunk by chunk off the loop (copy
+		// path), whatever its size: the in-loop path never sees one.
+		d.verdict = verdictStream
 	case rt.op == opPutObject && b.autoChunks(d.bodyLen):
 		d.verdict = verdictAutoChunk
 	case d.bodyLen > int64(e.opts.InlineBodyMax) && rt.op != opCompleteMultipartUpload:
@@ -131,6 +155,16 @@ func (e *Engine) checkPayload(h *Head, d *decision) *s3Error {
 			plain = true // an ordinary body even under Content-Encoding: aws-chunked, as S3 takes it
 		case string(p) == s3sig.StreamingUnsignedTrailer:
 			streaming = true
+			d.chunks.mode = chunksUnsignedTrailer // kept only when auto-chunked (admit)
+		case string(p) == s3sig.StreamingSigned || string(p) == s3sig.StreamingSignedTrailer:
+			if d.rt.op != opPutObject && d.rt.op != opUploadPart {
+				return errSignedChunks
+			}
+			streaming = true
+			d.chunks.mode = chunksSigned
+			if len(p) == len(s3sig.StreamingSignedTrailer) {
+				d.chunks.mode = chunksSignedTrailer
+			}
 		case bytes.HasPrefix(p, []byte("STREAMING-AWS4-HMAC-SHA256-PAYLOAD")), bytes.HasPrefix(p, []byte("STREAMING-AWS4-ECDSA")):
 			return errSignedChunks
 		default:
@@ -148,16 +182,25 @@ func (e *Engine) checkPayload(h *Head, d *decision) *s3Error {
 			return errInvalidDecodedLength
 		}
 		d.size = n
+		if d.chunks.mode != chunksNone {
+			d.chunks.decoded = n
+			if s3err := d.chunks.parseTrailerHeader(h); s3err != nil {
+				if d.chunks.mode != chunksUnsignedTrailer {
+					return s3err
+				}
+				d.chunks.badTrailer = true // matters only if auto-chunked
+			}
+		}
 		switch {
-		case op == opPutObject && (n > e.opts.MaxObjectSize || n > maxSinglePut):
+		case op == opPutObject && (n > e.opts.MaxObjectSize || n > maxSinglePut && !(d.chunks.mode != chunksNone && b.autoChunks(n))):
 			return errEntityTooLarge
 		case n > d.bodyLen:
 			return errInvalidDecodedLength
 		case d.bodyLen-n > maxChunkFraming(n):
 			return errChunkFraming
 		}
-		if op == opPutObject && b.autoChunks(d.bodyLen) {
-			return errChunkedAutoChunk
+		if op == opPutObject && b.autoChunks(n) && d.chunks.mode == chunksNone {
+			return errChunkedAutoChunk // aws-chunked Content-Encoding without a STREAMING-* payload
 		}
 	} else if op == opPutObject {
 		if d.bodyLen > e.opts.MaxObjectSize || d.bodyLen > maxSinglePut && !b.autoChunks(d.bodyLen) {

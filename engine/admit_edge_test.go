@@ -99,19 +99,19 @@ func TestAdmitUpstreamPathInBucket(t *testing.T) {
 	}
 }
 
-// TestAdmitStreamingPayloadNotAutoChunked: x-amz-content-sha256 STREAMING-UNSIGNED-PAYLOAD-TRAILER
+// TestAdmitStreamingPayloadAutoChunkedDecoded: x-amz-content-sha256 STREAMING-UNSIGNED-PAYLOAD-TRAILER
 // says the body is aws-chunked framed, whatever Content-Encoding says. Above the auto-chunk
-// threshold such a body must not be cut into parts as raw bytes (the object would hold the chunk
-// framing and the trailer): it must be refused, as it is with Content-Encoding: aws-chunked.
-func TestAdmitStreamingPayloadNotAutoChunked(t *testing.T) {
+// threshold such a body must never be cut into parts as raw bytes (the object would hold the chunk
+// framing and the trailer): it is auto-chunked with its framing decoded.
+func TestAdmitStreamingPayloadAutoChunkedDecoded(t *testing.T) {
 	e := newAdmitEngine(t)
 	r := admitReq{method: "PUT", path: "/chunky/k", cl: n64(autoThreshold + 200), payload: "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
 		hdr: []string{"X-Amz-Decoded-Content-Length: " + n64(autoThreshold+1), "X-Amz-Trailer: x-amz-checksum-crc32"}}
 	wire := r.wire(t)
 	h := Head{req: parseHead(t, e, wire), buf: wire}
 	d := e.admit(&h)
-	if d.verdict == verdictAutoChunk || d.verdict == verdictAwait && d.next == verdictAutoChunk {
-		t.Errorf("STREAMING-UNSIGNED-PAYLOAD-TRAILER body without Content-Encoding: aws-chunked: admit = %v; want a refusal (the parts would carry the chunk framing)",
-			d.verdict)
+	if d.verdict != verdictAutoChunk || d.chunks.mode != chunksUnsignedTrailer || d.chunks.trailer != checksumCRC32 || d.chunks.decoded != autoThreshold+1 {
+		t.Errorf("STREAMING-UNSIGNED-PAYLOAD-TRAILER body without Content-Encoding: aws-chunked: admit = %v, %+v; want auto-chunk with the framing decoded",
+			d.verdict, d.chunks)
 	}
 }

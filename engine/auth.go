@@ -73,7 +73,13 @@ func (s *sigv4Auth) Authenticate(h *Head) (Principal, *Error) {
 		PayloadHash: pv.Bytes(buf),
 	}
 	signer := e.getSigner()
-	err := signer.Verify(&sreq, &a, cred.secret, dv.Bytes(buf), e.opts.Now())
+	var err error
+	if p := sreq.PayloadHash; string(p) == s3sig.StreamingSigned || string(p) == s3sig.StreamingSignedTrailer {
+		// Signed aws-chunked: the header signature is the seed the chunk signatures chain from.
+		err = signer.VerifyStreaming(&sreq, &a, cred.secret, dv.Bytes(buf), e.opts.Now(), &h.seed)
+	} else {
+		err = signer.Verify(&sreq, &a, cred.secret, dv.Bytes(buf), e.opts.Now())
+	}
 	e.signers.Put(signer)
 	clear(sc.h[:n])
 	if err != nil {

@@ -90,6 +90,7 @@ type chunkedPut struct {
 	uploadID []byte // URI-encoded
 	etags    []string
 	moved    transfer.Result
+	src      *chunkSource    // an aws-chunked body: parts are cut from its decoded bytes
 	ctx      context.Context // ends when a part fails (or at the drain deadline)
 	cancel   context.CancelFunc
 
@@ -140,7 +141,21 @@ func (e *Engine) autoChunk(j *job, client net.Conn) (status int, reuse bool, mov
 		e.abortUploadRetrying(j.bucket, j.path, uploadID, j.reqID)
 		return 499, false, moved
 	}
+	if ci := &j.chunked.info; ci.mode != chunksNone {
+		cs := getChunkState(j, client, e.opts.BodyStallTimeout)
+		cs.cr.signed = ci.mode != chunksUnsignedTrailer
+		defer cs.release()
+		defer client.SetReadDeadline(time.Time{})
+		defer func() { j.chunked = chunkJob{} }() // the seed holds a signing key
+		p.src = &chunkSource{cs: cs, ci: ci}
+	}
 	e.sendParts(p, digests)
+	if !p.failed && p.src != nil {
+		// The final chunk and the trailer: signatures and the trailing checksum, before Complete.
+		if s3err := p.src.finish(); s3err != nil {
+			p.fail(s3err, nil)
+		}
+	}
 	if !p.failed && digests != nil {
 		if s3err := digests.verify(); s3err != nil {
 			p.fail(s3err, nil)
@@ -174,6 +189,10 @@ func (e *Engine) createUpload(j *job) ([]byte, int, *s3Error) {
 	b := j.bucket
 	hs := e.baseHeaders(j, b, []byte(s3sig.UnsignedPayload))
 	for _, h := range j.hdrs {
+		if j.chunked.info.mode != chunksNone && len(h.name) == len("content-encoding") && equalFoldASCII(h.name, "content-encoding") &&
+			len(bytes.TrimSpace(h.value)) == len("aws-chunked") && equalFoldASCII(bytes.TrimSpace(h.value), "aws-chunked") {
+			continue // the framing of the client's body, not a property of the object
+		}
 		if !isNotOnCreate(h.name) && !(len(h.name) == len("x-amz-content-sha256") && equalFoldASCII(h.name, "x-amz-content-sha256")) {
 			hs = append(hs, s3sig.Header{Name: h.name, Value: h.value})
 		}
@@ -221,6 +240,9 @@ func (e *Engine) sendParts(p *chunkedPut, digests *wholeDigests) {
 	sem := make(chan struct{}, b.upload.ConcurrentParts)
 	var wg sync.WaitGroup
 	prefix := j.out
+	if p.src != nil {
+		prefix = nil // the decoder reads the buffered prefix itself
+	}
 	remaining := j.total
 	for i := 0; i < nparts; i++ {
 		select {
@@ -240,7 +262,13 @@ func (e *Engine) sendParts(p *chunkedPut, digests *wholeDigests) {
 		pre := prefix[:min(int64(len(prefix)), partLen)]
 		prefix = prefix[len(pre):]
 		w := watchResponse(p.ctx, u, e.limits)
-		res, err := e.moveBody(w.ctx, u, p.client, pre, partLen-int64(len(pre)), i == nparts-1, tee)
+		var res transfer.Result
+		var err error
+		if p.src != nil {
+			res, err = e.movePart(w.ctx, u, p.src, partLen, tee)
+		} else {
+			res, err = e.moveBody(w.ctx, u, p.client, pre, partLen-int64(len(pre)), i == nparts-1, tee)
+		}
 		p.moved.Spliced += res.Spliced
 		p.moved.Copied += res.Copied
 		p.moved.PipeTooSmall = p.moved.PipeTooSmall || res.PipeTooSmall

@@ -1,13 +1,11 @@
 //go:build issue9
 
-// Real-client tests for issue 9 features that are not in the proxy yet. They are built only with
+// Real-client tests of client behaviour the proxy does not handle yet. They are built only with
 // `-tags issue9` (CI does not pass it): run `go test -tags issue9 -run 'Issue9' ./engine` to see
 // where each stands. When a feature lands, move its tests into clients_jssdk_test.go or
 // clients_minio_test.go (untagged) so CI runs them; the rest of this file keeps compiling on its own.
 //
-// What each needs, and what it answered when written (proxy at 26a136f + this branch):
-//   - TestIssue9MinioDefaults: signed aws-chunked (STREAMING-AWS4-HMAC-SHA256-PAYLOAD), minio-go's
-//     default over http:// — 501 NotImplemented today.
+// What each needs, and what it answered when written :
 //   - TestIssue9JSPutObjectStream: the JS SDK's PutObject of a stream body sends aws-chunked
 //     (STREAMING-UNSIGNED-PAYLOAD-TRAILER) with Transfer-Encoding: chunked and no Content-Length —
 //     501 "Transfer-Encoding is not supported" today. Not in issue 9's list: it needs its own
@@ -17,25 +15,7 @@ package engine_test
 
 import (
 	"testing"
-
-	"github.com/minio/minio-go/v7"
 )
-
-// minio-go's PutObject with every default: over http:// each PUT (single and parts) is
-// STREAMING-AWS4-HMAC-SHA256-PAYLOAD, 64 KiB signed chunks.
-func TestIssue9MinioDefaults(t *testing.T) {
-	p := startProxy(t)
-	cl, w := p.minioClient(t, false)
-	putMinio(t, p, cl, w, minio.PutObjectOptions{})
-}
-
-// The same with the client's TrailingHeaders: STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER where
-// minio-go adds a CRC32C trailer.
-func TestIssue9MinioDefaultsTrailer(t *testing.T) {
-	p := startProxy(t)
-	cl, w := p.minioClient(t, true)
-	putMinio(t, p, cl, w, minio.PutObjectOptions{})
-}
 
 // The JS SDK's PutObject of a file stream: aws-chunked, STREAMING-UNSIGNED-PAYLOAD-TRAILER with a
 // CRC32 trailer, Transfer-Encoding: chunked instead of Content-Length.

@@ -55,9 +55,9 @@ func (w *wireLog) sent() []string {
 	return r
 }
 
-// minioClient is a minio-go client of the proxy, path-style, with the region set (so it does not ask
+// minioWireClient is a minio-go client of the proxy that logs what it sends, path-style, with the region set (so it does not ask
 // for the bucket's location first) and retries off; trailing sets Options.TrailingHeaders.
-func (p *proxy) minioClient(t *testing.T, trailing bool) (*minio.Client, *wireLog) {
+func (p *proxy) minioWireClient(t *testing.T, trailing bool) (*minio.Client, *wireLog) {
 	t.Helper()
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	t.Cleanup(tr.CloseIdleConnections)
@@ -139,7 +139,7 @@ func putMinio(t *testing.T, p *proxy, cl *minio.Client, w *wireLog, opts minio.P
 // minio-go with DisableContentSha256: UNSIGNED-PAYLOAD on every PUT, so no signed chunks.
 func TestMinioPutObjectUnsignedPayload(t *testing.T) {
 	p := startProxy(t)
-	cl, w := p.minioClient(t, false)
+	cl, w := p.minioWireClient(t, false)
 	putMinio(t, p, cl, w, minio.PutObjectOptions{DisableContentSha256: true})
 }
 
@@ -147,6 +147,22 @@ func TestMinioPutObjectUnsignedPayload(t *testing.T) {
 // CRC32C trailer on every PUT.
 func TestMinioPutObjectUnsignedTrailer(t *testing.T) {
 	p := startProxy(t)
-	cl, w := p.minioClient(t, true)
+	cl, w := p.minioWireClient(t, true)
 	putMinio(t, p, cl, w, minio.PutObjectOptions{DisableContentSha256: true})
+}
+
+// minio-go's PutObject with every default: over http:// each PUT (single and parts) is
+// STREAMING-AWS4-HMAC-SHA256-PAYLOAD, 64 KiB signed chunks.
+func TestMinioDefaults(t *testing.T) {
+	p := startProxy(t)
+	cl, w := p.minioWireClient(t, false)
+	putMinio(t, p, cl, w, minio.PutObjectOptions{})
+}
+
+// The same with the client's TrailingHeaders: STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER where
+// minio-go adds a CRC32C trailer.
+func TestMinioDefaultsTrailer(t *testing.T) {
+	p := startProxy(t)
+	cl, w := p.minioWireClient(t, true)
+	putMinio(t, p, cl, w, minio.PutObjectOptions{})
 }

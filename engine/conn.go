@@ -82,7 +82,8 @@ type connState struct {
 	rt        route
 	bodyLen   int64
 	principal Principal
-	signed    [2]int32 // SigV4: the SignedHeaders list's span in the head's buffer
+	signed    [2]int32  // SigV4: the SignedHeaders list's span in the head's buffer
+	chunks    chunkInfo // a signed aws-chunked body (its seed is in head)
 	keepAlive bool
 	expect100 bool
 	sentCont  bool
@@ -106,6 +107,7 @@ func (st *connState) toHead(now int64) {
 	st.bodyLen = 0
 	st.principal = Principal{}
 	st.signed = [2]int32{}
+	st.chunks = chunkInfo{}
 	st.pending = decision{}
 	st.sentCont = false
 	st.headSince.Store(0)
@@ -331,7 +333,7 @@ func (e *Engine) onHead(c gnet.Conn, st *connState, buf []byte) (gnet.Action, bo
 
 // act carries out a decision on the loop.
 func (e *Engine) act(c gnet.Conn, st *connState, buf []byte, d *decision) (gnet.Action, bool) {
-	st.rt, st.bodyLen, st.principal, st.signed = d.rt, d.bodyLen, d.principal, d.signed
+	st.rt, st.bodyLen, st.principal, st.signed, st.chunks = d.rt, d.bodyLen, d.principal, d.signed, d.chunks
 	switch d.verdict {
 	case verdictRefuse:
 		return e.refuseRequest(c, st, buf, d.err), true

@@ -34,6 +34,12 @@ func (e *Engine) detach(c gnet.Conn, st *connState, buf []byte, d *decision) gne
 		j.release()
 		return e.refuse(c, st, errInvalidURI, req.Path.Bytes(buf), true)
 	}
+	if len(buf) > req.HeadLen+int(st.bodyLen) {
+		// A pipelined next request is in gnet's buffer and would be discarded with it: answer this
+		// one with Connection: close instead of leaving the client waiting for an answer that never
+		// comes (HTTP/1.1 clients retry unanswered pipelined requests on a new connection).
+		j.keepAlive = false
+	}
 	st.toDetached()
 	e.conns.remove(st)
 	_, _ = c.Discard(-1)
@@ -58,8 +64,15 @@ func (e *Engine) prepare(j *job, st *connState, buf []byte) error {
 		j.out = j.out[:0]
 		j.headLen = 0
 		j.total = st.bodyLen
+		if st.chunks.mode != chunksNone {
+			j.total = st.chunks.decoded // parts are cut from the decoded bytes
+		}
 	} else if err := e.buildUpstreamHead(j, st, j.bucket, buf); err != nil {
 		return err
+	}
+	j.chunked.info = st.chunks
+	if st.chunks.mode != chunksNone {
+		j.chunked.seed = st.head.seed
 	}
 	prefix := buf[req.HeadLen:] // shorter than the body unless the driver read it whole
 	if int64(len(prefix)) > st.bodyLen {
@@ -98,9 +111,12 @@ func (e *Engine) exchange(j *job, client net.Conn) outcome {
 	var status int
 	var reuse bool
 	var moved transfer.Result
-	if j.kind == verdictAutoChunk {
+	switch {
+	case j.kind == verdictAutoChunk:
 		status, reuse, moved = e.autoChunk(j, client)
-	} else {
+	case j.chunked.info.mode != chunksNone:
+		status, reuse, moved = e.exchangeSignedChunks(j, client)
+	default:
 		status, reuse, moved = e.exchangeStreaming(j, client)
 	}
 	if moved.PipeTooSmall {

@@ -35,14 +35,14 @@ var (
 	errDuplicateAuthorization  = &s3Error{"InvalidArgument", 400, "Only one Authorization header is allowed"}
 	errHeadersNotSigned        = &s3Error{"AccessDenied", 403, "There were headers present in the request which were not signed"}
 	errPresignedRequestExpired = &s3Error{"AccessDenied", 403, "Request has expired"}
-	errSignedChunks            = &s3Error{"NotImplemented", 501, "STREAMING-AWS4-HMAC-SHA256-PAYLOAD (signed aws-chunked bodies) is not supported yet; use UNSIGNED-PAYLOAD, a hex SHA-256 or STREAMING-UNSIGNED-PAYLOAD-TRAILER"}
+	errSignedChunks            = &s3Error{"NotImplemented", 501, "Signed aws-chunked bodies are accepted for PutObject and UploadPart with AWS4-HMAC-SHA256 header authentication only (not STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD)"}
 	errInvalidContentSHA256    = &s3Error{"InvalidArgument", 400, "x-amz-content-sha256 must be a hex SHA-256, UNSIGNED-PAYLOAD or STREAMING-UNSIGNED-PAYLOAD-TRAILER"}
 	errMethodNotAllowed        = &s3Error{"MethodNotAllowed", 405, "The specified method is not allowed against this resource: this proxy accepts uploads only"}
 	errNotImplemented          = &s3Error{"NotImplemented", 501, "A header or query parameter you provided implies functionality that is not implemented by this upload-only proxy"}
 	errCopyNotImplemented      = &s3Error{"NotImplemented", 501, "Copying objects (x-amz-copy-source) is not supported by this upload-only proxy"}
 	errMissingContentLength    = &s3Error{"MissingContentLength", 411, "You must provide the Content-Length HTTP header."}
 	errEntityTooLarge          = &s3Error{"EntityTooLarge", 400, "Your proposed upload exceeds the maximum allowed size"}
-	errChunkedAutoChunk        = &s3Error{"NotImplemented", 501, "aws-chunked bodies above the multipart threshold cannot be cut into parts by this proxy yet: use a multipart upload, or send the body with Content-Length"}
+	errChunkedAutoChunk        = &s3Error{"NotImplemented", 501, "Content-Encoding: aws-chunked without a STREAMING-* x-amz-content-sha256 cannot be cut into parts by this proxy: use a multipart upload, or send the body with Content-Length"}
 	errBadDigest               = &s3Error{"BadDigest", 400, "The Content-MD5 or checksum you specified did not match what we received."}
 	errSHA256Mismatch          = &s3Error{"XAmzContentSHA256Mismatch", 400, "The provided 'x-amz-content-sha256' header does not match what was computed."}
 	errInvalidDigest           = &s3Error{"InvalidDigest", 400, "The Content-MD5 or checksum you specified is not valid."}
@@ -72,6 +72,10 @@ var (
 	errDecodedLengthRequired   = &s3Error{"MissingContentLength", 411, "aws-chunked bodies require x-amz-decoded-content-length"}
 	errChunkFraming            = &s3Error{"EntityTooLarge", 400, "Content-Length exceeds x-amz-decoded-content-length by more than aws-chunked framing needs"}
 	errInvalidDecodedLength    = &s3Error{"InvalidArgument", 400, "x-amz-decoded-content-length is malformed"}
+	errTrailerHeader           = &s3Error{"InvalidRequest", 400, "x-amz-trailer must name one x-amz-checksum-* (crc32, crc32c, crc64nvme, sha1, sha256) for a STREAMING-*-TRAILER payload, and only then"}
+	errChunkMalformed          = &s3Error{"InvalidRequest", 400, "The aws-chunked body is malformed (a chunk header, a CRLF or the trailer)"}
+	errChunkTooLarge           = &s3Error{"InvalidRequest", 400, "aws-chunked chunks larger than 1 MiB are not accepted by this proxy"}
+	errChunkLength             = &s3Error{"IncompleteBody", 400, "The aws-chunked body's decoded length differs from x-amz-decoded-content-length"}
 )
 
 // The rows of query-string authentication (presigned URLs, presign.go).

@@ -77,7 +77,8 @@ type AuthzInput struct {
 type Head struct {
 	req    *httpparse.Request
 	buf    []byte
-	signed [2]int32 // set by SigV4 authentication: the SignedHeaders list, buf[signed[0]:signed[1]]
+	signed [2]int32        // set by SigV4 authentication: the SignedHeaders list, buf[signed[0]:signed[1]]
+	seed   s3sig.ChunkSeed // set by SigV4 authentication of a signed aws-chunked body
 }
 
 // Method is the request method ("PUT").

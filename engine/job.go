@@ -74,6 +74,7 @@ type inlineSide struct {
 // detachedSide is a job whose client socket left gnet (sideDetached).
 type detachedSide struct {
 	kind      verdict        // verdictStream or verdictAutoChunk
+	chunked   chunkJob       // a signed aws-chunked body (chunked.info.mode != chunksNone)
 	authz     *AuthzInput    // the Authorizer must allow first; nil when decided
 	client    net.Conn       // the socket, once out of gnet
 	el        gnet.EventLoop // where to re-enroll the client

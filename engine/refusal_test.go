@@ -59,7 +59,7 @@ func TestRefusalsNeverReachUpstream(t *testing.T) {
 		{"wrong secret", rawReq{Method: "PUT", Path: b + "/key", Body: []byte("x"), AK: clientAK, SK: "wrong"}, 403, "SignatureDoesNotMatch"},
 		{"unknown access key", rawReq{Method: "PUT", Path: b + "/key", Body: []byte("x"), AK: "AKIDUNKNOWN", SK: clientSK}, 403, "InvalidAccessKeyId"},
 		{"skewed clock", rawReq{Method: "PUT", Path: b + "/key", Body: []byte("x"), Time: time.Now().Add(-20 * time.Minute)}, 403, "RequestTimeTooSkewed"},
-		{"signed chunks", rawReq{Method: "PUT", Path: b + "/key", Body: []byte("x"), Payload: "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+		{"ECDSA signed chunks", rawReq{Method: "PUT", Path: b + "/key", Body: []byte("x"), Payload: "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD",
 			Header: hdr("Content-Encoding", "aws-chunked", "x-amz-decoded-content-length", "1")}, 501, "NotImplemented"},
 		{"bad payload hash", rawReq{Method: "PUT", Path: b + "/key", Body: []byte("x"), Payload: "not-a-hash"}, 400, "InvalidArgument"},
 		{"part number 0", rawReq{Method: "PUT", Path: b + "/key", Query: "partNumber=0&uploadId=abc", Body: []byte("x")}, 400, "InvalidArgument"},

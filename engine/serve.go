@@ -150,7 +150,7 @@ func (nc *netConn) serveOne() bool {
 			d.verdict = d.next
 		}
 	}
-	st.rt, st.bodyLen, st.principal, st.signed = d.rt, d.bodyLen, d.principal, d.signed
+	st.rt, st.bodyLen, st.principal, st.signed, st.chunks = d.rt, d.bodyLen, d.principal, d.signed, d.chunks
 	switch d.verdict {
 	case verdictRefuse:
 		return nc.refuseRequest(d.err)

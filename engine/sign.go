@@ -93,6 +93,10 @@ func (e *Engine) buildUpstreamHead(j *job, st *connState, b *bucketState, buf []
 		p := v.Bytes(buf)
 		plain = isHexSHA256(p) || string(p) == s3sig.UnsignedPayload
 	}
+	ck := &st.chunks
+	if ck.mode == chunksSignedTrailer {
+		payload = streamingUnsignedTrailer // re-framed: see chunked_exchange.go
+	}
 	j.date = s3sig.AppendAmzDate(j.date[:0], e.opts.Now())
 
 	sc := sigPool.Get().(*sigScratch)
@@ -114,12 +118,22 @@ func (e *Engine) buildUpstreamHead(j *job, st *connState, b *bucketState, buf []
 			hasCL = true
 		}
 		value := h.Value.Bytes(buf)
+		if ck.mode != chunksNone && ck.dropHeader(name, value) {
+			continue
+		}
 		if plain && isContentEncoding(name) {
 			if value = withoutAWSChunked(&j.enc, value); len(value) == 0 {
 				continue
 			}
 		}
 		hs = append(hs, s3sig.Header{Name: name, Value: value})
+	}
+	if ck.mode != chunksNone {
+		j.num = strconv.AppendInt(j.num[:0], ck.upstreamLength(), 10)
+		hs = append(hs, s3sig.Header{Name: contentLengthName, Value: j.num})
+		if ck.mode == chunksSignedTrailer {
+			hs = append(hs, s3sig.Header{Name: contentEncodingName, Value: awsChunked})
+		}
 	}
 	var extra string
 	if !hasCL && (rt.op == opCreateMultipartUpload || rt.op == opCompleteMultipartUpload) {
@@ -142,6 +156,11 @@ var (
 	amzDateName       = []byte("x-amz-date")
 	contentSHA256Name = []byte("x-amz-content-sha256")
 	unsignedPayload   = []byte(s3sig.UnsignedPayload)
+
+	streamingUnsignedTrailer = []byte(s3sig.StreamingUnsignedTrailer)
+	contentLengthName        = []byte("content-length")
+	contentEncodingName      = []byte("content-encoding")
+	awsChunked               = []byte("aws-chunked")
 )
 
 // setUpstreamPath sets j.path to /<upstream bucket>/<key>: the client's raw key percent-decoded, then

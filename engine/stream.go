@@ -34,9 +34,16 @@ func (e *Engine) exchangeStreaming(j *job, client net.Conn) (status int, reuse b
 	} else {
 		_ = u.c.SetReadDeadline(time.Now().Add(e.opts.ResponseTimeout))
 	}
+	status, reuse = e.relayAnswer(j, client, u, w, err == nil)
+	return status, reuse, res
+}
+
+// relayAnswer waits for the upstream's answer to a request whose body was sent (bodyDone) or cut
+// short because the upstream answered early, relays it to the client and settles the upstream
+// connection. reuse reports whether the client connection may serve another request.
+func (e *Engine) relayAnswer(j *job, client net.Conn, u *upConn, w *watcher, bodyDone bool) (status int, reuse bool) {
 	a := <-w.done
 	w.cancel()
-	bodyDone := err == nil
 	if a.err != nil {
 		if bodyDone || !a.started {
 			u.reset()
@@ -45,17 +52,17 @@ func (e *Engine) exchangeStreaming(j *job, client net.Conn) (status int, reuse b
 		}
 		e.metrics.upstreamErrors.Inc()
 		if isTimeout(a.err) {
-			return e.answer(j, client, errUpstreamTimeout), false, res
+			return e.answer(j, client, errUpstreamTimeout), false
 		}
-		return e.answer(j, client, errBadGateway), false, res
+		return e.answer(j, client, errBadGateway), false
 	}
 	closeClient := !bodyDone || !j.keepAlive
 	status = e.relayResponse(j, u, &a.resp, closeClient)
 	u.release(bodyDone && a.resp.keepAlive)
 	if !writeAll(client, j.resp, e.opts.BodyStallTimeout) {
-		return status, false, res
+		return status, false
 	}
-	return status, !closeClient, res
+	return status, !closeClient
 }
 
 // answer writes an S3 error to a moved client (the connection then closes) and returns its status.
@@ -143,7 +150,10 @@ func (e *Engine) bodyFailed(u *upConn, w *watcher, err error) (*s3Error, bool) {
 
 // clientFailure maps a failed body transfer on the client's side to the client's answer.
 func clientFailure(err error, draining bool) *s3Error {
+	var ce *chunkError
 	switch {
+	case errors.As(err, &ce):
+		return ce.s3err // an aws-chunked body that failed to decode or verify
 	case draining:
 		return errShuttingDown // the drain deadline cut the transfer
 	case errors.Is(err, errBodyTooLong):

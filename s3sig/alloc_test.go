@@ -70,3 +70,27 @@ func TestSignVerifyAllocs(t *testing.T) {
 		}
 	}
 }
+
+func TestChunkVerifyAllocs(t *testing.T) {
+	seed, err := s3sig.NewChunkSeed("secret", []byte("20130524T000000Z"), "us-east-1", make([]byte, 64))
+	if err == nil {
+		t.Fatal("a seed signature of NUL bytes must not parse")
+	}
+	seed, err = s3sig.NewChunkSeed("secret", []byte("20130524T000000Z"), "us-east-1", []byte("4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c, v s3sig.ChunkVerifier
+	data := make([]byte, 64<<10)
+	sig := make([]byte, 0, 64)
+	c.Reset(&seed)
+	v.Reset(&seed)
+	if n := testing.AllocsPerRun(100, func() {
+		sig = c.SignChunk(sig[:0], data)
+		if err := v.VerifyChunk(data, sig); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Fatalf("SignChunk+VerifyChunk: %v allocs; want 0", n)
+	}
+}

@@ -26,6 +26,13 @@
 // separate internal steps so that presigned URLs (X-Amz-* query parameters)
 // and aws-chunked chunk signatures can reuse them.
 //
+// Signed aws-chunked bodies ("Transferring Payload in Multiple Chunks",
+// chunk.go): Signer.VerifyStreaming verifies the header signature (the seed)
+// and fills a ChunkSeed — the signing key, date, scope and seed signature, in
+// unexported fields — from which a ChunkVerifier checks each chunk's and the
+// trailer's chained signature in constant time, allocation-free. The key in a
+// ChunkSeed never enters the KeyCache by another way than Verify's.
+//
 // The package imports only the standard library, never logs, and returns
 // errors that wrap the sentinels of errors.go. No error text contains a secret
 // or a signature.

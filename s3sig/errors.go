@@ -42,6 +42,7 @@ func wrap(err error, detail string) error { return &detailError{err: err, detail
 
 var (
 	errDateMalformed       = wrap(ErrMissingDate, "x-amz-date is not yyyymmddThhmmssZ")
+	errChunkSignature      = wrap(ErrSignatureDoesNotMatch, "chunk or trailer signature")
 	errAuthEmpty           = wrap(ErrAuthorizationHeaderMalformed, "empty value")
 	errAuthNoFields        = wrap(ErrAuthorizationHeaderMalformed, "no Credential, SignedHeaders, Signature")
 	errAuthField           = wrap(ErrAuthorizationHeaderMalformed, "component is not Credential=, SignedHeaders= or Signature=")

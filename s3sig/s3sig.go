@@ -139,42 +139,48 @@ func (s *Signer) Sign(dst []byte, req *Request, cred Credentials, amzDate []byte
 // req, a and amzDate are not retained. Verify allocates only to grow the
 // Signer's buffers and on a KeyCache miss.
 func (s *Signer) Verify(req *Request, a *Authorization, secret string, amzDate []byte, now time.Time) error {
+	_, err := s.verify(req, a, secret, amzDate, now)
+	return err
+}
+
+// verify is Verify, returning the signing key the signature verified with.
+func (s *Signer) verify(req *Request, a *Authorization, secret string, amzDate []byte, now time.Time) (key [sha256.Size]byte, err error) {
 	t, err := ParseAmzDate(amzDate)
 	if err != nil {
-		return err
+		return key, err
 	}
 	if d := now.Sub(t); d > MaxSkew || d < -MaxSkew {
-		return ErrRequestTimeTooSkewed
+		return key, ErrRequestTimeTooSkewed
 	}
 	if !bytes.Equal(a.Date, amzDate[:8]) {
-		return errScopeDate
+		return key, errScopeDate
 	}
 	if string(a.Service) != "s3" {
-		return errScopeService
+		return key, errScopeService
 	}
 	if !validSignedHeaders(a.SignedHeaders) {
-		return errAuthSignedHeaders
+		return key, errAuthSignedHeaders
 	}
 	if !listHas(a.SignedHeaders, "host") {
-		return errHostNotSigned
+		return key, errHostNotSigned
 	}
 	var sent [sha256.Size]byte
 	if !decodeHex(sent[:], a.Signature) {
-		return errAuthSignature
+		return key, errAuthSignature
 	}
 	if err := s.canonicalForVerify(req, a.SignedHeaders); err != nil {
-		return err
+		return key, err
 	}
 	// The derived key is cached only once a signature made with it verified: a client that knows
 	// an access key id but not its secret cannot fill the cache with keys for made-up regions.
 	sig, key, cached := signatureKey(s, secret, amzDate, a.Date, a.Region, a.Service)
 	if subtle.ConstantTimeCompare(sig[:], sent[:]) != 1 {
-		return ErrSignatureDoesNotMatch
+		return [sha256.Size]byte{}, ErrSignatureDoesNotMatch
 	}
 	if !cached {
 		s.keyCache().store(s.lk, key)
 	}
-	return nil
+	return key, nil
 }
 
 // signature computes the signature of the canonical request in s.creq: the

@@ -26,6 +26,7 @@ func run() int {
 		cfg      loadgen.Config
 		size     = flag.String("size", "1MiB", "object size (4KiB, 1MiB, 64MiB, 1GiB or bytes)")
 		unsigned = flag.Bool("unsigned", false, "send no Authorization header (buckets with auth: none)")
+		chunks   = flag.Bool("signed-chunks", false, "send bodies as signed aws-chunked (STREAMING-AWS4-HMAC-SHA256-PAYLOAD, 64 KiB chunks), as minio-go does")
 		idle     = flag.Int("idle", 0, "open this many idle keep-alive connections instead of a load run")
 		hold     = flag.Duration("hold", 10*time.Second, "with -idle: how long to keep the connections idle")
 		mkbucket = flag.Bool("mkbucket", false, "create the bucket with a signed CreateBucket and exit")
@@ -47,7 +48,7 @@ func run() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	cfg.Size, cfg.Sign = n, !*unsigned
+	cfg.Size, cfg.Sign, cfg.SignedChunks = n, !*unsigned, *chunks
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	enc := json.NewEncoder(os.Stdout)

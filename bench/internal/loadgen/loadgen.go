@@ -51,6 +51,9 @@ type Config struct {
 	Region string // default us-east-1
 	// Timeout bounds one request in count mode; default 10 minutes.
 	Timeout time.Duration
+	// SignedChunks sends each body as minio-go does over http: aws-chunked, 64 KiB chunks each
+	// signed (STREAMING-AWS4-HMAC-SHA256-PAYLOAD, chained from the header's signature). Needs Sign.
+	SignedChunks bool
 }
 
 // Result is what a run measured. Latencies are in milliseconds, of completed requests (0 when none completed), from the
@@ -93,6 +96,9 @@ func (c *Config) defaults() error {
 	if c.Timeout <= 0 {
 		c.Timeout = 10 * time.Minute
 	}
+	if c.SignedChunks && !c.Sign {
+		return errors.New("loadgen: SignedChunks needs Sign")
+	}
 	return nil
 }
 
@@ -101,6 +107,7 @@ func (c *Config) defaults() error {
 type body struct {
 	mem  []byte
 	path string
+	sums [][32]byte // SHA-256 of mem's 64 KiB chunks (signed-chunk mode)
 }
 
 func newBody(size int64) (*body, error) {
@@ -199,6 +206,9 @@ var errStatus = errors.New("loadgen: non-2xx answer")
 // put sends one PutObject on the open connection and reads the answer. It returns whether the
 // connection may be reused. Body bytes written are added to w.bytes even when it fails.
 func (w *conn) put(now time.Time) (reuse bool, err error) {
+	if w.cfg.SignedChunks {
+		return w.putSignedChunks(now)
+	}
 	w.head = w.head[:0]
 	w.head = append(w.head, "PUT "...)
 	w.head = append(w.head, w.key...)
@@ -340,6 +350,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, err
 	}
 	defer b.remove()
+	if cfg.SignedChunks {
+		b.chunkSums() // once, before the connections share b
+	}
 	keys := s3sig.NewKeyCache(0)
 	conns := make([]*conn, cfg.Conns)
 	for i := range conns {
