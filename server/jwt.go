@@ -182,3 +182,12 @@ func (c *Config) CheckWarnings() []string {
 	r.auths = auths
 	return r.ready()
 }
+
+// jwtRouteAuth describes a bucket's authentication for -check's route lines: "jwt" or
+// "sigv4 or jwt".
+func jwtRouteAuth(a AuthConfig) string {
+	if len(a.SigV4.Credentials) > 0 {
+		return "sigv4 or jwt"
+	}
+	return "jwt"
+}
