@@ -257,8 +257,7 @@ func (v *Verifier) Ready() error {
 	if v.cfg.JWKSURL == "" {
 		return nil
 	}
-	ks := v.keys.Load()
-	if ks != nil && v.cfg.Now().Sub(ks.fetched) <= v.cfg.MaxKeyAge {
+	if v.keysCurrent(v.cfg.Now()) {
 		return nil // possibly after failed refreshes: cached keys are served until MaxKeyAge
 	}
 	if fe := v.lastErr.Load(); fe != nil {

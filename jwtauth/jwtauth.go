@@ -60,13 +60,13 @@ type Config struct {
 // Verifier verifies tokens. Create it with New; with a JWKSURL, call Run (or Refresh) so it has
 // keys. Its methods are safe for concurrent use.
 type Verifier struct {
-	cfg     Config
-	parser  *jwt.Parser
-	static  crypto.PublicKey           // from PublicKeyPEM, or nil
-	keys    atomic.Pointer[keySet]     // from JWKSURL, nil until the first fetch succeeded
-	kick    chan struct{}              // asks the refresher for an early fetch
-	lastKic atomic.Int64               // unix nanoseconds of the last unknown-kid kick
-	lastErr atomic.Pointer[fetchError] // the last fetch's failure, nil after a success
+	cfg      Config
+	parser   *jwt.Parser
+	static   crypto.PublicKey           // from PublicKeyPEM, or nil
+	keys     atomic.Pointer[keySet]     // from JWKSURL, nil until the first fetch succeeded
+	kick     chan struct{}              // asks the refresher for an early fetch
+	lastKick atomic.Int64               // unix nanoseconds of the last unknown-kid kick
+	lastErr  atomic.Pointer[fetchError] // the last fetch's failure, nil after a success
 
 	mu    sync.Mutex
 	cache map[[sha256.Size]byte]cached
@@ -76,6 +76,7 @@ type cached struct {
 	sub    string
 	claims map[string]any
 	exp    time.Time
+	jwks   bool // verified with a JWKS key: used only while the key set is current
 }
 
 type fetchError struct{ err error }
@@ -204,7 +205,7 @@ func (v *Verifier) VerifyToken(token []byte) (sub string, claims map[string]any,
 		v.mu.Lock()
 		c, ok := v.cache[sum]
 		v.mu.Unlock()
-		if ok && now.Before(c.exp) {
+		if ok && now.Before(c.exp) && (!c.jwks || v.keysCurrent(now)) {
 			return c.sub, c.claims, nil
 		}
 	}
@@ -222,7 +223,7 @@ func (v *Verifier) VerifyToken(token []byte) (sub string, claims map[string]any,
 		return "", nil, ErrMissingExp
 	}
 	if v.cfg.CacheSize > 0 {
-		v.put(sum, cached{sub: sub, claims: mc, exp: exp.Time})
+		v.put(sum, cached{sub: sub, claims: mc, exp: exp.Time, jwks: v.static == nil && !strings.HasPrefix(tok.Method.Alg(), "HS")})
 	}
 	return sub, mc, nil
 }
@@ -302,7 +303,7 @@ func (v *Verifier) keyFor(t *jwt.Token) (any, error) {
 		k = v.static
 	} else {
 		ks := v.keys.Load()
-		if ks == nil || v.cfg.Now().Sub(ks.fetched) > v.cfg.MaxKeyAge {
+		if !v.keysCurrent(v.cfg.Now()) {
 			return nil, ErrNoKeys
 		}
 		kid, _ := t.Header["kid"].(string)
@@ -338,12 +339,18 @@ func keyFits(alg string, key crypto.PublicKey) bool {
 // kickRefresh asks the refresher for an early fetch, at most once per MinRefreshInterval.
 func (v *Verifier) kickRefresh() {
 	now := v.cfg.Now().UnixNano()
-	last := v.lastKic.Load()
-	if now-last < int64(v.cfg.MinRefreshInterval) || !v.lastKic.CompareAndSwap(last, now) {
+	last := v.lastKick.Load()
+	if now-last < int64(v.cfg.MinRefreshInterval) || !v.lastKick.CompareAndSwap(last, now) {
 		return
 	}
 	select {
 	case v.kick <- struct{}{}:
 	default:
 	}
+}
+
+// keysCurrent reports whether a JWKS was fetched within MaxKeyAge of now.
+func (v *Verifier) keysCurrent(now time.Time) bool {
+	ks := v.keys.Load()
+	return ks != nil && now.Sub(ks.fetched) <= v.cfg.MaxKeyAge
 }

@@ -3,6 +3,7 @@ package jwtauth_test
 import (
 	"context"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
@@ -213,13 +214,13 @@ func TestJWKSRotation(t *testing.T) {
 	clock.Add(int64(11 * time.Second))
 	_, _, _ = v.VerifyToken([]byte(sign(t, jwt.SigningMethodES256, k2, "again", claims())))
 	waitFor(t, func() bool { return s.fetches.Load() > n })
-	t3 := sign(t, jwt.SigningMethodES256, k2, "k2", claims("jti", "3"))
+	t3 := sign(t, jwt.SigningMethodES256, k2, "k2", claims("exp", now.Add(5*time.Hour).Unix()))
 	if _, _, err := v.VerifyToken([]byte(t3)); err != nil {
 		t.Fatalf("cached keys while the JWKS fails: %v", err)
 	}
 	clock.Add(int64(2 * time.Hour))
-	if _, _, err := v.VerifyToken([]byte(t3)); !errors.Is(err, jwtauth.ErrNoKeys) && !errors.Is(err, jwtauth.ErrExpired) {
-		t.Fatalf("after MaxKeyAge: %v; want ErrNoKeys", err)
+	if _, _, err := v.VerifyToken([]byte(t3)); !errors.Is(err, jwtauth.ErrNoKeys) {
+		t.Fatalf("after MaxKeyAge (a token verified, and cached, before): %v; want ErrNoKeys", err)
 	}
 	if v.Ready() == nil {
 		t.Fatal("Ready after MaxKeyAge with a failing JWKS = nil")
@@ -256,3 +257,50 @@ func waitFor(t *testing.T, cond func() bool) {
 }
 
 func itoa(i int) string { return string(rune('a' + i)) }
+
+// Every asymmetric family verifies through a JWKS (RSA, EC P-384, OKP Ed25519) and through a
+// PEM key; a key whose JWK alg differs from the token's is not used.
+func TestAlgorithms(t *testing.T) {
+	rk, _ := rsa.GenerateKey(rand.Reader, 2048)
+	ek, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	epub, _ := ek.PublicKey.Bytes()
+	opub, ok, _ := ed25519.GenerateKey(rand.Reader)
+	s := startJWKS(t)
+	rj := rsaJWK("rsa", rk)
+	rj["alg"] = "PS256"
+	s.set(false, rj,
+		map[string]string{"kty": "EC", "kid": "p384", "crv": "P-384", "x": b64(epub[1:49]), "y": b64(epub[49:])},
+		map[string]string{"kty": "OKP", "kid": "ed", "crv": "Ed25519", "x": b64(opub)},
+		map[string]string{"kty": "oct", "kid": "sym", "k": b64(secret)})
+	v := newVerifier(t, jwtauth.Config{Algorithms: []string{"PS256", "RS384", "ES384", "EdDSA"}, JWKSURL: s.URL})
+	if err := v.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		m    jwt.SigningMethod
+		key  any
+		kid  string
+		want error
+	}{
+		{"PS256", jwt.SigningMethodPS256, rk, "rsa", nil},
+		{"RS384 with a key marked PS256", jwt.SigningMethodRS384, rk, "rsa", jwtauth.ErrKeyType},
+		{"ES384", jwt.SigningMethodES384, ek, "p384", nil},
+		{"EdDSA", jwt.SigningMethodEdDSA, ok, "ed", nil},
+		{"ES384 naming the Ed25519 key", jwt.SigningMethodES384, ek, "ed", jwtauth.ErrKeyType},
+		{"oct keys in a JWKS are ignored", jwt.SigningMethodEdDSA, ok, "sym", jwtauth.ErrUnknownKey},
+	} {
+		_, _, err := v.VerifyToken([]byte(sign(t, c.m, c.key, c.kid, claims())))
+		if !errors.Is(err, c.want) || (c.want == nil) != (err == nil) {
+			t.Errorf("%s: %v; want %v", c.name, err, c.want)
+		}
+	}
+	der, _ := x509.MarshalPKIXPublicKey(opub)
+	pv := newVerifier(t, jwtauth.Config{Algorithms: []string{"EdDSA"}, PublicKeyPEM: pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})})
+	if _, _, err := pv.VerifyToken([]byte(sign(t, jwt.SigningMethodEdDSA, ok, "any", claims()))); err != nil {
+		t.Errorf("EdDSA with a PEM key: %v", err)
+	}
+	if err := pv.Ready(); err != nil {
+		t.Errorf("Ready with a static key: %v", err)
+	}
+}
