@@ -2,6 +2,8 @@ package engine
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/mizuchi/uploadr/s3sig"
@@ -44,44 +46,24 @@ type TokenVerifier interface {
 	VerifyToken(token []byte) (subject string, claims map[string]any, err error)
 }
 
-// ErrNoToken is what a TokenAuthenticator returns for a request that carries no token: on a
-// bucket that also has Credentials the request is then authenticated by SigV4, else it is
-// answered with this error.
-var ErrNoToken = &Error{"AccessDenied", 403, "Anonymous access is not allowed: send a bearer token"}
-
-var errEmptyToken = &Error{"AccessDenied", 403, "Invalid token: the token is empty"}
-
-var errDuplicateToken = &Error{"InvalidArgument", 400, "More than one bearer token in the request"}
-
-// ValidateTokenSources reports the first problem in sources, naming the source by its index.
+// ValidateTokenSources reports the first problem in sources.
 func ValidateTokenSources(sources []TokenSource) error {
 	if len(sources) == 0 {
-		return errorString("token sources: at least one is required")
+		return errors.New("token_sources: at least one is required")
 	}
 	for _, s := range sources {
 		switch {
 		case s.Header != "" && s.Query != "":
-			return errorString("token source: set header or query, not both")
+			return errors.New("token_sources: set header or query, not both")
 		case s.Header != "" && !strings.EqualFold(s.Header, "authorization"):
-			return errorString("token source header " + quoteBounded(s.Header) + ": only Authorization (another header would go upstream with the token)")
+			return fmt.Errorf("token_sources: header %.64q: only Authorization (another header would go upstream with the token)", s.Header)
 		case s.Query != "" && (isRouteParam(s.Query) || strings.HasPrefix(strings.ToLower(s.Query), "x-amz-")):
-			return errorString("token source query " + quoteBounded(s.Query) + ": an S3 parameter")
+			return fmt.Errorf("token_sources: query %.64q is an S3 parameter", s.Query)
 		case s.Header == "" && s.Query == "":
-			return errorString("token source: set header or query")
+			return errors.New("token_sources: set header or query")
 		}
 	}
 	return nil
-}
-
-type errorString string
-
-func (e errorString) Error() string { return string(e) }
-
-func quoteBounded(s string) string {
-	if len(s) > 64 {
-		s = s[:64] + "…"
-	}
-	return `"` + s + `"`
 }
 
 func isRouteParam(k string) bool {
