@@ -153,3 +153,36 @@ func TestJWKSReadinessAndCheck(t *testing.T) {
 	r.start(jwtAuthenticators(o)) // a reload: the new buckets' refreshers replace the old ones
 	waitFor(t, func() bool { return len(r.ready()) == 0 })
 }
+
+// A reload fetches the new buckets' JWKS before they take requests and replaces the refreshers.
+func TestJWTReload(t *testing.T) {
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	pub, _ := k.PublicKey.Bytes()
+	enc := base64.RawURLEncoding.EncodeToString
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintf(w, `{"keys":[{"kty":"EC","kid":"a","crv":"P-256","x":%q,"y":%q}]}`, enc(pub[1:33]), enc(pub[33:]))
+	}))
+	defer srv.Close()
+	if _, err := jwtConfig(t, `public_key_file: /dev/null`); err == nil || !strings.Contains(err.Error(), "no PEM block") {
+		t.Fatalf("an empty public key file: %v", err)
+	}
+	c, err := ParseConfig([]byte(sample), env(sampleEnv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Normalize()
+	s, err := New(c, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.jwks.stop()
+	if bad := s.jwks.ready(); len(bad) != 0 {
+		t.Fatalf("no jwt bucket: %q", bad)
+	}
+	if err := s.Reload(func() (*Config, error) { return jwtConfig(t, `jwks_url: "`+srv.URL+`"`) }); err != nil {
+		t.Fatal(err)
+	}
+	if bad := s.jwks.ready(); len(bad) != 0 {
+		t.Fatalf("after a reload to a jwt bucket with a live JWKS: %q", bad)
+	}
+}
