@@ -71,6 +71,9 @@ func jwtAuth(b BucketConfig, eb *engine.Bucket) error {
 		if err != nil {
 			return fmt.Errorf("bucket %q: auth.jwt.public_key_file: %w", b.Name, err)
 		}
+		if len(pem) == 0 {
+			return fmt.Errorf("bucket %q: auth.jwt.public_key_file %s is empty", b.Name, j.PublicKeyFile)
+		}
 		cfg.PublicKeyPEM = pem
 	}
 	v, err := jwtauth.New(cfg)

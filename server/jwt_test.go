@@ -163,7 +163,7 @@ func TestJWTReload(t *testing.T) {
 		fmt.Fprintf(w, `{"keys":[{"kty":"EC","kid":"a","crv":"P-256","x":%q,"y":%q}]}`, enc(pub[1:33]), enc(pub[33:]))
 	}))
 	defer srv.Close()
-	if _, err := jwtConfig(t, `public_key_file: /dev/null`); err == nil || !strings.Contains(err.Error(), "public_key_file") {
+	if _, err := jwtConfig(t, `public_key_file: /dev/null`); err == nil || !strings.Contains(err.Error(), "public_key_file /dev/null is empty") {
 		t.Fatalf("an empty public key file: %v", err)
 	}
 	c, err := ParseConfig([]byte(sample), env(sampleEnv))
