@@ -156,15 +156,22 @@ func (e *Engine) buildTable(bs []Bucket) *bucketTable {
 	return t
 }
 
-// authenticatorFor returns the bucket's Authenticator: its own, else `auth: none`, else SigV4
-// against its client credentials.
+// authenticatorFor returns the bucket's Authenticator: its own (with Credentials too: its own for
+// requests carrying a token, SigV4 for the others), else `auth: none`, else SigV4 against its
+// client credentials.
 func (e *Engine) authenticatorFor(b Bucket) Authenticator {
 	switch {
+	case b.Authenticator != nil && len(b.Credentials) > 0:
+		return &eitherAuth{token: b.Authenticator, sigv4: e.sigv4For(b)} // auth_token.go
 	case b.Authenticator != nil:
 		return b.Authenticator
 	case b.AuthNone:
 		return noneAuth{}
 	}
+	return e.sigv4For(b)
+}
+
+func (e *Engine) sigv4For(b Bucket) *sigv4Auth {
 	regions := b.SigningRegions
 	if len(regions) == 0 {
 		regions = []string{b.Upstream.Region}

@@ -87,6 +87,17 @@ var (
 	errPresignedHoisted    = &s3Error{"InvalidRequest", 400, "x-amz-* query parameters other than X-Amz-Algorithm, -Credential, -Date, -Expires, -SignedHeaders, -Signature, -Security-Token and X-Amz-Sdk-Checksum-Algorithm (headers hoisted into a presigned URL, such as x-amz-checksum-crc32 or x-amz-meta-*) are not supported by this proxy: presign them as signed headers"}
 )
 
+// The rows of bearer-token authentication (auth_token.go). A refused token is answered 403
+// AccessDenied "Invalid token: <the verifier's reason>", made per refusal.
+var (
+	// ErrNoToken is what a TokenAuthenticator returns for a request that carries no token: on a
+	// bucket that also has Credentials the request is then authenticated by SigV4, else it is
+	// answered with this error.
+	ErrNoToken        = &Error{"AccessDenied", 403, "Anonymous access is not allowed: send a bearer token"}
+	errEmptyToken     = &s3Error{"AccessDenied", 403, "Invalid token: the token is empty"}
+	errDuplicateToken = &s3Error{"InvalidArgument", 400, "More than one bearer token in the request"}
+)
+
 // wrongRegion is errWrongRegion with S3's message: "The authorization header is malformed; the
 // region 'got' is wrong; expecting 'want'". got is the client's scope region, quoted only when it
 // looks like a region (isRegion: bounded, no markup). It allocates: refusals only.

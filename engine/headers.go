@@ -156,8 +156,8 @@ func unsignedHeader(h *Head, signed []byte) bool {
 // parses; should it not, the result is empty but not nil, and forwardHeader passes only the
 // headers S3 accepts unsigned. It runs on the loop while buf is valid and does not allocate.
 func (st *connState) signedHeaders(b *bucketState, buf []byte) []byte {
-	if _, ok := b.auth.(*sigv4Auth); !ok {
-		return nil // no SigV4 signature: auth none, or an Authenticator of the operator's
+	if !sigv4Signed(b.auth, st) {
+		return nil // no SigV4 signature: auth none, a bearer token, or an Authenticator of the operator's
 	}
 	if s := st.signed; s[1] > s[0] && int(s[1]) <= len(buf) {
 		return buf[s[0]:s[1]] // noted by authentication

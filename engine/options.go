@@ -106,8 +106,9 @@ type Bucket struct {
 	AuthNone bool
 	// Credentials maps client access keys to their secrets (SigV4).
 	Credentials map[string]string
-	// Authenticator, when set, authenticates the bucket's clients instead of AuthNone and
-	// Credentials (see Authenticator).
+	// Authenticator, when set, authenticates the bucket's clients instead of AuthNone. With
+	// Credentials set too, the bucket accepts either: requests for which the Authenticator
+	// returns ErrNoToken are authenticated by SigV4 against Credentials (TokenAuthenticator).
 	Authenticator Authenticator
 	// Authorizer, when set, decides on every authenticated request before its body moves (see
 	// Authorizer); nil allows every authenticated request.

@@ -96,10 +96,11 @@ type S3Config struct {
 	CAFile    string `yaml:"ca_file"` // PEM bundle for an https endpoint; default: system roots
 }
 
-// AuthConfig is either the scalar "none" or a mapping with sigv4 credentials.
+// AuthConfig is either the scalar "none" or a mapping with sigv4 credentials and/or a jwt block.
 type AuthConfig struct {
 	None  bool
 	SigV4 SigV4Config `yaml:"sigv4"`
+	JWT   *JWTConfig  `yaml:"jwt"` // bearer tokens, beside or instead of sigv4 (jwt.go)
 }
 
 // SigV4Config lists client credentials and the regions their signatures may name.
@@ -122,7 +123,7 @@ type UploadConfig struct {
 	AutoChunk          *bool    `yaml:"auto_chunk"`          // default true; false: PutObjects go up whole (<= 5 GiB)
 }
 
-// UnmarshalYAML accepts `auth: none` or `auth: {sigv4: {...}}`.
+// UnmarshalYAML accepts `auth: none` or `auth: {sigv4: {...}, jwt: {...}}`.
 func (a *AuthConfig) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind == yaml.ScalarNode {
 		if n.Value == "none" {
@@ -133,12 +134,13 @@ func (a *AuthConfig) UnmarshalYAML(n *yaml.Node) error {
 	}
 	type plain struct {
 		SigV4 SigV4Config `yaml:"sigv4"`
+		JWT   *JWTConfig  `yaml:"jwt"`
 	}
 	var p plain
 	if err := n.Decode(&p); err != nil {
 		return err
 	}
-	a.SigV4 = p.SigV4
+	a.SigV4, a.JWT = p.SigV4, p.JWT
 	return nil
 }
 

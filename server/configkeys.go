@@ -62,7 +62,7 @@ func unknownKeys(n *yaml.Node, t reflect.Type, path string) []error {
 }
 
 // authFields are the keys of an auth mapping (AuthConfig.None comes from the scalar form only).
-var authFields = map[string]reflect.Type{"sigv4": reflect.TypeOf(SigV4Config{})}
+var authFields = map[string]reflect.Type{"sigv4": reflect.TypeOf(SigV4Config{}), "jwt": reflect.TypeOf(JWTConfig{})}
 
 // yamlFields maps the YAML keys of struct type t to their field types, as yaml.v3 names them: the
 // tag's name, else the lowercased field name; "-" and unexported fields are skipped.

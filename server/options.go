@@ -275,6 +275,9 @@ func (c *Config) EngineOptions(logger, access *slog.Logger) (engine.Options, err
 				eb.Credentials[cr.AccessKey] = cr.SecretKey
 			}
 		}
+		if err := jwtAuth(b, &eb); err != nil { // jwt.go
+			return o, err
+		}
 		if eb.Name == "" {
 			eb.Name = b.Name
 		}

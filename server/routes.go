@@ -22,6 +22,9 @@ func (c *Config) Routes() []string {
 		if b.Auth.None {
 			auth = "none"
 		}
+		if b.Auth.JWT != nil {
+			auth = jwtRouteAuth(b.Auth)
+		}
 		if name == engine.WildcardBucket {
 			wild = true
 			out = append(out, fmt.Sprintf("bucket *: any other bucket name B (a valid S3 bucket name, else 400 InvalidBucketName) -> bucket B at %s (auth %s; named buckets take precedence)",

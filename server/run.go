@@ -9,6 +9,7 @@ import (
 	"net"
 	"reflect"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,6 +65,7 @@ type Server struct {
 	eng    *engine.Engine
 	access *AccessWriter // nil without an access log
 	probe  *prober
+	jwks   *jwksRunner // the JWKS refreshers of auth.jwt buckets (jwt.go)
 
 	mu  sync.Mutex // guards cfg (Reload)
 	cfg *Config
@@ -94,6 +96,7 @@ func New(cfg *Config, log *slog.Logger, access io.Writer) (*Server, error) {
 	if s.eng, err = engine.New(opts); err != nil {
 		return nil, err
 	}
+	s.jwks = &jwksRunner{log: log, auths: jwtAuthenticators(opts)}
 	s.probe.setEndpoints(endpoints(cfg))
 	return s, nil
 }
@@ -133,6 +136,8 @@ func (s *Server) Run(ctx context.Context) error {
 	pctx, stopProbe := context.WithCancel(context.Background())
 	defer stopProbe()
 	go s.probe.run(pctx)
+	s.jwks.start(s.jwks.auths)
+	defer s.jwks.stop()
 
 	errc := make(chan error, 1)
 	go func() { errc <- s.eng.Run(context.Background()) }()
@@ -195,7 +200,8 @@ func (s *Server) config() *Config {
 }
 
 // Ready reports whether the proxy should receive traffic: the engine listens, no drain started and
-// every upstream endpoint answered its last connect probe. If not, the reason.
+// every upstream endpoint answered its last connect probe, and every auth.jwt JWKS has current
+// keys. If not, the reason.
 func (s *Server) Ready() (bool, string) {
 	if s.draining.Load() {
 		return false, "draining"
@@ -203,7 +209,11 @@ func (s *Server) Ready() (bool, string) {
 	if !s.eng.Ready() {
 		return false, "not listening"
 	}
-	return s.probe.ready()
+	ok, why := s.probe.ready()
+	if bad := s.jwks.ready(); len(bad) > 0 {
+		ok, why = false, strings.TrimPrefix(why+"\n"+strings.Join(bad, "\n"), "\n")
+	}
+	return ok, why
 }
 
 // Reload replaces the bucket configuration with what load returns (SIGHUP). A load or validation
@@ -215,7 +225,10 @@ func (s *Server) Reload(load func() (*Config, error)) error {
 	if err == nil {
 		var opts engine.Options
 		if opts, err = next.EngineOptions(nil, nil); err == nil {
-			err = s.eng.UpdateBuckets(opts.Buckets)
+			s.jwks.prime(jwtAuthenticators(opts)) // the new buckets' keys before they take requests
+			if err = s.eng.UpdateBuckets(opts.Buckets); err == nil {
+				s.jwks.start(jwtAuthenticators(opts))
+			}
 		}
 	}
 	if err != nil {

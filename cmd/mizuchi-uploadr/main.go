@@ -67,6 +67,9 @@ Flags override the configuration file (its key in parentheses):
 		for _, l := range cfg.Routes() {
 			fmt.Fprintln(stdout, "  "+l)
 		}
+		for _, w := range cfg.CheckWarnings() { // an unreachable JWKS: a warning, not an error
+			fmt.Fprintln(stdout, "warning: "+w)
+		}
 		return 0
 	}
 	log, err := server.NewLogger(cfg.Log, stderr)
