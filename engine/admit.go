@@ -41,10 +41,13 @@ type decision struct {
 	size      int64     // object bytes the body carries: x-amz-decoded-content-length for aws-chunked
 	principal Principal // who the request was authenticated as
 	signed    [2]int32  // SigV4: where the SignedHeaders list sits in the head's buffer
+	// noOverwrite: the bucket policy makes the upstream write conditional (If-None-Match: *).
+	noOverwrite bool
 }
 
 // admit decides what a complete request head becomes. It is pure: no gnet, no I/O, no logging and
-// no metrics (the caller counts what it decided); the only state it touches is the bucket table
+// no metrics (the caller counts what it decided); the bucket's policy (policy.go) runs right after
+// authentication; the only state it touches is the bucket table
 // (and its "*" entry's name cache) and the SigV4 derived-key cache. It allocates nothing for an accepted request with a warm key
 // cache. The checks run cheapest first and all before authentication, so a refused body is never
 // read and a client cannot make the proxy verify a signature for a request it would refuse anyway.
@@ -88,6 +91,11 @@ func (e *Engine) admit(h *Head) (d decision) {
 	}
 	d.principal = p
 	d.signed = h.signed
+	if b.policy != nil {
+		if s3err := checkPolicy(b.policy, h, &d); s3err != nil {
+			return refusal(d, s3err)
+		}
+	}
 	switch {
 	case rt.op == opPutObject && b.autoChunks(d.bodyLen):
 		d.verdict = verdictAutoChunk

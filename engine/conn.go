@@ -83,14 +83,16 @@ type connState struct {
 	bodyLen   int64
 	principal Principal
 	signed    [2]int32 // SigV4: the SignedHeaders list's span in the head's buffer
-	keepAlive bool
-	expect100 bool
-	sentCont  bool
-	isHead    bool     // the request is a HEAD: answers carry no body
-	head      Head     // the view admit and Authenticators see (here, not on the stack: it escapes)
-	pending   decision // phaseAwait: what the request becomes when the Authorizer allows
-	budget    int64    // Complete body bytes reserved from the engine's budget
-	drainLeft int64    // phaseDrain: body bytes still to discard
+	// noOverwrite: send If-None-Match: * upstream (bucket policy no_overwrite)
+	noOverwrite bool
+	keepAlive   bool
+	expect100   bool
+	sentCont    bool
+	isHead      bool     // the request is a HEAD: answers carry no body
+	head        Head     // the view admit and Authenticators see (here, not on the stack: it escapes)
+	pending     decision // phaseAwait: what the request becomes when the Authorizer allows
+	budget      int64    // Complete body bytes reserved from the engine's budget
+	drainLeft   int64    // phaseDrain: body bytes still to discard
 
 	loop    *loopState // the event loop's in-loop upstream state, once used
 	reqID   [16]byte
@@ -106,6 +108,7 @@ func (st *connState) toHead(now int64) {
 	st.bodyLen = 0
 	st.principal = Principal{}
 	st.signed = [2]int32{}
+	st.noOverwrite = false
 	st.pending = decision{}
 	st.sentCont = false
 	st.headSince.Store(0)
@@ -332,6 +335,7 @@ func (e *Engine) onHead(c gnet.Conn, st *connState, buf []byte) (gnet.Action, bo
 // act carries out a decision on the loop.
 func (e *Engine) act(c gnet.Conn, st *connState, buf []byte, d *decision) (gnet.Action, bool) {
 	st.rt, st.bodyLen, st.principal, st.signed = d.rt, d.bodyLen, d.principal, d.signed
+	st.noOverwrite = d.noOverwrite
 	switch d.verdict {
 	case verdictRefuse:
 		return e.refuseRequest(c, st, buf, d.err), true

@@ -58,6 +58,7 @@ func (e *Engine) prepare(j *job, st *connState, buf []byte) error {
 		j.out = j.out[:0]
 		j.headLen = 0
 		j.total = st.bodyLen
+		j.noOverwrite = st.noOverwrite
 	} else if err := e.buildUpstreamHead(j, st, j.bucket, buf); err != nil {
 		return err
 	}
