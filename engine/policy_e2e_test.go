@@ -246,3 +246,30 @@ func want412(t *testing.T, resp *http.Response, body []byte) {
 		t.Errorf("got %d %s; want 412 PreconditionFailed", resp.StatusCode, body)
 	}
 }
+
+// The net.Listener transport (Engine.Serve) applies the same policy: a refusal on the head, and
+// no_overwrite on inline, streamed and auto-chunked PutObjects.
+func TestPolicyServeNetListener(t *testing.T) {
+	p := startProxy(t)
+	if err := lastEngine.UpdateBuckets(policyBuckets(t, p, 16<<20, 5<<20)); err != nil {
+		t.Fatal(err)
+	}
+	q := serveOn(t, lastEngine, p)
+	r := rawReq{Method: "PUT", Path: "/" + q.Bucket + "/users/other/a.png", Header: http.Header{"Content-Type": {"image/png"}}, Body: []byte("x")}
+	resp, b := q.do(t, r.bytes(t, q.Addr))
+	wantS3Error(t, resp, b, 403, "AccessDenied")
+	for _, size := range []int{10, 3 << 20, 6 << 20} {
+		key := "users/" + clientAK + "/serve-" + itoa(size) + ".png"
+		first := s3test.RandomBytes(size, 1)
+		r := rawReq{Method: "PUT", Path: "/" + q.Bucket + "/" + key, Header: http.Header{"Content-Type": {"image/png"}}, Body: first}
+		if resp, b := q.do(t, r.bytes(t, q.Addr)); resp.StatusCode != 200 {
+			t.Fatalf("first PUT (%d bytes): %d %s", size, resp.StatusCode, b)
+		}
+		r.Body = s3test.RandomBytes(size, 2)
+		resp, b := q.do(t, r.bytes(t, q.Addr))
+		want412(t, resp, b)
+		if got, _ := upstream.GetObject(t, p.UpBucket, key); !bytes.Equal(got, first) {
+			t.Fatalf("%s overwritten despite no_overwrite", key)
+		}
+	}
+}
