@@ -1,6 +1,8 @@
 package server
 
 import (
+	"errors"
+	"os"
 	"strings"
 	"testing"
 
@@ -137,5 +139,62 @@ func TestPolicyErrors(t *testing.T) {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("validation error does not mention %q:\n%v", w, err)
 		}
+	}
+}
+
+// The -policy-* flags give the config-less bucket one rule set; with -config they are refused.
+func TestPolicyFlags(t *testing.T) {
+	e := env(map[string]string{EnvUpstreamAccessKey: "uak", EnvUpstreamSecretKey: "usk", EnvClientAccessKey: "cak", EnvClientSecretKey: "csk"})
+	f := parseFlags(t, "-bucket", "up", "-upstream", "http://127.0.0.1:7070",
+		"-policy-max-object-size", "1MiB", "-policy-content-type", "image/*", "-policy-content-type", "application/pdf",
+		"-policy-key-template", "users/{principal}/*", "-policy-no-overwrite", "-policy-require-checksum", "crc32c",
+		"-policy-storage-class", "STANDARD", "-policy-max-parts", "5")
+	c, err := f.Config(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := c.EngineOptions(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol := o.Buckets[0].Policy
+	if pol == nil {
+		t.Fatal("no policy")
+	}
+	in := policy.Input{Op: policy.OpPutObject, Key: []byte("users/cak/a.pdf"), Principal: "cak", Size: 1 << 20,
+		ContentType: []byte("application/pdf"), Checksums: policy.CRC32C}
+	if r := pol.Check(&in); r.Violated != policy.RuleNone || !r.NoOverwrite {
+		t.Errorf("allowed put: %+v", r)
+	}
+	for _, mod := range []func(*policy.Input){
+		func(in *policy.Input) { in.Size++ },
+		func(in *policy.Input) { in.ContentType = []byte("text/plain") },
+		func(in *policy.Input) { in.Key = []byte("x") },
+		func(in *policy.Input) { in.Checksums = policy.SHA256 },
+		func(in *policy.Input) { in.StorageClass = []byte("GLACIER") },
+		func(in *policy.Input) { in.Op, in.PartNumber = policy.OpUploadPart, 6 },
+	} {
+		bad := in
+		mod(&bad)
+		if r := pol.Check(&bad); r.Violated == policy.RuleNone {
+			t.Errorf("%+v allowed", bad)
+		}
+	}
+	// Without -policy-* flags the bucket has no policy.
+	c, err = parseFlags(t, "-bucket", "up", "-upstream", "http://127.0.0.1:7070").Config(e)
+	if err != nil || len(c.Buckets[0].Policy) != 0 {
+		t.Errorf("policy without flags: %v %+v", err, c.Buckets[0].Policy)
+	}
+	// A bad flag value is named by the configuration check.
+	if _, err := parseFlags(t, "-bucket", "up", "-upstream", "http://127.0.0.1:7070", "-policy-require-checksum", "crc16").Config(e); err == nil ||
+		!strings.Contains(err.Error(), "crc16") {
+		t.Errorf("bad checksum flag: %v", err)
+	}
+	path := t.TempDir() + "/c.yaml"
+	if err := os.WriteFile(path, []byte(policyBucket), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parseFlags(t, "-config", path, "-policy-no-overwrite").Config(e); !errors.Is(err, errPolicyFlagsWithConfig) {
+		t.Errorf("-policy-* with -config: %v", err)
 	}
 }
