@@ -219,3 +219,23 @@ func TestRuleNames(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkCheck(b *testing.B) {
+	p, err := Compile([]RuleSet{
+		{When: When{Claims: map[string]string{"group": "admins"}}},
+		{MaxObjectSize: 100 << 20, AllowedContentTypes: []string{"image/*", "application/pdf"}, KeyTemplate: "users/{principal}/*",
+			RequireChecksum: []string{"crc32c", "sha256"}, AllowedStorageClasses: []string{"STANDARD"}, MaxParts: 1000, NoOverwrite: true},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := Input{Op: OpPutObject, Key: []byte("users/AKIDEXAMPLE/photos/2026/12/01/cat.jpg"), Size: 1 << 20, Principal: "AKIDEXAMPLE",
+		ContentType: []byte("image/jpeg"), Checksums: CRC32C}
+	b.SetBytes(int64(len(in.Key)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if r := p.Check(&in); r.Violated != RuleNone {
+			b.Fatal(r.Violated)
+		}
+	}
+}
