@@ -1,12 +1,15 @@
 package engine
 
 import (
+	"bytes"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mizuchi/uploadr/httpparse"
 	"github.com/mizuchi/uploadr/policy"
+	"github.com/mizuchi/uploadr/s3sig"
 )
 
 // Bucket policy in admit and in the upstream head, without a server.
@@ -167,4 +170,46 @@ func TestPolicyUpstreamHead(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzAdmitPolicy: hostile heads that pass authentication on "tok" as u1 (x-test-token: user)
+// are admitted only for keys under users/u1/, and no_overwrite is set only on admitted PutObject
+// and Complete.
+func FuzzAdmitPolicy(f *testing.F) {
+	e := newPolicyEngine(f)
+	for _, s := range [][3]string{
+		{"PUT", "/tok/users/u1/a.pdf", "Content-Length: 0\r\nContent-Type: application/pdf\r\nx-amz-content-sha256: " + emptySHA + "\r\n"},
+		{"PUT", "/tok/users/u1%2Fa.png", "Content-Length: 3\r\nContent-Type: image/png\r\nx-amz-checksum-crc32c: AAAAAA==\r\n"},
+		{"PUT", "/tok/users/u1/../u2/a.png", "Content-Length: 3\r\nContent-Type: image/png\r\nx-amz-checksum-crc32c: AAAAAA==\r\n"},
+		{"POST", "/tok/users/u1/a.png?uploadId=x", "Content-Length: 0\r\n"},
+		{"PUT", "/tok/users/u1/a.png?partNumber=2&uploadId=x", "Content-Length: 10\r\nx-amz-trailer: x-amz-checksum-crc32c\r\nContent-Encoding: aws-chunked\r\nx-amz-decoded-content-length: 5\r\nx-amz-content-sha256: STREAMING-UNSIGNED-PAYLOAD-TRAILER\r\n"},
+	} {
+		f.Add(s[0], s[1], s[2])
+	}
+	f.Fuzz(func(t *testing.T, method, target, headers string) {
+		b := []byte(method + " " + target + " HTTP/1.1\r\nHost: proxy.test\r\nx-test-token: user\r\n" + headers + "\r\n")
+		var p httpparse.Parser
+		req := new(httpparse.Request)
+		if p.Parse(b, e.limits, req) != nil {
+			return
+		}
+		h := Head{req: req, buf: b}
+		d := e.admit(&h)
+		if d.verdict == verdictRefuse {
+			if d.noOverwrite {
+				t.Fatalf("refused with noOverwrite")
+			}
+			return
+		}
+		if d.rt.bucket.name != "tok" {
+			return
+		}
+		key, err := s3sig.AppendPercentDecode(nil, h.Path()[d.rt.keyStart:d.rt.keyEnd])
+		if err != nil || !bytes.HasPrefix(key, []byte("users/u1/")) {
+			t.Fatalf("admitted %s key %q (%v) for u1", d.rt.op, key, err)
+		}
+		if d.noOverwrite != (d.rt.op == opPutObject || d.rt.op == opCompleteMultipartUpload) {
+			t.Fatalf("%s: noOverwrite %v", d.rt.op, d.noOverwrite)
+		}
+	})
 }
