@@ -46,11 +46,12 @@ type decision struct {
 }
 
 // admit decides what a complete request head becomes. It is pure: no gnet, no I/O, no logging and
-// no metrics (the caller counts what it decided); the bucket's policy (policy.go) runs right after
-// authentication; the only state it touches is the bucket table
+// no metrics (the caller counts what it decided); the only state it touches is the bucket table
 // (and its "*" entry's name cache) and the SigV4 derived-key cache. It allocates nothing for an accepted request with a warm key
 // cache. The checks run cheapest first and all before authentication, so a refused body is never
 // read and a client cannot make the proxy verify a signature for a request it would refuse anyway.
+// Only the bucket policy's rules (policy.go) run after authentication, as they depend on the
+// principal; they too allocate nothing and come before any 100 Continue.
 func (e *Engine) admit(h *Head) (d decision) {
 	req, buf := h.req, h.buf
 	_, copySrc := req.Lookup(buf, "x-amz-copy-source")

@@ -2,8 +2,8 @@ package policy
 
 import "errors"
 
-// Compile's sentinels; the errors it returns wrap one of these (compare with errors.Is) and name
-// the rule set and key at fault.
+// Compile's sentinels. Its error wraps the sentinel of the first problem (compare with errors.Is)
+// and lists every problem, each naming its rule set and key.
 var (
 	// ErrTemplate: a key_template is malformed (unbalanced braces, an unknown placeholder).
 	ErrTemplate = errors.New("policy: invalid key template")
