@@ -273,3 +273,39 @@ func TestPolicyServeNetListener(t *testing.T) {
 		}
 	}
 }
+
+// aws-sdk-go-v2 with its defaults (CRC32 checksums) satisfies require_checksum [crc32, ...]; a
+// policy requiring only sha1 refuses the same upload with the rule named.
+func TestPolicySDKDefaultChecksums(t *testing.T) {
+	p := startProxy(t)
+	if err := lastEngine.UpdateBuckets(policyBuckets(t, p, 16<<20, 0)); err != nil {
+		t.Fatal(err)
+	}
+	c := p.sdkClient(t)
+	ctx := context.Background()
+	key := "users/" + clientAK + "/sdk.png"
+	body := s3test.RandomBytes(100<<10, 3)
+	put := func(k string) error {
+		_, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(p.Bucket), Key: aws.String(k),
+			ContentType: aws.String("image/png"), Body: bytes.NewReader(body)})
+		return err
+	}
+	if err := put(key); err != nil {
+		t.Fatalf("SDK PutObject within the policy: %v", err)
+	}
+	if got, _ := upstream.GetObject(t, p.UpBucket, key); !bytes.Equal(got, body) {
+		t.Fatal("object differs")
+	}
+	sha1Only, err := policy.Compile([]policy.RuleSet{{RequireChecksum: []string{"sha1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs := policyBuckets(t, p, 16<<20, 0)
+	bs[0].Policy = sha1Only
+	if err := lastEngine.UpdateBuckets(bs); err != nil {
+		t.Fatal(err)
+	}
+	if err := put(key + ".2"); err == nil || !strings.Contains(err.Error(), "require_checksum") {
+		t.Fatalf("SDK PutObject without a sha1: %v; want AccessDenied naming require_checksum", err)
+	}
+}
