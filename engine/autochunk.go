@@ -346,8 +346,8 @@ func (e *Engine) partAnswered(p *chunkedPut, i int, u *upConn, w *watcher) {
 }
 
 // completeUpload sends CompleteMultipartUpload (with the client's write condition, If-None-Match: *
-// under the bucket policy's no_overwrite) and renders the
-// client's PutObject answer into j.resp. ok=false means the upload must be aborted.
+// under the bucket policy's no_overwrite) and renders the client's PutObject answer into j.resp.
+// ok=false means the upload must be aborted.
 func (e *Engine) completeUpload(p *chunkedPut) (status int, ok bool) {
 	j := p.j
 	b := j.bucket

@@ -83,16 +83,16 @@ type connState struct {
 	bodyLen   int64
 	principal Principal
 	signed    [2]int32 // SigV4: the SignedHeaders list's span in the head's buffer
-	// noOverwrite: send If-None-Match: * upstream (bucket policy no_overwrite)
-	noOverwrite bool
-	keepAlive   bool
-	expect100   bool
-	sentCont    bool
-	isHead      bool     // the request is a HEAD: answers carry no body
-	head        Head     // the view admit and Authenticators see (here, not on the stack: it escapes)
-	pending     decision // phaseAwait: what the request becomes when the Authorizer allows
-	budget      int64    // Complete body bytes reserved from the engine's budget
-	drainLeft   int64    // phaseDrain: body bytes still to discard
+	keepAlive bool
+	expect100 bool
+	sentCont  bool
+	isHead    bool     // the request is a HEAD: answers carry no body
+	head      Head     // the view admit and Authenticators see (here, not on the stack: it escapes)
+	pending   decision // phaseAwait: what the request becomes when the Authorizer allows
+	budget    int64    // Complete body bytes reserved from the engine's budget
+	drainLeft int64    // phaseDrain: body bytes still to discard
+
+	noOverwrite bool // bucket policy no_overwrite: send If-None-Match: * upstream
 
 	loop    *loopState // the event loop's in-loop upstream state, once used
 	reqID   [16]byte

@@ -77,11 +77,12 @@ type bucketState struct {
 	hostHeader []byte
 	pool       *upstreamPool
 	auth       Authenticator
-	authz      Authorizer     // nil: every authenticated request may proceed
-	policy     *policy.Policy // nil: no upload rules
+	authz      Authorizer // nil: every authenticated request may proceed
 	upload     UploadOptions
 	label      string     // the metrics label: name, or "*" for a bucket the "*" entry serves
 	pending    *wildCache // non-nil: made by the "*" entry for one request, cached once authenticated
+
+	policy *policy.Policy // nil: no upload rules
 }
 
 // New validates o and prepares an Engine.

@@ -143,6 +143,7 @@ func (j *job) release() {
 	activeTotal.Add(-1)
 	j.principal = Principal{}
 	j.e, j.st, j.c, j.el, j.bucket, j.client, j.authz = nil, nil, nil, nil, nil, nil, nil
-	j.retried, j.noOverwrite = false, false
+	j.retried = false
+	j.noOverwrite = false
 	jobPool.Put(j)
 }
