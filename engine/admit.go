@@ -42,6 +42,8 @@ type decision struct {
 	principal Principal // who the request was authenticated as
 	signed    [2]int32  // SigV4: where the SignedHeaders list sits in the head's buffer
 	chunks    chunkInfo // a signed aws-chunked body: how it is framed (zero otherwise)
+	// noOverwrite: the bucket policy makes the upstream write conditional (If-None-Match: *).
+	noOverwrite bool
 }
 
 // admit decides what a complete request head becomes. It is pure: no gnet, no I/O, no logging and
@@ -49,6 +51,8 @@ type decision struct {
 // (and its "*" entry's name cache) and the SigV4 derived-key cache. It allocates nothing for an accepted request with a warm key
 // cache. The checks run cheapest first and all before authentication, so a refused body is never
 // read and a client cannot make the proxy verify a signature for a request it would refuse anyway.
+// Only the bucket policy's rules (policy.go) run after authentication, as they depend on the
+// principal; they too allocate nothing and come before any 100 Continue.
 func (e *Engine) admit(h *Head) (d decision) {
 	req, buf := h.req, h.buf
 	_, copySrc := req.Lookup(buf, "x-amz-copy-source")
@@ -105,6 +109,11 @@ func (e *Engine) admit(h *Head) (d decision) {
 	}
 	d.principal = p
 	d.signed = h.signed
+	if b.policy != nil {
+		if s3err := checkPolicy(b.policy, h, &d); s3err != nil {
+			return refusal(d, s3err)
+		}
+	}
 	switch {
 	case chunkedAuto:
 		// The framing is decoded and the parts cut from the decoded bytes (copy path).

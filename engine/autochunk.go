@@ -373,8 +373,9 @@ func (e *Engine) partAnswered(p *chunkedPut, i int, u *upConn, w *watcher) {
 	}
 }
 
-// completeUpload sends CompleteMultipartUpload (with the client's write condition) and renders the
-// client's PutObject answer into j.resp. ok=false means the upload must be aborted.
+// completeUpload sends CompleteMultipartUpload (with the client's write condition, If-None-Match: *
+// under the bucket policy's no_overwrite) and renders the client's PutObject answer into j.resp.
+// ok=false means the upload must be aborted.
 func (e *Engine) completeUpload(p *chunkedPut) (status int, ok bool) {
 	j := p.j
 	b := j.bucket
@@ -388,9 +389,12 @@ func (e *Engine) completeUpload(p *chunkedPut) (status int, ok bool) {
 		s3sig.Header{Name: []byte("content-type"), Value: []byte("application/xml")})
 	for _, h := range j.hdrs {
 		if len(h.name) == len("if-match") && equalFoldASCII(h.name, "if-match") ||
-			len(h.name) == len("if-none-match") && equalFoldASCII(h.name, "if-none-match") {
+			isIfNoneMatch(h.name) && !j.noOverwrite {
 			hs = append(hs, s3sig.Header{Name: h.name, Value: h.value})
 		}
+	}
+	if j.noOverwrite {
+		hs = append(hs, s3sig.Header{Name: ifNoneMatchName, Value: anyETag}) // bucket policy no_overwrite
 	}
 	j.query = append(j.query[:0], "uploadId="...)
 	j.query = append(j.query, p.uploadID...)

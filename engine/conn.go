@@ -93,6 +93,8 @@ type connState struct {
 	budget    int64    // Complete body bytes reserved from the engine's budget
 	drainLeft int64    // phaseDrain: body bytes still to discard
 
+	noOverwrite bool // bucket policy no_overwrite: send If-None-Match: * upstream
+
 	loop    *loopState // the event loop's in-loop upstream state, once used
 	reqID   [16]byte
 	remote  string
@@ -108,6 +110,7 @@ func (st *connState) toHead(now int64) {
 	st.principal = Principal{}
 	st.signed = [2]int32{}
 	st.chunks = chunkInfo{}
+	st.noOverwrite = false
 	st.pending = decision{}
 	st.sentCont = false
 	st.headSince.Store(0)
@@ -334,6 +337,7 @@ func (e *Engine) onHead(c gnet.Conn, st *connState, buf []byte) (gnet.Action, bo
 // act carries out a decision on the loop.
 func (e *Engine) act(c gnet.Conn, st *connState, buf []byte, d *decision) (gnet.Action, bool) {
 	st.rt, st.bodyLen, st.principal, st.signed, st.chunks = d.rt, d.bodyLen, d.principal, d.signed, d.chunks
+	st.noOverwrite = d.noOverwrite
 	switch d.verdict {
 	case verdictRefuse:
 		return e.refuseRequest(c, st, buf, d.err), true

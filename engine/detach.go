@@ -67,6 +67,7 @@ func (e *Engine) prepare(j *job, st *connState, buf []byte) error {
 		if st.chunks.mode != chunksNone {
 			j.total = st.chunks.decoded // parts are cut from the decoded bytes
 		}
+		j.noOverwrite = st.noOverwrite
 	} else if err := e.buildUpstreamHead(j, st, j.bucket, buf); err != nil {
 		return err
 	}

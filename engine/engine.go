@@ -14,6 +14,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/mizuchi/uploadr/httpparse"
+	"github.com/mizuchi/uploadr/policy"
 	"github.com/mizuchi/uploadr/s3sig"
 	"github.com/mizuchi/uploadr/transfer"
 )
@@ -80,6 +81,8 @@ type bucketState struct {
 	upload     UploadOptions
 	label      string     // the metrics label: name, or "*" for a bucket the "*" entry serves
 	pending    *wildCache // non-nil: made by the "*" entry for one request, cached once authenticated
+
+	policy *policy.Policy // nil: no upload rules
 }
 
 // New validates o and prepares an Engine.
@@ -137,6 +140,7 @@ func (e *Engine) buildTable(bs []Bucket) *bucketTable {
 			pool:       p,
 			auth:       e.authenticatorFor(b),
 			authz:      b.Authorizer,
+			policy:     b.Policy,
 			upload:     b.Upload,
 			label:      b.Name,
 		}

@@ -98,6 +98,17 @@ var (
 	errDuplicateToken = &s3Error{"InvalidArgument", 400, "More than one bearer token in the request"}
 )
 
+// The rows of bucket policy violations (policy.go), each naming its rule.
+var (
+	errPolicyNoMatch      = &s3Error{"AccessDenied", 403, "Access Denied by the bucket policy (when): no rule set applies to this principal"}
+	errPolicyKey          = &s3Error{"AccessDenied", 403, "Access Denied by the bucket policy (key_template): this principal may not write this key"}
+	errPolicySize         = &s3Error{"EntityTooLarge", 400, "Your proposed upload exceeds the bucket policy's max_object_size"}
+	errPolicyContentType  = &s3Error{"AccessDenied", 403, "Access Denied by the bucket policy (allowed_content_types): this Content-Type is not allowed"}
+	errPolicyStorageClass = &s3Error{"AccessDenied", 403, "Access Denied by the bucket policy (allowed_storage_classes): this storage class is not allowed"}
+	errPolicyChecksum     = &s3Error{"AccessDenied", 403, "Access Denied by the bucket policy (require_checksum): send one of the required checksums (x-amz-checksum-*, Content-MD5, a hex x-amz-content-sha256 or an x-amz-trailer)"}
+	errPolicyMaxParts     = &s3Error{"AccessDenied", 403, "Access Denied by the bucket policy (max_parts): the part number is above the limit"}
+)
+
 // wrongRegion is errWrongRegion with S3's message: "The authorization header is malformed; the
 // region 'got' is wrong; expecting 'want'". got is the client's scope region, quoted only when it
 // looks like a region (isRegion: bounded, no markup). It allocates: refusals only.

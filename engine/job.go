@@ -87,6 +87,8 @@ type chunkInput struct {
 	hdrBuf []byte        // the client's headers, copied out of gnet's buffer
 	hdrs   []ownedHeader // views into hdrBuf
 	total  int64         // body size
+	// noOverwrite: Complete carries If-None-Match: * (bucket policy no_overwrite)
+	noOverwrite bool
 }
 
 // ownedHeader is a client header copied out of gnet's buffer (both slices point into job.hdrBuf).
@@ -143,5 +145,6 @@ func (j *job) release() {
 	j.principal = Principal{}
 	j.e, j.st, j.c, j.el, j.bucket, j.client, j.authz = nil, nil, nil, nil, nil, nil, nil
 	j.retried = false
+	j.noOverwrite = false
 	jobPool.Put(j)
 }

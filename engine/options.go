@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mizuchi/uploadr/policy"
 	"github.com/mizuchi/uploadr/transfer"
 )
 
@@ -120,6 +121,9 @@ type Bucket struct {
 	SigningRegions []string
 	// Upload configures auto-chunking of large PutObjects.
 	Upload UploadOptions
+	// Policy, when set, holds the upload rules checked on every authenticated request's head,
+	// before its body is read (policy.go); nil = none.
+	Policy *policy.Policy
 }
 
 // UploadOptions configure how a large PutObject is cut into a multipart upload upstream.

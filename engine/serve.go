@@ -151,6 +151,7 @@ func (nc *netConn) serveOne() bool {
 		}
 	}
 	st.rt, st.bodyLen, st.principal, st.signed, st.chunks = d.rt, d.bodyLen, d.principal, d.signed, d.chunks
+	st.noOverwrite = d.noOverwrite
 	switch d.verdict {
 	case verdictRefuse:
 		return nc.refuseRequest(d.err)

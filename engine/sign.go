@@ -40,7 +40,9 @@ func equalFoldASCII(b []byte, lower string) bool {
 // signed with the upstream credentials. Of the client's headers only those it signed and those S3
 // accepts unsigned go upstream (forwardHeader). The payload hash is the client's hex SHA-256 or
 // STREAMING-UNSIGNED-PAYLOAD-TRAILER when given (so the upstream verifies the body), else
-// UNSIGNED-PAYLOAD. It runs on the loop while buf is valid.
+// UNSIGNED-PAYLOAD. Under a bucket policy's no_overwrite (st.noOverwrite) a PutObject or Complete
+// carries If-None-Match: * instead of the client's If-None-Match. It runs on the loop while buf
+// is valid.
 func (e *Engine) buildUpstreamHead(j *job, st *connState, b *bucketState, buf []byte) error {
 	req := st.req
 	rt := &st.rt
@@ -114,6 +116,9 @@ func (e *Engine) buildUpstreamHead(j *job, st *connState, b *bucketState, buf []
 		if isHopHeader(name) || !forwardHeader(name, signed) {
 			continue // unsigned headers never go upstream under the proxy's signature (headers.go)
 		}
+		if st.noOverwrite && isIfNoneMatch(name) {
+			continue // replaced by the policy's If-None-Match: * below
+		}
 		if len(name) == len("content-length") && equalFoldASCII(name, "content-length") {
 			hasCL = true
 		}
@@ -134,6 +139,9 @@ func (e *Engine) buildUpstreamHead(j *job, st *connState, b *bucketState, buf []
 		if ck.mode == chunksSignedTrailer {
 			hs = append(hs, s3sig.Header{Name: contentEncodingName, Value: awsChunked})
 		}
+	}
+	if st.noOverwrite && (rt.op == opPutObject || rt.op == opCompleteMultipartUpload) {
+		hs = append(hs, s3sig.Header{Name: ifNoneMatchName, Value: anyETag}) // signed with the rest
 	}
 	var extra string
 	if !hasCL && (rt.op == opCreateMultipartUpload || rt.op == opCompleteMultipartUpload) {
@@ -161,7 +169,13 @@ var (
 	contentLengthName        = []byte("content-length")
 	contentEncodingName      = []byte("content-encoding")
 	awsChunked               = []byte("aws-chunked")
+	ifNoneMatchName          = []byte("if-none-match")
+	anyETag                  = []byte("*")
 )
+
+func isIfNoneMatch(name []byte) bool {
+	return len(name) == len("if-none-match") && equalFoldASCII(name, "if-none-match")
+}
 
 // setUpstreamPath sets j.path to /<upstream bucket>/<key>: the client's raw key percent-decoded, then
 // S3-URI-encoded once, so the path on the wire is exactly the canonical one the upstream computes.

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/mizuchi/uploadr/policy"
 )
 
 // Config is the whole configuration file. Every key is documented in README.md ("Configuration").
@@ -84,6 +86,7 @@ type BucketConfig struct {
 	S3         S3Config     `yaml:"s3"`
 	Auth       AuthConfig   `yaml:"auth"`
 	Upload     UploadConfig `yaml:"upload"`
+	Policy     PolicyConfig `yaml:"policy"` // upload rules checked on the head; default none
 }
 
 // S3Config is the upstream of a bucket.
@@ -121,6 +124,67 @@ type UploadConfig struct {
 	PartSize           ByteSize `yaml:"part_size"`           // default 100MiB
 	ConcurrentParts    int      `yaml:"concurrent_parts"`    // default 4
 	AutoChunk          *bool    `yaml:"auto_chunk"`          // default true; false: PutObjects go up whole (<= 5 GiB)
+}
+
+// PolicyConfig is a bucket's upload rules (README "Policy"): one rule set written as a mapping,
+// or a list of rule sets, each with an optional when, of which the first that matches applies.
+type PolicyConfig []PolicyRuleConfig
+
+// PolicyRuleConfig is one rule set. Zero values disable a rule.
+type PolicyRuleConfig struct {
+	When                  PolicyWhen `yaml:"when"`                    // default: every principal
+	MaxObjectSize         ByteSize   `yaml:"max_object_size"`         // PutObject's object, each UploadPart's part
+	AllowedContentTypes   []string   `yaml:"allowed_content_types"`   // "image/*", "application/pdf", "*/*"
+	KeyTemplate           string     `yaml:"key_template"`            // "users/{principal}/*", {jwt.sub}, {jwt.<claim>}
+	NoOverwrite           bool       `yaml:"no_overwrite"`            // If-None-Match: * upstream on PutObject and Complete
+	RequireChecksum       []string   `yaml:"require_checksum"`        // crc32, crc32c, crc64nvme, sha1, sha256, md5: one must come
+	AllowedStorageClasses []string   `yaml:"allowed_storage_classes"` // x-amz-storage-class; none sent = STANDARD
+	MaxParts              int        `yaml:"max_parts"`               // highest UploadPart partNumber; 0 = 10000
+}
+
+// PolicyWhen selects the principals a rule set applies to; every condition given must hold.
+type PolicyWhen struct {
+	Principal string            `yaml:"principal"` // SigV4 access key id or JWT subject, exact
+	Claim     map[string]string `yaml:"claim"`     // claim name -> value (or a list claim holding it)
+}
+
+// UnmarshalYAML accepts one rule set (a mapping) or a list of them.
+func (p *PolicyConfig) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.MappingNode {
+		var r PolicyRuleConfig
+		if err := n.Decode(&r); err != nil {
+			return err
+		}
+		*p = PolicyConfig{r}
+		return nil
+	}
+	var rs []PolicyRuleConfig
+	if err := n.Decode(&rs); err != nil {
+		return err
+	}
+	*p = rs
+	return nil
+}
+
+// compile turns the rule sets into the engine's policy; nil when there are none.
+func (p PolicyConfig) compile() (*policy.Policy, error) {
+	if len(p) == 0 {
+		return nil, nil
+	}
+	sets := make([]policy.RuleSet, len(p))
+	for i, r := range p {
+		sets[i] = policy.RuleSet{
+			When:                  policy.When{Principal: r.When.Principal, Claims: r.When.Claim},
+			MaxObjectSize:         int64(r.MaxObjectSize),
+			AllowedContentTypes:   r.AllowedContentTypes,
+			KeyTemplate:           r.KeyTemplate,
+			NoOverwrite:           r.NoOverwrite,
+			RequireChecksum:       r.RequireChecksum,
+			AllowedStorageClasses: r.AllowedStorageClasses,
+			MaxParts:              r.MaxParts,
+		}
+	}
+	return policy.Compile(sets)
 }
 
 // UnmarshalYAML accepts `auth: none` or `auth: {sigv4: {...}, jwt: {...}}`.

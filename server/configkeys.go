@@ -37,6 +37,9 @@ func unknownKeys(n *yaml.Node, t reflect.Type, path string) []error {
 		}
 		return errs
 	case yaml.MappingNode:
+		if t == reflect.TypeOf(PolicyConfig{}) {
+			t = t.Elem() // one rule set written as a mapping (PolicyConfig.UnmarshalYAML)
+		}
 		if t.Kind() != reflect.Struct {
 			return nil
 		}

@@ -43,6 +43,7 @@ type Flags struct {
 	// config-less single bucket
 	bucket, upstream, upstreamBucket, region string
 	authNone                                 bool
+	pol                                      policyFlags // -policy-*: the config-less bucket's rules
 }
 
 // sizeFlag is a byte size flag: "1048576", "1MiB", "64KiB", "5GiB".
@@ -138,6 +139,7 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	fs.StringVar(&f.region, "region", "us-east-1", "config-less start: upstream `region`")
 	fs.BoolVar(&f.authNone, "auth-none", false, "config-less start: no client authentication (trusted networks only); otherwise "+
 		EnvClientAccessKey+" and "+EnvClientSecretKey+" must be set")
+	f.registerPolicyFlags(fs)
 	return f
 }
 
@@ -185,6 +187,9 @@ func (f *Flags) Config(lookup func(string) (string, bool)) (*Config, error) {
 	default:
 		errs = append(errs, errors.New("no configuration: give -config FILE, or -bucket NAME -upstream URL for a single bucket"))
 	}
+	if f.ConfigPath != "" && f.policySet() {
+		errs = append(errs, errPolicyFlagsWithConfig)
+	}
 	if err := f.Apply(c); err != nil {
 		errs = append(errs, err)
 	}
@@ -228,6 +233,7 @@ func (f *Flags) flagBucket(lookup func(string) (string, bool)) (BucketConfig, er
 			EnvUpstreamAccessKey, EnvUpstreamSecretKey, EnvAWSAccessKey, EnvAWSSecretKey))
 	}
 	b.S3.AccessKey, b.S3.SecretKey = ak, sk
+	b.Policy = f.policyConfig()
 	cak, csk := get(EnvClientAccessKey), get(EnvClientSecretKey)
 	switch {
 	case f.authNone && (cak != "" || csk != ""):

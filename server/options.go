@@ -241,6 +241,7 @@ func (c *Config) EngineOptions(logger, access *slog.Logger) (engine.Options, err
 		Logger:              logger,
 		AccessLog:           access,
 	}
+	var policyErrs []error // reported with the engine's own problems, not one at a time
 	for _, b := range c.Buckets {
 		eb := engine.Bucket{
 			Name: strings.TrimPrefix(b.PathPrefix, "/"),
@@ -278,6 +279,11 @@ func (c *Config) EngineOptions(logger, access *slog.Logger) (engine.Options, err
 		if err := jwtAuth(b, &eb); err != nil { // jwt.go
 			return o, err
 		}
+		pol, err := b.Policy.compile()
+		if err != nil {
+			policyErrs = append(policyErrs, fmt.Errorf("bucket %q: %w", b.Name, err))
+		}
+		eb.Policy = pol
 		if eb.Name == "" {
 			eb.Name = b.Name
 		}
@@ -286,7 +292,7 @@ func (c *Config) EngineOptions(logger, access *slog.Logger) (engine.Options, err
 		}
 		o.Buckets = append(o.Buckets, eb)
 	}
-	if err := o.Validate(); err != nil {
+	if err := errors.Join(append(policyErrs, o.Validate())...); err != nil {
 		return o, err
 	}
 	return o, nil
