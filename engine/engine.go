@@ -77,6 +77,7 @@ type bucketState struct {
 	pool       *upstreamPool
 	auth       Authenticator
 	authz      Authorizer // nil: every authenticated request may proceed
+	authzHdrs  []string   // Bucket.AuthzHeaders
 	upload     UploadOptions
 	label      string     // the metrics label: name, or "*" for a bucket the "*" entry serves
 	pending    *wildCache // non-nil: made by the "*" entry for one request, cached once authenticated
@@ -137,6 +138,7 @@ func (e *Engine) buildTable(bs []Bucket) *bucketTable {
 			pool:       p,
 			auth:       e.authenticatorFor(b),
 			authz:      b.Authorizer,
+			authzHdrs:  b.AuthzHeaders,
 			upload:     b.Upload,
 			label:      b.Name,
 		}

@@ -84,6 +84,7 @@ type BucketConfig struct {
 	S3         S3Config     `yaml:"s3"`
 	Auth       AuthConfig   `yaml:"auth"`
 	Upload     UploadConfig `yaml:"upload"`
+	Authz      AuthzConfig  `yaml:"authz"` // a remote policy decides on every request (authz.go)
 }
 
 // S3Config is the upstream of a bucket.

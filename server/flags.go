@@ -95,7 +95,7 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	const sz = " (bytes, or with a unit: KiB, MiB, GiB, TiB)"
 
 	fs.StringVar(&f.ConfigPath, "config", "", "YAML configuration `file`; SIGHUP reloads its buckets")
-	fs.BoolVar(&f.Check, "check", false, "validate the configuration, print every problem and exit non-zero if any (never dials)")
+	fs.BoolVar(&f.Check, "check", false, "validate the configuration, print every problem and exit non-zero if any (dials only authorization services: one unreachable is a warning)")
 
 	fs.StringVar(&f.address, "listen", DefaultAddress, "listen `address` (host:port) for S3 clients (server.address)")
 	fs.IntVar(&f.eventLoops, "event-loops", 0, "`number` of event loops; 0 = one per CPU (server.event_loops)")

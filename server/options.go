@@ -79,6 +79,7 @@ func (c *Config) Normalize() {
 		}
 		setSize(&b.Upload.PartSize, 100<<20)
 		setInt(&b.Upload.ConcurrentParts, DefaultConcurrentParts)
+		b.Authz.normalize()
 	}
 }
 
@@ -181,6 +182,7 @@ func (c *Config) Validate() error {
 		if b.Auth.None && len(b.Auth.SigV4.Regions) > 0 {
 			errs = append(errs, fmt.Errorf("bucket %q: auth is none but auth.sigv4.regions are listed", b.Name))
 		}
+		errs = append(errs, b.Authz.validate(b.Name)...)
 	}
 	if _, err := c.EngineOptions(nil, nil); err != nil {
 		// The engine checks buckets again; drop what the upload checks above already named.
@@ -273,6 +275,22 @@ func (c *Config) EngineOptions(logger, access *slog.Logger) (engine.Options, err
 					return o, fmt.Errorf("bucket %q: client access key listed twice", b.Name)
 				}
 				eb.Credentials[cr.AccessKey] = cr.SecretKey
+			}
+		}
+		if len(b.Authz.validate(b.Name)) == 0 { // Validate reports the problems
+			az, err := b.Authz.authorizer(b.Name, logger)
+			if err != nil {
+				return o, err
+			}
+			if az != nil {
+				eb.Authorizer = az
+				if b.Authz.OPA != nil {
+					eb.AuthzHeaders = append([]string(nil), b.Authz.OPA.Headers...)
+				}
+				// The engine's own deadline stays above the block's, which answers first.
+				if d := time.Duration(b.Authz.common().Timeout) + time.Second; d > o.AuthorizeTimeout {
+					o.AuthorizeTimeout = max(d, 5*time.Second)
+				}
 			}
 		}
 		if eb.Name == "" {

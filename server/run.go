@@ -95,6 +95,7 @@ func New(cfg *Config, log *slog.Logger, access io.Writer) (*Server, error) {
 		return nil, err
 	}
 	s.probe.setEndpoints(endpoints(cfg))
+	s.probe.setAuthzEndpoints(authzEndpoints(cfg))
 	return s, nil
 }
 
@@ -195,7 +196,8 @@ func (s *Server) config() *Config {
 }
 
 // Ready reports whether the proxy should receive traffic: the engine listens, no drain started and
-// every upstream endpoint answered its last connect probe. If not, the reason.
+// every upstream endpoint and authorization service answered its last connect probe. If not, the
+// reason.
 func (s *Server) Ready() (bool, string) {
 	if s.draining.Load() {
 		return false, "draining"
@@ -228,6 +230,7 @@ func (s *Server) Reload(load func() (*Config, error)) error {
 	s.cfg = next
 	s.mu.Unlock()
 	s.probe.setEndpoints(endpoints(next))
+	s.probe.setAuthzEndpoints(authzEndpoints(next))
 	reloadsOK.Inc()
 	names := make([]string, len(next.Buckets))
 	for i, b := range next.Buckets {
