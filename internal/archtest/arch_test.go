@@ -31,6 +31,9 @@ func TestImportRules(t *testing.T) {
 		"httpparse": nil,
 		"s3sig":     nil,
 		"transfer":  {"golang.org/x/sys/unix"},
+		// The authorization clients: stdlib net/http, no project package, no metrics, no logging.
+		"authz/opa":     nil,
+		"authz/openfga": nil,
 	}
 	for leaf, allowed := range leaves {
 		for _, imp := range imports(t, filepath.Join(r, leaf)) {
@@ -44,7 +47,7 @@ func TestImportRules(t *testing.T) {
 			}
 		}
 	}
-	for _, pkg := range []string{"httpparse", "s3sig", "transfer", "server", "engine", "cmd/mizuchi-uploadr"} {
+	for _, pkg := range []string{"httpparse", "s3sig", "transfer", "authz/opa", "authz/openfga", "server", "engine", "cmd/mizuchi-uploadr"} {
 		for _, imp := range imports(t, filepath.Join(r, pkg)) {
 			if strings.HasPrefix(imp, "github.com/panjf2000/gnet") && pkg != "engine" {
 				t.Errorf("%s imports gnet; only engine may", pkg)
