@@ -2,9 +2,12 @@ package server
 
 import (
 	"context"
+	"flag"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -171,5 +174,32 @@ func TestRemoteAuthzFailsClosed(t *testing.T) {
 	}
 	if e := engine.ErrAuthorizeTimeout; e.Status != 503 || e.Code != "SlowDown" {
 		t.Errorf("timeout answer %+v", e)
+	}
+}
+
+// -opa-url gives the config-less bucket an OPA block; with -config it is an error.
+func TestOPAFlags(t *testing.T) {
+	environ := env(map[string]string{EnvUpstreamAccessKey: "a", EnvUpstreamSecretKey: "b", EnvClientAccessKey: "c", EnvClientSecretKey: "d"})
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	f := RegisterFlags(fs)
+	if err := fs.Parse([]string{"-bucket", "up", "-upstream", "http://127.0.0.1:1", "-opa-url", "http://127.0.0.1:8181", "-opa-path", "x/allow"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := f.Config(environ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := c.Buckets[0].Authz.OPA; o == nil || o.URL != "http://127.0.0.1:8181" || o.Path != "x/allow" || o.Timeout != Duration(time.Second) {
+		t.Errorf("config-less OPA block: %+v", o)
+	}
+	fs = flag.NewFlagSet("t", flag.ContinueOnError)
+	f = RegisterFlags(fs)
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	_ = os.WriteFile(path, []byte("buckets:\n  - {name: a, auth: none, s3: {bucket: a, endpoint: \"http://127.0.0.1:1\", access_key: k, secret_key: s}}\n"), 0o600)
+	if err := fs.Parse([]string{"-config", path, "-opa-url", "http://127.0.0.1:8181"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Config(environ); err == nil || !strings.Contains(err.Error(), "-opa-url and -opa-path configure a config-less start") {
+		t.Errorf("-opa-url with -config: %v", err)
 	}
 }

@@ -43,6 +43,7 @@ type Flags struct {
 	// config-less single bucket
 	bucket, upstream, upstreamBucket, region string
 	authNone                                 bool
+	opaURL, opaPath                          string // config-less authz.opa
 }
 
 // sizeFlag is a byte size flag: "1048576", "1MiB", "64KiB", "5GiB".
@@ -138,6 +139,8 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	fs.StringVar(&f.region, "region", "us-east-1", "config-less start: upstream `region`")
 	fs.BoolVar(&f.authNone, "auth-none", false, "config-less start: no client authentication (trusted networks only); otherwise "+
 		EnvClientAccessKey+" and "+EnvClientSecretKey+" must be set")
+	fs.StringVar(&f.opaURL, "opa-url", "", "config-less start: OPA server `URL` that decides on every request (authz.opa.url; README \"Authorization\")")
+	fs.StringVar(&f.opaPath, "opa-path", DefaultOPAPath, "config-less start: OPA decision `path` (authz.opa.path)")
 	return f
 }
 
@@ -178,12 +181,18 @@ func (f *Flags) Config(lookup func(string) (string, bool)) (*Config, error) {
 		}
 	case configless:
 		b, err := f.flagBucket(lookup)
+		if f.opaURL != "" {
+			b.Authz.OPA = &OPAConfig{AuthzCommon: AuthzCommon{URL: f.opaURL}, Path: f.opaPath}
+		}
 		if err != nil {
 			errs = append(errs, err)
 		}
 		c.Buckets = []BucketConfig{b}
 	default:
 		errs = append(errs, errors.New("no configuration: give -config FILE, or -bucket NAME -upstream URL for a single bucket"))
+	}
+	if (f.set("opa-url") || f.set("opa-path")) && !configless {
+		errs = append(errs, errors.New("-opa-url and -opa-path configure a config-less start; with -config, put authz in the file"))
 	}
 	if err := f.Apply(c); err != nil {
 		errs = append(errs, err)
