@@ -86,6 +86,12 @@ func TestAuthzConfig(t *testing.T) {
 			t.Errorf("Validate does not say %q:\n%v", want, err)
 		}
 	}
+	if n := strings.Count(err.Error(), "choose one"); n != 1 {
+		t.Errorf("a problem reported %d times:\n%v", n, err)
+	}
+	if _, err := c.EngineOptions(nil, nil); err == nil || !strings.Contains(err.Error(), "choose one") {
+		t.Errorf("EngineOptions with a bad authz block: %v; want an error (never a bucket left open)", err)
+	}
 }
 
 // A decision cache holds at most size entries, evicts the least recently used, and forgets an

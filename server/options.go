@@ -189,7 +189,7 @@ func (c *Config) Validate() error {
 		for _, e := range flatten(err) {
 			m := e.Error()
 			if strings.Contains(m, "part size") || strings.Contains(m, "multipart threshold") || strings.Contains(m, "concurrent parts") ||
-				strings.Contains(m, "complete body budget") {
+				strings.Contains(m, "complete body budget") || strings.Contains(m, ": authz.") {
 				continue
 			}
 			errs = append(errs, e)
@@ -243,6 +243,7 @@ func (c *Config) EngineOptions(logger, access *slog.Logger) (engine.Options, err
 		Logger:              logger,
 		AccessLog:           access,
 	}
+	var authzErrs []error
 	for _, b := range c.Buckets {
 		eb := engine.Bucket{
 			Name: strings.TrimPrefix(b.PathPrefix, "/"),
@@ -277,7 +278,10 @@ func (c *Config) EngineOptions(logger, access *slog.Logger) (engine.Options, err
 				eb.Credentials[cr.AccessKey] = cr.SecretKey
 			}
 		}
-		if len(b.Authz.validate(b.Name)) == 0 { // Validate reports the problems
+		// A bad authz block never leaves its bucket open: the options are refused (fail closed).
+		if errs := b.Authz.validate(b.Name); len(errs) > 0 {
+			authzErrs = append(authzErrs, errs...)
+		} else {
 			az, err := b.Authz.authorizer(b.Name, logger)
 			if err != nil {
 				return o, err
@@ -301,7 +305,7 @@ func (c *Config) EngineOptions(logger, access *slog.Logger) (engine.Options, err
 		}
 		o.Buckets = append(o.Buckets, eb)
 	}
-	if err := o.Validate(); err != nil {
+	if err := errors.Join(append(authzErrs, o.Validate())...); err != nil {
 		return o, err
 	}
 	return o, nil
