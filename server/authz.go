@@ -151,7 +151,8 @@ func (a *AuthzConfig) validate(bucket string) []error {
 			if h == "" || strings.ContainsAny(h, " :\t") {
 				bad("opa.headers: %q is not a header name", h)
 			}
-			if h == "authorization" || h == "x-amz-security-token" || h == "cookie" {
+			switch strings.ToLower(h) {
+			case "authorization", "proxy-authorization", "x-amz-security-token", "cookie":
 				bad("opa.headers: %q carries credentials and is never sent to a policy", h)
 			}
 		}
