@@ -43,7 +43,7 @@ type Config struct {
 }
 
 // Input is the document a policy sees as `input`. Every field is always present (empty values
-// included), so a policy can rely on them.
+// included), so a policy can rely on them; a nil map is sent as null (the proxy sends {}).
 type Input struct {
 	Operation     string            `json:"operation"`
 	Bucket        string            `json:"bucket"`
