@@ -139,8 +139,8 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	fs.StringVar(&f.region, "region", "us-east-1", "config-less start: upstream `region`")
 	fs.BoolVar(&f.authNone, "auth-none", false, "config-less start: no client authentication (trusted networks only); otherwise "+
 		EnvClientAccessKey+" and "+EnvClientSecretKey+" must be set")
-	fs.StringVar(&f.opaURL, "opa-url", "", "config-less start: OPA server `URL` that decides on every request (authz.opa.url; README \"Authorization\")")
-	fs.StringVar(&f.opaPath, "opa-path", DefaultOPAPath, "config-less start: OPA decision `path` (authz.opa.path)")
+	fs.StringVar(&f.opaURL, "opa-url", "", "config-less start: OPA server `URL` that decides on every request (as authz.opa.url in a file; README \"Authorization\")")
+	fs.StringVar(&f.opaPath, "opa-path", DefaultOPAPath, "config-less start: OPA decision `path` (as authz.opa.path in a file)")
 	return f
 }
 
@@ -193,6 +193,8 @@ func (f *Flags) Config(lookup func(string) (string, bool)) (*Config, error) {
 	}
 	if (f.set("opa-url") || f.set("opa-path")) && !configless {
 		errs = append(errs, errors.New("-opa-url and -opa-path configure a config-less start; with -config, put authz in the file"))
+	} else if f.set("opa-path") && f.opaURL == "" {
+		errs = append(errs, errors.New("-opa-path needs -opa-url"))
 	}
 	if err := f.Apply(c); err != nil {
 		errs = append(errs, err)
