@@ -289,7 +289,9 @@ func (c *Config) EngineOptions(logger, access *slog.Logger) (engine.Options, err
 			if az != nil {
 				eb.Authorizer = az
 				if b.Authz.OPA != nil {
-					eb.AuthzHeaders = append([]string(nil), b.Authz.OPA.Headers...)
+					for _, h := range b.Authz.OPA.Headers {
+						eb.AuthzHeaders = append(eb.AuthzHeaders, strings.ToLower(h))
+					}
 				}
 				// The engine's own deadline stays above the block's, which answers first.
 				if d := time.Duration(b.Authz.common().Timeout) + time.Second; d > o.AuthorizeTimeout {
