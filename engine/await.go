@@ -47,6 +47,10 @@ func (e *Engine) resume(c gnet.Conn, st *connState, s3err *s3Error) {
 	}
 }
 
+// ErrAuthorizeTimeout is the answer to a decision that did not come in time (503 SlowDown). An
+// Authorizer with its own, shorter deadline returns it too, and the engine counts it as a timeout.
+var ErrAuthorizeTimeout = errAuthorizeTimeout
+
 // authorize asks a for a decision within Options.AuthorizeTimeout. A decision that does not
 // come in time is not waited for (the Authorizer's goroutine is left to finish on its own): the
 // client gets 503 SlowDown.
@@ -57,6 +61,9 @@ func (e *Engine) authorize(a Authorizer, in *AuthzInput) *s3Error {
 	go func() { ch <- a.Authorize(ctx, in) }()
 	select {
 	case s3err := <-ch:
+		if s3err == errAuthorizeTimeout {
+			break
+		}
 		if s3err != nil {
 			e.metrics.authzDecision("deny")
 			return s3err

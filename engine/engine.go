@@ -78,6 +78,7 @@ type bucketState struct {
 	pool       *upstreamPool
 	auth       Authenticator
 	authz      Authorizer // nil: every authenticated request may proceed
+	authzHdrs  []string   // Bucket.AuthzHeaders
 	upload     UploadOptions
 	label      string     // the metrics label: name, or "*" for a bucket the "*" entry serves
 	pending    *wildCache // non-nil: made by the "*" entry for one request, cached once authenticated
@@ -141,6 +142,7 @@ func (e *Engine) buildTable(bs []Bucket) *bucketTable {
 			auth:       e.authenticatorFor(b),
 			authz:      b.Authorizer,
 			policy:     b.Policy,
+			authzHdrs:  b.AuthzHeaders,
 			upload:     b.Upload,
 			label:      b.Name,
 		}

@@ -69,6 +69,9 @@ type AuthzInput struct {
 	// for operations without a body.
 	Size        int64
 	ContentType string
+	// Headers holds the first value of each header named by Bucket.AuthzHeaders that the request
+	// carries, by lower-case name; nil when the bucket names none.
+	Headers map[string]string
 }
 
 // Head is a read-only view of a parsed request head, handed to Authenticators. Every slice it
@@ -148,6 +151,14 @@ func newAuthzInput(h *Head, d *decision, reqID []byte, remote string) *AuthzInpu
 	in.PartNumber = d.rt.partNum
 	if ct, ok := h.Header("content-type"); ok {
 		in.ContentType = string(ct)
+	}
+	for _, name := range d.rt.bucket.authzHdrs {
+		if v, ok := h.Header(name); ok {
+			if in.Headers == nil {
+				in.Headers = make(map[string]string, len(d.rt.bucket.authzHdrs))
+			}
+			in.Headers[name] = string(v)
+		}
 	}
 	return in
 }

@@ -114,6 +114,9 @@ type Bucket struct {
 	// Authorizer, when set, decides on every authenticated request before its body moves (see
 	// Authorizer); nil allows every authenticated request.
 	Authorizer Authorizer
+	// AuthzHeaders names request headers (lower case) whose first value the Authorizer sees in
+	// AuthzInput.Headers; a header the request lacks is absent from the map.
+	AuthzHeaders []string
 	// SigningRegions are the regions a client's signature may name in its credential scope
 	// (<key>/<date>/<region>/s3/aws4_request); any other is refused with 400
 	// AuthorizationHeaderMalformed, as S3 refuses a signature for another region. Each is 1 to 64

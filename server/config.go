@@ -87,6 +87,7 @@ type BucketConfig struct {
 	Auth       AuthConfig   `yaml:"auth"`
 	Upload     UploadConfig `yaml:"upload"`
 	Policy     PolicyConfig `yaml:"policy"` // upload rules checked on the head; default none
+	Authz      AuthzConfig  `yaml:"authz"`  // a remote policy decides on every request (authz.go)
 }
 
 // S3Config is the upstream of a bucket.

@@ -79,8 +79,14 @@ func yamlFields(t reflect.Type) map[string]reflect.Type {
 		if !f.IsExported() {
 			continue
 		}
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
 		if name == "-" {
+			continue
+		}
+		if opts == "inline" && f.Type.Kind() == reflect.Struct { // an embedded block's keys
+			for k, ft := range yamlFields(f.Type) {
+				m[k] = ft
+			}
 			continue
 		}
 		if name == "" {

@@ -44,6 +44,7 @@ type Flags struct {
 	bucket, upstream, upstreamBucket, region string
 	authNone                                 bool
 	pol                                      policyFlags // -policy-*: the config-less bucket's rules
+	opaURL, opaPath                          string      // config-less authz.opa
 }
 
 // sizeFlag is a byte size flag: "1048576", "1MiB", "64KiB", "5GiB".
@@ -96,7 +97,7 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	const sz = " (bytes, or with a unit: KiB, MiB, GiB, TiB)"
 
 	fs.StringVar(&f.ConfigPath, "config", "", "YAML configuration `file`; SIGHUP reloads its buckets")
-	fs.BoolVar(&f.Check, "check", false, "validate the configuration, print every problem and exit non-zero if any (dials only auth.jwt.jwks_url: a failure is a warning)")
+	fs.BoolVar(&f.Check, "check", false, "validate the configuration, print every problem and exit non-zero if any (dials only auth.jwt.jwks_url and authorization services: one unreachable is a warning)")
 
 	fs.StringVar(&f.address, "listen", DefaultAddress, "listen `address` (host:port) for S3 clients (server.address)")
 	fs.IntVar(&f.eventLoops, "event-loops", 0, "`number` of event loops; 0 = one per CPU (server.event_loops)")
@@ -140,6 +141,8 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	fs.BoolVar(&f.authNone, "auth-none", false, "config-less start: no client authentication (trusted networks only); otherwise "+
 		EnvClientAccessKey+" and "+EnvClientSecretKey+" must be set")
 	f.registerPolicyFlags(fs)
+	fs.StringVar(&f.opaURL, "opa-url", "", "config-less start: OPA server `URL` that decides on every request (as authz.opa.url in a file; README \"Authorization\")")
+	fs.StringVar(&f.opaPath, "opa-path", DefaultOPAPath, "config-less start: OPA decision `path` (as authz.opa.path in a file)")
 	return f
 }
 
@@ -180,6 +183,9 @@ func (f *Flags) Config(lookup func(string) (string, bool)) (*Config, error) {
 		}
 	case configless:
 		b, err := f.flagBucket(lookup)
+		if f.opaURL != "" {
+			b.Authz.OPA = &OPAConfig{AuthzCommon: AuthzCommon{URL: f.opaURL}, Path: f.opaPath}
+		}
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -189,6 +195,11 @@ func (f *Flags) Config(lookup func(string) (string, bool)) (*Config, error) {
 	}
 	if f.ConfigPath != "" && f.policySet() {
 		errs = append(errs, errPolicyFlagsWithConfig)
+	}
+	if (f.set("opa-url") || f.set("opa-path")) && !configless {
+		errs = append(errs, errors.New("-opa-url and -opa-path configure a config-less start; with -config, put authz in the file"))
+	} else if f.set("opa-path") && f.opaURL == "" {
+		errs = append(errs, errors.New("-opa-path needs -opa-url"))
 	}
 	if err := f.Apply(c); err != nil {
 		errs = append(errs, err)

@@ -79,6 +79,7 @@ func (c *Config) Normalize() {
 		}
 		setSize(&b.Upload.PartSize, 100<<20)
 		setInt(&b.Upload.ConcurrentParts, DefaultConcurrentParts)
+		b.Authz.normalize()
 	}
 }
 
@@ -181,13 +182,14 @@ func (c *Config) Validate() error {
 		if b.Auth.None && len(b.Auth.SigV4.Regions) > 0 {
 			errs = append(errs, fmt.Errorf("bucket %q: auth is none but auth.sigv4.regions are listed", b.Name))
 		}
+		errs = append(errs, b.Authz.validate(b.Name)...)
 	}
 	if _, err := c.EngineOptions(nil, nil); err != nil {
 		// The engine checks buckets again; drop what the upload checks above already named.
 		for _, e := range flatten(err) {
 			m := e.Error()
 			if strings.Contains(m, "part size") || strings.Contains(m, "multipart threshold") || strings.Contains(m, "concurrent parts") ||
-				strings.Contains(m, "complete body budget") {
+				strings.Contains(m, "complete body budget") || strings.Contains(m, ": authz.") {
 				continue
 			}
 			errs = append(errs, e)
@@ -242,6 +244,7 @@ func (c *Config) EngineOptions(logger, access *slog.Logger) (engine.Options, err
 		AccessLog:           access,
 	}
 	var policyErrs []error // reported with the engine's own problems, not one at a time
+	var authzErrs []error
 	for _, b := range c.Buckets {
 		eb := engine.Bucket{
 			Name: strings.TrimPrefix(b.PathPrefix, "/"),
@@ -284,6 +287,27 @@ func (c *Config) EngineOptions(logger, access *slog.Logger) (engine.Options, err
 			policyErrs = append(policyErrs, fmt.Errorf("bucket %q: %w", b.Name, err))
 		}
 		eb.Policy = pol
+		// A bad authz block never leaves its bucket open: the options are refused (fail closed).
+		if errs := b.Authz.validate(b.Name); len(errs) > 0 {
+			authzErrs = append(authzErrs, errs...)
+		} else {
+			az, err := b.Authz.authorizer(b.Name, logger)
+			if err != nil {
+				return o, err
+			}
+			if az != nil {
+				eb.Authorizer = az
+				if b.Authz.OPA != nil {
+					for _, h := range b.Authz.OPA.Headers {
+						eb.AuthzHeaders = append(eb.AuthzHeaders, strings.ToLower(h))
+					}
+				}
+				// The engine's own deadline stays above the block's, which answers first.
+				if d := time.Duration(b.Authz.common().Timeout) + time.Second; d > o.AuthorizeTimeout {
+					o.AuthorizeTimeout = max(d, 5*time.Second)
+				}
+			}
+		}
 		if eb.Name == "" {
 			eb.Name = b.Name
 		}
@@ -292,7 +316,7 @@ func (c *Config) EngineOptions(logger, access *slog.Logger) (engine.Options, err
 		}
 		o.Buckets = append(o.Buckets, eb)
 	}
-	if err := errors.Join(append(policyErrs, o.Validate())...); err != nil {
+	if err := errors.Join(append(append(policyErrs, authzErrs...), o.Validate())...); err != nil {
 		return o, err
 	}
 	return o, nil

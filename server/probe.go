@@ -16,24 +16,30 @@ import (
 // DefaultProbeInterval is how often the readiness prober dials each upstream endpoint.
 const DefaultProbeInterval = 2 * time.Second
 
-// prober dials every distinct upstream endpoint (a TCP connect, no request) at each interval and
-// remembers the result; readiness is false while any endpoint's last probe failed or none ran yet.
-// mizuchi_upstream_up{endpoint} shows each result. Safe for concurrent use.
+// prober dials every distinct upstream endpoint and authorization server (a TCP connect, no
+// request) at each interval and remembers the result; readiness is false while any endpoint's last
+// probe failed or none ran yet. mizuchi_upstream_up{endpoint} and mizuchi_authz_up{endpoint} show
+// each result. Safe for concurrent use.
 type prober struct {
 	timeout  time.Duration
 	interval time.Duration
 	dial     func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	mu      sync.Mutex
-	targets map[string]string // endpoint URL -> host:port
-	state   map[string]error  // endpoint URL -> last result; absent = not probed yet
+	targets map[string]target // kind + " " + endpoint URL -> what to dial
+	state   map[string]error  // same keys -> last result; absent = not probed yet
 	kick    chan struct{}
+}
+
+// target is one probed endpoint: kind is "upstream" or "authz".
+type target struct {
+	kind, endpoint, addr string
 }
 
 func newProber(timeout, interval time.Duration) *prober {
 	var d net.Dialer
 	return &prober{timeout: timeout, interval: interval, dial: d.DialContext,
-		targets: map[string]string{}, state: map[string]error{}, kick: make(chan struct{}, 1)}
+		targets: map[string]target{}, state: map[string]error{}, kick: make(chan struct{}, 1)}
 }
 
 // dialAddr is the host:port of an endpoint URL (ports 80 and 443 by scheme).
@@ -51,23 +57,33 @@ func dialAddr(endpoint string) (string, error) {
 	return net.JoinHostPort(u.Hostname(), "80"), nil
 }
 
-func upGaugeName(endpoint string) string {
-	return `mizuchi_upstream_up{endpoint="` + strings.ReplaceAll(endpoint, `"`, `\"`) + `"}`
+func upGaugeName(tg target) string {
+	return `mizuchi_` + tg.kind + `_up{endpoint="` + strings.ReplaceAll(tg.endpoint, `"`, `\"`) + `"}`
 }
 
-// setEndpoints replaces the set of endpoints probed (configuration reload) and probes at once.
-func (p *prober) setEndpoints(endpoints []string) {
+// setEndpoints replaces the set of upstream endpoints probed (configuration reload) and probes at once.
+func (p *prober) setEndpoints(endpoints []string) { p.setKind("upstream", endpoints) }
+
+// setAuthzEndpoints replaces the set of authorization servers probed and probes at once.
+func (p *prober) setAuthzEndpoints(endpoints []string) { p.setKind("authz", endpoints) }
+
+func (p *prober) setKind(kind string, endpoints []string) {
 	p.mu.Lock()
-	next := map[string]string{}
-	for _, ep := range endpoints {
-		if addr, err := dialAddr(ep); err == nil {
-			next[ep] = addr
+	next := map[string]target{}
+	for key, tg := range p.targets {
+		if tg.kind != kind {
+			next[key] = tg
 		}
 	}
-	for ep := range p.targets {
-		if _, ok := next[ep]; !ok {
-			delete(p.state, ep)
-			metrics.UnregisterMetric(upGaugeName(ep))
+	for _, ep := range endpoints {
+		if addr, err := dialAddr(ep); err == nil {
+			next[kind+" "+ep] = target{kind: kind, endpoint: ep, addr: addr}
+		}
+	}
+	for key, tg := range p.targets {
+		if _, ok := next[key]; !ok {
+			delete(p.state, key)
+			metrics.UnregisterMetric(upGaugeName(tg))
 		}
 	}
 	p.targets = next
@@ -96,19 +112,19 @@ func (p *prober) run(ctx context.Context) {
 // probeAll dials every endpoint concurrently, each bounded by the dial timeout.
 func (p *prober) probeAll(ctx context.Context) {
 	p.mu.Lock()
-	targets := make(map[string]string, len(p.targets))
-	for ep, addr := range p.targets {
-		targets[ep] = addr
+	targets := make(map[string]target, len(p.targets))
+	for key, tg := range p.targets {
+		targets[key] = tg
 	}
 	p.mu.Unlock()
 	var wg sync.WaitGroup
-	for ep, addr := range targets {
+	for key, tg := range targets {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			dctx, cancel := context.WithTimeout(ctx, p.timeout)
 			defer cancel()
-			c, err := p.dial(dctx, "tcp", addr)
+			c, err := p.dial(dctx, "tcp", tg.addr)
 			if err == nil {
 				_ = c.Close()
 			}
@@ -116,13 +132,13 @@ func (p *prober) probeAll(ctx context.Context) {
 				return
 			}
 			p.mu.Lock()
-			if _, ok := p.targets[ep]; ok { // not removed meanwhile
-				p.state[ep] = err
+			if _, ok := p.targets[key]; ok { // not removed meanwhile
+				p.state[key] = err
 				v := 1.0
 				if err != nil {
 					v = 0
 				}
-				metrics.GetOrCreateGauge(upGaugeName(ep), nil).Set(v)
+				metrics.GetOrCreateGauge(upGaugeName(tg), nil).Set(v)
 			}
 			p.mu.Unlock()
 		}()
@@ -135,13 +151,13 @@ func (p *prober) ready() (bool, string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var bad []string
-	for ep := range p.targets {
-		err, probed := p.state[ep]
+	for key := range p.targets {
+		err, probed := p.state[key]
 		switch {
 		case !probed:
-			bad = append(bad, "upstream "+ep+": not probed yet")
+			bad = append(bad, key+": not probed yet")
 		case err != nil:
-			bad = append(bad, "upstream "+ep+" unreachable: "+err.Error())
+			bad = append(bad, key+" unreachable: "+err.Error())
 		}
 	}
 	sort.Strings(bad)

@@ -98,6 +98,7 @@ func New(cfg *Config, log *slog.Logger, access io.Writer) (*Server, error) {
 	}
 	s.jwks = &jwksRunner{log: log, auths: jwtAuthenticators(opts)}
 	s.probe.setEndpoints(endpoints(cfg))
+	s.probe.setAuthzEndpoints(authzEndpoints(cfg))
 	return s, nil
 }
 
@@ -200,8 +201,8 @@ func (s *Server) config() *Config {
 }
 
 // Ready reports whether the proxy should receive traffic: the engine listens, no drain started and
-// every upstream endpoint answered its last connect probe, and every auth.jwt JWKS has current
-// keys. If not, the reason.
+// every upstream endpoint and authorization service answered its last connect probe, and every
+// auth.jwt JWKS has current keys. If not, the reason.
 func (s *Server) Ready() (bool, string) {
 	if s.draining.Load() {
 		return false, "draining"
@@ -241,6 +242,7 @@ func (s *Server) Reload(load func() (*Config, error)) error {
 	s.cfg = next
 	s.mu.Unlock()
 	s.probe.setEndpoints(endpoints(next))
+	s.probe.setAuthzEndpoints(authzEndpoints(next))
 	reloadsOK.Inc()
 	names := make([]string, len(next.Buckets))
 	for i, b := range next.Buckets {

@@ -64,6 +64,9 @@ Flags override the configuration file (its key in parentheses):
 	}
 	if flags.Check {
 		fmt.Fprintln(stdout, "configuration ok")
+		for _, w := range cfg.AuthzWarnings(context.Background()) {
+			fmt.Fprintln(stdout, "warning: "+w)
+		}
 		for _, l := range cfg.Routes() {
 			fmt.Fprintln(stdout, "  "+l)
 		}

@@ -33,6 +33,9 @@ func TestImportRules(t *testing.T) {
 		"transfer":  {"golang.org/x/sys/unix"},
 		"jwtauth":   {"github.com/golang-jwt/jwt/v5"},
 		"policy":    nil,
+		// The authorization clients: stdlib net/http, no project package, no metrics, no logging.
+		"authz/opa":     nil,
+		"authz/openfga": nil,
 	}
 	for leaf, allowed := range leaves {
 		for _, imp := range imports(t, filepath.Join(r, leaf)) {
@@ -46,7 +49,7 @@ func TestImportRules(t *testing.T) {
 			}
 		}
 	}
-	for _, pkg := range []string{"httpparse", "s3sig", "transfer", "jwtauth", "policy", "server", "engine", "cmd/mizuchi-uploadr"} {
+	for _, pkg := range []string{"httpparse", "s3sig", "transfer", "jwtauth", "policy", "authz/opa", "authz/openfga", "server", "engine", "cmd/mizuchi-uploadr"} {
 		for _, imp := range imports(t, filepath.Join(r, pkg)) {
 			if strings.HasPrefix(imp, "github.com/panjf2000/gnet") && pkg != "engine" {
 				t.Errorf("%s imports gnet; only engine may", pkg)

@@ -3,7 +3,11 @@
 // scripts/install-versitygw.sh) on a free loopback port with a fresh data directory and random
 // credentials, and runs the real clients (aws cli, boto3, and the AWS SDK for JavaScript v3 under
 // node, installed by scripts/install-node-clients.sh into the git-ignored .tools/node) as
-// subprocesses with a clean AWS environment.
+// subprocesses with a clean AWS environment. For the authorization tests it also runs the real
+// policy servers, each on free loopback ports and built once into .tools/bin the same way: OPA
+// v1.22.3 (StartOPA, with a Rego policy; Stop and Restart make an outage) and OpenFGA v1.22.1
+// (StartOpenFGA, in-memory datastore, every listener on loopback; CreateStore, WriteModel,
+// WriteTuples seed it).
 //
 // Tests call Start (or StartMain from TestMain), then talk to Server.Endpoint directly or through
 // the proxy under test, and check the outcome on the server with the Server helpers (GetObject,

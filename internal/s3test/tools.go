@@ -1,0 +1,154 @@
+package s3test
+
+import (
+	"debug/buildinfo"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// A Go tool the tests run as a server (OPA, OpenFGA): built once into <repo root>/.tools/bin by its
+// install script, checked by its build info.
+type goTool struct {
+	name, module, version, script string
+
+	mu  sync.Mutex
+	bin string // set once ensured
+}
+
+// path returns the tool's binary, running its install script first when the binary is missing or
+// another version (the script holds a file lock, so parallel test binaries build it once).
+func (g *goTool) path() (string, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.bin != "" {
+		return g.bin, nil
+	}
+	root, err := repoRoot()
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(root, ".tools", "bin", g.name)
+	if err := g.check(bin); err != nil {
+		script := filepath.Join(root, "scripts", g.script)
+		cmd := exec.Command("bash", script)
+		cmd.Dir = root
+		out, rerr := cmd.CombinedOutput()
+		if rerr != nil {
+			return "", fmt.Errorf("s3test: %s (binary: %v): %w\n%s", script, err, rerr, tail(out, 4096))
+		}
+		if err := g.check(bin); err != nil {
+			return "", fmt.Errorf("s3test: after %s: %w", script, err)
+		}
+	}
+	g.bin = bin
+	return bin, nil
+}
+
+func (g *goTool) check(bin string) error {
+	if _, err := os.Stat(bin); err != nil {
+		return err
+	}
+	info, err := buildinfo.ReadFile(bin)
+	if err != nil {
+		return fmt.Errorf("%s: %w", bin, err)
+	}
+	if info.Main.Path != g.module || info.Main.Version != g.version {
+		return fmt.Errorf("%s is %s %s, want %s %s", bin, info.Main.Path, info.Main.Version, g.module, g.version)
+	}
+	return nil
+}
+
+// process is a server the tests started: its output kept, stopped by pid with a deadline, and
+// killed by the kernel if the test binary dies first.
+type process struct {
+	name     string
+	cmd      *exec.Cmd
+	exited   chan struct{}
+	waitErr  error
+	output   *tailBuffer
+	stopOnce sync.Once
+}
+
+func startProcess(name, bin string, args ...string) (*process, error) {
+	p := &process{name: name, exited: make(chan struct{}), output: &tailBuffer{max: 64 << 10}}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Env = filterEnv(os.Environ(), "OPA_", "OPENFGA_")
+	p.cmd.Stdout = p.output
+	p.cmd.Stderr = p.output
+	p.cmd.SysProcAttr = sysProcAttr()
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	go func() {
+		p.waitErr = p.cmd.Wait()
+		close(p.exited)
+	}()
+	return p, nil
+}
+
+// waitOK polls GET url until it answers 200, the process exits (errAddrInUse when its output says
+// so) or the deadline passes.
+func (p *process) waitOK(url string, deadline time.Time) error {
+	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}, Timeout: time.Second}
+	lastErr := errors.New("no answer yet")
+	for {
+		select {
+		case <-p.exited:
+			out := p.output.Bytes()
+			if strings.Contains(string(out), "address already in use") {
+				return fmt.Errorf("%s: %w", p.name, errAddrInUse)
+			}
+			return fmt.Errorf("%s exited before it was healthy (%v):\n%s", p.name, p.waitErr, tail(out, 4096))
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not healthy (last: %v); output:\n%s", p.name, lastErr, tail(p.output.Bytes(), 4096))
+		}
+		resp, err := hc.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("GET %s: %s", url, resp.Status)
+		}
+		lastErr = err
+		select {
+		case <-p.exited:
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// stop sends SIGTERM, waits up to stopGrace, then kills. Idempotent.
+func (p *process) stop() {
+	p.stopOnce.Do(func() {
+		select {
+		case <-p.exited:
+			return
+		default:
+		}
+		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			_ = p.cmd.Process.Kill()
+		}
+		select {
+		case <-p.exited:
+		case <-time.After(stopGrace):
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+		}
+	})
+}
+
+// loopback returns "127.0.0.1:PORT" for port.
+func loopback(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
