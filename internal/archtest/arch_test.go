@@ -31,6 +31,7 @@ func TestImportRules(t *testing.T) {
 		"httpparse": nil,
 		"s3sig":     nil,
 		"transfer":  {"golang.org/x/sys/unix"},
+		"uploadid":  nil,
 	}
 	for leaf, allowed := range leaves {
 		for _, imp := range imports(t, filepath.Join(r, leaf)) {
@@ -44,7 +45,7 @@ func TestImportRules(t *testing.T) {
 			}
 		}
 	}
-	for _, pkg := range []string{"httpparse", "s3sig", "transfer", "server", "engine", "cmd/mizuchi-uploadr"} {
+	for _, pkg := range []string{"httpparse", "s3sig", "transfer", "uploadid", "server", "engine", "cmd/mizuchi-uploadr"} {
 		for _, imp := range imports(t, filepath.Join(r, pkg)) {
 			if strings.HasPrefix(imp, "github.com/panjf2000/gnet") && pkg != "engine" {
 				t.Errorf("%s imports gnet; only engine may", pkg)
