@@ -88,6 +88,11 @@ func (e *Engine) admit(h *Head) (d decision) {
 	}
 	d.principal = p
 	d.signed = h.signed
+	if rt.hasID {
+		if s3err := e.checkUploadID(h, &d); s3err != nil {
+			return refusal(d, s3err) // another principal's, bucket's or key's upload, or a forged id
+		}
+	}
 	switch {
 	case rt.op == opPutObject && b.autoChunks(d.bodyLen):
 		d.verdict = verdictAutoChunk

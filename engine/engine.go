@@ -16,6 +16,7 @@ import (
 	"github.com/mizuchi/uploadr/httpparse"
 	"github.com/mizuchi/uploadr/s3sig"
 	"github.com/mizuchi/uploadr/transfer"
+	"github.com/mizuchi/uploadr/uploadid"
 )
 
 // Engine is the proxy's data plane. Create it with New, start it with Run, stop it with Shutdown.
@@ -32,6 +33,7 @@ type Engine struct {
 	signers sync.Pool
 	pools   map[string]*upstreamPool
 	metrics *engineMetrics
+	ids     *uploadid.Sealer // Options.UploadIDSecrets; nil: each bucket derives its own (sealerFor)
 	conns   registry[*connState]
 	upConns registry[*loopUp]
 
@@ -80,6 +82,8 @@ type bucketState struct {
 	upload     UploadOptions
 	label      string     // the metrics label: name, or "*" for a bucket the "*" entry serves
 	pending    *wildCache // non-nil: made by the "*" entry for one request, cached once authenticated
+
+	ids *uploadid.Sealer // seals and opens the upload ids clients see (uploadid.go)
 }
 
 // New validates o and prepares an Engine.
@@ -99,6 +103,9 @@ func New(o Options) (*Engine, error) {
 		loops:   map[gnet.EventLoop]*loopState{},
 
 		completeBudget: newByteBudget(o.CompleteBodyBudget),
+	}
+	if len(o.UploadIDSecrets) > 0 {
+		e.ids, _ = uploadid.New(o.UploadIDSecrets...) // Validate checked the keys
 	}
 	e.mover = transfer.NewMover(o.Transfer)
 	e.killCtx, e.kill = context.WithCancel(context.Background())
@@ -139,6 +146,7 @@ func (e *Engine) buildTable(bs []Bucket) *bucketTable {
 			authz:      b.Authorizer,
 			upload:     b.Upload,
 			label:      b.Name,
+			ids:        e.sealerFor(b),
 		}
 		if b.Name == WildcardBucket {
 			bs.label = wildLabel

@@ -24,6 +24,7 @@ type job struct {
 	resp    []byte // the answer for the client
 	budget  int64  // CompleteMultipartUpload body bytes reserved from the engine's budget
 	side    side
+	ids     idScratch // upload id binding (uploadid.go)
 
 	inlineSide
 	detachedSide
