@@ -92,7 +92,7 @@ func TestMultipartSDKLowLevel(t *testing.T) {
 		t.Fatalf("abort: %v", err)
 	}
 	for _, u := range upstream.ListMultipartUploads(t, p.UpBucket) {
-		if aws.ToString(u.UploadId) == aws.ToString(cr2.UploadId) {
+		if aws.ToString(u.UploadId) == upstreamID(t, p.Bucket, "mp/aborted", aws.ToString(cr2.UploadId)) {
 			t.Errorf("aborted upload still listed")
 		}
 	}

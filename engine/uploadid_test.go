@@ -67,6 +67,38 @@ func (p *proxy) sdkClientAs(t *testing.T, ak, sk string) *s3.Client {
 	})
 }
 
+// derivedSealer is the Sealer of a proxy without UploadIDSecrets in front of versitygw (or of a
+// tripwire: startProxy gives every bucket versitygw's credentials).
+func derivedSealer(t *testing.T) *uploadid.Sealer {
+	t.Helper()
+	s, err := uploadid.New(uploadid.DeriveKey([]byte(upstream.SecretKey)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// upstreamID is the upstream upload id in the token a proxy without UploadIDSecrets gave clientAK
+// for bucket and key.
+func upstreamID(t *testing.T, bucket, key, token string) string {
+	t.Helper()
+	id, err := derivedSealer(t).Open(nil, []byte(token), &uploadid.Binding{Principal: clientAK, Bucket: bucket, Key: []byte(key)})
+	if err != nil {
+		t.Fatalf("token %q does not open: %v", token, err)
+	}
+	return string(id)
+}
+
+// tokenFor is the token such a proxy gives clientAK for an upstream id of bucket and key.
+func tokenFor(t *testing.T, bucket, key, upID string) string {
+	t.Helper()
+	tok, err := derivedSealer(t).Seal(nil, []byte(upID), &uploadid.Binding{Principal: clientAK, Bucket: bucket, Key: []byte(key)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(tok)
+}
+
 // wantNoSuchUpload checks err is S3's 404 NoSuchUpload.
 func wantNoSuchUpload(t *testing.T, what string, err error) {
 	t.Helper()
@@ -150,14 +182,10 @@ func TestUploadIDBoundToCreator(t *testing.T) {
 	u := createUpload(t, alice, p.Bucket, "dir/alice.bin")
 
 	// The client holds a token; the upstream holds the id the token carries.
-	s, _ := uploadid.New(uploadid.DeriveKey([]byte(upstream.SecretKey)))
-	upID, err := s.Open(nil, []byte(u.id), &uploadid.Binding{Principal: clientAK, Bucket: p.Bucket, Key: []byte(u.key)})
-	if err != nil {
-		t.Fatalf("the proxy's upload id %q does not open with the derived key: %v", u.id, err)
-	}
+	upID := upstreamID(t, p.Bucket, u.key, u.id)
 	found := false
 	for _, m := range upstream.ListMultipartUploads(t, p.UpBucket) {
-		found = found || aws.ToString(m.UploadId) == string(upID)
+		found = found || aws.ToString(m.UploadId) == upID
 		if aws.ToString(m.UploadId) == u.id {
 			t.Errorf("the upstream knows the client's token %q", u.id)
 		}
@@ -172,7 +200,7 @@ func TestUploadIDBoundToCreator(t *testing.T) {
 	refused := metrics.GetOrCreateCounter(`mizuchi_upload_id_refused_total`).Get()
 	stolen := &upload{bucket: u.bucket, key: u.key, id: u.id, completed: u.completed}
 	wantNoSuchUpload(t, "other principal's UploadPart", stolen.putSmall(bob, 2))
-	_, err = stolen.list(bob)
+	_, err := stolen.list(bob)
 	wantNoSuchUpload(t, "other principal's ListParts", err)
 	wantNoSuchUpload(t, "other principal's Complete", stolen.complete(bob))
 	wantNoSuchUpload(t, "other principal's Abort", stolen.abort(bob))
@@ -180,7 +208,7 @@ func TestUploadIDBoundToCreator(t *testing.T) {
 	otherKey := &upload{bucket: u.bucket, key: "dir/other.bin", id: u.id, completed: u.completed}
 	wantNoSuchUpload(t, "UploadPart for another key", otherKey.putSmall(alice, 2))
 	wantNoSuchUpload(t, "Complete for another key", otherKey.complete(alice))
-	for _, bad := range []string{u.id[:len(u.id)-1], alter(u.id), string(upID)} {
+	for _, bad := range []string{u.id[:len(u.id)-1], alter(u.id), upID} {
 		forged := &upload{bucket: u.bucket, key: u.key, id: bad, completed: u.completed}
 		wantNoSuchUpload(t, "UploadPart with "+bad, forged.putSmall(alice, 2))
 		_, err := forged.list(alice)
