@@ -119,7 +119,8 @@ func rewritesUploadID(j *job, status int) bool {
 
 // relayUploadID is relay for the answers rewritesUploadID names: the body, de-chunked, gets the
 // client's token in place of the upstream id in its first <UploadId> element, and is framed with
-// Content-Length. Everything else (NextPartNumberMarker, parts, …) passes unchanged. It
+// Content-Length. Everything else (NextPartNumberMarker, parts, …) passes unchanged. An upstream
+// id too long for a token gets 502 and the upload is aborted upstream (in the background). It
 // allocates (scratch growth): these answers are off the PutObject/UploadPart path.
 func (e *Engine) relayUploadID(j *job, buf []byte, h *httpparse.Response, total int, closeConn bool) int {
 	body := buf[h.HeadLen:total]
@@ -149,6 +150,9 @@ func (e *Engine) relayUploadID(j *job, buf []byte, h *httpparse.Response, total 
 		}
 		bind := uploadBinding(j.principal.ID, j.bucket, x.key)
 		if x.token, err = j.bucket.ids.Seal(x.token[:0], x.id, &bind); err != nil {
+			// The client will never hear of this upload: abort it upstream, off the loop.
+			path, id := bytes.Clone(j.path), s3sig.AppendURIEncode(nil, x.id, false)
+			go e.abortUploadRetrying(j.bucket, path, id, j.reqID)
 			return e.errorResponse(j, errUploadIDTooLong, closeConn)
 		}
 	}

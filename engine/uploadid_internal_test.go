@@ -3,11 +3,13 @@ package engine
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mizuchi/uploadr/httpparse"
 )
@@ -107,8 +109,21 @@ func TestRelayCreateUploadID(t *testing.T) {
 	}
 	long := strings.Replace(createAnswer, "%s", strings.Repeat("u", 752), 1)
 	raw = "HTTP/1.1 200 OK\r\nContent-Length: " + strconv.Itoa(len(long)) + "\r\n\r\n" + long
+	aborts := func() uint64 { return e.metrics.abortsPending.Get() + e.metrics.abortFailures.Get() + e.metrics.mpAborted.Get() }
+	before := aborts()
 	if resp, body := relayed(t, e, opCreateMultipartUpload, "", raw); resp.StatusCode != 502 || strings.Contains(body, "uuuu") {
 		t.Errorf("Create with a 752-byte id: %d %s; want 502", resp.StatusCode, body)
+	}
+	// That upload is aborted upstream (here, unreachable: the abort is retried until shutdown).
+	ok := false
+	for deadline := time.Now().Add(5 * time.Second); !ok && time.Now().Before(deadline); {
+		ok = aborts() > before
+		time.Sleep(5 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := e.finishAborts(ctx); err != nil || !ok {
+		t.Errorf("abort of the unbound upload: pending seen %v, finishAborts %v", ok, err)
 	}
 }
 
