@@ -131,6 +131,9 @@ func (j *job) release() {
 	if cap(j.tmp) > 256<<10 {
 		j.tmp = nil
 	}
+	if cap(j.ids.out)+cap(j.ids.body) > 256<<10 {
+		j.ids = idScratch{} // a long ListParts answer
+	}
 	if j.budget > 0 {
 		j.e.completeBudget.release(j.budget)
 		j.budget = 0
