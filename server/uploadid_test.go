@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -56,6 +57,14 @@ func TestUploadIDSecretsKey(t *testing.T) {
 			o, err := c.EngineOptions(nil, nil)
 			if err != nil {
 				t.Fatal(err)
+			}
+			routes := strings.Join(c.Routes(), "\n")
+			want := "keyed by a key derived from each bucket's upstream secret"
+			if len(tc.want) > 0 {
+				want = "keyed by server.upload_id_secrets (" + strconv.Itoa(len(tc.want)) + ": the first signs"
+			}
+			if !strings.Contains(routes, want) || strings.Contains(routes, cur) || strings.Contains(routes, prev) {
+				t.Errorf("Routes():\n%s\nwant %q and no secret", routes, want)
 			}
 			if len(o.UploadIDSecrets) != len(tc.want) {
 				t.Fatalf("UploadIDSecrets = %d entries; want %d", len(o.UploadIDSecrets), len(tc.want))
