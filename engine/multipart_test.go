@@ -115,6 +115,7 @@ func TestMultipartTooSmallPartRelayed(t *testing.T) {
 	}
 	cr := run("s3api", "create-multipart-upload", "--bucket", p.Bucket, "--key", "mp/small")
 	id := fmt.Sprint(cr["UploadId"])
+	upstreamID(t, p.Bucket, "mp/small", id) // the aws cli stores and sends back the proxy's token
 	var parts []string
 	for i := 1; i <= 2; i++ {
 		f := s3test.TempFile(t, s3test.RandomBytes(1000, int64(i)))
