@@ -109,6 +109,11 @@ func (e *Engine) admit(h *Head) (d decision) {
 	}
 	d.principal = p
 	d.signed = h.signed
+	if rt.hasID {
+		if s3err := e.checkUploadID(h, &d); s3err != nil {
+			return refusal(d, s3err) // another principal's, bucket's or key's upload, or a forged id
+		}
+	}
 	if b.policy != nil {
 		if s3err := checkPolicy(b.policy, h, &d); s3err != nil {
 			return refusal(d, s3err)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -100,14 +101,33 @@ type admitReq struct {
 	// when not.
 	payload string
 	noSign  bool
+	rawID   bool          // send the uploadId as given; else as the token sealed for the request's principal
 	ak, sk  string        // "" = admitAK; "" = admitSK
 	skew    time.Duration // signing time minus admitNow
 	post    func(lines []string) []string
 }
 
+// principal is who r authenticates as where it does: its access key when signed, tokenAuth's
+// user with the test token, else anonymous.
+func (r *admitReq) principal() string {
+	switch {
+	case !r.noSign && r.ak != "":
+		return r.ak
+	case !r.noSign:
+		return admitAK
+	case slices.Contains(r.hdr, "x-test-token: "+tokenOK), slices.Contains(r.hdr, "X-Test-Token: "+tokenOK):
+		return "token-user"
+	}
+	return ""
+}
+
 // wire renders r as a request head (no body).
 func (r *admitReq) wire(tb testing.TB) []byte {
 	tb.Helper()
+	query := r.query
+	if !r.rawID {
+		query = withUploadToken(tb, r.principal(), r.path, r.query)
+	}
 	lines := append([]string(nil), r.hdr...)
 	payload := r.payload
 	if !r.noSign {
@@ -118,7 +138,7 @@ func (r *admitReq) wire(tb testing.TB) []byte {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		u := &url.URL{Scheme: "http", Host: admitHost, Path: dec, RawPath: r.path, RawQuery: r.query}
+		u := &url.URL{Scheme: "http", Host: admitHost, Path: dec, RawPath: r.path, RawQuery: query}
 		req, err := http.NewRequest(r.method, "http://"+admitHost+"/", nil)
 		if err != nil {
 			tb.Fatal(err)
@@ -159,8 +179,8 @@ func (r *admitReq) wire(tb testing.TB) []byte {
 	}
 	var b bytes.Buffer
 	b.WriteString(r.method + " " + r.path)
-	if r.query != "" {
-		b.WriteString("?" + r.query)
+	if query != "" {
+		b.WriteString("?" + query)
 	}
 	b.WriteString(" HTTP/1.1\r\nHost: " + admitHost + "\r\n")
 	if r.cl != "" {
@@ -561,8 +581,13 @@ func checkDecision(t *testing.T, h *Head, d *decision, w admitWant) {
 		t.Errorf("partNumber = %d; want %d", d.rt.partNum, w.part)
 	}
 	if w.uploadID != "" {
-		if got := string(h.Query()[d.rt.uploadID[0]:d.rt.uploadID[1]]); !d.rt.hasID || got != w.uploadID {
-			t.Errorf("uploadId = %v %q; want %q", d.rt.hasID, got, w.uploadID)
+		// The client sent the token for w.uploadID (admitReq.wire): it opens to it.
+		want, _ := url.PathUnescape(w.uploadID)
+		got := h.Query()[d.rt.uploadID[0]:d.rt.uploadID[1]]
+		key, _ := url.PathUnescape(string(h.Path()[d.rt.keyStart:]))
+		id, err := openTestToken(d.principal.ID, d.rt.bucket.name, key, got)
+		if !d.rt.hasID || err != nil || id != want {
+			t.Errorf("uploadId = %v %q (opens to %q, %v); want the token for %q", d.rt.hasID, got, id, err, want)
 		}
 	}
 }
@@ -596,7 +621,7 @@ func TestAdmitAuthzInput(t *testing.T) {
 	}
 	in := newAuthzInput(&h, &d, []byte("REQ"), "192.0.2.1:1234")
 	want := AuthzInput{RequestID: "REQ", Remote: "192.0.2.1:1234", Principal: sigv4, Operation: "UploadPart",
-		Bucket: "authz", Key: "dir/a b", UploadID: "up/id", PartNumber: 7, Size: 100, ContentType: "text/plain"}
+		Bucket: "authz", Key: "dir/a b", UploadID: testToken(t, admitAK, r.path, "up/id"), PartNumber: 7, Size: 100, ContentType: "text/plain"}
 	if !reflect.DeepEqual(*in, want) {
 		t.Errorf("AuthzInput = %+v; want %+v", *in, want)
 	}
@@ -784,5 +809,70 @@ func checkAdmitted(t *testing.T, e *Engine, h *Head, d *decision) {
 	}
 	if n := up.HeaderCount(j.out, "authorization"); n != 1 {
 		t.Fatalf("upstream head has %d Authorization headers: %q", n, j.out)
+	}
+}
+
+// TestAdmitUploadIDBinding: a request naming an upload must bring the token its Create returned
+// to the same principal for the same bucket and key; anything else is 404 NoSuchUpload, decided
+// in admit, so nothing goes upstream.
+func TestAdmitUploadIDBinding(t *testing.T) {
+	e := newAdmitEngine(t)
+	const path = "/sig/dir/a%20b.bin"
+	good := testToken(t, admitAK, path, "2~upstream.ID_1")
+	altered := []byte(good)
+	altered[len(altered)/2] ^= 'A' ^ 'B'
+	if altered[len(altered)/2] == good[len(good)/2] {
+		t.Fatal("no alteration")
+	}
+	type tc struct {
+		name string
+		r    admitReq
+		err  *s3Error
+	}
+	var tests []tc
+	for _, op := range []struct{ method, query, cl string }{
+		{"PUT", "partNumber=1&uploadId=", "1"},
+		{"POST", "uploadId=", "10"},
+		{"DELETE", "uploadId=", ""},
+		{"GET", "uploadId=", ""},
+	} {
+		req := func(path, token, ak, sk string) admitReq {
+			return admitReq{method: op.method, path: path, query: op.query + token, cl: op.cl, ak: ak, sk: sk, rawID: true}
+		}
+		tests = append(tests,
+			tc{op.method + " own token", req(path, good, "", ""), nil},
+			tc{op.method + " own token, escaped", req(path, strings.ReplaceAll(good, "A", "%41"), "", ""), nil},
+			tc{op.method + " other principal", req(path, good, admitAK2, admitSK2), errNoSuchUpload},
+			tc{op.method + " other key", req("/sig/dir/a%20c.bin", good, "", ""), errNoSuchUpload},
+			tc{op.method + " other bucket", req("/authz/dir/a%20b.bin", good, "", ""), errNoSuchUpload},
+			tc{op.method + " altered", req(path, string(altered), "", ""), errNoSuchUpload},
+			tc{op.method + " truncated", req(path, good[:len(good)-1], "", ""), errNoSuchUpload},
+			tc{op.method + " upstream id itself", req(path, "2~upstream.ID_1", "", ""), errNoSuchUpload},
+			tc{op.method + " garbage, escaped", req(path, "%41%42C", "", ""), errNoSuchUpload},
+		)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wire := tt.r.wire(t)
+			h := Head{req: parseHead(t, e, wire), buf: wire}
+			d := e.admit(&h)
+			if d.err != tt.err {
+				t.Fatalf("admit = %v, %s; want %s", d.verdict, errString(d.err), errString(tt.err))
+			}
+			if tt.err != nil {
+				if d.authErr {
+					t.Error("counted as an authentication failure")
+				}
+				return
+			}
+			st := &connState{req: h.req, rt: d.rt, principal: d.principal}
+			j := new(job)
+			if err := e.buildUpstreamHead(j, st, d.rt.bucket, wire); err != nil {
+				t.Fatal(err)
+			}
+			if q := string(j.query); !strings.Contains(q, "uploadId=2~upstream.ID_1") || strings.Contains(q, good) {
+				t.Errorf("upstream query %q; want the upstream id, not the token", q)
+			}
+		})
 	}
 }

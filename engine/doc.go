@@ -3,8 +3,10 @@
 // pipeline:
 //
 //   - admit (admit.go) is pure — no gnet, no I/O: it routes the six S3 upload operations, checks
-//     limits and the payload declaration, authenticates through the bucket's Authenticator, and
-//     returns a decision value: refuse, inline, stream, auto-chunk, or await;
+//     limits and the payload declaration, authenticates through the bucket's Authenticator, opens
+//     the upload id token of a request naming an upload (uploadid.go: 404 NoSuchUpload unless
+//     the token was made for this principal, bucket and key), and returns a decision value:
+//     refuse, inline, stream, auto-chunk, or await;
 //   - decide (await.go): a bucket's Authorizer runs off the loop while the connection waits;
 //   - move: an inline body goes upstream from the loop's buffer on a loop-owned upstream connection
 //     (upstream_loop.go); a larger one is detached from gnet and spliced or copied (detach.go,

@@ -17,6 +17,7 @@ import (
 	"github.com/mizuchi/uploadr/policy"
 	"github.com/mizuchi/uploadr/s3sig"
 	"github.com/mizuchi/uploadr/transfer"
+	"github.com/mizuchi/uploadr/uploadid"
 )
 
 // Engine is the proxy's data plane. Create it with New, start it with Run, stop it with Shutdown.
@@ -33,6 +34,7 @@ type Engine struct {
 	signers sync.Pool
 	pools   map[string]*upstreamPool
 	metrics *engineMetrics
+	ids     *uploadid.Sealer // Options.UploadIDSecrets; nil: each bucket derives its own (sealerFor)
 	conns   registry[*connState]
 	upConns registry[*loopUp]
 
@@ -83,7 +85,8 @@ type bucketState struct {
 	label      string     // the metrics label: name, or "*" for a bucket the "*" entry serves
 	pending    *wildCache // non-nil: made by the "*" entry for one request, cached once authenticated
 
-	policy *policy.Policy // nil: no upload rules
+	policy *policy.Policy   // nil: no upload rules
+	ids    *uploadid.Sealer // seals and opens the upload ids clients see (uploadid.go)
 }
 
 // New validates o and prepares an Engine.
@@ -103,6 +106,9 @@ func New(o Options) (*Engine, error) {
 		loops:   map[gnet.EventLoop]*loopState{},
 
 		completeBudget: newByteBudget(o.CompleteBodyBudget),
+	}
+	if len(o.UploadIDSecrets) > 0 {
+		e.ids, _ = uploadid.New(o.UploadIDSecrets...) // Validate checked the keys
 	}
 	e.mover = transfer.NewMover(o.Transfer)
 	e.killCtx, e.kill = context.WithCancel(context.Background())
@@ -145,6 +151,7 @@ func (e *Engine) buildTable(bs []Bucket) *bucketTable {
 			authzHdrs:  b.AuthzHeaders,
 			upload:     b.Upload,
 			label:      b.Name,
+			ids:        e.sealerFor(b),
 		}
 		if b.Name == WildcardBucket {
 			bs.label = wildLabel

@@ -24,6 +24,7 @@ type job struct {
 	resp    []byte // the answer for the client
 	budget  int64  // CompleteMultipartUpload body bytes reserved from the engine's budget
 	side    side
+	ids     idScratch // upload id binding (uploadid.go)
 
 	inlineSide
 	detachedSide
@@ -132,6 +133,9 @@ func (j *job) release() {
 	}
 	if cap(j.tmp) > 256<<10 {
 		j.tmp = nil
+	}
+	if cap(j.ids.out)+cap(j.ids.body) > 256<<10 {
+		j.ids = idScratch{} // a long ListParts answer
 	}
 	if j.budget > 0 {
 		j.e.completeBudget.release(j.budget)

@@ -31,6 +31,7 @@ type engineMetrics struct {
 	abortFailures      *metrics.Counter
 	abortRetries       *metrics.Counter // background AbortMultipartUpload attempts (after the first)
 	abortsPending      *metrics.Counter // gauge-like: uploads whose abort is being retried
+	uploadIDRefused    *metrics.Counter // upload ids that did not open for their request (404 NoSuchUpload)
 
 	bytesIn   *metrics.Counter
 	bytesOut  *metrics.Counter
@@ -76,6 +77,7 @@ func newEngineMetrics() *engineMetrics {
 			abortFailures:      metrics.GetOrCreateCounter(`mizuchi_multipart_abort_failures_total`),
 			abortRetries:       metrics.GetOrCreateCounter(`mizuchi_multipart_abort_retries_total`),
 			abortsPending:      metrics.GetOrCreateCounter(`mizuchi_multipart_abort_retries_pending`),
+			uploadIDRefused:    metrics.GetOrCreateCounter(`mizuchi_upload_id_refused_total`),
 			bytesIn:            metrics.GetOrCreateCounter(`mizuchi_request_bytes_total`),
 			bytesOut:           metrics.GetOrCreateCounter(`mizuchi_response_bytes_total`),
 			requests:           map[reqKey]*metrics.Counter{},
@@ -133,6 +135,9 @@ func (m *engineMetrics) request(bucket string, o op, status int) {
 // refusal counts a request answered by the proxy itself, by S3 error code (record counts it as a
 // request too).
 func (m *engineMetrics) refusal(e *s3Error) {
+	if e == errNoSuchUpload {
+		m.uploadIDRefused.Inc()
+	}
 	m.labelled(m.refusals, `mizuchi_refusals_total{reason="`, e.Code)
 }
 

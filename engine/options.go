@@ -13,6 +13,7 @@ import (
 
 	"github.com/mizuchi/uploadr/policy"
 	"github.com/mizuchi/uploadr/transfer"
+	"github.com/mizuchi/uploadr/uploadid"
 )
 
 // Options configure an Engine. Zero values take the documented defaults (see withDefaults).
@@ -52,6 +53,14 @@ type Options struct {
 	// is read. Each document in flight costs about three times its size in buffers (the
 	// event loop's, the checked copy, the upstream request). 0 = 32 MiB; at least 4 MiB.
 	CompleteBodyBudget int64
+	// UploadIDSecrets key the upload ids CreateMultipartUpload returns to clients (uploadid.go):
+	// each is a token binding the upstream's upload id to the principal, bucket and key, and
+	// UploadPart, Complete, Abort and ListParts with a token made for anything else get 404
+	// NoSuchUpload before anything goes upstream. The first secret seals, every one opens (key
+	// rotation: put the new secret first, keep the previous one until its uploads are done). Each
+	// is at least 16 bytes (32 random bytes recommended). Empty: each bucket uses a key derived
+	// from its upstream secret key (HKDF-SHA256), so nodes sharing a configuration agree.
+	UploadIDSecrets [][]byte
 	// Transfer configures the body mover (pipe size, copy path, ...).
 	Transfer transfer.Options
 	// Upstream configures the upstream connection pools.
@@ -287,6 +296,11 @@ func (o *Options) Validate() error {
 	for _, v := range o.VirtualHostSuffixes {
 		if !isHostSuffix(v) {
 			errs = append(errs, fmt.Errorf("virtual host suffix %q: want a DNS name such as s3.example.com (letters, digits, '-', '.'; no scheme, port or leading/trailing dot)", v))
+		}
+	}
+	if len(o.UploadIDSecrets) > 0 {
+		if _, err := uploadid.New(o.UploadIDSecrets...); err != nil {
+			errs = append(errs, fmt.Errorf("upload id secrets: each must be at least %d bytes: %w", uploadid.MinKeyLen, err))
 		}
 	}
 	if o.CompleteBodyBudget != 0 && o.CompleteBodyBudget < maxCompleteBody {

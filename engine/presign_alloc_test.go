@@ -37,7 +37,7 @@ func TestInLoopPresignedAllocs(t *testing.T) {
 		if pr.Method != "sigv4-presigned" {
 			t.Fatalf("principal %+v", pr)
 		}
-		st.signed = st.head.signed
+		st.signed, st.principal = st.head.signed, pr
 		if err := e.buildUpstreamHead(j, st, rt.bucket, buf); err != nil {
 			t.Fatal(err)
 		}

@@ -42,7 +42,7 @@ func (r presignReq) wire(tb testing.TB) []byte {
 	if expires == "" {
 		expires = "300"
 	}
-	q := r.query
+	q := withUploadToken(tb, ak, r.path, r.query)
 	if q != "" {
 		q += "&"
 	}
@@ -233,7 +233,7 @@ func TestPresignedUpstreamHead(t *testing.T) {
 	if s := d.signed; wire[s[0]] != '=' || !strings.HasPrefix(string(wire[s[0]+1:s[1]]), "host%3B") {
 		t.Fatalf("signed span = %q", wire[d.signed[0]:d.signed[1]])
 	}
-	st := &connState{req: req, rt: d.rt, signed: d.signed}
+	st := &connState{req: req, rt: d.rt, signed: d.signed, principal: d.principal}
 	j := new(job)
 	if err := e.buildUpstreamHead(j, st, d.rt.bucket, wire); err != nil {
 		t.Fatal(err)

@@ -181,7 +181,7 @@ func TestCompleteMalformedXMLNeverReachesUpstream(t *testing.T) {
 		"<Other><Part><PartNumber>1</PartNumber><ETag>\"x\"</ETag></Part></Other>",
 		"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>\"x\"</ETag></Part></CompleteMultipartUpload><x/>",
 	} {
-		r := rawReq{Method: "POST", Path: "/" + p.Bucket + "/key", Query: "uploadId=abc", Body: []byte(doc)}
+		r := rawReq{Method: "POST", Path: "/" + p.Bucket + "/key", Query: "uploadId=" + tokenFor(t, p.Bucket, "key", "abc"), Body: []byte(doc)}
 		resp, body := p.do(t, r.bytes(t, p.Addr))
 		wantS3Error(t, resp, body, 400, "MalformedXML")
 	}

@@ -24,7 +24,23 @@ func (e *Engine) relayResponse(j *job, u *upConn, resp *upResponse, closeConn bo
 // x-amz-request-id goes in x-mizuchi-upstream-request-id and the log (a repeated one is dropped).
 func (e *Engine) relay(j *job, buf []byte, h *httpparse.Response, total int, closeConn bool) int {
 	j.upStatus = h.Status
-	out := j.resp[:0]
+	if rewritesUploadID(j, h.Status) {
+		return e.relayUploadID(j, buf, h, total, closeConn)
+	}
+	out := e.relayHead(j, j.resp[:0], buf, h, false)
+	if closeConn {
+		out = append(out, "Connection: close\r\n"...)
+	}
+	out = append(out, "\r\n"...)
+	out = append(out, buf[h.HeadLen:total]...)
+	j.resp = out
+	return h.Status
+}
+
+// relayHead appends the status line and headers of the response in buf to out, up to but not
+// including Connection and the blank line; reframe drops the upstream's Content-Length and
+// Transfer-Encoding (the caller frames a body of its own).
+func (e *Engine) relayHead(j *job, out, buf []byte, h *httpparse.Response, reframe bool) []byte {
 	out = append(out, "HTTP/1.1 "...)
 	out = strconv.AppendInt(out, int64(h.Status), 10)
 	out = append(out, ' ')
@@ -38,7 +54,7 @@ func (e *Engine) relay(j *job, buf []byte, h *httpparse.Response, total int, clo
 	seenID := false
 	for i := 0; i < h.NumHeaders; i++ {
 		name := h.Headers[i].Name.Bytes(buf)
-		if isResponseHopHeader(name) {
+		if isResponseHopHeader(name) || reframe && isFramingHeader(name) {
 			continue
 		}
 		value := h.Headers[i].Value.Bytes(buf)
@@ -59,13 +75,13 @@ func (e *Engine) relay(j *job, buf []byte, h *httpparse.Response, total int, clo
 	out = append(out, "x-amz-request-id: "...)
 	out = append(out, j.reqID[:]...)
 	out = append(out, "\r\n"...)
-	if closeConn {
-		out = append(out, "Connection: close\r\n"...)
-	}
-	out = append(out, "\r\n"...)
-	out = append(out, buf[h.HeadLen:total]...)
-	j.resp = out
-	return h.Status
+	return out
+}
+
+// isFramingHeader reports Content-Length and Transfer-Encoding.
+func isFramingHeader(name []byte) bool {
+	return len(name) == len("content-length") && equalFoldASCII(name, "content-length") ||
+		len(name) == len("transfer-encoding") && equalFoldASCII(name, "transfer-encoding")
 }
 
 // upstreamIDHeader carries the upstream's x-amz-request-id to the client.

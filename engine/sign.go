@@ -52,7 +52,8 @@ func (e *Engine) buildUpstreamHead(j *job, st *connState, b *bucketState, buf []
 		return err
 	}
 
-	// Query: only the operation's own parameters, values passed through as the client encoded them.
+	// Query: only the operation's own parameters, values passed through as the client encoded them,
+	// but the upload id: the client's token is opened and the upstream's id goes (uploadid.go).
 	q := req.Query.Bytes(buf)
 	j.query = j.query[:0]
 	switch rt.op {
@@ -62,10 +63,14 @@ func (e *Engine) buildUpstreamHead(j *job, st *connState, b *bucketState, buf []
 		j.query = append(j.query, "partNumber="...)
 		j.query = strconv.AppendInt(j.query, int64(rt.partNum), 10)
 		j.query = append(j.query, "&uploadId="...)
-		j.query = append(j.query, q[rt.uploadID[0]:rt.uploadID[1]]...)
+		if err := j.appendUpstreamUploadID(st, b, buf); err != nil {
+			return err
+		}
 	case opCompleteMultipartUpload, opAbortMultipartUpload:
 		j.query = append(j.query, "uploadId="...)
-		j.query = append(j.query, q[rt.uploadID[0]:rt.uploadID[1]]...)
+		if err := j.appendUpstreamUploadID(st, b, buf); err != nil {
+			return err
+		}
 	case opListParts:
 		if rt.encType != [2]int{} {
 			j.query = append(j.query, "encoding-type="...)
@@ -83,7 +88,9 @@ func (e *Engine) buildUpstreamHead(j *job, st *connState, b *bucketState, buf []
 			j.query = append(j.query, '&')
 		}
 		j.query = append(j.query, "uploadId="...)
-		j.query = append(j.query, q[rt.uploadID[0]:rt.uploadID[1]]...)
+		if err := j.appendUpstreamUploadID(st, b, buf); err != nil {
+			return err
+		}
 	}
 
 	payload := unsignedPayload

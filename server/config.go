@@ -45,6 +45,11 @@ type ServerConfig struct {
 	// DNS suffixes of virtual-hosted-style requests: Host <bucket>.<suffix>[:port] addresses
 	// bucket <bucket> (the key is the whole path). Default none: path style only.
 	VirtualHostSuffixes []string `yaml:"virtual_host_suffixes"`
+	// Keys of the upload ids handed to clients (each binds its upstream upload id to the
+	// principal, bucket and key): the first signs, all verify; each at least 16 bytes, empty
+	// entries after the first ignored. Default none: a key derived from each bucket's upstream
+	// secret key.
+	UploadIDSecrets []string `yaml:"upload_id_secrets"`
 }
 
 // ZeroCopyConfig configures the splice path.

@@ -20,6 +20,13 @@ const (
 	EnvClientSecretKey   = "MIZUCHI_CLIENT_SECRET_KEY"
 )
 
+// Environment variables of a config-less start holding server.upload_id_secrets: the current
+// secret, and the previous one during a rotation.
+const (
+	EnvUploadIDSecret         = "MIZUCHI_UPLOAD_ID_SECRET"
+	EnvUploadIDSecretPrevious = "MIZUCHI_UPLOAD_ID_SECRET_PREVIOUS"
+)
+
 // Flags are the command-line settings; each overrides its configuration key when given. A Flags
 // is filled by flag.FlagSet.Parse and then only read, so Config may be called again (SIGHUP).
 type Flags struct {
@@ -190,6 +197,12 @@ func (f *Flags) Config(lookup func(string) (string, bool)) (*Config, error) {
 			errs = append(errs, err)
 		}
 		c.Buckets = []BucketConfig{b}
+		if v, _ := lookup(EnvUploadIDSecret); v != "" {
+			prev, _ := lookup(EnvUploadIDSecretPrevious)
+			c.Server.UploadIDSecrets = []string{v, prev}
+		} else if v, _ := lookup(EnvUploadIDSecretPrevious); v != "" {
+			errs = append(errs, fmt.Errorf("%s is set without %s", EnvUploadIDSecretPrevious, EnvUploadIDSecret))
+		}
 	default:
 		errs = append(errs, errors.New("no configuration: give -config FILE, or -bucket NAME -upstream URL for a single bucket"))
 	}

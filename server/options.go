@@ -11,6 +11,7 @@ import (
 
 	"github.com/mizuchi/uploadr/engine"
 	"github.com/mizuchi/uploadr/transfer"
+	"github.com/mizuchi/uploadr/uploadid"
 )
 
 // Defaults applied by Normalize (the engine's own defaults, written out so that -h, the README and
@@ -156,6 +157,7 @@ func (c *Config) Validate() error {
 	if s := c.Server.CompleteBodyBudget; s != 0 && s < 4<<20 {
 		errs = append(errs, fmt.Errorf("server.complete_body_budget %d: want at least 4MiB (one largest CompleteMultipartUpload document)", s))
 	}
+	errs = append(errs, checkUploadIDSecrets(c.Server.UploadIDSecrets)...)
 	for _, b := range c.Buckets {
 		p := strings.TrimPrefix(b.PathPrefix, "/")
 		if !strings.HasPrefix(b.PathPrefix, "/") || p == "" || strings.Contains(p, "/") {
@@ -189,7 +191,8 @@ func (c *Config) Validate() error {
 		for _, e := range flatten(err) {
 			m := e.Error()
 			if strings.Contains(m, "part size") || strings.Contains(m, "multipart threshold") || strings.Contains(m, "concurrent parts") ||
-				strings.Contains(m, "complete body budget") || strings.Contains(m, ": authz.") {
+				strings.Contains(m, "complete body budget") || strings.Contains(m, ": authz.") ||
+				strings.Contains(m, "upload id secrets") {
 				continue
 			}
 			errs = append(errs, e)
@@ -240,6 +243,7 @@ func (c *Config) EngineOptions(logger, access *slog.Logger) (engine.Options, err
 			AbortRetryFor: time.Duration(c.Upstream.AbortRetryFor),
 		},
 		VirtualHostSuffixes: append([]string(nil), c.Server.VirtualHostSuffixes...),
+		UploadIDSecrets:     uploadIDSecrets(c.Server.UploadIDSecrets),
 		Logger:              logger,
 		AccessLog:           access,
 	}
@@ -342,4 +346,31 @@ func autoChunkThreshold(u UploadConfig) int64 {
 		return 0
 	}
 	return int64(u.MultipartThreshold)
+}
+
+// checkUploadIDSecrets checks server.upload_id_secrets: the first entry signs and must be set;
+// every entry set is at least uploadid.MinKeyLen bytes. Messages name the entry, never its value.
+func checkUploadIDSecrets(secrets []string) []error {
+	var errs []error
+	if len(secrets) > 0 && secrets[0] == "" {
+		errs = append(errs, errors.New("server.upload_id_secrets[0] is empty: the first secret signs new upload ids; list none to use keys derived from the upstream secrets"))
+	}
+	for i, s := range secrets {
+		if s != "" && len(s) < uploadid.MinKeyLen {
+			errs = append(errs, fmt.Errorf("server.upload_id_secrets[%d] is %d bytes: want at least %d (32 random bytes recommended)", i, len(s), uploadid.MinKeyLen))
+		}
+	}
+	return errs
+}
+
+// uploadIDSecrets is server.upload_id_secrets for the engine: the entries set, in order (an
+// empty one, such as ${UPLOAD_ID_SECRET_PREVIOUS:-} outside a rotation, is skipped).
+func uploadIDSecrets(secrets []string) [][]byte {
+	var out [][]byte
+	for _, s := range secrets {
+		if s != "" {
+			out = append(out, []byte(s))
+		}
+	}
+	return out
 }

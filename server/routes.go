@@ -42,5 +42,14 @@ func (c *Config) Routes() []string {
 		out = append(out, "addressing: virtual-hosted style for Host <bucket>.{"+strings.Join(c.Server.VirtualHostSuffixes, ",")+
 			"}[:port] (key = the whole path); path style (/<bucket>/<key>) for any other Host")
 	}
+	out = append(out, uploadIDRoute(c.Server.UploadIDSecrets))
 	return out
+}
+
+// uploadIDRoute says where the keys of the upload ids come from (never a secret).
+func uploadIDRoute(secrets []string) string {
+	if n := len(uploadIDSecrets(secrets)); n > 0 {
+		return fmt.Sprintf("upload ids: bound to principal, bucket and key; keyed by server.upload_id_secrets (%d: the first signs, all verify)", n)
+	}
+	return "upload ids: bound to principal, bucket and key; keyed by a key derived from each bucket's upstream secret"
 }
