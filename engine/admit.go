@@ -109,14 +109,14 @@ func (e *Engine) admit(h *Head) (d decision) {
 	}
 	d.principal = p
 	d.signed = h.signed
+	if b.policy != nil {
+		if s3err := checkPolicy(b.policy, h, &d); s3err != nil {
+			return refusal(d, s3err) // the rules of the bucket's policy, which name themselves
+		}
+	}
 	if rt.hasID {
 		if s3err := e.checkUploadID(h, &d); s3err != nil {
 			return refusal(d, s3err) // another principal's, bucket's or key's upload, or a forged id
-		}
-	}
-	if b.policy != nil {
-		if s3err := checkPolicy(b.policy, h, &d); s3err != nil {
-			return refusal(d, s3err)
 		}
 	}
 	switch {
@@ -142,6 +142,7 @@ func (e *Engine) admit(h *Head) (d decision) {
 
 func refusal(d decision, s3err *s3Error) decision {
 	d.verdict, d.err = verdictRefuse, s3err
+	d.noOverwrite = false // set by a policy that passed; nothing goes upstream
 	return d
 }
 

@@ -324,7 +324,7 @@ func TestSignedChunksUploadPart(t *testing.T) {
 	bad := chunkedPut{path: "/" + p.Bucket + "/" + key, query: q, data: data, decoded: -1, flip: 70 << 10}
 	resp, body := p.do(t, bad.wire(t, p.Addr))
 	wantS3Error(t, resp, body, 403, "SignatureDoesNotMatch")
-	parts, err := upstream.Client().ListParts(ctx, &s3.ListPartsInput{Bucket: aws.String(p.UpBucket), Key: aws.String(key), UploadId: out.UploadId})
+	parts, err := cl.ListParts(ctx, &s3.ListPartsInput{Bucket: aws.String(p.Bucket), Key: aws.String(key), UploadId: out.UploadId}) // through the proxy: the upload id is its token
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,7 +336,7 @@ func TestSignedChunksUploadPart(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("good part: %d %s", resp.StatusCode, body)
 	}
-	parts, err = upstream.Client().ListParts(ctx, &s3.ListPartsInput{Bucket: aws.String(p.UpBucket), Key: aws.String(key), UploadId: out.UploadId})
+	parts, err = cl.ListParts(ctx, &s3.ListPartsInput{Bucket: aws.String(p.Bucket), Key: aws.String(key), UploadId: out.UploadId})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -402,11 +402,12 @@ func (e *Engine) refuse(c gnet.Conn, st *connState, s3err *s3Error, resource []b
 			st.scratch = st.scratch[:i+4]
 		}
 	}
-	_, _ = c.Write(st.scratch)
+	// Counted before the answer goes out: a client that reads it finds the counters moved.
 	e.metrics.refusal(s3err)
 	m := reqMeta{reqID: st.reqID, bucket: st.rt.bucket, op: st.rt.op, keyStart: st.rt.keyStart, started: time.Now(), remote: st.remote,
 		principal: st.principal, resource: resource}
 	e.record(&m, outcome{status: s3err.Status, mode: "refused", closeClient: closeConn}, int64(len(st.scratch)))
+	_, _ = c.Write(st.scratch)
 	if len(st.scratch) > 64<<10 {
 		st.scratch = nil
 	}

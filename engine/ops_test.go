@@ -163,7 +163,10 @@ func TestUpstreamConnectionLimit(t *testing.T) {
 	c.Write(r.bytes(t, p.Addr))
 	c.Write(make([]byte, 100000))
 	eng := lastEngine
-	waitFor(t, "the held upload in flight", 5*time.Second, func() bool { return eng.ActiveUploads() == 1 })
+	// The held upload has its upstream connection once its body is being spliced (a pipe in use).
+	waitFor(t, "the held upload moving its body", 5*time.Second, func() bool {
+		return eng.ActiveUploads() == 1 && eng.TransferStats().PipesInUse == 1
+	})
 	r2 := rawReq{Method: "PUT", Path: "/" + p.Bucket + "/second", Body: []byte("x")}
 	resp, body := p.do(t, r2.bytes(t, p.Addr))
 	wantS3Error(t, resp, body, 503, "SlowDown")

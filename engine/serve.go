@@ -211,11 +211,11 @@ func (nc *netConn) refuseRequest(s3err *s3Error) bool {
 func (nc *netConn) refuse(s3err *s3Error, resource []byte, closeConn bool) {
 	st := &nc.st
 	st.scratch = appendErrorResponse(st.scratch[:0], s3err, resource, st.reqID[:], closeConn)
-	writeAll(nc.c, st.scratch, nc.e.opts.BodyStallTimeout)
 	nc.e.metrics.refusal(s3err)
 	m := reqMeta{reqID: st.reqID, bucket: st.rt.bucket, op: st.rt.op, keyStart: st.rt.keyStart, started: time.Now(), remote: st.remote,
 		principal: st.principal, resource: resource}
 	nc.e.record(&m, outcome{status: s3err.Status, mode: "refused", closeClient: closeConn}, int64(len(st.scratch)))
+	writeAll(nc.c, st.scratch, nc.e.opts.BodyStallTimeout)
 }
 
 // inline reads the whole (small) body into the buffer and exchanges it from memory.
