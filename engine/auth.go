@@ -59,19 +59,8 @@ func (s *sigv4Auth) Authenticate(h *Head) (Principal, *Error) {
 	}
 	sc := sigPool.Get().(*sigScratch)
 	defer sigPool.Put(sc)
-	n := 0
-	for i := 0; i < req.NumHeaders; i++ {
-		f := req.Headers[i]
-		sc.h[n] = s3sig.Header{Name: f.Name.Bytes(buf), Value: f.Value.Bytes(buf)}
-		n++
-	}
-	sreq := s3sig.Request{
-		Method:      req.Method.Bytes(buf),
-		Path:        req.Path.Bytes(buf),
-		Query:       query,
-		Headers:     sc.h[:n],
-		PayloadHash: pv.Bytes(buf),
-	}
+	sreq := sc.request(h, pv.Bytes(buf))
+	n := len(sreq.Headers)
 	signer := e.getSigner()
 	var err error
 	if p := sreq.PayloadHash; string(p) == s3sig.StreamingSigned || string(p) == s3sig.StreamingSignedTrailer {
@@ -127,4 +116,23 @@ func (e *Engine) getSigner() *s3sig.Signer {
 		return s
 	}
 	return s3sig.NewSigner(e.keys)
+}
+
+// request is the s3sig view of the head h with the payload hash payload: its header views live in
+// sc (clear them after use). It does not allocate.
+func (sc *sigScratch) request(h *Head, payload []byte) s3sig.Request {
+	req, buf := h.req, h.buf
+	n := 0
+	for i := 0; i < req.NumHeaders; i++ {
+		f := req.Headers[i]
+		sc.h[n] = s3sig.Header{Name: f.Name.Bytes(buf), Value: f.Value.Bytes(buf)}
+		n++
+	}
+	return s3sig.Request{
+		Method:      req.Method.Bytes(buf),
+		Path:        req.Path.Bytes(buf),
+		Query:       req.Query.Bytes(buf),
+		Headers:     sc.h[:n],
+		PayloadHash: payload,
+	}
 }

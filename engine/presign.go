@@ -78,19 +78,8 @@ func (s *sigv4Auth) authenticatePresigned(h *Head, query []byte) (Principal, *Er
 	}
 	sc := sigPool.Get().(*sigScratch)
 	defer sigPool.Put(sc)
-	n := 0
-	for i := 0; i < req.NumHeaders; i++ {
-		f := req.Headers[i]
-		sc.h[n] = s3sig.Header{Name: f.Name.Bytes(buf), Value: f.Value.Bytes(buf)}
-		n++
-	}
-	sreq := s3sig.Request{
-		Method:      req.Method.Bytes(buf),
-		Path:        req.Path.Bytes(buf),
-		Query:       query,
-		Headers:     sc.h[:n],
-		PayloadHash: payload,
-	}
+	sreq := sc.request(h, payload)
+	n := len(sreq.Headers)
 	signer := e.getSigner()
 	err := signer.VerifyPresigned(&sreq, p, cred.secret, e.opts.Now())
 	e.signers.Put(signer)
