@@ -16,7 +16,7 @@ build: ## build bin/mizuchi-uploadr
 run: build ## run the proxy (starts a local versitygw upstream when none is configured)
 	scripts/run-local.sh
 
-setup: ## install what the tests need (versitygw, s3cmd, rclone, wrk; checks aws cli and boto3)
+setup: ## install what the tests need (versitygw, OPA, OpenFGA, the JS SDK, s3cmd, rclone, wrk; checks aws cli and boto3)
 	scripts/setup.sh
 
 test: setup ## run every test (race detector on) against real versitygw and real clients
