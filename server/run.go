@@ -71,6 +71,8 @@ type Server struct {
 	cfg *Config
 
 	admin    *fasthttp.Server
+	tlsL     net.Listener // the https listener (server.tls), nil without one
+	certs    certStore    // its certificate (SIGHUP reloads it)
 	adminL   net.Listener
 	draining atomic.Bool
 
@@ -140,6 +142,14 @@ func (s *Server) Run(ctx context.Context) error {
 	s.jwks.start(s.jwks.auths)
 	defer s.jwks.stop()
 
+	if cfg.Server.TLS.Address != "" {
+		l, err := listenTLS(cfg.Server.TLS, &s.certs)
+		if err != nil {
+			return err
+		}
+		s.tlsL = l
+		defer l.Close()
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.eng.Run(context.Background()) }()
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -154,6 +164,14 @@ func (s *Server) Run(ctx context.Context) error {
 	case <-s.readyCh():
 		s.log.Info("mizuchi-uploadr listening", "address", cfg.Server.Address,
 			"admin", s.AdminAddr(), "buckets", len(cfg.Buckets))
+	}
+	if s.tlsL != nil {
+		go func() {
+			if err := s.eng.Serve(s.tlsL); err != nil {
+				s.log.Error("https listener failed", "address", s.tlsL.Addr().String(), "err", err)
+			}
+		}()
+		s.log.Info("https listening", "address", s.tlsL.Addr().String(), "min_version", cfg.Server.TLS.MinVersion)
 	}
 	select {
 	case err := <-errc:
@@ -249,6 +267,14 @@ func (s *Server) Reload(load func() (*Config, error)) error {
 		names[i] = b.Name
 	}
 	s.log.Info("configuration reloaded", "buckets", names)
+	if s.tlsL != nil {
+		// The listener's address and settings are fixed; its certificate and key are read again.
+		if err := s.reloadCertificate(prev.Server.TLS); err != nil {
+			s.log.Error("TLS certificate reload failed; the served certificate stays", "err", err)
+		} else {
+			s.log.Info("TLS certificate reloaded", "cert_file", prev.Server.TLS.CertFile)
+		}
+	}
 	if restart := fixedChanges(prev, next); len(restart) > 0 {
 		s.log.Warn("configuration changes that need a restart were not applied", "sections", restart)
 	}
