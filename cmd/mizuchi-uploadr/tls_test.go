@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -137,7 +138,9 @@ func (p *tlsProxy) dialTLS(t *testing.T, cfg *tls.Config) (*client, *tls.Conn) {
 // (LoadDefaultConfig: default checksums), trusting the test CA.
 func (p *tlsProxy) sdk(t *testing.T, opts ...func(*s3.Options)) *s3.Client {
 	t.Helper()
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: p.tlsConfig()}}
+	// A BuildableClient: the machine's AWS_CA_BUNDLE (LoadDefaultConfig reads it) is added to the
+	// test CA instead of refusing a plain *http.Client.
+	hc := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) { tr.TLSClientConfig = p.tlsConfig() })
 	cfg, err := config.LoadDefaultConfig(context.Background(),
 		config.WithRegion("us-east-1"), config.WithHTTPClient(hc),
 		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(clientAK, clientSK, "")))
@@ -195,7 +198,7 @@ func TestTLSGoSDK(t *testing.T) {
 		if err != nil {
 			t.Fatalf("UploadPart %d: %v", n, err)
 		}
-		done = append(done, types.CompletedPart{ETag: out.ETag, PartNumber: &n, ChecksumCRC32: out.ChecksumCRC32})
+		done = append(done, types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(n)})
 	}
 	if _, err := cl.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String("uploads"),
 		Key: aws.String("mp"), UploadId: mp.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: done}}); err != nil {
