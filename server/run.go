@@ -67,12 +67,13 @@ type Server struct {
 	probe  *prober
 	jwks   *jwksRunner // the JWKS refreshers of auth.jwt buckets (jwt.go)
 
-	mu  sync.Mutex // guards cfg (Reload)
+	mu  sync.Mutex // guards cfg (Reload), tlsL and tlsCfg
 	cfg *Config
 
 	admin    *fasthttp.Server
 	tlsL     net.Listener // the https listener (server.tls), nil without one
 	certs    certStore    // its certificate (SIGHUP reloads it)
+	tlsCfg   TLSConfig    // server.tls at start
 	adminL   net.Listener
 	draining atomic.Bool
 
@@ -147,7 +148,9 @@ func (s *Server) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		s.tlsL = l
+		s.mu.Lock()
+		s.tlsL, s.tlsCfg = l, cfg.Server.TLS
+		s.mu.Unlock()
 		defer l.Close()
 	}
 	errc := make(chan error, 1)
@@ -267,14 +270,8 @@ func (s *Server) Reload(load func() (*Config, error)) error {
 		names[i] = b.Name
 	}
 	s.log.Info("configuration reloaded", "buckets", names)
-	if s.tlsL != nil {
-		// The listener's address and settings are fixed; its certificate and key are read again.
-		if err := s.reloadCertificate(prev.Server.TLS); err != nil {
-			s.log.Error("TLS certificate reload failed; the served certificate stays", "err", err)
-		} else {
-			s.log.Info("TLS certificate reloaded", "cert_file", prev.Server.TLS.CertFile)
-		}
-	}
+	// The https listener's address and settings are fixed; its certificate and key are read again.
+	_ = s.ReloadCertificate()
 	if restart := fixedChanges(prev, next); len(restart) > 0 {
 		s.log.Warn("configuration changes that need a restart were not applied", "sections", restart)
 	}

@@ -179,22 +179,31 @@ func listenTLS(t TLSConfig, cs *certStore) (net.Listener, error) {
 	return &tlsListener{Listener: l, cfg: cfg, timeout: timeout}, nil
 }
 
-// ReloadCertificate reads server.tls's certificate and key again from cfg (SIGHUP). A pair that
-// does not load keeps the served one; the error says why.
-func (s *Server) reloadCertificate(t TLSConfig) error {
-	if s.tlsL == nil {
+// ReloadCertificate reads server.tls's certificate and key files again (SIGHUP): handshakes after
+// it present the new pair, open connections are untouched. A pair that does not load (unreadable,
+// not a pair, expired) keeps the served one; the error is logged and returned. Without an https
+// listener it does nothing.
+func (s *Server) ReloadCertificate() error {
+	s.mu.Lock()
+	l, t := s.tlsL, s.tlsCfg // the paths are fixed at start, like the listener
+	s.mu.Unlock()
+	if l == nil {
 		return nil
 	}
 	cert, err := loadKeyPair(t.CertFile, t.KeyFile)
 	if err != nil {
+		s.log.Error("TLS certificate reload failed; the served certificate stays", "err", err)
 		return err
 	}
 	s.certs.cert.Store(cert)
+	s.log.Info("TLS certificate reloaded", "cert_file", t.CertFile, "not_after", cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
 	return nil
 }
 
 // TLSAddr returns the https listener's address once Run opened it; "" without one.
 func (s *Server) TLSAddr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.tlsL == nil {
 		return ""
 	}
