@@ -12,6 +12,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -219,6 +220,11 @@ func TestTLSGoSDK(t *testing.T) {
 		t.Error("a refused PUT left an object")
 	}
 
+	// TLS bodies take the copy path: nothing was spliced.
+	if sp, cp := p.metric(t, `mizuchi_transfer_bytes_total{mode="splice"}`), p.metric(t, `mizuchi_transfer_bytes_total{mode="copy"}`); sp != 0 || cp < 5<<20 {
+		t.Errorf("transfer bytes: splice %v copy %v; want only copy", sp, cp)
+	}
+
 	// Versions, ALPN and resumption.
 	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
 		cfg := p.tlsConfig()
@@ -385,4 +391,75 @@ func TestTLSRealClients(t *testing.T) {
 	}
 	p.checkObject(t, "tlscli", "py", bytes.Repeat([]byte("x"), 100000))
 	p.checkObject(t, "tlscli", "py-mp", data)
+}
+
+// -check validates the certificate and key: a mismatched pair fails, a certificate that expires
+// within 30 days is a warning.
+func TestTLSCheck(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCA(t, dir)
+	cert, key := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
+	ca.issue(t, 5, cert, key) // valid 23 h: expiring
+	cfg := filepath.Join(dir, "cfg.yaml")
+	_ = os.WriteFile(cfg, []byte(`buckets:
+  - name: uploads
+    s3: {bucket: b, endpoint: "http://127.0.0.1:1", access_key: k, secret_key: s}
+    auth: none
+`), 0o600)
+	out, err := exec.Command(binPath, "-check", "-config", cfg, "-tls-address", "127.0.0.1:0", "-tls-cert", cert, "-tls-key", key).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "configuration ok") || !strings.Contains(string(out), "warning: server.tls: certificate "+cert+" expires in") {
+		t.Errorf("-check with an expiring certificate: %v\n%s", err, out)
+	}
+	ca.issue(t, 6, filepath.Join(dir, "other.pem"), key) // key no longer matches cert
+	out, err = exec.Command(binPath, "-check", "-config", cfg, "-tls-address", "127.0.0.1:0", "-tls-cert", cert, "-tls-key", key).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "private key does not match public key") {
+		t.Errorf("-check with a mismatched pair: %v\n%s", err, out)
+	}
+	out, err = exec.Command(binPath, "-check", "-config", cfg, "-tls-address", "127.0.0.1:0").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "server.tls.cert_file and server.tls.key_file are required") {
+		t.Errorf("-check without files: %v\n%s", err, out)
+	}
+}
+
+// SIGTERM with an upload in flight over TLS: the https listener closes (new handshakes fail), the
+// upload finishes within drain_timeout and is stored, the process exits 0.
+func TestTLSDrain(t *testing.T) {
+	p := startTLSProxy(t, "tlsdr")
+	c, err := tls.Dial("tcp", p.tlsAddr, p.tlsConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const size = 4 << 20
+	if _, err := io.WriteString(c, signedHead(t, "PUT", p.tlsAddr, "/uploads/drained", size, clientAK, clientSK, nil)); err != nil {
+		t.Fatal(err)
+	}
+	u := &slowUpload{c: c, size: size}
+	u.more(t, 1<<20)
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	waitUntil(t, func() bool {
+		resp, err := http.Get("http://" + p.admin + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 503
+	})
+	waitUntil(t, func() bool {
+		nc, err := tls.Dial("tcp", p.tlsAddr, p.tlsConfig())
+		if err == nil {
+			nc.Close()
+		}
+		return err != nil
+	})
+	u.more(t, size-1<<20)
+	if st := u.status(t); st != 200 {
+		t.Fatalf("drained upload: %d", st)
+	}
+	if err := p.cmd.Wait(); err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+	if !p.up.ObjectExists(t, "tlsdr", "drained") {
+		t.Error("the drained upload was not stored")
+	}
 }
