@@ -463,3 +463,26 @@ func TestTLSDrain(t *testing.T) {
 		t.Error("the drained upload was not stored")
 	}
 }
+
+const jsTLS = `
+const { S3Client, PutObjectCommand } = require("@aws-sdk/client-s3");
+const { Upload } = require("@aws-sdk/lib-storage");
+const s3 = new S3Client({ endpoint: process.env.MIZUCHI_ENDPOINT, forcePathStyle: true, maxAttempts: 1 });
+(async () => {
+  await s3.send(new PutObjectCommand({ Bucket: "uploads", Key: "js", Body: Buffer.alloc(200000, 7) }));
+  await new Upload({ client: s3, params: { Bucket: "uploads", Key: "js-mp", Body: Buffer.alloc(11 << 20, 9) } }).done();
+})().catch((e) => { console.error(e); process.exit(1); });
+`
+
+// The AWS SDK for JavaScript v3 over https (NODE_EXTRA_CA_CERTS), default checksums: a PutObject
+// of a Buffer and a lib-storage multipart Upload.
+func TestTLSJSSDK(t *testing.T) {
+	p := startTLSProxy(t, "tlsjs")
+	env := s3test.ClientEnv{Endpoint: "https://" + p.tlsAddr, AccessKey: clientAK, SecretKey: clientSK,
+		Extra: []string{"NODE_EXTRA_CA_CERTS=" + p.ca.pemOut}}
+	if o, e, err := s3test.RunNode(t, env, jsTLS); err != nil {
+		t.Fatalf("node: %v\n%s\n%s", err, o, e)
+	}
+	p.checkObject(t, "tlsjs", "js", bytes.Repeat([]byte{7}, 200000))
+	p.checkObject(t, "tlsjs", "js-mp", bytes.Repeat([]byte{9}, 11<<20))
+}
