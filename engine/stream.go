@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"syscall"
 	"time"
 
 	"github.com/mizuchi/uploadr/httpparse"
@@ -110,7 +111,7 @@ func watchResponse(parent context.Context, u *upConn, lim httpparse.Limits) *wat
 // comes back before the upstream saw a complete body, so no object is stored. tee, when set, sees
 // every byte (whole-body digests).
 func (e *Engine) moveBody(ctx context.Context, u *upConn, client net.Conn, pre []byte, n int64, last bool, tee io.Writer) (transfer.Result, error) {
-	hold := last && canPeek && n > 0
+	hold := last && peekable(client) && n > 0
 	if hold {
 		n--
 	}
@@ -165,6 +166,17 @@ func clientFailure(err error, draining bool) *s3Error {
 }
 
 var errBodyTooLong = errors.New("engine: body longer than Content-Length")
+
+// peekable reports whether peek works on c: a socket on a platform with MSG_PEEK. A TLS
+// connection is not (its bytes are records, not the body): its body moves whole, and bytes beyond
+// the declared length are read as the next request's head (refused with 400 there).
+func peekable(c net.Conn) bool {
+	if !canPeek {
+		return false
+	}
+	_, ok := c.(syscall.Conn)
+	return ok
+}
 
 // moveLastByte peeks at what follows the body's last byte and moves that byte upstream unless bytes
 // follow that cannot begin a pipelined request. A client that stalls on it fails with

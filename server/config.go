@@ -50,6 +50,8 @@ type ServerConfig struct {
 	// entries after the first ignored. Default none: a key derived from each bucket's upstream
 	// secret key.
 	UploadIDSecrets []string `yaml:"upload_id_secrets"`
+	// TLS: an https listener for clients beside the plain one (tls.go).
+	TLS TLSConfig `yaml:"tls"`
 }
 
 // ZeroCopyConfig configures the splice path.

@@ -45,6 +45,8 @@ type Flags struct {
 	responseTimeout, drainTime                time.Duration
 	dialTimeout, upIdleTimeout                time.Duration
 	abortRetryFor                             time.Duration
+	tlsAddress, tlsCert, tlsKey, tlsMinVer    string
+	tlsHandshake                              time.Duration
 	vhostSuffixes                             listFlag
 
 	// config-less single bucket
@@ -122,6 +124,11 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	fs.DurationVar(&f.stallTimeout, "body-stall-timeout", DefaultStallTimeout, "a body that moves no byte for this `duration` gets 400 RequestTimeout (server.body_stall_timeout)")
 	fs.DurationVar(&f.responseTimeout, "response-timeout", DefaultResponseTimeout, "`duration` to wait for the upstream's answer after the body (server.response_timeout)")
 	fs.Var(&f.vhostSuffixes, "virtual-host-suffix", "serve virtual-hosted-style requests: Host <bucket>.`suffix`[:port] addresses bucket <bucket>; repeatable; replaces the file's list, an empty value clears it (server.virtual_host_suffixes)")
+	fs.StringVar(&f.tlsAddress, "tls-address", "", "https listen `address` (host:port) for S3 clients, beside -listen; empty = none (server.tls.address)")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate chain `file` of the https listener; SIGHUP reloads it (server.tls.cert_file)")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key `file` of the https listener; SIGHUP reloads it (server.tls.key_file)")
+	fs.StringVar(&f.tlsMinVer, "tls-min-version", DefaultTLSMinVersion, "lowest TLS `version` accepted: 1.2 or 1.3 (server.tls.min_version)")
+	fs.DurationVar(&f.tlsHandshake, "tls-handshake-timeout", DefaultTLSHandshakeTimeout, "`duration` a client may take to complete its TLS handshake (server.tls.handshake_timeout)")
 	fs.DurationVar(&f.drainTime, "drain-timeout", DefaultDrainTimeout, "`duration` SIGTERM/SIGINT waits for uploads in flight before cutting them (server.drain_timeout)")
 
 	fs.DurationVar(&f.dialTimeout, "dial-timeout", DefaultDialTimeout, "upstream connect `duration` limit, also used by the readiness probe (upstream.dial_timeout)")
@@ -317,6 +324,16 @@ func (f *Flags) Apply(c *Config) error {
 			s.ResponseTimeout = Duration(f.responseTimeout)
 		case "drain-timeout":
 			s.DrainTimeout = Duration(f.drainTime)
+		case "tls-address":
+			s.TLS.Address = f.tlsAddress
+		case "tls-cert":
+			s.TLS.CertFile = f.tlsCert
+		case "tls-key":
+			s.TLS.KeyFile = f.tlsKey
+		case "tls-min-version":
+			s.TLS.MinVersion = f.tlsMinVer
+		case "tls-handshake-timeout":
+			s.TLS.HandshakeTimeout = Duration(f.tlsHandshake)
 		case "virtual-host-suffix":
 			s.VirtualHostSuffixes = nil // "-virtual-host-suffix=" alone: path style only
 			if len(f.vhostSuffixes) > 0 {

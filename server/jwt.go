@@ -183,7 +183,7 @@ func (c *Config) CheckWarnings() []string {
 	auths := jwtAuthenticators(o)
 	r.prime(auths)
 	r.auths = auths
-	return r.ready()
+	return append(r.ready(), c.tlsWarnings()...)
 }
 
 // jwtRouteAuth describes a bucket's authentication for -check's route lines: "jwt" or

@@ -54,6 +54,8 @@ func (c *Config) Normalize() {
 	setDur(&s.BodyStallTimeout, DefaultStallTimeout)
 	setDur(&s.ResponseTimeout, DefaultResponseTimeout)
 	setDur(&s.DrainTimeout, DefaultDrainTimeout)
+	setStr(&s.TLS.MinVersion, DefaultTLSMinVersion)
+	setDur(&s.TLS.HandshakeTimeout, DefaultTLSHandshakeTimeout)
 	setDur(&c.Upstream.DialTimeout, DefaultDialTimeout)
 	setInt(&c.Upstream.MaxIdle, DefaultUpstreamMaxIdle)
 	setDur(&c.Upstream.IdleTimeout, DefaultUpstreamIdleTimeout)
@@ -120,6 +122,7 @@ func (c *Config) Validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		errs = append(errs, fmt.Errorf("log.format %q: want text or json", c.Log.Format))
 	}
+	errs = append(errs, c.Server.TLS.validate()...)
 	zc := c.Server.ZeroCopy
 	if s := zc.PipeBufferSize; s != 0 && (s < 4096 || s > 1<<30) {
 		errs = append(errs, fmt.Errorf("server.zero_copy.pipe_buffer_size %d: want 4KiB..1GiB", s))

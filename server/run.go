@@ -67,10 +67,13 @@ type Server struct {
 	probe  *prober
 	jwks   *jwksRunner // the JWKS refreshers of auth.jwt buckets (jwt.go)
 
-	mu  sync.Mutex // guards cfg (Reload)
+	mu  sync.Mutex // guards cfg (Reload), tlsL and tlsCfg
 	cfg *Config
 
 	admin    *fasthttp.Server
+	tlsL     net.Listener // the https listener (server.tls), nil without one
+	certs    certStore    // its certificate (SIGHUP reloads it)
+	tlsCfg   TLSConfig    // server.tls at start
 	adminL   net.Listener
 	draining atomic.Bool
 
@@ -140,6 +143,16 @@ func (s *Server) Run(ctx context.Context) error {
 	s.jwks.start(s.jwks.auths)
 	defer s.jwks.stop()
 
+	if cfg.Server.TLS.Address != "" {
+		l, err := listenTLS(cfg.Server.TLS, &s.certs)
+		if err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.tlsL, s.tlsCfg = l, cfg.Server.TLS
+		s.mu.Unlock()
+		defer l.Close()
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.eng.Run(context.Background()) }()
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -154,6 +167,14 @@ func (s *Server) Run(ctx context.Context) error {
 	case <-s.readyCh():
 		s.log.Info("mizuchi-uploadr listening", "address", cfg.Server.Address,
 			"admin", s.AdminAddr(), "buckets", len(cfg.Buckets))
+	}
+	if s.tlsL != nil {
+		go func() {
+			if err := s.eng.Serve(s.tlsL); err != nil {
+				s.log.Error("https listener failed", "address", s.tlsL.Addr().String(), "err", err)
+			}
+		}()
+		s.log.Info("https listening", "address", s.tlsL.Addr().String(), "min_version", cfg.Server.TLS.MinVersion)
 	}
 	select {
 	case err := <-errc:
@@ -249,6 +270,8 @@ func (s *Server) Reload(load func() (*Config, error)) error {
 		names[i] = b.Name
 	}
 	s.log.Info("configuration reloaded", "buckets", names)
+	// The https listener's address and settings are fixed; its certificate and key are read again.
+	_ = s.ReloadCertificate()
 	if restart := fixedChanges(prev, next); len(restart) > 0 {
 		s.log.Warn("configuration changes that need a restart were not applied", "sections", restart)
 	}

@@ -93,6 +93,11 @@ Flags override the configuration file (its key in parentheses):
 			switch sig {
 			case syscall.SIGHUP:
 				if flags.ConfigPath == "" {
+					if srv.TLSAddr() != "" {
+						log.Info("SIGHUP: reloading the TLS certificate")
+						_ = srv.ReloadCertificate()
+						continue
+					}
 					log.Warn("SIGHUP: no -config file to reload")
 					continue
 				}

@@ -1,0 +1,117 @@
+package engine_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/mizuchi/uploadr/internal/s3test"
+)
+
+// selfSigned makes a certificate for 127.0.0.1 and a pool that trusts it.
+func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+}
+
+// Serve on a TLS listener: the bodies take the copy path (a *tls.Conn cannot be spliced or
+// peeked) and every kind of exchange completes — inline, streamed, auto-chunked — with the SDK's
+// default checksums (aws-chunked with a Content-Length over https) up to the auto-chunk threshold
+// and with RequestChecksumCalculationWhenRequired above it; a refusal is the S3 XML error.
+func TestServeTLSListener(t *testing.T) {
+	g := startProxy(t, withAutoChunk("", 6<<20, 5<<20, 2))
+	cert, pool := selfSigned(t)
+	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- lastEngine.Serve(l) }()
+	t.Cleanup(func() {
+		l.Close()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	hc := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool}
+	})
+	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithRegion("us-east-1"), config.WithHTTPClient(hc),
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(clientAK, clientSK, "")),
+		config.WithRetryMaxAttempts(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	endpoint := "https://" + l.Addr().String()
+	cl := s3.NewFromConfig(cfg, func(o *s3.Options) { o.BaseEndpoint = aws.String(endpoint); o.UsePathStyle = true })
+	whenRequired := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		o.BaseEndpoint = aws.String(endpoint)
+		o.UsePathStyle = true
+		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+	})
+	// Above the auto-chunk threshold the default checksums' aws-chunked body (one chunk of the
+	// whole body) is refused: the auto-chunker decodes chunks of at most 1 MiB.
+	_, err = cl.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(g.Bucket), Key: aws.String("tls/big-default"),
+		Body: bytes.NewReader(s3test.RandomBytes(7<<20, 9))})
+	if err == nil || !strings.Contains(err.Error(), "aws-chunked chunks larger than 1 MiB") {
+		t.Errorf("7 MiB with default checksums over TLS: %v", err)
+	}
+	for i, size := range []int{0, 3000, 64<<10 + 1, 1 << 20, 7 << 20} {
+		key := fmt.Sprintf("tls/obj-%d", size)
+		body := s3test.RandomBytes(size, int64(i))
+		cl := cl
+		if size > 6<<20 {
+			cl = whenRequired
+		}
+		if _, err := cl.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(g.Bucket), Key: aws.String(key),
+			Body: bytes.NewReader(body)}); err != nil {
+			t.Fatalf("PutObject %d bytes over TLS: %v", size, err)
+		}
+		if got, _ := upstream.GetObject(t, g.UpBucket, key); !bytes.Equal(got, body) {
+			t.Fatalf("size %d: upstream has %d bytes", size, len(got))
+		}
+	}
+	bad := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		o.BaseEndpoint = aws.String(endpoint)
+		o.UsePathStyle = true
+		o.Credentials = credentials.NewStaticCredentialsProvider(clientAK, "wrong", "")
+	})
+	_, err = bad.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(g.Bucket), Key: aws.String("tls/bad"),
+		Body: strings.NewReader("x")})
+	if err == nil || !strings.Contains(err.Error(), "SignatureDoesNotMatch") {
+		t.Fatalf("wrong secret over TLS: %v", err)
+	}
+}
