@@ -30,8 +30,10 @@ import (
 // and absent from an unsigned one (STREAMING-UNSIGNED-PAYLOAD-TRAILER). A body without a trailer
 // (STREAMING-AWS4-HMAC-SHA256-PAYLOAD) ends with the final chunk and one CRLF. minio-go ends a
 // checksum line with "\n" before the CRLF; that "\n" is whitespace of the value. Every size is
-// bounded: a chunk by maxChunkSize, a chunk line by the reader's buffer, the trailer by
-// maxTrailerLines lines of maxTrailerLine bytes.
+// bounded: a signed chunk by maxChunkSize (it is held whole until its signature verified), an
+// unsigned one by maxUnsignedChunk (it is streamed, never held: the SDKs send a whole body as one
+// chunk), a chunk line by the reader's buffer, the trailer by maxTrailerLines lines of
+// maxTrailerLine bytes.
 
 // chunkMode is how a request's body is framed, as far as the chunk decoder is concerned.
 type chunkMode uint8
@@ -54,9 +56,12 @@ type chunkInfo struct {
 }
 
 const (
-	maxChunkSize    = 1 << 20 // a signed chunk is held whole until its signature verified
-	maxTrailerLine  = 256
-	maxTrailerLines = 8
+	maxChunkSize = 1 << 20 // a signed chunk is held whole until its signature verified
+	// maxUnsignedChunk bounds an unsigned chunk, which is read in pieces: S3's largest object (the
+	// decoded length bounds it again).
+	maxUnsignedChunk = 5 << 40
+	maxTrailerLine   = 256
+	maxTrailerLines  = 8
 )
 
 // checksumAlgo is one of the x-amz-checksum-* algorithms a trailer may carry.
@@ -185,7 +190,7 @@ func (c *chunkReader) header(sig *[64]byte) (int64, error) {
 		return 0, errChunkFormat // no size, or one no int64 of ours can hold
 	case i > 1 && line[0] == '0':
 		return 0, errChunkFormat
-	case size > maxChunkSize:
+	case c.signed && size > maxChunkSize, size > maxUnsignedChunk:
 		return 0, errChunkTooBig
 	}
 	ext := line[i:]

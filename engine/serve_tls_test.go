@@ -82,12 +82,15 @@ func TestServeTLSListener(t *testing.T) {
 		o.UsePathStyle = true
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 	})
-	// Above the auto-chunk threshold the default checksums' aws-chunked body (one chunk of the
-	// whole body) is refused: the auto-chunker decodes chunks of at most 1 MiB.
-	_, err = cl.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(g.Bucket), Key: aws.String("tls/big-default"),
-		Body: bytes.NewReader(s3test.RandomBytes(7<<20, 9))})
-	if err == nil || !strings.Contains(err.Error(), "aws-chunked chunks larger than 1 MiB") {
-		t.Errorf("7 MiB with default checksums over TLS: %v", err)
+	// Above the auto-chunk threshold the default checksums send an unsigned aws-chunked body as one
+	// chunk of the whole body: the auto-chunker streams unsigned chunks of any size into parts.
+	big := s3test.RandomBytes(7<<20, 9)
+	if _, err = cl.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(g.Bucket), Key: aws.String("tls/big-default"),
+		Body: bytes.NewReader(big)}); err != nil {
+		t.Fatalf("7 MiB with default checksums over TLS: %v", err)
+	}
+	if got, _ := upstream.GetObject(t, g.UpBucket, "tls/big-default"); !bytes.Equal(got, big) {
+		t.Fatalf("7 MiB with default checksums: upstream has %d bytes", len(got))
 	}
 	for i, size := range []int{0, 3000, 64<<10 + 1, 1 << 20, 7 << 20} {
 		key := fmt.Sprintf("tls/obj-%d", size)
