@@ -20,7 +20,7 @@ func (e *Engine) await(c gnet.Conn, st *connState, buf []byte, d *decision) {
 	gen := st.gen.Load()
 	go func() {
 		s3err := e.authorize(authz, in)
-		e.onLoop(st, gen, func(c gnet.Conn) {
+		e.onLoop(st, c, gen, func(c gnet.Conn) {
 			if st.phase.Load() == phaseAwait {
 				e.resume(c, st, s3err)
 			}

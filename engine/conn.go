@@ -200,7 +200,9 @@ func (e *Engine) OnClose(c gnet.Conn, err error) gnet.Action {
 		return gnet.None
 	}
 	st, ok := c.Context().(*connState)
-	if !ok {
+	if !ok || st.conn != c {
+		// Detached (st.conn was cleared before the goroutine that owns it now started, which may
+		// already have handed it back to a new gnet connection): this close is gnet forgetting it.
 		return gnet.None
 	}
 	switch st.phase.Load() {
@@ -450,10 +452,13 @@ func (e *Engine) next(c gnet.Conn, st *connState, closeClient bool) {
 	}
 }
 
-// onLoop runs f on st's loop for the request generation gen, unless the connection moved on (a
-// later request, closed, detached) by then.
-func (e *Engine) onLoop(st *connState, gen uint32, f func(c gnet.Conn)) {
-	c := st.conn
+// onLoop runs f on the loop of c, st's connection when the caller looked (on its loop, or under
+// the registry's lock), for the request generation gen, unless the connection moved on (a later
+// request, closed, detached) by then.
+func (e *Engine) onLoop(st *connState, c gnet.Conn, gen uint32, f func(c gnet.Conn)) {
+	if c == nil {
+		return
+	}
 	_ = c.EventLoop().Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
 		if st.closed || st.conn != c || st.gen.Load() != gen {
 			return nil

@@ -41,7 +41,8 @@ func (e *Engine) detach(c gnet.Conn, st *connState, buf []byte, d *decision) gne
 		j.keepAlive = false
 	}
 	st.toDetached()
-	e.conns.remove(st)
+	e.conns.remove(st) // first: the sweeper reads st.conn under the registry's lock
+	st.conn = nil      // OnClose of c, which runs once we return Close, must not touch st (see OnClose)
 	_, _ = c.Discard(-1)
 	e.metrics.detached.Inc()
 	if j.kind == verdictAutoChunk {

@@ -350,6 +350,7 @@ func (e *Engine) sweep() {
 	await := int64(e.opts.AuthorizeTimeout + sweepInterval)
 	type late struct {
 		st  *connState
+		c   gnet.Conn
 		gen uint32
 		err *s3Error
 	}
@@ -369,11 +370,11 @@ func (e *Engine) sweep() {
 			}
 		case phaseBody:
 			if since != 0 && now-since > body {
-				answer = append(answer, late{st, st.gen.Load(), errRequestTimeout})
+				answer = append(answer, late{st, st.conn, st.gen.Load(), errRequestTimeout})
 			}
 		case phaseAwait:
 			if since != 0 && now-since > await {
-				answer = append(answer, late{st, st.gen.Load(), errAuthorizeTimeout})
+				answer = append(answer, late{st, st.conn, st.gen.Load(), errAuthorizeTimeout})
 			}
 		case phaseDrain:
 			if since != 0 && now-since > int64(lingerTime) {
@@ -389,7 +390,7 @@ func (e *Engine) sweep() {
 	for _, l := range answer {
 		e.metrics.timeouts.Inc()
 		st, want, s3err := l.st, l.st.phase.Load(), l.err
-		e.onLoop(st, l.gen, func(c gnet.Conn) {
+		e.onLoop(st, l.c, l.gen, func(c gnet.Conn) {
 			if st.phase.Load() != want || st.req == nil {
 				return
 			}
