@@ -22,6 +22,11 @@ func decodeAll(body []byte, signed bool, want checksumAlgo) ([]byte, *trailer, e
 		if n == 0 {
 			break
 		}
+		if n > int64(len(body)) {
+			// The data cannot be there; production reads an unsigned chunk in pieces and fails
+			// at the end of the body, never holding n bytes.
+			return out, nil, io.ErrUnexpectedEOF
+		}
 		p := make([]byte, n)
 		if err := cr.data(p); err != nil {
 			return out, nil, err
