@@ -52,45 +52,8 @@ func (e *Engine) buildUpstreamHead(j *job, st *connState, b *bucketState, buf []
 		return err
 	}
 
-	// Query: only the operation's own parameters, values passed through as the client encoded them,
-	// but the upload id: the client's token is opened and the upstream's id goes (uploadid.go).
-	q := req.Query.Bytes(buf)
-	j.query = j.query[:0]
-	switch rt.op {
-	case opCreateMultipartUpload:
-		j.query = append(j.query, "uploads="...)
-	case opUploadPart:
-		j.query = append(j.query, "partNumber="...)
-		j.query = strconv.AppendInt(j.query, int64(rt.partNum), 10)
-		j.query = append(j.query, "&uploadId="...)
-		if err := j.appendUpstreamUploadID(st, b, buf); err != nil {
-			return err
-		}
-	case opCompleteMultipartUpload, opAbortMultipartUpload:
-		j.query = append(j.query, "uploadId="...)
-		if err := j.appendUpstreamUploadID(st, b, buf); err != nil {
-			return err
-		}
-	case opListParts:
-		if rt.encType != [2]int{} {
-			j.query = append(j.query, "encoding-type="...)
-			j.query = append(j.query, q[rt.encType[0]:rt.encType[1]]...)
-			j.query = append(j.query, '&')
-		}
-		if rt.maxParts != [2]int{} {
-			j.query = append(j.query, "max-parts="...)
-			j.query = append(j.query, q[rt.maxParts[0]:rt.maxParts[1]]...)
-			j.query = append(j.query, '&')
-		}
-		if rt.partMark != [2]int{} {
-			j.query = append(j.query, "part-number-marker="...)
-			j.query = append(j.query, q[rt.partMark[0]:rt.partMark[1]]...)
-			j.query = append(j.query, '&')
-		}
-		j.query = append(j.query, "uploadId="...)
-		if err := j.appendUpstreamUploadID(st, b, buf); err != nil {
-			return err
-		}
+	if err := j.setUpstreamQuery(st, b, buf); err != nil {
+		return err
 	}
 
 	payload := unsignedPayload
@@ -182,6 +145,52 @@ var (
 
 func isIfNoneMatch(name []byte) bool {
 	return len(name) == len("if-none-match") && equalFoldASCII(name, "if-none-match")
+}
+
+// setUpstreamQuery sets j.query to the operation's own parameters, values passed through as the
+// client encoded them, but the upload id: the client's token is opened and the upstream's id goes
+// (uploadid.go). Anything else the client sent (auth parameters, x-id, …) stays behind.
+func (j *job) setUpstreamQuery(st *connState, b *bucketState, buf []byte) error {
+	req, rt := st.req, &st.rt
+	q := req.Query.Bytes(buf)
+	j.query = j.query[:0]
+	switch rt.op {
+	case opCreateMultipartUpload:
+		j.query = append(j.query, "uploads="...)
+	case opUploadPart:
+		j.query = append(j.query, "partNumber="...)
+		j.query = strconv.AppendInt(j.query, int64(rt.partNum), 10)
+		j.query = append(j.query, "&uploadId="...)
+		if err := j.appendUpstreamUploadID(st, b, buf); err != nil {
+			return err
+		}
+	case opCompleteMultipartUpload, opAbortMultipartUpload:
+		j.query = append(j.query, "uploadId="...)
+		if err := j.appendUpstreamUploadID(st, b, buf); err != nil {
+			return err
+		}
+	case opListParts:
+		if rt.encType != [2]int{} {
+			j.query = append(j.query, "encoding-type="...)
+			j.query = append(j.query, q[rt.encType[0]:rt.encType[1]]...)
+			j.query = append(j.query, '&')
+		}
+		if rt.maxParts != [2]int{} {
+			j.query = append(j.query, "max-parts="...)
+			j.query = append(j.query, q[rt.maxParts[0]:rt.maxParts[1]]...)
+			j.query = append(j.query, '&')
+		}
+		if rt.partMark != [2]int{} {
+			j.query = append(j.query, "part-number-marker="...)
+			j.query = append(j.query, q[rt.partMark[0]:rt.partMark[1]]...)
+			j.query = append(j.query, '&')
+		}
+		j.query = append(j.query, "uploadId="...)
+		if err := j.appendUpstreamUploadID(st, b, buf); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // setUpstreamPath sets j.path to /<upstream bucket>/<key>: the client's raw key percent-decoded, then
