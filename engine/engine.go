@@ -52,6 +52,7 @@ type Engine struct {
 	gnetEngine gnet.Engine
 	booted     atomic.Bool
 	bootCh     chan struct{}
+	stopped    chan struct{} // closed by Shutdown when there is no plain listener (runHousekeeping)
 	draining   atomic.Bool
 	killCtx    context.Context // cancelled at the drain deadline: cuts transfers still running
 	kill       context.CancelFunc
@@ -103,6 +104,7 @@ func New(o Options) (*Engine, error) {
 		pools:   map[string]*upstreamPool{},
 		metrics: newEngineMetrics(),
 		bootCh:  make(chan struct{}),
+		stopped: make(chan struct{}),
 		loops:   map[gnet.EventLoop]*loopState{},
 
 		completeBudget: newByteBudget(o.CompleteBodyBudget),
@@ -231,7 +233,12 @@ func (e *Engine) Run(ctx context.Context) error {
 		_ = e.Shutdown(sctx)
 	})
 	defer stop()
-	err := gnet.Run(e, "tcp://"+e.opts.Address, opts...)
+	var err error
+	if e.opts.NoPlainListener {
+		e.runHousekeeping()
+	} else {
+		err = gnet.Run(e, "tcp://"+e.opts.Address, opts...)
+	}
 	e.mover.Close()
 	e.poolsMu.Lock()
 	for _, p := range e.pools {
@@ -273,9 +280,30 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	actx, acancel := context.WithTimeout(context.Background(), 5*time.Second)
 	_ = e.finishAborts(actx) // background aborts: one last attempt each, then give up (abort.go)
 	acancel()
+	if e.opts.NoPlainListener {
+		close(e.stopped)
+		return nil
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return e.gnetEngine.Stop(sctx)
+}
+
+// runHousekeeping stands in for the event loops when there is no plain listener: it marks the
+// engine booted and sweeps (timeouts, idle upstream connections) until Shutdown.
+func (e *Engine) runHousekeeping() {
+	e.booted.Store(true)
+	close(e.bootCh)
+	t := time.NewTicker(sweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stopped:
+			return
+		case <-t.C:
+			e.sweep()
+		}
+	}
 }
 
 // waitIdle waits until no request is in flight or ctx ends.

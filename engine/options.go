@@ -20,6 +20,10 @@ import (
 type Options struct {
 	// Address is the listen address, "host:port".
 	Address string
+	// NoPlainListener runs no event loops and listens on nothing: Run only keeps the engine's
+	// housekeeping going (timeouts, idle upstream connections) for connections handed to Serve
+	// (the https listener). Address is ignored.
+	NoPlainListener bool
 	// EventLoops is the number of gnet event loops; 0 = one per CPU.
 	EventLoops int
 	// MaxHeadBytes bounds a request head (request line + headers); larger heads get 431. 0 = 64 KiB.

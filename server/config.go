@@ -29,6 +29,7 @@ type Config struct {
 // ServerConfig tunes the listener and the data plane.
 type ServerConfig struct {
 	Address          string         `yaml:"address"`            // listen address; default 0.0.0.0:8080
+	PlainListener    *bool          `yaml:"plain_listener"`     // default true; false = https only (server.tls)
 	EventLoops       int            `yaml:"event_loops"`        // 0 = one per CPU
 	ZeroCopy         ZeroCopyConfig `yaml:"zero_copy"`          // splice settings
 	MaxHeadBytes     ByteSize       `yaml:"max_head_bytes"`     // default 64KiB
@@ -397,3 +398,7 @@ func validEnvName(s string) bool {
 	}
 	return true
 }
+
+// plainListener reports whether the plain-http listener on Address runs (server.plain_listener,
+// default true).
+func (s *ServerConfig) plainListener() bool { return s.PlainListener == nil || *s.PlainListener }

@@ -46,6 +46,7 @@ type Flags struct {
 	dialTimeout, upIdleTimeout                time.Duration
 	abortRetryFor                             time.Duration
 	tlsAddress, tlsCert, tlsKey, tlsMinVer    string
+	plain                                     bool
 	tlsHandshake                              time.Duration
 	vhostSuffixes                             listFlag
 
@@ -109,6 +110,7 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	fs.BoolVar(&f.Check, "check", false, "validate the configuration, print every problem and exit non-zero if any (dials only auth.jwt.jwks_url and authorization services: one unreachable is a warning)")
 
 	fs.StringVar(&f.address, "listen", DefaultAddress, "listen `address` (host:port) for S3 clients (server.address)")
+	fs.BoolVar(&f.plain, "plain-listener", true, "serve plain http on -listen; false = https only, on -tls-address (server.plain_listener)")
 	fs.IntVar(&f.eventLoops, "event-loops", 0, "`number` of event loops; 0 = one per CPU (server.event_loops)")
 	fs.BoolVar(&f.zeroCopy, "zero-copy", true, "move bodies with splice(2) on Linux; false = user-space copy (server.zero_copy.enabled)")
 	fs.Var(&f.pipeSize, "pipe-size", "splice pipe `size`"+sz+" (server.zero_copy.pipe_buffer_size)")
@@ -294,6 +296,8 @@ func (f *Flags) Apply(c *Config) error {
 		switch fl.Name {
 		case "listen":
 			s.Address = f.address
+		case "plain-listener":
+			s.PlainListener = boolPtr(f.plain)
 		case "event-loops":
 			s.EventLoops = nonNeg(fl.Name, f.eventLoops)
 		case "zero-copy":

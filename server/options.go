@@ -44,6 +44,9 @@ func (c *Config) Normalize() {
 	if zc.Enabled == nil {
 		zc.Enabled = boolPtr(true)
 	}
+	if s.PlainListener == nil {
+		s.PlainListener = boolPtr(true)
+	}
 	setSize(&s.MaxHeadBytes, 64<<10)
 	setSize(&s.MaxURIBytes, 16<<10)
 	setSize(&s.InlineBodyMax, 64<<10)
@@ -123,6 +126,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("log.format %q: want text or json", c.Log.Format))
 	}
 	errs = append(errs, c.Server.TLS.validate()...)
+	if !c.Server.plainListener() && c.Server.TLS.Address == "" {
+		errs = append(errs, errors.New("server.plain_listener is false and server.tls.address is empty: nothing to listen on"))
+	}
 	zc := c.Server.ZeroCopy
 	if s := zc.PipeBufferSize; s != 0 && (s < 4096 || s > 1<<30) {
 		errs = append(errs, fmt.Errorf("server.zero_copy.pipe_buffer_size %d: want 4KiB..1GiB", s))
@@ -222,6 +228,7 @@ func (c *Config) EngineOptions(logger, access *slog.Logger) (engine.Options, err
 	zc := c.Server.ZeroCopy
 	o := engine.Options{
 		Address:            c.Server.Address,
+		NoPlainListener:    !c.Server.plainListener(),
 		EventLoops:         c.Server.EventLoops,
 		MaxHeadBytes:       int(c.Server.MaxHeadBytes),
 		MaxURIBytes:        int(c.Server.MaxURIBytes),

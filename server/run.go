@@ -165,7 +165,11 @@ func (s *Server) Run(ctx context.Context) error {
 			return errors.New("engine did not start within 10s")
 		}
 	case <-s.readyCh():
-		s.log.Info("mizuchi-uploadr listening", "address", cfg.Server.Address,
+		addr := cfg.Server.Address
+		if !cfg.Server.plainListener() {
+			addr = "off (https only)"
+		}
+		s.log.Info("mizuchi-uploadr listening", "address", addr,
 			"admin", s.AdminAddr(), "buckets", len(cfg.Buckets))
 	}
 	if s.tlsL != nil {
