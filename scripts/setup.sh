@@ -26,9 +26,11 @@ say "go: $(go version)"
 
 # Debian packages: package name -> command it provides.
 install_debian() {
-	declare -A cmd_of=([s3cmd]=s3cmd [rclone]=rclone [wrk]=wrk [curl]=curl)
+	# prometheus: the real Prometheus and promtool of the metrics tests (the package's service is
+	# not started by these tests; without systemd the package starts nothing).
+	declare -A cmd_of=([s3cmd]=s3cmd [rclone]=rclone [wrk]=wrk [curl]=curl [prometheus]=promtool)
 	missing=()
-	for pkg in s3cmd rclone wrk curl; do
+	for pkg in s3cmd rclone wrk curl prometheus; do
 		if command -v "${cmd_of[$pkg]}" >/dev/null 2>&1; then
 			echo "$pkg: present ($(command -v "${cmd_of[$pkg]}"))"
 		else
