@@ -50,6 +50,11 @@ install_debian() {
 		DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >>"$log" 2>&1 \
 			|| { tail -20 "$log" >&2; die "apt-get install ${missing[*]} failed (log: $log)"; }
 		rm -f "$log"
+		if [[ " ${missing[*]} " == *" prometheus "* && -d /run/systemd/system ]]; then
+			# The tests run their own Prometheus; the package's service would hold :9090 (the
+			# proxy's default admin port).
+			"${sudo[@]}" systemctl disable --now prometheus >/dev/null 2>&1 || true
+		fi
 		for pkg in "${missing[@]}"; do
 			command -v "${cmd_of[$pkg]}" >/dev/null 2>&1 || die "$pkg installed but ${cmd_of[$pkg]} is still not on PATH"
 			echo "$pkg: installed ($(command -v "${cmd_of[$pkg]}"))"
