@@ -8,7 +8,8 @@
 #   - the AWS SDK for JavaScript v3 (@aws-sdk/client-s3, lib-storage, s3-request-presigner at the
 #     versions scripts/node/package-lock.json locks) with `npm ci` into .tools/node
 #     (scripts/install-node-clients.sh; ~5 s cold; needs node >= 20 and npm on PATH)
-#   - Debian packages s3cmd rclone wrk curl podman runc (podman and runc: the container image test),
+#   - Debian packages s3cmd rclone wrk curl podman runc strace systemd (podman, runc: the container
+#     image test; systemd-analyze and strace: the systemd unit tests),
 #     only those whose command is missing
 #     (`apt-get update` runs only when something must be installed)
 #   - checks that `aws --version` and `python3 -c 'import boto3'` work; fails with a clear message if not
@@ -27,9 +28,9 @@ say "go: $(go version)"
 
 # Debian packages: package name -> command it provides.
 install_debian() {
-	declare -A cmd_of=([s3cmd]=s3cmd [rclone]=rclone [wrk]=wrk [curl]=curl [podman]=podman [runc]=runc)
+	declare -A cmd_of=([s3cmd]=s3cmd [rclone]=rclone [wrk]=wrk [curl]=curl [podman]=podman [runc]=runc [strace]=strace [systemd]=systemd-analyze)
 	missing=()
-	for pkg in s3cmd rclone wrk curl podman runc; do
+	for pkg in s3cmd rclone wrk curl podman runc strace systemd; do
 		if command -v "${cmd_of[$pkg]}" >/dev/null 2>&1; then
 			echo "$pkg: present ($(command -v "${cmd_of[$pkg]}"))"
 		else

@@ -27,12 +27,7 @@ const (
 func testUnit(t *testing.T, edit func(string) string) string {
 	t.Helper()
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "mizuchi-uploadr")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "../../cmd/mizuchi-uploadr").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t, dir)
 	raw, err := os.ReadFile(unitFile)
 	if err != nil {
 		t.Fatal(err)
@@ -46,6 +41,20 @@ func testUnit(t *testing.T, edit func(string) string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// buildBinary builds the proxy into dir as `make release` does (static: CGO_ENABLED=0, -trimpath).
+func buildBinary(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "mizuchi-uploadr")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, "../../cmd/mizuchi-uploadr")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
 }
 
 // analyze runs systemd-analyze with args and returns its combined output and error.
