@@ -6,12 +6,19 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -64,60 +71,86 @@ func tryPodman(timeout time.Duration, args ...string) (string, error) {
 	return stdout.String(), nil
 }
 
-// image is the tag of the image built once for the package's tests (TestMain removes it).
-var image struct {
-	once sync.Once
-	tag  string
-	err  error
+// images are built once per test binary: the release binary (make release) once, then one image per
+// CA bundle; TestMain removes them.
+var images struct {
+	mu   sync.Mutex
+	dist string            // make release output for the host's architecture
+	err  error             // of make release
+	tags map[string]string // CA bundle path ("" = the build machine's) -> image tag
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if image.tag != "" {
-		if _, err := tryPodman(time.Minute, "rmi", "--force", image.tag); err != nil {
-			fmt.Fprintf(os.Stderr, "removing image %s: %v\n", image.tag, err)
+	for _, tag := range images.tags {
+		if _, err := tryPodman(time.Minute, "rmi", "--force", tag); err != nil {
+			fmt.Fprintf(os.Stderr, "removing image %s: %v\n", tag, err)
 			code = 1
 		}
+	}
+	if images.dist != "" {
+		os.RemoveAll(images.dist)
 	}
 	os.Exit(code)
 }
 
-// buildImage runs `make release` for the host's architecture and deploy/container/build.sh on its
-// output, once per test binary.
-func buildImage(t *testing.T) string {
+// buildImage returns the image built by deploy/container/build.sh from `make release` for the
+// host's architecture, with the build machine's CA bundle.
+func buildImage(t *testing.T) string { return buildImageWith(t, "") }
+
+// buildImageWith is buildImage with the CA bundle caBundle (build.sh's CA_BUNDLE); "" = the build
+// machine's /etc/ssl/certs/ca-certificates.crt.
+func buildImageWith(t *testing.T, caBundle string) string {
 	t.Helper()
-	image.once.Do(func() { image.tag, image.err = build() })
-	if image.err != nil {
-		t.Fatal(image.err)
+	if _, err := exec.LookPath("podman"); err != nil {
+		t.Fatal("podman is not installed: run scripts/setup.sh (it installs podman and runc)")
 	}
-	return image.tag
+	images.mu.Lock()
+	defer images.mu.Unlock()
+	if images.dist == "" && images.err == nil {
+		images.dist, images.err = release()
+	}
+	if images.err != nil {
+		t.Fatal(images.err)
+	}
+	if tag, ok := images.tags[caBundle]; ok {
+		return tag
+	}
+	tag := "localhost/mizuchi-uploadr-test:" + randomHex(6)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "./build.sh", "-a", runtime.GOARCH, "-t", tag, images.dist)
+	cmd.Env = os.Environ()
+	if caBundle != "" {
+		cmd.Env = append(cmd.Env, "CA_BUNDLE="+caBundle)
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		_, _ = tryPodman(time.Minute, "rmi", "--force", tag)
+		t.Fatalf("build.sh: %v\n%s", err, out)
+	}
+	if images.tags == nil {
+		images.tags = map[string]string{}
+	}
+	images.tags[caBundle] = tag
+	return tag
 }
 
-func build() (string, error) {
-	if _, err := exec.LookPath("podman"); err != nil {
-		return "", errors.New("podman is not installed: run scripts/setup.sh (it installs podman and runc)")
-	}
+// release runs `make release` for the host's architecture into a new directory.
+func release() (string, error) {
 	dist, err := os.MkdirTemp("", "mizuchi-dist-")
 	if err != nil {
 		return "", err
 	}
-	defer os.RemoveAll(dist)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, "make", "-C", "../..", "release", "DIST="+dist,
 		"RELEASE_PLATFORMS=linux/"+runtime.GOARCH).CombinedOutput()
 	if err != nil {
+		os.RemoveAll(dist)
 		return "", fmt.Errorf("make release: %v\n%s", err, out)
 	}
-	tag := "localhost/mizuchi-uploadr-test:" + randomHex(6)
-	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	out, err = exec.CommandContext(ctx, "./build.sh", "-a", runtime.GOARCH, "-t", tag, dist).CombinedOutput()
-	if err != nil {
-		_, _ = tryPodman(time.Minute, "rmi", "--force", tag)
-		return "", fmt.Errorf("build.sh: %v\n%s", err, out)
-	}
-	return tag, nil
+	return dist, nil
 }
 
 // TestImageContents checks the image: what it holds (the binary, the CA bundle, the licenses, and
@@ -211,51 +244,10 @@ func TestImageServesUploads(t *testing.T) {
 	tag := buildImage(t)
 	up := s3test.Start(t)
 	up.CreateBucket(t, "container-bucket")
-
-	dir, err := os.MkdirTemp("", "mizuchi-container-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", s3test.FreePort(t))
-	admin := fmt.Sprintf("127.0.0.1:%d", s3test.FreePort(t))
-	cfg := fmt.Sprintf(`server:
-  address: %q
-  drain_timeout: 10s
-metrics: {enabled: true, address: %q}
-log: {format: json}
-buckets:
-  - name: uploads
-    s3: {bucket: container-bucket, region: us-east-1, endpoint: %q, access_key: "${UP_AK}", secret_key: "${UP_SK}"}
-    auth: {sigv4: {credentials: [{access_key: %s, secret_key: "${CLIENT_SK}"}]}}
-`, addr, admin, up.Endpoint, clientAK)
-	cfgPath := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-
-	name := "mizuchi-serve-" + randomHex(4)
-	args := append([]string{"run", "--detach", "--pull", "never", "--name", name, "--network", "host"}, runtimeFlags...)
-	args = append(args, "--volume", cfgPath+":/etc/mizuchi-uploadr/config.yaml:ro",
-		"--env", "UP_AK="+up.AccessKey, "--env", "UP_SK="+up.SecretKey, "--env", "CLIENT_SK="+clientSK, tag)
-	podman(t, 2*time.Minute, args...)
-	t.Cleanup(func() {
-		if t.Failed() {
-			logs, _ := tryPodman(time.Minute, "logs", name)
-			t.Logf("container logs:\n%s", logs)
-		}
-		if _, err := tryPodman(time.Minute, "rm", "--force", "--time", "2", name); err != nil {
-			t.Errorf("removing container %s: %v", name, err)
-		}
-	})
-
-	waitReady(t, name, admin)
+	c := runProxy(t, tag, up, up.Endpoint)
 
 	// The process in the container runs as the image's numeric user.
-	pid := strings.TrimSpace(podman(t, time.Minute, "inspect", "--format", "{{.State.Pid}}", name))
+	pid := strings.TrimSpace(podman(t, time.Minute, "inspect", "--format", "{{.State.Pid}}", c.name))
 	status, err := os.ReadFile("/proc/" + pid + "/status")
 	if err != nil {
 		t.Fatal(err)
@@ -264,7 +256,7 @@ buckets:
 		t.Errorf("container process uid line %q; want %s", m, imageUID)
 	}
 
-	client := sdkClient(t, "http://"+addr)
+	client := sdkClient(t, "http://"+c.addr)
 	for _, obj := range []struct {
 		key  string
 		size int
@@ -282,7 +274,7 @@ buckets:
 		}
 	}
 	// A wrong secret is refused by the proxy in the container, and nothing reaches versitygw.
-	bad := sdkClientAs(t, "http://"+addr, clientAK, "not-the-secret")
+	bad := sdkClientAs(t, "http://"+c.addr, clientAK, "not-the-secret")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	_, err = bad.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("uploads"), Key: aws.String("refused"), Body: strings.NewReader("x")})
 	cancel()
@@ -294,16 +286,161 @@ buckets:
 	}
 	// The 8 MiB body was spliced inside the container (runc's default seccomp profile allows it);
 	// the bytes that came with the head are written from the buffer, the rest is spliced.
-	if n := metric(t, admin, `mizuchi_transfer_bytes_total\{[^}]*mode="splice"[^}]*\}`); n < 7<<20 {
+	if n := metric(t, c.admin, `mizuchi_transfer_bytes_total\{[^}]*mode="splice"[^}]*\}`); n < 7<<20 {
 		t.Errorf("spliced bytes %v; want the bulk of the 8 MiB body", n)
 	}
 
 	// podman stop sends SIGTERM: the proxy drains and exits 0.
-	podman(t, time.Minute, "stop", "--time", "30", name)
-	code := strings.TrimSpace(podman(t, time.Minute, "inspect", "--format", "{{.State.ExitCode}}", name))
+	podman(t, time.Minute, "stop", "--time", "30", c.name)
+	code := strings.TrimSpace(podman(t, time.Minute, "inspect", "--format", "{{.State.ExitCode}}", c.name))
 	if code != "0" {
 		t.Errorf("exit code after podman stop: %s; want 0 (drained)", code)
 	}
+}
+
+// TestImageTrustsItsCABundle shows that the proxy in the image verifies https upstreams against
+// the CA bundle the image carries: an image built with a test CA as its bundle uploads through a TLS
+// front of versitygw whose certificate that CA signed (no s3.ca_file), and the image with the build
+// machine's bundle refuses the same upstream (503 ServiceUnavailable, nothing stored).
+func TestImageTrustsItsCABundle(t *testing.T) {
+	up := s3test.Start(t)
+	up.CreateBucket(t, "tls-bucket")
+	front, caFile := startTLSFront(t, up.Addr)
+	for _, tc := range []struct {
+		name     string
+		caBundle string
+		ok       bool
+	}{{"test CA bundle", caFile, true}, {"build machine's bundle", "", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := runProxy(t, buildImageWith(t, tc.caBundle), up, front)
+			key := "tls/" + strings.ReplaceAll(tc.name, " ", "-")
+			body := s3test.RandomBytes(300<<10, 7)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			_, err := sdkClient(t, "http://"+c.addr).PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("uploads"), Key: aws.String(key), Body: bytes.NewReader(body)})
+			cancel()
+			if tc.ok {
+				if err != nil {
+					t.Fatalf("PutObject through the container to the https upstream: %v", err)
+				}
+				if got, _ := up.GetObject(t, "tls-bucket", key); !bytes.Equal(got, body) {
+					t.Errorf("%s differs on versitygw", key)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), "ServiceUnavailable") {
+				t.Errorf("PutObject to an upstream the bundle does not trust: %v; want 503 ServiceUnavailable", err)
+			}
+			if up.ObjectExists(t, "tls-bucket", key) {
+				t.Errorf("%s reached versitygw through an untrusted upstream", key)
+			}
+		})
+	}
+}
+
+// startTLSFront terminates TLS on a loopback port with a certificate of a new CA and forwards each
+// connection to backend: an https upstream. It returns the endpoint and the CA's PEM file.
+func startTLSFront(t *testing.T, backend string) (string, string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "mizuchi container test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				b, err := net.Dial("tcp", backend)
+				if err != nil {
+					return
+				}
+				defer b.Close()
+				go func() { _, _ = io.Copy(b, c); _ = b.(*net.TCPConn).CloseWrite() }()
+				_, _ = io.Copy(c, b)
+			}()
+		}
+	}()
+	return "https://" + l.Addr().String(), caFile
+}
+
+// container is a proxy running in a container.
+type container struct {
+	name, addr, admin string
+}
+
+// runProxy runs the image with podman on the host network: one bucket "uploads" in front of
+// up's bucket at endpoint (up's own, or a front of it), the secrets as environment variables. It
+// waits until /readyz answers 200; the container is removed when the test ends.
+func runProxy(t *testing.T, tag string, up *s3test.Server, endpoint string) container {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "mizuchi-container-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := container{
+		name:  "mizuchi-test-" + randomHex(4),
+		addr:  fmt.Sprintf("127.0.0.1:%d", s3test.FreePort(t)),
+		admin: fmt.Sprintf("127.0.0.1:%d", s3test.FreePort(t)),
+	}
+	bucket := "container-bucket"
+	if strings.HasPrefix(endpoint, "https://") {
+		bucket = "tls-bucket"
+	}
+	cfg := fmt.Sprintf(`server:
+  address: %q
+  drain_timeout: 10s
+metrics: {enabled: true, address: %q}
+log: {format: json}
+buckets:
+  - name: uploads
+    s3: {bucket: %s, region: us-east-1, endpoint: %q, access_key: "${UP_AK}", secret_key: "${UP_SK}"}
+    auth: {sigv4: {credentials: [{access_key: %s, secret_key: "${CLIENT_SK}"}]}}
+`, c.addr, c.admin, bucket, endpoint, clientAK)
+	cfgPath := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"run", "--detach", "--pull", "never", "--name", c.name, "--network", "host"}, runtimeFlags...)
+	args = append(args, "--volume", cfgPath+":/etc/mizuchi-uploadr/config.yaml:ro",
+		"--env", "UP_AK="+up.AccessKey, "--env", "UP_SK="+up.SecretKey, "--env", "CLIENT_SK="+clientSK, tag)
+	podman(t, 2*time.Minute, args...)
+	t.Cleanup(func() {
+		if t.Failed() {
+			logs, _ := tryPodman(time.Minute, "logs", c.name)
+			t.Logf("container logs:\n%s", logs)
+		}
+		if _, err := tryPodman(time.Minute, "rm", "--force", "--time", "2", c.name); err != nil {
+			t.Errorf("removing container %s: %v", c.name, err)
+		}
+	})
+	waitReady(t, c.name, c.admin)
+	return c
 }
 
 // waitReady polls /readyz until it answers 200 (at most 30 s), failing early when the container
