@@ -4,12 +4,8 @@ GO    ?= go
 BIN   := bin/mizuchi-uploadr
 PKGS  := ./...
 FUZZTIME ?= 10s
-# Link flags of every build (the version stamp goes here); release adds -s -w.
-LDFLAGS ?=
-DIST    ?= dist
-RELEASE_PLATFORMS := linux/amd64 linux/arm64
 
-.PHONY: help build run test check lint fuzz cross bench bench-micro setup clean release
+.PHONY: help build run test check lint fuzz cross bench bench-micro setup clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -47,6 +43,10 @@ bench-micro: ## run every Go micro-benchmark once (keeps them compiling and work
 bench: build ## end-to-end benchmarks, quick run (scripts/bench.sh quick; `scripts/bench.sh full` for all; `BASELINE_REV=<commit> scripts/bench.sh compare` against a revision) + micro-benchmarks
 	scripts/bench.sh quick
 
+# release links with $(LDFLAGS) (the version stamp of every build) plus -s -w.
+DIST ?= dist
+RELEASE_PLATFORMS ?= linux/amd64 linux/arm64
+.PHONY: release
 release: ## static binaries for linux amd64 and arm64 in dist/ (CGO_ENABLED=0, -trimpath, stripped), SHA256SUMS, licenses
 	rm -rf $(DIST) && mkdir -p $(DIST)
 	@set -e; for p in $(RELEASE_PLATFORMS); do os=$${p%/*}; arch=$${p#*/}; out=$(DIST)/mizuchi-uploadr-$$os-$$arch; \
