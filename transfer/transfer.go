@@ -260,6 +260,7 @@ type job struct {
 	mu        sync.Mutex  // guards cancelled, finished and the deadlines while ctx may fire
 	cancelled bool
 	finished  bool
+	aborted   bool      // the two-pipe path's writer failed: src's read deadline stays in the past
 	onCancel  func()    // j.cancel, bound once
 	tee       io.Writer // MoveTee: receives every body byte before dst
 
@@ -278,7 +279,7 @@ func newJob() *job {
 func (j *job) start(ctx context.Context, dst, src net.Conn, stall time.Duration) {
 	j.ctx, j.dst, j.src, j.stall = ctx, dst, src, stall
 	j.srcArmed, j.dstArmed = time.Time{}, time.Time{}
-	j.cancelled, j.finished = false, false
+	j.cancelled, j.finished, j.aborted = false, false, false
 	j.deadlines = stall > 0
 	j.stop = nil
 	if ctx.Done() != nil {
@@ -334,7 +335,7 @@ func (j *job) armSrc() {
 		return
 	}
 	j.mu.Lock()
-	if !j.cancelled {
+	if !j.cancelled && !j.aborted {
 		_ = j.src.SetReadDeadline(now.Add(j.stall))
 		j.srcArmed = now
 	}
