@@ -1,0 +1,5 @@
+//go:build !linux
+
+package main
+
+func onCPU(int, func() error) error { return errNoAffinity }
