@@ -358,3 +358,36 @@ func TestOverlapNoGoroutineLeak(t *testing.T) {
 	m.Close()
 	waitFor(t, "the goroutine count to settle", func() bool { return runtime.NumGoroutine() <= before })
 }
+
+// TestOverlapBounded: a transfer takes a second pipe only while fewer than
+// MaxIdlePipes/4 pipes are in use, so many concurrent large transfers hold
+// about one pipe each (the unprivileged pipe budget stays for them).
+func TestOverlapBounded(t *testing.T) {
+	const size = 8 << 20
+	m := testMover(t, transfer.ModeSplice, transfer.Options{MaxIdlePipes: 16}) // bound: 4 in use
+	wantInUse := []int64{2, 4, 5, 6}                                           // after each transfer started
+	var rigs []*rig
+	errs := make(chan error, len(wantInUse))
+	for i, want := range wantInUse {
+		r := newRig(t)
+		rigs = append(rigs, r)
+		sink(r.up, 0)
+		go func() {
+			_, err := m.Move(context.Background(), r.dst, r.src, nil, size)
+			errs <- err
+		}()
+		waitFor(t, "transfer "+itoa(i)+" to hold its pipes", func() bool { return m.Stats().PipesInUse == want })
+	}
+	for _, r := range rigs {
+		send(r.client, 0, 0, body(size))
+	}
+	for range rigs {
+		if err := <-errs; err != nil {
+			t.Fatalf("Move = %v", err)
+		}
+	}
+	if n := m.Overlapped(); n != 2 {
+		t.Errorf("overlapped transfers = %d; want 2 (then the bound)", n)
+	}
+	wantPoolClean(t, m, 6)
+}

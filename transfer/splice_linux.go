@@ -20,9 +20,16 @@ import (
 // on drain means the upstream is not writable, so each is waited for in the
 // runtime poller through syscall.RawConn.
 
-// overlapFactor: a body larger than overlapFactor pipes splices through
-// two pipes at once (see overlap_linux.go).
-const overlapFactor = 2
+// A body larger than overlapFactor pipes splices through two pipes at once
+// (splice_overlap_linux.go), while fewer than MaxIdlePipes/overlapShare
+// pipes are in use (its own first pipe included). The bound keeps the extra
+// pipes few: overlap speeds up a stream that has a core to itself, not many
+// streams sharing the cores, and every pipe counts against an unprivileged
+// user's budget (fs.pipe-user-pages-soft), past which transfers copy.
+const (
+	overlapFactor = 2
+	overlapShare  = 4
+)
 
 const (
 	fillFlags  = unix.SPLICE_F_NONBLOCK | unix.SPLICE_F_MOVE
@@ -257,7 +264,7 @@ func (j *job) drain(fd uintptr) bool {
 // pipe too small, or a socket type splice refuses before any byte moved).
 //
 // A body larger than overlapFactor pipes takes a second pipe when one is to
-// be had, and overlaps filling one pipe with draining the other
+// be had and few are in use, and overlaps filling one pipe with draining the other
 // (overlapLoop); smaller bodies, or when the second pipe cannot be had,
 // alternate fill and drain on one pipe (spliceLoop).
 func (m *Mover) spliceBody(j *job, res *Result, n int64) (handled bool, err error) {
@@ -283,7 +290,7 @@ func (m *Mover) spliceBody(j *job, res *Result, n int64) (handled bool, err erro
 		return false, nil
 	}
 	var q *pipe
-	if n > overlapFactor*int64(p.size) {
+	if n > overlapFactor*int64(p.size) && m.pipes.inUse.Load() < int64(m.pipes.maxIdle/overlapShare) {
 		q, _ = m.pipes.get() // nil (none, or too small): one pipe will do
 	}
 	j.p = p
