@@ -11,6 +11,10 @@ func OverlapMin(pipeSize int) int64 { return overlapFactor * int64(pipeSize) }
 // Overlapped reports how many transfers of m took the two-pipe path.
 func (m *Mover) Overlapped() int64 { return m.pipes.overlapped.Load() }
 
+// Writers reports how many transfers of m started a writer goroutine (dst
+// made the two-pipe path wait).
+func (m *Mover) Writers() int64 { return m.pipes.writers.Load() }
+
 // IdlePipeBytes reports the bytes held by each idle pipe of m (TIOCINQ, that is FIONREAD, on
 // its read end): all zero when only empty pipes were pooled.
 func (m *Mover) IdlePipeBytes() []int {

@@ -42,6 +42,7 @@ type pipe struct {
 	rfd, wfd int
 	size     int // capacity granted by the kernel (F_GETPIPE_SZ)
 	data     int
+	more     bool // more body follows the bytes it holds (two-pipe path)
 }
 
 func (p *pipe) destroy() error {
@@ -71,6 +72,7 @@ type pipeSet struct {
 
 	srcWaits, dstWaits atomic.Int64 // EAGAIN waits, for tests
 	overlapped         atomic.Int64 // transfers on the two-pipe path, for tests
+	writers            atomic.Int64 // of those, transfers that started a writer goroutine, for tests
 }
 
 func newPipeSet(o Options) *pipeSet {
@@ -298,6 +300,7 @@ func (m *Mover) spliceBody(j *job, res *Result, n int64) (handled bool, err erro
 	res.Mode = ModeSplice
 	if q != nil {
 		m.pipes.overlapped.Add(1)
+		j.writers = &m.pipes.writers
 		err = j.overlapLoop(rsrc, rdst, res, n, q)
 	} else {
 		err = j.spliceLoop(rsrc, rdst, res, n)
@@ -374,10 +377,16 @@ func (j *job) fillOnce(rsrc syscall.RawConn, n int64, first bool) error {
 // to be writable; more sets SPLICE_F_MORE (clear it on the body's last
 // chunk). j.drained is what moved, also on error.
 func (j *job) drainOnce(rdst syscall.RawConn, more bool) error {
+	return j.drainWith(rdst, j.drainFn, more)
+}
+
+// drainWith runs the drain callback fn (drain, or tryDrain which never
+// waits) on dst and turns its outcome into an error.
+func (j *job) drainWith(rdst syscall.RawConn, fn func(uintptr) bool, more bool) error {
 	j.more = more
 	j.drained, j.progress, j.dserr = 0, false, nil
 	j.armDst()
-	if err := rdst.Write(j.drainFn); err != nil {
+	if err := rdst.Write(fn); err != nil {
 		return j.fail(SideDst, "splice", err)
 	}
 	if j.dserr != nil {

@@ -2,25 +2,35 @@
 
 package transfer
 
-import "syscall"
+import (
+	"sync/atomic"
+	"syscall"
+)
 
-// The two-pipe path. On one pipe a transfer alternates: while the pipe is
-// drained to the upstream nothing is read from the client, and while it is
-// filled nothing is written, so one large stream never runs both sockets at
-// once (about 0.8x a direct upload's throughput with the relay on its own
-// core). Above overlapFactor pipes, a transfer takes a second pipe and a
-// second goroutine:
+// The two-pipe path. On one pipe a transfer alternates: while the pipe
+// waits for the upstream to take its bytes nothing is read from the client,
+// so one large stream never keeps both sockets busy (about 0.8x a direct
+// upload's throughput with the relay on its own core). Above overlapFactor
+// pipes, a transfer takes a second pipe, and a writer goroutine when the
+// upstream makes it wait:
 //
-//   - the goroutine running Move (the reader) takes an empty pipe, fills it
-//     once from src (at most its capacity or the bytes still due) and hands
-//     it to the writer, then takes the other empty pipe;
-//   - the writer drains each pipe it is handed to empty, into dst, and
-//     hands it back.
+//   - the goroutine running Move (the reader) fills an empty pipe once from
+//     src (at most its capacity or the bytes still due); when no pipe is
+//     with the writer it drains the pipe itself, without waiting
+//     (tryDrain), exactly as the one-pipe path does while dst keeps up;
+//   - when dst is not writable (or the writer still holds a pipe, to keep
+//     the order), it hands the pipe to the writer and goes on filling the
+//     other pipe; the writer drains each pipe it is handed to empty, waiting
+//     for dst in the poller, and hands it back.
 //
+// So a fast upstream costs nothing more than the one-pipe path (no
+// goroutine, no hand-over); a slow one gets up to two pipes read ahead.
 // Each pipe still enters a fill empty and leaves a drain empty, so EAGAIN
 // keeps its single meaning on each side (src not readable, dst not
 // writable) and each goroutine waits in the runtime poller through its
-// RawConn, under its own deadline (src read, dst write: Move owns both).
+// RawConn, under its own deadline (src read, dst write: Move owns both). The
+// drain state (j.dp, the dst stall deadline) is used by one goroutine at a
+// time: the reader drains only when every handed pipe came back.
 //
 // Stopping. The reader ends (body complete, src error, context, stall) by
 // handing the writer nil: the writer drains the pipes handed before it
@@ -33,21 +43,23 @@ import "syscall"
 // by finish as usual. The writer's error wins: it came first, the reader's
 // is then the abort's own timeout.
 //
-// Cost: two pipes (four descriptors, 2 x PipeSize of pipe buffer) and one
-// short-lived goroutine per transfer above the threshold; the channels live
-// in the pooled job, so a Move allocates nothing more.
+// Cost: two pipes (four descriptors, 2 x PipeSize of pipe buffer) and at
+// most one short-lived goroutine per transfer above the threshold; the
+// channels live in the pooled job, so a Move allocates nothing more.
 
 // overlap is the hand-over state of the two-pipe path, part of the pooled
 // job.
 type overlap struct {
-	rdst    syscall.RawConn
-	toDrain chan *pipe    // reader -> writer: filled pipes, then nil (no more)
-	toFill  chan *pipe    // writer -> reader: emptied pipes, or nil (writer failed)
-	wdone   chan struct{} // the writer has exited
-	wleft   int64         // writer: body bytes not yet handed to it plus those in hand
-	spliced int64         // writer: bytes moved to dst
-	werr    error         // writer: the dst failure, or nil
-	writeFn func()        // j.writer, bound once
+	rdst       syscall.RawConn
+	toDrain    chan *pipe    // reader -> writer: filled pipes, then nil (no more)
+	toFill     chan *pipe    // writer -> reader: emptied pipes, or nil (writer failed)
+	wdone      chan struct{} // the writer has exited
+	spliced    int64         // writer: bytes moved to dst
+	werr       error         // writer: the dst failure, or nil
+	started    bool          // the writer goroutine runs (dst made the reader wait)
+	writers    *atomic.Int64 // the pool's count of started writers, for tests
+	writeFn    func()        // j.writer, bound once
+	tryDrainFn func(uintptr) bool
 }
 
 func (j *job) initOverlap() {
@@ -56,6 +68,7 @@ func (j *job) initOverlap() {
 	j.toFill = make(chan *pipe, 3)
 	j.wdone = make(chan struct{}, 1)
 	j.writeFn = j.writer
+	j.tryDrainFn = j.tryDrain
 }
 
 func (j *job) resetOverlap() {
@@ -63,32 +76,83 @@ func (j *job) resetOverlap() {
 	j.werr = nil
 }
 
-// overlapLoop moves n bytes through j.p and q, filling one while the writer
-// drains the other. Both pipes stay owned by the caller, which pools or
-// closes them after the return.
-func (j *job) overlapLoop(rsrc, rdst syscall.RawConn, res *Result, n int64, q *pipe) error {
-	j.rdst, j.wleft, j.spliced, j.werr = rdst, n, 0, nil
-	j.toFill <- j.p
-	j.toFill <- q
-	go j.writeFn()
+// tryDrain is drain without the wait: a RawConn.Write callback that gives up
+// on EAGAIN (the pipe then still holds bytes).
+func (j *job) tryDrain(fd uintptr) bool {
+	j.drain(fd)
+	return true
+}
 
+// overlapLoop moves n bytes through j.p and q. Both pipes stay owned by the
+// caller, which pools or closes them after the return.
+func (j *job) overlapLoop(rsrc, rdst syscall.RawConn, res *Result, n int64, q *pipe) error {
+	j.rdst, j.spliced, j.werr = rdst, 0, nil
+	free := [2]*pipe{j.p, q}
+	nfree, handed := 2, 0 // handed: pipes with the writer
+	j.started = false
 	var rerr error
-	for first := true; n > 0; first = false {
-		p := <-j.toFill
-		if p == nil { // the writer failed
-			break
+	first := true
+fill:
+	for n > 0 {
+		// Take back the pipes the writer emptied; wait only when none is free.
+		for handed > 0 {
+			var r *pipe
+			if nfree > 0 {
+				got := false
+				select {
+				case r = <-j.toFill:
+					got = true
+				default:
+				}
+				if !got {
+					break
+				}
+			} else {
+				r = <-j.toFill
+			}
+			if r == nil {
+				break fill // the writer failed
+			}
+			free[nfree] = r
+			nfree++
+			handed--
 		}
+		nfree--
+		p := free[nfree]
 		j.p = p
 		if rerr = j.fillOnce(rsrc, n, first); rerr != nil {
 			break
 		}
+		first = false
 		n -= int64(j.got)
+		p.more = n > 0
+		if handed == 0 {
+			j.dp = p
+			rerr = j.drainWith(rdst, j.tryDrainFn, p.more)
+			res.Spliced += int64(j.drained)
+			if rerr != nil {
+				break
+			}
+			if p.data == 0 {
+				free[nfree] = p
+				nfree++
+				continue
+			}
+			if !j.started {
+				j.started = true
+				j.writers.Add(1)
+				go j.writeFn()
+			}
+		}
 		j.toDrain <- p
+		handed++
 	}
-	j.toDrain <- nil
-	<-j.wdone
-	for len(j.toFill) > 0 { // leave the pooled channels empty
-		<-j.toFill
+	if j.started {
+		j.toDrain <- nil
+		<-j.wdone
+		for len(j.toFill) > 0 { // leave the pooled channels empty
+			<-j.toFill
+		}
 	}
 	res.Spliced += j.spliced
 	if j.werr != nil {
@@ -110,8 +174,7 @@ func (j *job) writer() {
 			continue
 		}
 		j.dp = p
-		j.wleft -= int64(p.data)
-		err := j.drainOnce(j.rdst, j.wleft > 0)
+		err := j.drainOnce(j.rdst, p.more)
 		j.spliced += int64(j.drained)
 		if err != nil {
 			j.werr = err

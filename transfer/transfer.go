@@ -163,6 +163,13 @@ type Result struct {
 // waits only by parking in the runtime poller, never by spinning or
 // sleeping.
 //
+// Resources: a splice transfer holds one pipe (two descriptors, PipeSize of
+// pipe buffer) from the pool. A body larger than twice the pipe size, while
+// fewer than MaxIdlePipes/4 pipes are in use, holds two pipes and runs one
+// extra goroutine that drains one pipe into dst while Move fills the other
+// from src, so that a single stream keeps both sockets busy; the goroutine
+// has exited when Move returns.
+//
 // prefix is only read, and not retained after Move returns (the caller may
 // pass a borrowed buffer). Bytes are counted in Result; on error Result
 // tells how far the transfer got.
