@@ -413,7 +413,7 @@ func TestOverlapWriterFailsWakesReader(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		sent int
-	}{{"src", 200 << 10}, {"pipe", 1200 << 10}} {
+	}{{"src", 100 << 10}, {"pipe", 1200 << 10}} {
 		t.Run(tc.name, func(t *testing.T) {
 			// The client's bytes fit one pipe ("src"), or not ("pipe"),
 			// and more than the upstream's buffers take.
@@ -445,6 +445,9 @@ func TestOverlapWriterFailsWakesReader(t *testing.T) {
 			wantError(t, err, transfer.SideDst, syscall.ECONNRESET, syscall.EPIPE)
 			if m.Writers() != 1 {
 				t.Errorf("writer goroutines started = %d; want 1", m.Writers())
+			}
+			if src, _ := m.WaitCounts(); tc.name == "src" && src == 0 {
+				t.Errorf("Move never waited for src; want it waiting there when the upstream reset")
 			}
 			if res.Spliced >= int64(tc.sent) {
 				t.Errorf("Spliced = %d; want less than the %d bytes sent (the upstream stopped reading)", res.Spliced, tc.sent)
