@@ -11,9 +11,9 @@ func OverlapMin(pipeSize int) int64 { return overlapFactor * int64(pipeSize) }
 // Overlapped reports how many transfers of m took the two-pipe path.
 func (m *Mover) Overlapped() int64 { return m.pipes.overlapped.Load() }
 
-// Writers reports how many transfers of m started a writer goroutine (dst
-// made the two-pipe path wait).
-func (m *Mover) Writers() int64 { return m.pipes.writers.Load() }
+// ReadAheads reports how many fills m's two-pipe transfers made while dst
+// was not writable (each moved bytes).
+func (m *Mover) ReadAheads() int64 { return m.pipes.readAheads.Load() }
 
 // IdlePipeBytes reports the bytes held by each idle pipe of m (TIOCINQ, that is FIONREAD, on
 // its read end): all zero when only empty pipes were pooled.

@@ -72,7 +72,7 @@ type pipeSet struct {
 
 	srcWaits, dstWaits atomic.Int64 // EAGAIN waits, for tests
 	overlapped         atomic.Int64 // transfers on the two-pipe path, for tests
-	writers            atomic.Int64 // of those, transfers that started a writer goroutine, for tests
+	readAheads         atomic.Int64 // fills made while dst was not writable (two-pipe path), for tests
 }
 
 func newPipeSet(o Options) *pipeSet {
@@ -162,9 +162,8 @@ func (s *pipeSet) put(p *pipe, reusable bool) {
 // spliceJob is the splice state of one transfer, read and written by the
 // RawConn callbacks fill and drain (bound once per pooled job, so passing
 // them costs no allocation). The fill fields belong to the goroutine running
-// Move; the drain fields to whoever drains: the same goroutine on the
-// single-pipe path, the writer goroutine on the two-pipe path
-// (splice_overlap_linux.go).
+// Move, as do the drain fields (one goroutine; the two-pipe path is in
+// splice_overlap_linux.go).
 type spliceJob struct {
 	p        *pipe // fill: the empty pipe being filled
 	max      int   // fill: bytes to ask for
@@ -182,7 +181,7 @@ type spliceJob struct {
 	fillFn  func(uintptr) bool
 	drainFn func(uintptr) bool
 
-	overlap // the two-pipe path's hand-over state
+	overlap // the two-pipe path's read-ahead state
 }
 
 func (j *job) initSplice() {
@@ -266,7 +265,7 @@ func (j *job) drain(fd uintptr) bool {
 // pipe too small, or a socket type splice refuses before any byte moved).
 //
 // A body larger than overlapFactor pipes takes a second pipe when one is to
-// be had and few are in use, and overlaps filling one pipe with draining the other
+// be had and few are in use, and reads ahead into it while dst makes it wait
 // (overlapLoop); smaller bodies, or when the second pipe cannot be had,
 // alternate fill and drain on one pipe (spliceLoop).
 func (m *Mover) spliceBody(j *job, res *Result, n int64) (handled bool, err error) {
@@ -300,7 +299,7 @@ func (m *Mover) spliceBody(j *job, res *Result, n int64) (handled bool, err erro
 	res.Mode = ModeSplice
 	if q != nil {
 		m.pipes.overlapped.Add(1)
-		j.writers = &m.pipes.writers
+		j.readAheads = &m.pipes.readAheads
 		err = j.overlapLoop(rsrc, rdst, res, n, q)
 	} else {
 		err = j.spliceLoop(rsrc, rdst, res, n)

@@ -3,81 +3,68 @@
 package transfer
 
 import (
+	"os"
 	"sync/atomic"
 	"syscall"
 )
 
 // The two-pipe path. On one pipe a transfer alternates: while the pipe
-// waits for the upstream to take its bytes nothing is read from the client,
-// so one large stream never keeps both sockets busy (about 0.8x a direct
-// upload's throughput with the relay on its own core). Above overlapFactor
-// pipes, a transfer takes a second pipe, and a writer goroutine when the
-// upstream makes it wait:
+// waits for the upstream to take its bytes, nothing is read from the
+// client, whose bytes then pile up in its socket until its window closes
+// and the sender stops too (about 0.8x a direct upload's throughput with
+// the relay on its own core). Above overlapFactor pipes, a transfer takes a
+// second pipe and reads ahead into it whenever the upstream makes it wait:
 //
-//   - the goroutine running Move (the reader) fills an empty pipe once from
-//     src (at most its capacity or the bytes still due); when no pipe is
-//     with the writer it drains the pipe itself, without waiting
-//     (tryDrain), exactly as the one-pipe path does while dst keeps up;
-//   - when dst is not writable (or the writer still holds a pipe, to keep
-//     the order), it hands the pipe to the writer and goes on filling the
-//     other pipe; the writer drains each pipe it is handed to empty, waiting
-//     for dst in the poller, and hands it back.
+//   - pipes are drained in the order they were filled (a queue of at most
+//     two); the head is drained without waiting (tryDrain) while dst takes
+//     bytes — so a fast upstream costs what the one-pipe path costs;
+//   - when dst is not writable and the other pipe is empty, that pipe is
+//     filled from src, once, without waiting (tryFill): the client's bytes
+//     leave its socket (its window reopens and the sender goes on) while
+//     the upstream is busy; only then does the transfer wait for dst;
+//   - with nothing queued, it waits for src as the one-pipe path does.
 //
-// So a fast upstream costs nothing more than the one-pipe path (no
-// goroutine, no hand-over); a slow one gets up to two pipes read ahead.
+// One goroutine does all of it: the fill side of splice is cheap (it moves
+// socket buffers into the pipe), so a second goroutine would buy little
+// parallelism for a hand-over per chunk, which measured +39% CPU per GiB
+// with GOMAXPROCS 2 (bench/results/2026-12-01-single-stream.md).
+//
 // Each pipe still enters a fill empty and leaves a drain empty, so EAGAIN
-// keeps its single meaning on each side (src not readable, dst not
-// writable) and each goroutine waits in the runtime poller through its
-// RawConn, under its own deadline (src read, dst write: Move owns both). The
-// drain state (j.dp, the dst stall deadline) is used by one goroutine at a
-// time: the reader drains only when every handed pipe came back.
+// keeps its single meaning (src not readable, dst not writable), and every
+// wait is one RawConn callback in the runtime poller under Move's deadlines,
+// armed before each attempt (a non-blocking attempt checks the deadline too).
+// A src failure met while reading ahead (end of stream, reset) waits until
+// the queued bytes reached dst, so every byte read from src reaches dst as
+// on the one-pipe path; then it is returned.
 //
-// Stopping. The reader ends (body complete, src error, context, stall) by
-// handing the writer nil: the writer drains the pipes handed before it
-// (every byte read from src reaches dst, as on the one-pipe path), then
-// exits. The writer ends on a dst error by waking the reader wherever it
-// waits: a nil on toFill for a reader waiting for a pipe, and src's read
-// deadline set in the past (under j.mu, never re-armed: j.aborted) for a
-// reader waiting for src. The reader always waits for the writer before
-// Move returns, so no goroutine outlives Move, and the deadlines are cleared
-// by finish as usual. The writer's error wins: it came first, the reader's
-// is then the abort's own timeout.
-//
-// Cost: two pipes (four descriptors, 2 x PipeSize of pipe buffer) and at
-// most one short-lived goroutine per transfer above the threshold; the
-// channels live in the pooled job, so a Move allocates nothing more.
+// Cost: two pipes (four descriptors, 2 x PipeSize of pipe buffer) per
+// transfer above the threshold; no goroutine, no allocation.
 
-// overlap is the hand-over state of the two-pipe path, part of the pooled
+// overlap is the read-ahead state of the two-pipe path, part of the pooled
 // job.
 type overlap struct {
-	rdst       syscall.RawConn
-	toDrain    chan *pipe    // reader -> writer: filled pipes, then nil (no more)
-	toFill     chan *pipe    // writer -> reader: emptied pipes, or nil (writer failed)
-	wdone      chan struct{} // the writer has exited
-	spliced    int64         // writer: bytes moved to dst
-	werr       error         // writer: the dst failure, or nil
-	started    bool          // the writer goroutine runs (dst made the reader wait)
-	writers    *atomic.Int64 // the pool's count of started writers, for tests
-	writeFn    func()        // j.writer, bound once
+	again      bool // tryFill: src had nothing (EAGAIN)
+	tryFillFn  func(uintptr) bool
 	tryDrainFn func(uintptr) bool
+	readAheads *atomic.Int64 // the pool's count of bytes-moving read-aheads, for tests
 }
 
 func (j *job) initOverlap() {
-	// At most two pipes and one nil are ever in flight in each direction.
-	j.toDrain = make(chan *pipe, 3)
-	j.toFill = make(chan *pipe, 3)
-	j.wdone = make(chan struct{}, 1)
-	j.writeFn = j.writer
+	j.tryFillFn = j.tryFill
 	j.tryDrainFn = j.tryDrain
 }
 
-func (j *job) resetOverlap() {
-	j.rdst = nil
-	j.werr = nil
+func (j *job) resetOverlap() { j.readAheads = nil }
+
+// tryFill is fill without the wait: a RawConn.Read callback that gives up on
+// EAGAIN (j.again; counted in srcWaits like a wait).
+func (j *job) tryFill(fd uintptr) bool {
+	j.again = !j.fill(fd)
+	return true
 }
 
 // tryDrain is drain without the wait: a RawConn.Write callback that gives up
-// on EAGAIN (the pipe then still holds bytes).
+// on EAGAIN (the pipe then still holds bytes; counted in dstWaits).
 func (j *job) tryDrain(fd uintptr) bool {
 	j.drain(fd)
 	return true
@@ -86,115 +73,81 @@ func (j *job) tryDrain(fd uintptr) bool {
 // overlapLoop moves n bytes through j.p and q. Both pipes stay owned by the
 // caller, which pools or closes them after the return.
 func (j *job) overlapLoop(rsrc, rdst syscall.RawConn, res *Result, n int64, q *pipe) error {
-	j.rdst, j.spliced, j.werr = rdst, 0, nil
-	free := [2]*pipe{j.p, q}
-	nfree, handed := 2, 0 // handed: pipes with the writer
-	j.started = false
-	var rerr error
+	var queue [2]*pipe // filled pipes, in body order
+	queued := 0
+	free := [2]*pipe{q, j.p}
+	nfree := 2
+	var srcErr error // a src failure met while reading ahead, returned once the queue is drained
 	first := true
-fill:
-	for n > 0 {
-		// Take back the pipes the writer emptied; wait only when none is free.
-		for handed > 0 {
-			var r *pipe
-			if nfree > 0 {
-				got := false
-				select {
-				case r = <-j.toFill:
-					got = true
-				default:
-				}
-				if !got {
-					break
-				}
-			} else {
-				r = <-j.toFill
+	for n > 0 && srcErr == nil || queued > 0 {
+		if queued == 0 {
+			nfree--
+			j.p = free[nfree]
+			if err := j.fillOnce(rsrc, n, first); err != nil {
+				return err
 			}
-			if r == nil {
-				break fill // the writer failed
-			}
-			free[nfree] = r
-			nfree++
-			handed--
+			first = false
+			n -= int64(j.got)
+			j.p.more = n > 0
+			queue[0], queued = j.p, 1
 		}
-		nfree--
-		p := free[nfree]
-		j.p = p
-		if rerr = j.fillOnce(rsrc, n, first); rerr != nil {
-			break
-		}
-		first = false
-		n -= int64(j.got)
-		p.more = n > 0
-		if handed == 0 {
-			j.dp = p
-			rerr = j.drainWith(rdst, j.tryDrainFn, p.more)
-			res.Spliced += int64(j.drained)
-			if rerr != nil {
-				break
-			}
-			if p.data == 0 {
-				free[nfree] = p
-				nfree++
-				continue
-			}
-			if !j.started {
-				j.started = true
-				j.writers.Add(1)
-				go j.writeFn()
-			}
-		}
-		j.toDrain <- p
-		handed++
-	}
-	if j.started {
-		j.toDrain <- nil
-		<-j.wdone
-		for len(j.toFill) > 0 { // leave the pooled channels empty
-			<-j.toFill
-		}
-	}
-	res.Spliced += j.spliced
-	if j.werr != nil {
-		return j.werr
-	}
-	return rerr
-}
-
-// writer is the goroutine draining the pipes overlapLoop hands it, until it
-// is handed nil. After a failure it wakes the reader and only waits for the
-// nil.
-func (j *job) writer() {
-	for {
-		p := <-j.toDrain
-		if p == nil {
-			break
-		}
-		if j.werr != nil {
-			continue
-		}
-		j.dp = p
-		err := j.drainOnce(j.rdst, p.more)
-		j.spliced += int64(j.drained)
+		head := queue[0]
+		j.dp = head
+		err := j.drainWith(rdst, j.tryDrainFn, head.more)
+		res.Spliced += int64(j.drained)
 		if err != nil {
-			j.werr = err
-			j.abortSrc()
-			j.toFill <- nil
-			continue
+			return err
 		}
-		j.toFill <- p
+		if head.data > 0 { // dst is not writable
+			if n > 0 && srcErr == nil && queued == 1 {
+				nfree--
+				j.p = free[nfree]
+				if srcErr = j.readAhead(rsrc, n); srcErr == nil && j.got > 0 {
+					n -= int64(j.got)
+					j.p.more = n > 0
+					queue[1], queued = j.p, 2
+				} else {
+					nfree++
+				}
+			}
+			err := j.drainOnce(rdst, head.more)
+			res.Spliced += int64(j.drained)
+			if err != nil {
+				return err
+			}
+		}
+		queue[0], queue[1] = queue[1], nil
+		queued--
+		free[nfree] = head
+		nfree++
 	}
-	j.wdone <- struct{}{}
+	return srcErr
 }
 
-// abortSrc wakes a reader waiting for src (the writer failed): src's read
-// deadline goes to the past and armSrc no longer moves it.
-func (j *job) abortSrc() {
-	j.mu.Lock()
-	if !j.finished {
-		j.aborted = true
-		j.deadlines = true
-		_ = j.src.SetReadDeadline(aLongTimeAgo)
+// readAhead fills the empty pipe j.p from src without waiting: j.got is 0
+// when src had nothing to give. End of stream is ErrShortBody.
+func (j *job) readAhead(rsrc syscall.RawConn, n int64) error {
+	j.max = j.p.size
+	if int64(j.max) > n {
+		j.max = int(n)
 	}
-	j.mu.Unlock()
+	j.got, j.serr, j.again = 0, nil, false
+	j.armSrc()
+	if err := rsrc.Read(j.tryFillFn); err != nil {
+		return j.fail(SideSrc, "splice", err)
+	}
+	if j.serr != nil {
+		return j.fail(SideSrc, "splice", os.NewSyscallError("splice", j.serr))
+	}
+	if j.again {
+		return nil
+	}
+	if j.got == 0 {
+		return &Error{Side: SideSrc, Op: "splice", Err: ErrShortBody}
+	}
+	j.p.data = j.got
+	if j.readAheads != nil {
+		j.readAheads.Add(1)
+	}
+	return nil
 }

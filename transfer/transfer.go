@@ -165,10 +165,9 @@ type Result struct {
 //
 // Resources: a splice transfer holds one pipe (two descriptors, PipeSize of
 // pipe buffer) from the pool. A body larger than twice the pipe size, while
-// fewer than MaxIdlePipes/4 pipes are in use, holds two pipes and runs one
-// extra goroutine that drains one pipe into dst while Move fills the other
-// from src, so that a single stream keeps both sockets busy; the goroutine
-// has exited when Move returns.
+// fewer than MaxIdlePipes/4 pipes are in use, holds two: it reads ahead
+// into the second while the upstream makes it wait, so that one stream keeps
+// both sockets busy. Move runs no goroutine of its own.
 //
 // prefix is only read, and not retained after Move returns (the caller may
 // pass a borrowed buffer). Bytes are counted in Result; on error Result
@@ -267,7 +266,6 @@ type job struct {
 	mu        sync.Mutex  // guards cancelled, finished and the deadlines while ctx may fire
 	cancelled bool
 	finished  bool
-	aborted   bool      // the two-pipe path's writer failed: src's read deadline stays in the past
 	onCancel  func()    // j.cancel, bound once
 	tee       io.Writer // MoveTee: receives every body byte before dst
 
@@ -286,7 +284,7 @@ func newJob() *job {
 func (j *job) start(ctx context.Context, dst, src net.Conn, stall time.Duration) {
 	j.ctx, j.dst, j.src, j.stall = ctx, dst, src, stall
 	j.srcArmed, j.dstArmed = time.Time{}, time.Time{}
-	j.cancelled, j.finished, j.aborted = false, false, false
+	j.cancelled, j.finished = false, false
 	j.deadlines = stall > 0
 	j.stop = nil
 	if ctx.Done() != nil {
@@ -342,7 +340,7 @@ func (j *job) armSrc() {
 		return
 	}
 	j.mu.Lock()
-	if !j.cancelled && !j.aborted {
+	if !j.cancelled {
 		_ = j.src.SetReadDeadline(now.Add(j.stall))
 		j.srcArmed = now
 	}

@@ -10,7 +10,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -235,8 +234,6 @@ func spread(xs []float64, f string) string {
 	return fmt.Sprintf(f+" ("+f+"–"+f+")", median(xs), slices.Min(xs), slices.Max(xs))
 }
 
-// errNoAffinity: the platform cannot pin processes (mode single needs Linux).
-var errNoAffinity = errors.New("runner: mode single needs CPU affinity (Linux)")
 
 // exitWrite is run's exit code after writing the results.
 func exitWrite(err error) int {

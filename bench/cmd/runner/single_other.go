@@ -2,4 +2,9 @@
 
 package main
 
-func onCPU(int, func() error) error { return errNoAffinity }
+import "errors"
+
+// onCPU cannot pin processes here: mode single needs Linux.
+func onCPU(int, func() error) error {
+	return errors.New("runner: mode single needs CPU affinity (Linux)")
+}
