@@ -234,7 +234,6 @@ func spread(xs []float64, f string) string {
 	return fmt.Sprintf(f+" ("+f+"–"+f+")", median(xs), slices.Min(xs), slices.Max(xs))
 }
 
-
 // exitWrite is run's exit code after writing the results.
 func exitWrite(err error) int {
 	if err != nil {
