@@ -179,6 +179,19 @@ func singleSummary(results []Result) string {
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", t, spread(row.mibps, "%.0f"), spread(row.cpuGiB, "%.3f"), thr, cpu)
 	}
+	var thrBase, cpuBase []float64 // mizuchi-splice ÷ the baseline, per repetition (back to back)
+	for _, rep := range byRep {
+		cur, okC := rep["mizuchi-splice"]
+		base, okB := rep[baseTarget]
+		if okC && okB && base.MiBps > 0 && cpuPerGiB(base) > 0 {
+			thrBase = append(thrBase, cur.MiBps/base.MiBps)
+			cpuBase = append(cpuBase, cpuPerGiB(cur)/cpuPerGiB(base))
+		}
+	}
+	if len(thrBase) > 0 {
+		fmt.Fprintf(&b, "\nmizuchi-splice ÷ %s, paired per repetition (median, min–max): throughput %s, CPU per GiB %s.\n",
+			baseTarget, spread(thrBase, "%.3f"), spread(cpuBase, "%.3f"))
+	}
 	if row := rows["mizuchi-splice"]; row != nil && len(row.thrRatio) > 0 && len(row.cpuRatio) > 0 {
 		thr, cpu := median(row.thrRatio), median(row.cpuRatio)
 		fmt.Fprintf(&b, "\nTargets (issue 11 item 4): throughput ≥ 0.95× direct — %.3f: %s; CPU per GiB ≤ 1.10× the bare relay — %.3f: %s.\n",
