@@ -22,7 +22,10 @@ import (
 //     filled from src, once, without waiting (tryFill): the client's bytes
 //     leave its socket (its window reopens and the sender goes on) while
 //     the upstream is busy; only then does the transfer wait for dst;
-//   - with nothing queued, it waits for src as the one-pipe path does.
+//   - with nothing queued, it waits for src as the one-pipe path does;
+//   - when a read-ahead finds src empty, the next readAheadBackoff chunks
+//     drain as on the one-pipe path (a stream paced by its client gains
+//     nothing from reading ahead and would pay two syscalls per wait).
 //
 // One goroutine does all of it: the fill side of splice is cheap (it moves
 // socket buffers into the pipe), so a second goroutine would buy little
@@ -39,6 +42,13 @@ import (
 //
 // Cost: two pipes (four descriptors, 2 x PipeSize of pipe buffer) per
 // transfer above the threshold; no goroutine, no allocation.
+
+// readAheadBackoff: after a read-ahead found src empty (the stream is paced
+// by the client, not the upstream), this many chunks are drained as on the
+// one-pipe path, without the non-blocking attempts a read-ahead costs (a
+// drain attempt that meets EAGAIN, a fill attempt, and the drain attempt the
+// poller's wait begins with again: two syscalls more per wait).
+const readAheadBackoff = 8
 
 // overlap is the read-ahead state of the two-pipe path, part of the pooled
 // job.
@@ -79,6 +89,7 @@ func (j *job) overlapLoop(rsrc, rdst syscall.RawConn, res *Result, n int64, q *p
 	nfree := 2
 	var srcErr error // a src failure met while reading ahead, returned once the queue is drained
 	first := true
+	skip := 0 // chunks to drain without trying to read ahead
 	for n > 0 && srcErr == nil || queued > 0 {
 		if queued == 0 {
 			nfree--
@@ -93,13 +104,24 @@ func (j *job) overlapLoop(rsrc, rdst syscall.RawConn, res *Result, n int64, q *p
 		}
 		head := queue[0]
 		j.dp = head
-		err := j.drainWith(rdst, j.tryDrainFn, head.more)
-		res.Spliced += int64(j.drained)
-		if err != nil {
-			return err
-		}
-		if head.data > 0 { // dst is not writable
-			if n > 0 && srcErr == nil && queued == 1 {
+		if skip > 0 || n == 0 || srcErr != nil || queued == 2 {
+			// Nothing to read ahead into, or src had nothing lately: drain
+			// as the one-pipe path does.
+			if skip > 0 {
+				skip--
+			}
+			err := j.drainOnce(rdst, head.more)
+			res.Spliced += int64(j.drained)
+			if err != nil {
+				return err
+			}
+		} else {
+			err := j.drainWith(rdst, j.tryDrainFn, head.more)
+			res.Spliced += int64(j.drained)
+			if err != nil {
+				return err
+			}
+			if head.data > 0 { // dst is not writable: read ahead, then wait for it
 				nfree--
 				j.p = free[nfree]
 				if srcErr = j.readAhead(rsrc, n); srcErr == nil && j.got > 0 {
@@ -108,12 +130,13 @@ func (j *job) overlapLoop(rsrc, rdst syscall.RawConn, res *Result, n int64, q *p
 					queue[1], queued = j.p, 2
 				} else {
 					nfree++
+					skip = readAheadBackoff
 				}
-			}
-			err := j.drainOnce(rdst, head.more)
-			res.Spliced += int64(j.drained)
-			if err != nil {
-				return err
+				err := j.drainOnce(rdst, head.more)
+				res.Spliced += int64(j.drained)
+				if err != nil {
+					return err
+				}
 			}
 		}
 		queue[0], queue[1] = queue[1], nil
