@@ -220,9 +220,9 @@ func TestOverlapUpstreamFails(t *testing.T) {
 	}
 }
 
-// TestOverlapStallTimeout: a silent client stalls the reader, an upstream
-// that stops reading stalls the writer (and leaves Move waiting for an empty
-// pipe); either way Move fails with ErrStalled on that side after about the
+// TestOverlapStallTimeout: a silent client stalls the fill, an upstream
+// that stops reading stalls the drain (with the second pipe read ahead);
+// either way Move fails with ErrStalled on that side after about the
 // timeout, and the pipes that may hold bytes are closed.
 func TestOverlapStallTimeout(t *testing.T) {
 	const stall = 200 * time.Millisecond
@@ -256,7 +256,7 @@ func TestOverlapStallTimeout(t *testing.T) {
 	}
 }
 
-// TestOverlapContextCancel: cancelling ctx stops both goroutines promptly,
+// TestOverlapContextCancel: cancelling ctx stops the transfer promptly,
 // whichever side Move is waiting on.
 func TestOverlapContextCancel(t *testing.T) {
 	for _, tc := range []struct {
@@ -321,7 +321,8 @@ func TestOverlapTailNotCorked(t *testing.T) {
 }
 
 // TestOverlapNoGoroutineLeak: after successful, failed and cancelled
-// overlapped transfers, the goroutine count settles back where it was.
+// overlapped transfers, the goroutine count settles back where it was (the
+// two-pipe path runs no goroutine of its own; this keeps it so).
 func TestOverlapNoGoroutineLeak(t *testing.T) {
 	before := runtime.NumGoroutine()
 	m := transfer.NewMover(transfer.Options{StallTimeout: 5 * time.Second})

@@ -28,9 +28,10 @@ import (
 //     nothing from reading ahead and would pay two syscalls per wait).
 //
 // One goroutine does all of it: the fill side of splice is cheap (it moves
-// socket buffers into the pipe), so a second goroutine would buy little
-// parallelism for a hand-over per chunk, which measured +39% CPU per GiB
-// with GOMAXPROCS 2 (bench/results/2026-12-01-single-stream.md).
+// socket buffers into the pipe), so a second goroutine buys little
+// parallelism for its hand-overs, which measured +39% CPU per GiB with
+// GOMAXPROCS 2 (a writer fed every pipe) or +6.5% (a writer fed only when
+// dst blocked): bench/results/2026-12-01-single-stream.md.
 //
 // Each pipe still enters a fill empty and leaves a drain empty, so EAGAIN
 // keeps its single meaning (src not readable, dst not writable), and every
