@@ -20,6 +20,17 @@ import (
 // on drain means the upstream is not writable, so each is waited for in the
 // runtime poller through syscall.RawConn.
 
+// A body larger than overlapFactor pipes splices through two pipes at once
+// (splice_overlap_linux.go), while fewer than MaxIdlePipes/overlapShare
+// pipes are in use (its own first pipe included). The bound keeps the extra
+// pipes few: overlap speeds up a stream that has a core to itself, not many
+// streams sharing the cores, and every pipe counts against an unprivileged
+// user's budget (fs.pipe-user-pages-soft), past which transfers copy.
+const (
+	overlapFactor = 2
+	overlapShare  = 4
+)
+
 const (
 	fillFlags  = unix.SPLICE_F_NONBLOCK | unix.SPLICE_F_MOVE
 	drainFlags = unix.SPLICE_F_NONBLOCK | unix.SPLICE_F_MOVE
@@ -31,6 +42,7 @@ type pipe struct {
 	rfd, wfd int
 	size     int // capacity granted by the kernel (F_GETPIPE_SZ)
 	data     int
+	more     bool // more body follows the bytes it holds (two-pipe path)
 }
 
 func (p *pipe) destroy() error {
@@ -59,6 +71,8 @@ type pipeSet struct {
 	created atomic.Int64 // pipes opened, for tests
 
 	srcWaits, dstWaits atomic.Int64 // EAGAIN waits, for tests
+	overlapped         atomic.Int64 // transfers on the two-pipe path, for tests
+	readAheads         atomic.Int64 // fills made while dst was not writable (two-pipe path), for tests
 }
 
 func newPipeSet(o Options) *pipeSet {
@@ -147,29 +161,39 @@ func (s *pipeSet) put(p *pipe, reusable bool) {
 
 // spliceJob is the splice state of one transfer, read and written by the
 // RawConn callbacks fill and drain (bound once per pooled job, so passing
-// them costs no allocation).
+// them costs no allocation). The fill fields belong to the goroutine running
+// Move, as do the drain fields (one goroutine; the two-pipe path is in
+// splice_overlap_linux.go).
 type spliceJob struct {
-	p        *pipe
+	p        *pipe // fill: the empty pipe being filled
 	max      int   // fill: bytes to ask for
 	got      int   // fill: bytes moved into the pipe
+	serr     error // fill: errno from splice(2), or nil
+	srcWaits int64
+
+	dp       *pipe // drain: the pipe being emptied
 	more     bool  // drain: more body follows this chunk (SPLICE_F_MORE)
 	drained  int   // drain: bytes moved to dst by this drain
 	progress bool  // drain: bytes moved since the stall deadline was armed
-	serr     error // errno from splice(2), nil, or io.ErrNoProgress
-	srcWaits int64
+	dserr    error // drain: errno from splice(2), nil, or io.ErrNoProgress
 	dstWaits int64
-	fillFn   func(uintptr) bool
-	drainFn  func(uintptr) bool
+
+	fillFn  func(uintptr) bool
+	drainFn func(uintptr) bool
+
+	overlap // the two-pipe path's read-ahead state
 }
 
 func (j *job) initSplice() {
 	j.fillFn = j.fill
 	j.drainFn = j.drain
+	j.initOverlap()
 }
 
 func (j *job) resetSplice() {
-	j.p = nil
-	j.serr = nil
+	j.p, j.dp = nil, nil
+	j.serr, j.dserr = nil, nil
+	j.resetOverlap()
 }
 
 // splice wraps unix.Splice, which returns int on some Linux architectures
@@ -207,10 +231,10 @@ func (j *job) drain(fd uintptr) bool {
 	if j.more {
 		flags |= unix.SPLICE_F_MORE
 	}
-	for j.p.data > 0 {
-		n, err := splice(j.p.rfd, int(fd), j.p.data, flags)
+	for j.dp.data > 0 {
+		n, err := splice(j.dp.rfd, int(fd), j.dp.data, flags)
 		if n > 0 {
-			j.p.data -= n
+			j.dp.data -= n
 			j.drained += n
 			j.progress = true
 			continue
@@ -230,7 +254,7 @@ func (j *job) drain(fd uintptr) bool {
 			// nothing without saying why: do not spin on it.
 			err = io.ErrNoProgress
 		}
-		j.serr = err
+		j.dserr = err
 		return true
 	}
 	return true
@@ -239,6 +263,11 @@ func (j *job) drain(fd uintptr) bool {
 // spliceBody moves n bytes src -> pipe -> dst. handled is false when the
 // transfer must copy instead (a conn without a file descriptor, no pipe, a
 // pipe too small, or a socket type splice refuses before any byte moved).
+//
+// A body larger than overlapFactor pipes takes a second pipe when one is to
+// be had and few are in use, and reads ahead into it while dst makes it wait
+// (overlapLoop); smaller bodies, or when the second pipe cannot be had,
+// alternate fill and drain on one pipe (spliceLoop).
 func (m *Mover) spliceBody(j *job, res *Result, n int64) (handled bool, err error) {
 	sc, ok := j.src.(syscall.Conn)
 	if !ok {
@@ -261,18 +290,35 @@ func (m *Mover) spliceBody(j *job, res *Result, n int64) (handled bool, err erro
 		res.PipeTooSmall = tooSmall
 		return false, nil
 	}
+	var q *pipe
+	if n > overlapFactor*int64(p.size) && m.pipes.inUse.Load() < int64(m.pipes.maxIdle/overlapShare) {
+		q, _ = m.pipes.get() // nil (none, or too small): one pipe will do
+	}
 	j.p = p
 	j.srcWaits, j.dstWaits = 0, 0
 	res.Mode = ModeSplice
-	err = j.spliceLoop(rsrc, rdst, res, n)
+	if q != nil {
+		m.pipes.overlapped.Add(1)
+		j.readAheads = &m.pipes.readAheads
+		err = j.overlapLoop(rsrc, rdst, res, n, q)
+	} else {
+		err = j.spliceLoop(rsrc, rdst, res, n)
+	}
 	if errors.Is(err, errSpliceUnsupported) {
 		res.Mode = 0
 		m.pipes.put(p, true)
+		if q != nil {
+			m.pipes.put(q, true)
+		}
 		return false, nil
 	}
 	m.pipes.srcWaits.Add(j.srcWaits)
 	m.pipes.dstWaits.Add(j.dstWaits)
+	// After an error a pipe may hold bytes: close it (put checks data too).
 	m.pipes.put(p, err == nil)
+	if q != nil {
+		m.pipes.put(q, err == nil)
+	}
 	return true, err
 }
 
@@ -280,46 +326,74 @@ func (m *Mover) spliceBody(j *job, res *Result, n int64) (handled bool, err erro
 // moving any byte; the transfer can fall back to copying.
 var errSpliceUnsupported = errors.New("transfer: splice unsupported for these sockets")
 
+// spliceLoop alternates on the one pipe j.p: fill it once, drain it fully.
 func (j *job) spliceLoop(rsrc, rdst syscall.RawConn, res *Result, n int64) error {
 	first := true
+	j.dp = j.p
 	for n > 0 {
-		j.max = j.p.size
-		if int64(j.max) > n {
-			j.max = int(n)
-		}
-		j.got, j.serr = 0, nil
-		j.armSrc()
-		if err := rsrc.Read(j.fillFn); err != nil {
-			return j.fail(SideSrc, "splice", err)
-		}
-		if j.serr != nil {
-			if first && j.serr == unix.EINVAL {
-				return errSpliceUnsupported
-			}
-			return j.fail(SideSrc, "splice", os.NewSyscallError("splice", j.serr))
-		}
-		if j.got == 0 {
-			return &Error{Side: SideSrc, Op: "splice", Err: ErrShortBody}
+		if err := j.fillOnce(rsrc, n, first); err != nil {
+			return err
 		}
 		first = false
-		j.p.data = j.got
 		n -= int64(j.got)
-
-		j.more = n > 0
-		j.drained, j.progress = 0, false
-		j.armDst()
-		err := rdst.Write(j.drainFn)
+		err := j.drainOnce(rdst, n > 0)
 		res.Spliced += int64(j.drained)
 		if err != nil {
-			return j.fail(SideDst, "splice", err)
+			return err
 		}
-		if j.serr != nil {
-			serr := j.serr
-			if serr != io.ErrNoProgress {
-				serr = os.NewSyscallError("splice", serr)
-			}
-			return j.fail(SideDst, "splice", serr)
+	}
+	return nil
+}
+
+// fillOnce splices at most min(n, pipe size) bytes from src into the empty
+// pipe j.p, waiting for src to be readable, and sets j.p.data = j.got > 0.
+// first tells that no byte of the body moved yet (EINVAL then means splice
+// does not support this socket pair: errSpliceUnsupported).
+func (j *job) fillOnce(rsrc syscall.RawConn, n int64, first bool) error {
+	j.max = j.p.size
+	if int64(j.max) > n {
+		j.max = int(n)
+	}
+	j.got, j.serr = 0, nil
+	j.armSrc()
+	if err := rsrc.Read(j.fillFn); err != nil {
+		return j.fail(SideSrc, "splice", err)
+	}
+	if j.serr != nil {
+		if first && j.serr == unix.EINVAL {
+			return errSpliceUnsupported
 		}
+		return j.fail(SideSrc, "splice", os.NewSyscallError("splice", j.serr))
+	}
+	if j.got == 0 {
+		return &Error{Side: SideSrc, Op: "splice", Err: ErrShortBody}
+	}
+	j.p.data = j.got
+	return nil
+}
+
+// drainOnce splices the pipe j.dp to dst until it is empty, waiting for dst
+// to be writable; more sets SPLICE_F_MORE (clear it on the body's last
+// chunk). j.drained is what moved, also on error.
+func (j *job) drainOnce(rdst syscall.RawConn, more bool) error {
+	return j.drainWith(rdst, j.drainFn, more)
+}
+
+// drainWith runs the drain callback fn (drain, or tryDrain which never
+// waits) on dst and turns its outcome into an error.
+func (j *job) drainWith(rdst syscall.RawConn, fn func(uintptr) bool, more bool) error {
+	j.more = more
+	j.drained, j.progress, j.dserr = 0, false, nil
+	j.armDst()
+	if err := rdst.Write(fn); err != nil {
+		return j.fail(SideDst, "splice", err)
+	}
+	if j.dserr != nil {
+		serr := j.dserr
+		if serr != io.ErrNoProgress {
+			serr = os.NewSyscallError("splice", serr)
+		}
+		return j.fail(SideDst, "splice", serr)
 	}
 	return nil
 }

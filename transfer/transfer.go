@@ -163,6 +163,12 @@ type Result struct {
 // waits only by parking in the runtime poller, never by spinning or
 // sleeping.
 //
+// Resources: a splice transfer holds one pipe (two descriptors, PipeSize of
+// pipe buffer) from the pool. A body larger than twice the pipe size, while
+// fewer than MaxIdlePipes/4 pipes are in use, holds two: it reads ahead
+// into the second while the upstream makes it wait, so that one stream keeps
+// both sockets busy. Move runs no goroutine of its own.
+//
 // prefix is only read, and not retained after Move returns (the caller may
 // pass a borrowed buffer). Bytes are counted in Result; on error Result
 // tells how far the transfer got.

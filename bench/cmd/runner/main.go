@@ -109,7 +109,7 @@ func main() { os.Exit(run()) }
 func run() int {
 	var (
 		r        runner
-		mode     = flag.String("mode", "quick", "quick (a subset, < 3 min), full, or compare (4 KiB, 1 MiB and 1 GiB PUTs; direct, mizuchi-splice, mizuchi-base-splice; needs -baseline)")
+		mode     = flag.String("mode", "quick", "quick (a subset, < 3 min), full, compare (4 KiB, 1 MiB and 1 GiB PUTs; direct, mizuchi-splice, mizuchi-base-splice; needs -baseline), or single (one 1 GiB PUT, proxy pinned: single.go)")
 		out      = flag.String("out", "", "write the JSON results here (default: stdout)")
 		dur      = flag.Duration("duration", 0, "duration of each load run (default: quick 2s, full 4s)")
 		reps     = flag.Int("reps", 0, "repetitions of the whole interleaved matrix (default: quick 1, full 3, compare 5)")
@@ -135,6 +135,10 @@ func run() int {
 	}
 	switch *mode {
 	case "quick", "full":
+	case "single": // one 1 GiB PUT, the proxy on its own core (single.go)
+		if *reps == 0 {
+			*reps = singleReps
+		}
 	case "compare":
 		if r.baseline == "" {
 			fmt.Fprintln(os.Stderr, "runner: -mode compare needs -baseline")
@@ -218,6 +222,14 @@ func run() int {
 		}
 	}
 
+	if *mode == "single" {
+		if err := r.single(ctx, *reps, &res); err != nil {
+			fmt.Fprintln(os.Stderr, "runner:", err)
+			r.writeOut(*out, &res)
+			return 1
+		}
+		return exitWrite(r.writeOut(*out, &res))
+	}
 	for _, phase := range []string{"sink", "versitygw"} {
 		if phase == "versitygw" && r.versitygw == "" {
 			continue
