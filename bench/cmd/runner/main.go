@@ -108,6 +108,8 @@ type runner struct {
 	procs                                                []*proc
 	perf                                                 string
 	perfWorkloads                                        map[string]bool
+	strace                                               string          // strace binary (-strace)
+	straceWorkloads                                      map[string]bool // workloads whose system calls -strace counts
 	perfDir                                              string
 }
 
@@ -123,6 +125,7 @@ func run() int {
 		only     = flag.String("only", "", "comma-separated workload names to run (debugging)")
 		targets  = flag.String("targets", "", "comma-separated targets to run (default: all; compare: direct,mizuchi-splice,mizuchi-base-splice)")
 		perfList = flag.String("perf", "", "comma-separated workload names: record a perf profile of mizuchi-splice on each (needs perf)")
+		straceL  = flag.String("strace", "", "comma-separated workload names: count the system calls per request of mizuchi-splice, nginx, haproxy and the splice relay on each (strace -c -f; sink phase)")
 		phases   = flag.String("phases", "", "comma-separated phases to run: sink, tls, versitygw (default: all that apply; compare: sink)")
 	)
 	flag.StringVar(&r.bin, "bin", "", "directory holding the sink, loadgen, splicerelay and goproxy binaries")
@@ -191,6 +194,14 @@ func run() int {
 			r.perfWorkloads = set(*perfList)
 		} else {
 			fmt.Fprintln(os.Stderr, "runner: perf not found; no profiles")
+		}
+	}
+	if *straceL != "" {
+		if p, err := exec.LookPath("strace"); err == nil {
+			r.strace = p
+			r.straceWorkloads = set(*straceL)
+		} else {
+			fmt.Fprintln(os.Stderr, "runner: strace not found; no system call counts")
 		}
 	}
 	full := *mode == "full"
@@ -421,6 +432,9 @@ func (r *runner) phase(ctx context.Context, phase string, wls []workload, reps i
 				time.Sleep(200 * time.Millisecond)
 			}
 		}
+	}
+	if r.strace != "" && phase == "sink" {
+		r.straceAll(ctx, up, targets, wls, phase, res)
 	}
 	if r.perf != "" && phase == "sink" {
 		for _, w := range wls {
