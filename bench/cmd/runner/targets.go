@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -465,5 +466,22 @@ func (r *runner) startNginx(name string, up *upstream, tls tlsSides) (*target, e
 	if err := waitReady(p, addr); err != nil {
 		return nil, err
 	}
+	// The master listens before it forks its workers: a run measured before they exist would
+	// count the master alone (no CPU). worker_processes auto is one per CPU.
+	if err := waitChildren(p, runtime.NumCPU()); err != nil {
+		return nil, err
+	}
 	return &target{name: name, addr: addr, bucket: "bench", openBucket: "bench", main: p, multi: true, tls: tls.client}, nil
+}
+
+// waitChildren waits until p has n child processes, for up to 15 s.
+func waitChildren(p *proc, n int) error {
+	var kids []int
+	for end := time.Now().Add(15 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		var err error
+		if kids, err = procstat.Children(p.cmd.Process.Pid); err != nil || len(kids) >= n {
+			return err
+		}
+	}
+	return fmt.Errorf("%s has %d worker processes after 15 s; want %d", p.name, len(kids), n)
 }
