@@ -160,7 +160,8 @@ say "running the $mode matrix (logs and configs in $work)"
 # 5. Report.
 png=bench/results/$name.png
 [[ $mode == compare ]] && png=
-cmd="scripts/bench.sh $mode${*:+ $*}"
+cmd="scripts/bench.sh $mode"
+(($# > 0)) && cmd+=$(printf " %q" "$@") # quoted, so that the line in the report can be pasted back
 [[ -n ${RESULTS_NAME:-} ]] && cmd="RESULTS_NAME=$RESULTS_NAME $cmd"
 [[ -n ${BASELINE_REV:-} ]] && cmd="BASELINE_REV=$base_rev $cmd"
 [[ -n ${MIZUCHI_REV:-} ]] && cmd="MIZUCHI_REV=$rev $cmd"

@@ -118,7 +118,7 @@ func main() { os.Exit(run()) }
 func run() int {
 	var (
 		r        runner
-		mode     = flag.String("mode", "quick", "quick (a subset, < 3 min), full, or compare (4 KiB, 1 MiB and 1 GiB PUTs; direct, mizuchi-splice, mizuchi-base-splice; needs -baseline)")
+		mode     = flag.String("mode", "quick", "quick (a subset, ~6 min), full, or compare (4 KiB, 1 MiB and 1 GiB PUTs; direct, mizuchi-splice, mizuchi-base-splice; needs -baseline)")
 		out      = flag.String("out", "", "write the JSON results here (default: stdout)")
 		dur      = flag.Duration("duration", 0, "duration of each load run (default: quick 2s, full 4s)")
 		reps     = flag.Int("reps", 0, "repetitions of the whole interleaved matrix (default: quick 1, full 3, compare 5)")
