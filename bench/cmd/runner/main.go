@@ -124,8 +124,8 @@ func run() int {
 		reps     = flag.Int("reps", 0, "repetitions of the whole interleaved matrix (default: quick 1, full 3, compare 5)")
 		only     = flag.String("only", "", "comma-separated workload names to run (debugging)")
 		targets  = flag.String("targets", "", "comma-separated targets to run (default: all; compare: direct,mizuchi-splice,mizuchi-base-splice)")
-		perfList = flag.String("perf", "", "comma-separated workload names: record a perf profile of mizuchi-splice on each (needs perf)")
-		straceL  = flag.String("strace", "", "comma-separated workload names: count the system calls per request of mizuchi-splice, nginx, haproxy and the splice relay on each (strace -c -f; sink phase)")
+		perfList = flag.String("perf", "", "comma-separated workload names: record a perf profile of mizuchi-splice, nginx and haproxy (sink phase) and of the mizuchi, nginx and haproxy tls-phase targets on each (needs perf)")
+		straceL  = flag.String("strace", "", "comma-separated workload names: count the system calls per request of mizuchi-splice, nginx, haproxy and the splice relay (sink phase) and of every tls-phase proxy on each (strace -c -f)")
 		phases   = flag.String("phases", "", "comma-separated phases to run: sink, tls, versitygw (default: all that apply; compare: sink)")
 	)
 	flag.StringVar(&r.bin, "bin", "", "directory holding the sink, loadgen, splicerelay and goproxy binaries")
@@ -433,16 +433,16 @@ func (r *runner) phase(ctx context.Context, phase string, wls []workload, reps i
 			}
 		}
 	}
-	if r.strace != "" && phase == "sink" {
+	if r.strace != "" && phase != "versitygw" {
 		r.straceAll(ctx, up, targets, wls, phase, res)
 	}
-	if r.perf != "" && phase == "sink" {
+	if r.perf != "" && phase != "versitygw" {
 		for _, w := range wls {
 			if !r.perfWorkloads[w.name] {
 				continue
 			}
 			for _, t := range targets {
-				if role(t.name) != "mizuchi-splice" && t.name != "nginx" && t.name != "haproxy" {
+				if !profiled(phase, t.name) {
 					continue
 				}
 				path, err := r.profile(ctx, up, t, w, phase)

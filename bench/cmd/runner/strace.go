@@ -12,9 +12,13 @@ import (
 	"time"
 )
 
-// straceTargets are the targets whose system calls -strace counts: the plain path's event-loop
-// servers, where issue 11 compares CPU per 4 KiB request.
-var straceTargets = []string{"mizuchi-splice", "nginx", "haproxy", "splicerelay"}
+// straceTargets are the targets whose system calls -strace counts, per phase: the plain path's
+// event-loop servers and bare relay, where issue 11 compares CPU per 4 KiB request, and every proxy
+// of the tls phase.
+var straceTargets = map[string][]string{
+	"sink": {"mizuchi-splice", "nginx", "haproxy", "splicerelay"},
+	"tls":  tlsPhaseTargets[1:],
+}
 
 // syscallCount is one line of strace -c.
 type syscallCount struct {
@@ -57,7 +61,7 @@ func (r *runner) straceAll(ctx context.Context, up *upstream, targets []*target,
 			continue
 		}
 		for _, t := range targets {
-			if !slices.Contains(straceTargets, t.name) {
+			if !slices.Contains(straceTargets[phase], t.name) {
 				continue
 			}
 			path, err := r.straceOne(ctx, up, t, w, phase)
@@ -112,4 +116,17 @@ func (r *runner) straceOne(ctx context.Context, up *upstream, t *target, w workl
 	fmt.Fprintf(&sb, "| **total** | %d | %.2f | |\n", total, float64(total)/float64(max(1, m.Requests)))
 	path := filepath.Join(r.perfDir, name+"-strace.md")
 	return path, os.WriteFile(path, []byte(sb.String()), 0o644)
+}
+
+// profiled reports whether -perf records target t in phase: mizuchi-splice (and the baseline),
+// nginx and HAProxy in the sink phase; mizuchi-uploadr, nginx and HAProxy on both TLS sides in the
+// tls phase.
+func profiled(phase, t string) bool {
+	switch phase {
+	case "sink":
+		return role(t) == "mizuchi-splice" || t == "nginx" || t == "haproxy"
+	case "tls":
+		return slices.Contains(tlsPhaseTargets, t) && t != "direct" && !strings.HasPrefix(t, "tlsrelay-")
+	}
+	return false
 }

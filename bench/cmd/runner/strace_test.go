@@ -17,3 +17,18 @@ func TestParseStraceSummary(t *testing.T) {
 		t.Errorf("parseStraceSummary = %+v; want read 40000 (20000 errors), write 20000, epoll_wait 5000", got)
 	}
 }
+
+func TestProfiled(t *testing.T) {
+	for _, tt := range []struct {
+		phase, target string
+		want          bool
+	}{
+		{"sink", "mizuchi-splice", true}, {"sink", baseTarget, true}, {"sink", "haproxy", true}, {"sink", "goproxy", false},
+		{"tls", "mizuchi-tls-client", true}, {"tls", "nginx-tls-upstream", true}, {"tls", "tlsrelay-client", false},
+		{"tls", "direct", false}, {"versitygw", "mizuchi-splice", false},
+	} {
+		if got := profiled(tt.phase, tt.target); got != tt.want {
+			t.Errorf("profiled(%q, %q) = %v; want %v", tt.phase, tt.target, got, tt.want)
+		}
+	}
+}
