@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # bench.sh — the end-to-end benchmarks of issue 5, in one interleaved run on loopback.
 #
-#   scripts/bench.sh quick   # a subset, < 3 minutes (sink upstream only); what `make bench` runs
+#   scripts/bench.sh quick   # a subset, ~6 minutes (sink, then tls phase); what `make bench` runs
 #   scripts/bench.sh full    # every target × every workload × 3 repetitions, plus versitygw end to end
 #   BASELINE_REV=<commit> scripts/bench.sh compare   # regression check against <commit>, < 5 minutes
 #
 # Extra arguments go to bench/cmd/runner, e.g. `scripts/bench.sh full -reps 5 -duration 6s`,
-# `scripts/bench.sh quick -only 'put 4KiB c16'`, `-perf 'put 4KiB c16'` (perf profiles of the proxy).
+# `scripts/bench.sh quick -only 'put 4KiB c16'`, `-perf 'put 4KiB c16'` (perf profiles of the proxy),
+# `-phases tls` (only the TLS phase), `-targets mizuchi-tls-client,nginx-tls-client` (only those targets).
+# RESULTS_NAME=<name> writes bench/results/<name>.md and .png instead of the dated name.
 # Environment: SKIP_MICRO=1 skips the Go micro-benchmarks; VERSITYGW=0 skips (1 forces) the versitygw phase;
 # MIZUCHI_REV=<commit> measures that committed revision (built from `git archive`) instead of the working tree;
 # BASELINE_REV=<commit> builds that revision the same way and adds it as the target mizuchi-base-splice (same
@@ -27,14 +29,17 @@
 # (-zero-copy) is an error rather than a fallback, since dropping it would measure another path.
 #
 # What it does:
-#   1. installs nginx (Debian's nginx-light) and wrk with apt-get when missing (apt-get update first; not for
-#      compare); versitygw v1.8.0 through scripts/install-versitygw.sh for the full run;
+#   1. installs nginx (Debian's nginx-light), HAProxy (Debian's haproxy, 2.6 on bookworm) and wrk with apt-get
+#      when missing (apt-get update first; not for compare); versitygw v1.8.0 through
+#      scripts/install-versitygw.sh for the full run;
 #   2. builds bin/mizuchi-uploadr (or MIZUCHI_REV), the baseline (BASELINE_REV) and the bench programs (bench/cmd/...);
 #   3. runs the Go micro-benchmarks of the parser, the signer and the transfer paths (-benchmem);
-#   4. runs bench/cmd/runner: sink upstream, then versitygw on /dev/shm; targets direct,
-#      mizuchi-uploadr (splice, copy), nginx (configured here as a plain reverse proxy in a temp dir:
-#      proxy_request_buffering off, HTTP/1.1 upstream keep-alive), the bare splice relay and
-#      httputil.ReverseProxy; loadgen and wrk loads;
+#   4. runs bench/cmd/runner: sink upstream, then the tls phase (a sink serving http and https; every proxy
+#      with TLS towards the client and with TLS towards the upstream, one certificate made for the run, TLS 1.3),
+#      then versitygw on /dev/shm; targets direct, mizuchi-uploadr (splice, copy), nginx (configured in a temp
+#      dir as a plain reverse proxy: proxy_request_buffering off, HTTP/1.1 upstream keep-alive), HAProxy
+#      (mode http, option splice-auto, http-reuse always, tune.pipesize 1 MiB, nbthread 2, foreground), the
+#      bare splice relay, httputil.ReverseProxy and (tls phase) the bare Go TLS relay; loadgen and wrk loads;
 #   5. writes bench/results/<date>.md (quick: <date>-quick.md) and the PNG chart next to it (compare:
 #      <date>-compare.md only), and prints the ratios issue 5 names (not for compare) and, with a baseline,
 #      new ÷ baseline. Scratch (raw JSON, logs, configs, the baseline's source) stays in bench/results/tmp/.
@@ -60,6 +65,7 @@ ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 missing=()
 if [[ $mode != compare ]]; then
 	command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)
+	command -v haproxy >/dev/null 2>&1 || [[ -x /usr/sbin/haproxy ]] || missing+=(haproxy)
 	command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 fi
 if ((${#missing[@]} > 0)); then
@@ -72,14 +78,15 @@ if ((${#missing[@]} > 0)); then
 	say "installing ${missing[*]} (apt-get update first)"
 	log=$(mktemp /tmp/bench-apt.XXXXXX.log)
 	"${sudo[@]}" apt-get update >"$log" 2>&1 || { tail -20 "$log" >&2; die "apt-get update failed"; }
-	# policy-rc.d or not, the runner starts its own nginx from a temp dir; the package's service is not used.
+	# policy-rc.d or not, the runner starts its own nginx and HAProxy from a temp dir; the packages' services are not used.
 	DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >>"$log" 2>&1 \
 		|| { tail -20 "$log" >&2; die "apt-get install ${missing[*]} failed (log: $log)"; }
 	rm -f "$log"
 fi
 nginx=$(command -v nginx 2>/dev/null || echo /usr/sbin/nginx)
+haproxy=$(command -v haproxy 2>/dev/null || echo /usr/sbin/haproxy)
 wrk=$(command -v wrk 2>/dev/null || true)
-[[ $mode == compare ]] && nginx= && wrk=
+[[ $mode == compare ]] && nginx= && haproxy= && wrk=
 
 versitygw_flag=()
 want_vgw=${VERSITYGW:-}
@@ -93,6 +100,7 @@ fi
 date=$(date -u +%Y-%m-%d)
 name=$date
 [[ $mode != full ]] && name=$date-$mode
+[[ -n ${RESULTS_NAME:-} ]] && name=$RESULTS_NAME
 work=$root/bench/results/tmp/$name
 rm -rf "$work"
 mkdir -p "$work/bin" "bench/results/$name-profiles"
@@ -145,14 +153,16 @@ fi
 
 # 4. End-to-end runs.
 say "running the $mode matrix (logs and configs in $work)"
-"$work/bin/runner" -mode "$mode" -rev "$rev" -bin "$work/bin" -mizuchi "$mizuchi" -nginx "$nginx" -wrk "$wrk" \
+"$work/bin/runner" -mode "$mode" -rev "$rev" -bin "$work/bin" -mizuchi "$mizuchi" -nginx "$nginx" -haproxy "$haproxy" -wrk "$wrk" \
 	-wrk-script "$root/scripts/wrk-put.lua" -work "$work" -perf-dir "$root/bench/results/$name-profiles" \
 	-out "$work/results.json" "${versitygw_flag[@]}" "${baseline_flag[@]}" "$@"
 
 # 5. Report.
 png=bench/results/$name.png
 [[ $mode == compare ]] && png=
-cmd="scripts/bench.sh $mode${*:+ $*}"
+cmd="scripts/bench.sh $mode"
+(($# > 0)) && cmd+=$(printf " %q" "$@") # quoted, so that the line in the report can be pasted back
+[[ -n ${RESULTS_NAME:-} ]] && cmd="RESULTS_NAME=$RESULTS_NAME $cmd"
 [[ -n ${BASELINE_REV:-} ]] && cmd="BASELINE_REV=$base_rev $cmd"
 [[ -n ${MIZUCHI_REV:-} ]] && cmd="MIZUCHI_REV=$rev $cmd"
 "$work/bin/report" -in "$work/results.json" -micro "$micro" -md "bench/results/$name.md" -png "$png" -cmd "$cmd"

@@ -5,6 +5,7 @@
 //	loadgen ... -n 1000                 # a number of requests instead of a duration
 //	loadgen ... -idle 10000 -hold 10s   # open idle keep-alive connections; prints READY <n> when open
 //	loadgen ... -mkbucket               # create the bucket (CreateBucket), then exit
+//	loadgen ... -tls-ca ca.pem          # https: TLS 1.3, the server verified against ca.pem
 package main
 
 import (
@@ -12,10 +13,12 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"time"
 
+	"github.com/mizuchi/uploadr/bench/internal/benchtls"
 	"github.com/mizuchi/uploadr/bench/internal/loadgen"
 )
 
@@ -30,6 +33,8 @@ func run() int {
 		idle     = flag.Int("idle", 0, "open this many idle keep-alive connections instead of a load run")
 		hold     = flag.Duration("hold", 10*time.Second, "with -idle: how long to keep the connections idle")
 		mkbucket = flag.Bool("mkbucket", false, "create the bucket with a signed CreateBucket and exit")
+		tlsCA    = flag.String("tls-ca", "", "speak https (TLS 1.3), verifying the server against this PEM CA")
+		tlsName  = flag.String("tls-server-name", "", "with -tls-ca: the name to verify (default: -addr's host)")
 	)
 	flag.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "server host:port")
 	flag.StringVar(&cfg.Host, "host", "", "Host header (default: -addr)")
@@ -49,6 +54,19 @@ func run() int {
 		return 2
 	}
 	cfg.Size, cfg.Sign, cfg.SignedChunks = n, !*unsigned, *chunks
+	if *tlsCA != "" {
+		name := *tlsName
+		if name == "" {
+			if name, _, err = net.SplitHostPort(cfg.Addr); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 2
+			}
+		}
+		if cfg.TLS, err = benchtls.ClientConfig(*tlsCA, name); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	enc := json.NewEncoder(os.Stdout)

@@ -74,7 +74,7 @@ func TestBaselineRatiosAndBudget(t *testing.T) {
 	}
 
 	var md bytes.Buffer
-	rep.markdown(&md, nil, rows, "", "scripts/bench.sh compare")
+	rep.markdown(&md, nil, nil, rows, "", "scripts/bench.sh compare")
 	for _, want := range []string{"## Against the baseline old1",
 		"| put 1GiB c1 | CPU s/GiB | 0.330 | 0.300 | 1.100× | 1.100× | 1.065–1.133 | 1.065–1.133 (94%) | **MISSED** |",
 		"| put 4KiB c16 | CPU µs/request | 30.00 | 30.00 | 1.000× | 1.000× | 0.900–1.100 | 0.900–1.100 (94%) | met, within noise |",

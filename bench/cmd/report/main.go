@@ -48,6 +48,7 @@ type result struct {
 	Opened     int64   `json:"opened"`
 	Alive      int64   `json:"alive"`
 	FirstError string  `json:"first_error"`
+	TLS        string  `json:"tls"`
 }
 
 type runFile struct {
@@ -71,7 +72,9 @@ type agg struct {
 	spread                        string // min–max of the key figure
 }
 
-var targetOrder = []string{"direct", "mizuchi-splice", baseTarget, "mizuchi-copy", "nginx", "splicerelay", "goproxy"}
+var targetOrder = []string{"direct", "mizuchi-splice", baseTarget, "mizuchi-copy", "nginx", "haproxy", "splicerelay", "goproxy",
+	"mizuchi-tls-client", "nginx-tls-client", "haproxy-tls-client", "tlsrelay-client",
+	"mizuchi-tls-upstream", "nginx-tls-upstream", "haproxy-tls-upstream", "tlsrelay-upstream"}
 
 const gib = 1 << 30
 
@@ -298,10 +301,14 @@ func run() int {
 		}
 	}
 	rep := newReport(rf, micros)
-	var verdicts []verdict
+	var verdicts, v11 []verdict
 	if rf.Meta["mode"] != "compare" {
 		verdicts = rep.verdicts()
 		printVerdicts(os.Stdout, verdicts)
+		if rep.hasPaths() {
+			v11 = rep.issue11Verdicts()
+			printIssue11(os.Stdout, v11)
+		}
 	}
 	var base []cmpRow
 	if rep.hasBaseline() {
@@ -324,7 +331,7 @@ func run() int {
 		if *pngPath != "" {
 			png = filepath.Base(*pngPath)
 		}
-		rep.markdown(f, verdicts, base, png, *cmdline)
+		rep.markdown(f, verdicts, v11, base, png, *cmdline)
 		if err := f.Close(); err != nil {
 			fmt.Fprintln(os.Stderr, "report:", err)
 			return 1
@@ -376,6 +383,7 @@ type verdict struct {
 	unit           string
 	op             string // "<=", ">=", "<", "=="
 	met, known     bool
+	info           bool // a ratio for context, not a target
 	detail         string
 }
 
@@ -468,6 +476,8 @@ func lastDash(s string) string {
 
 func (v verdict) status() string {
 	switch {
+	case v.info && v.known:
+		return "(context)"
 	case strings.HasPrefix(v.goal, "(context)") && v.known:
 		if v.met {
 			return "(≥ 0.95)"
@@ -534,10 +544,24 @@ func (r *report) panels() []panel {
 		}
 		return p
 	}
-	proxies := targetOrder[1:]
-	return []panel{
-		build("Proxy CPU seconds per GiB moved, large objects (lower is better)", "CPU s/GiB", large, proxies, func(a *agg) float64 { return a.cpuPerGiB }, "put "),
-		build("Throughput, large objects (higher is better)", "MiB/s", large, targetOrder, func(a *agg) float64 { return a.mibps }, "put "),
-		build("Requests per second, small objects (higher is better)", "req/s", small, targetOrder, func(a *agg) float64 { return a.rps }, "put "),
+	// Only the targets that ran in the sink phase get a legend entry and a bar slot.
+	var ran []string
+	for _, t := range targetOrder {
+		for _, w := range append(append([]string{}, large...), small...) {
+			if r.get("sink", w, t) != nil {
+				ran = append(ran, t)
+				break
+			}
+		}
 	}
+	proxies := slices.DeleteFunc(slices.Clone(ran), func(t string) bool { return t == "direct" })
+	ps := []panel{
+		build("Proxy CPU seconds per GiB moved, large objects (lower is better)", "CPU s/GiB", large, proxies, func(a *agg) float64 { return a.cpuPerGiB }, "put "),
+		build("Throughput, large objects (higher is better)", "MiB/s", large, ran, func(a *agg) float64 { return a.mibps }, "put "),
+		build("Requests per second, small objects (higher is better)", "req/s", small, ran, func(a *agg) float64 { return a.rps }, "put "),
+	}
+	if r.hasPaths() {
+		ps = append(ps, r.pathPanels()...)
+	}
+	return ps
 }

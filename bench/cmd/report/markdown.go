@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -17,9 +18,26 @@ var targetNotes = map[string]string{
 	"nginx":          "Debian's nginx, plain reverse proxy: proxy_request_buffering off, HTTP/1.1 upstream keep-alive, worker_processes auto",
 	"splicerelay":    "bench/cmd/splicerelay: two sockets, one 1 MiB pipe, splice(2), no HTTP — the physical floor",
 	"goproxy":        "bench/cmd/goproxy: net/http + httputil.ReverseProxy (goroutine per connection), re-signs with s3sig",
+	"haproxy":        "Debian's HAProxy: mode http, option splice-auto, http-reuse always, tune.pipesize 1 MiB, nbthread 2, keep-alive both sides, no log",
+
+	"mizuchi-tls-client":   "tls phase: mizuchi-uploadr's https listener (server.tls, min_version 1.3) in front of the plain sink; bodies take the copy path",
+	"nginx-tls-client":     "tls phase: nginx as above with `listen … ssl` (TLS 1.3, ssl_conf_command Ciphersuites pinned) in front of the plain sink",
+	"haproxy-tls-client":   "tls phase: HAProxy as above with `bind … ssl crt` (TLS 1.3, ciphersuites pinned) in front of the plain sink",
+	"tlsrelay-client":      "tls phase: bench/cmd/tlsrelay, crypto/tls server + io.Copy to the plain sink, no HTTP (the floor of a Go TLS relay)",
+	"mizuchi-tls-upstream": "tls phase: mizuchi-uploadr (plain listener) with an https endpoint (s3.ca_file = the run's CA); bodies take the copy path",
+	"nginx-tls-upstream":   "tls phase: nginx as above with `proxy_pass https://` (keep-alive pool, proxy_ssl_session_reuse, certificate verified, TLS 1.3 pinned)",
+	"haproxy-tls-upstream": "tls phase: HAProxy as above with `server … ssl verify required ca-file` (connections reused, TLS 1.3 pinned)",
+	"tlsrelay-upstream":    "tls phase: bench/cmd/tlsrelay, plain listener, crypto/tls client to the https sink + io.Copy, no HTTP",
 }
 
-func (r *report) markdown(w io.Writer, vs []verdict, base []cmpRow, png, cmdline string) {
+// phaseTitles are the section titles of the phases.
+var phaseTitles = map[string]string{
+	"sink":      "Upstream: sink",
+	"tls":       "TLS phase (sink over https and http; each proxy with TLS on one side)",
+	"versitygw": "Upstream: versitygw",
+}
+
+func (r *report) markdown(w io.Writer, vs, v11 []verdict, base []cmpRow, png, cmdline string) {
 	m := r.rf.Meta
 	fmt.Fprintf(w, "# Benchmark results %s (%s run)\n\n", strings.SplitN(m["date"], "T", 2)[0], m["mode"])
 	fmt.Fprintf(w, "mizuchi-uploadr revision `%s`", m["rev"])
@@ -30,6 +48,9 @@ func (r *report) markdown(w io.Writer, vs []verdict, base []cmpRow, png, cmdline
 	nginx := ""
 	if m["nginx"] != "" {
 		nginx = ", nginx " + m["nginx"]
+	}
+	if m["haproxy"] != "" {
+		nginx += ", HAProxy " + m["haproxy"]
 	}
 	fmt.Fprintf(w, "Machine: %s CPUs (%s), Linux %s, %s%s. Loopback only; every figure is the median of %s\n", m["cpus"], m["cpu_model"], m["kernel"], m["go"], nginx, m["reps"])
 	fmt.Fprintf(w, "interleaved repetitions (each workload runs against every target in turn, the order rotated per repetition) of\n")
@@ -52,6 +73,25 @@ func (r *report) markdown(w io.Writer, vs []verdict, base []cmpRow, png, cmdline
 		fmt.Fprintln(w, "| target | workload | measured | goal | verdict | figures |")
 		fmt.Fprintln(w, "|---|---|---|---|---|---|")
 		for _, v := range vs {
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", v.goal, v.workload, v.valueString(), v.limitString(), v.status(), v.detail)
+		}
+		fmt.Fprintln(w)
+	}
+	if len(v11) > 0 {
+		fmt.Fprintln(w, "## By path, and the targets of issue 11 (HAProxy and TLS)")
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "Medians against the sink. The plain rows are the sink phase (mizuchi-uploadr splices; the relay is the bare")
+		fmt.Fprintln(w, "splice relay); the TLS rows are the tls phase, where every proxy copies in user space (the relay is crypto/tls")
+		fmt.Fprintln(w, "+ io.Copy). CPU is the proxy's own (all its processes); peak RSS is VmHWM of a freshly started proxy.")
+		fmt.Fprintln(w)
+		r.pathTable(w)
+		if m["tls_upstream_suites"] != "" || len(r.workloads("tls", "")) > 0 {
+			fmt.Fprintf(w, "TLS negotiated: load → proxy %s; proxy → sink %s (every peer pinned to TLS 1.3; one ECDSA P-256 certificate made for the run).\n\n",
+				orDash(r.clientSuites()), orDash(m["tls_upstream_suites"]))
+		}
+		fmt.Fprintln(w, "| target | workload | measured | goal | verdict | figures |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|")
+		for _, v := range v11 {
 			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", v.goal, v.workload, v.valueString(), v.limitString(), v.status(), v.detail)
 		}
 		fmt.Fprintln(w)
@@ -94,11 +134,11 @@ func (r *report) markdown(w io.Writer, vs []verdict, base []cmpRow, png, cmdline
 	}
 	fmt.Fprintln(w)
 
-	for _, phase := range []string{"sink", "versitygw"} {
+	for _, phase := range []string{"sink", "tls", "versitygw"} {
 		if len(r.workloads(phase, "")) == 0 {
 			continue
 		}
-		fmt.Fprintf(w, "## Upstream: %s\n\n", phase)
+		fmt.Fprintf(w, "## %s\n\n", phaseTitles[phase])
 		for _, kind := range []string{"load", "wrk"} {
 			for _, wl := range r.workloads(phase, kind) {
 				r.loadTable(w, phase, wl)
@@ -173,6 +213,24 @@ func shorten(s string, n int) string {
 	s = strings.ReplaceAll(s, "\n", " ")
 	if len(s) > n {
 		return s[:n] + "…"
+	}
+	return s
+}
+
+// clientSuites lists the TLS versions and suites the load negotiated with the TLS targets.
+func (r *report) clientSuites() string {
+	var out []string
+	for _, x := range r.rf.Results {
+		if x.TLS != "" && !slices.Contains(out, x.TLS) {
+			out = append(out, x.TLS)
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "—"
 	}
 	return s
 }

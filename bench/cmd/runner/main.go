@@ -12,6 +12,9 @@
 // older revision) with the same configuration and flags as mizuchi-splice. The two share one slot of
 // the rotation: they always run back to back, so both see the same moment of a noisy machine, and they
 // swap places on every repetition (mizuchi-splice first on even ones), so neither always runs first.
+// HAProxy (-haproxy) runs beside nginx in every workload. The tls phase (after the sink phase, not in
+// compare mode) puts every proxy behind or in front of TLS: see tls.go. -phases selects phases.
+//
 // Mode compare is the quick matrix cut down to what a regression check needs: 4 KiB, 1 MiB and 1 GiB
 // PUTs against the sink, targets direct, mizuchi-splice and mizuchi-base-splice, 5 repetitions.
 package main
@@ -34,6 +37,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mizuchi/uploadr/bench/internal/benchtls"
 	"github.com/mizuchi/uploadr/bench/internal/loadgen"
 	"github.com/mizuchi/uploadr/bench/internal/procstat"
 )
@@ -67,6 +71,7 @@ type Result struct {
 	Opened         int64   `json:"opened,omitempty"`
 	Alive          int64   `json:"alive,omitempty"`
 	FirstError     string  `json:"first_error,omitempty"`
+	TLS            string  `json:"tls,omitempty"` // the load's negotiated TLS version and suite
 }
 
 // Run is the file the runner writes.
@@ -96,11 +101,15 @@ type workload struct {
 type runner struct {
 	bin, mizuchi, versitygw, nginx, wrk, wrkScript, work string
 	baseline                                             string            // mizuchi-uploadr binary of the baseline revision (empty: no baseline target)
+	haproxy                                              string            // haproxy binary (empty: no HAProxy targets)
+	tls                                                  benchtls.Files    // the run's certificate (tls phase; see tlsFiles)
 	targets                                              map[string]bool   // the targets to start; nil: all
 	accessLog                                            map[string]string // binary -> how it ran: "off" or "default" (see mizuchiConfig)
 	procs                                                []*proc
 	perf                                                 string
 	perfWorkloads                                        map[string]bool
+	strace                                               string          // strace binary (-strace)
+	straceWorkloads                                      map[string]bool // workloads whose system calls -strace counts
 	perfDir                                              string
 }
 
@@ -109,13 +118,15 @@ func main() { os.Exit(run()) }
 func run() int {
 	var (
 		r        runner
-		mode     = flag.String("mode", "quick", "quick (a subset, < 3 min), full, compare (4 KiB, 1 MiB and 1 GiB PUTs; direct, mizuchi-splice, mizuchi-base-splice; needs -baseline), or single (one 1 GiB PUT, proxy pinned: single.go)")
+		mode     = flag.String("mode", "quick", "quick (a subset, ~6 min), full, compare (4 KiB, 1 MiB and 1 GiB PUTs; direct, mizuchi-splice, mizuchi-base-splice; needs -baseline), or single (one 1 GiB PUT, proxy pinned: single.go)")
 		out      = flag.String("out", "", "write the JSON results here (default: stdout)")
 		dur      = flag.Duration("duration", 0, "duration of each load run (default: quick 2s, full 4s)")
 		reps     = flag.Int("reps", 0, "repetitions of the whole interleaved matrix (default: quick 1, full 3, compare 5)")
 		only     = flag.String("only", "", "comma-separated workload names to run (debugging)")
 		targets  = flag.String("targets", "", "comma-separated targets to run (default: all; compare: direct,mizuchi-splice,mizuchi-base-splice)")
-		perfList = flag.String("perf", "", "comma-separated workload names: record a perf profile of mizuchi-splice on each (needs perf)")
+		perfList = flag.String("perf", "", "comma-separated workload names: record a perf profile of mizuchi-splice, nginx and haproxy (sink phase) and of the mizuchi, nginx and haproxy tls-phase targets on each (needs perf)")
+		straceL  = flag.String("strace", "", "comma-separated workload names: count the system calls per request of mizuchi-splice, nginx, haproxy and the splice relay (sink phase) and of every tls-phase proxy on each (strace -c -f)")
+		phases   = flag.String("phases", "", "comma-separated phases to run: sink, tls, versitygw (default: all that apply; compare: sink)")
 	)
 	flag.StringVar(&r.bin, "bin", "", "directory holding the sink, loadgen, splicerelay and goproxy binaries")
 	flag.StringVar(&r.mizuchi, "mizuchi", "bin/mizuchi-uploadr", "mizuchi-uploadr binary")
@@ -123,6 +134,7 @@ func run() int {
 	baseRev := flag.String("baseline-rev", "", "the baseline's revision, recorded in the results")
 	flag.StringVar(&r.versitygw, "versitygw", "", "versitygw binary (empty: no end-to-end phase)")
 	flag.StringVar(&r.nginx, "nginx", "", "nginx binary (empty: no nginx target)")
+	flag.StringVar(&r.haproxy, "haproxy", "", "haproxy binary (empty: no HAProxy target)")
 	flag.StringVar(&r.wrk, "wrk", "", "wrk binary (empty: no wrk workloads)")
 	flag.StringVar(&r.wrkScript, "wrk-script", "scripts/wrk-put.lua", "wrk Lua script")
 	flag.StringVar(&r.work, "work", "", "scratch directory (logs, configs); default a new temp dir")
@@ -188,6 +200,14 @@ func run() int {
 			fmt.Fprintln(os.Stderr, "runner: perf not found; no profiles")
 		}
 	}
+	if *straceL != "" {
+		if p, err := exec.LookPath("strace"); err == nil {
+			r.strace = p
+			r.straceWorkloads = set(*straceL)
+		} else {
+			fmt.Fprintln(os.Stderr, "runner: strace not found; no system call counts")
+		}
+	}
 	full := *mode == "full"
 	if *reps == 0 && *mode == "compare" {
 		*reps = 5
@@ -211,7 +231,7 @@ func run() int {
 	res := Run{Meta: map[string]string{
 		"mode": *mode, "date": time.Now().UTC().Format(time.RFC3339), "duration": dur.String(),
 		"reps": strconv.Itoa(*reps), "cpus": strconv.Itoa(runtime.NumCPU()), "go": runtime.Version(),
-		"kernel": kernel(), "cpu_model": cpuModel(), "nginx": r.nginxVersion(), "work": r.work,
+		"kernel": kernel(), "cpu_model": cpuModel(), "nginx": r.nginxVersion(), "haproxy": r.haproxyVersion(), "work": r.work,
 		"rev": *rev, "mizuchi_go": goVersionOf(r.mizuchi),
 	}, Perf: map[string]string{}}
 	if r.baseline != "" {
@@ -230,8 +250,12 @@ func run() int {
 		}
 		return exitWrite(r.writeOut(*out, &res))
 	}
-	for _, phase := range []string{"sink", "versitygw"} {
-		if phase == "versitygw" && r.versitygw == "" {
+	var phaseSet map[string]bool
+	if *phases != "" {
+		phaseSet = set(*phases)
+	}
+	for _, phase := range []string{"sink", "tls", "versitygw"} {
+		if phase == "versitygw" && r.versitygw == "" || phaseSet != nil && !phaseSet[phase] {
 			continue
 		}
 		wls := workloads(phase, *mode, *dur, r.wrk != "")
@@ -295,6 +319,9 @@ func workloads(phase, mode string, d time.Duration, wrk bool) []workload {
 	load := func(size int64, c int) workload {
 		return workload{name: fmt.Sprintf("put %s c%d", loadgen.FormatSize(size), c), kind: "load", size: size, conns: c, duration: d}
 	}
+	if phase == "tls" {
+		return tlsWorkloads(mode, d)
+	}
 	var w []workload
 	if mode == "compare" {
 		// The figures a regression check of the engine reads: CPU per request in the loop (4 KiB),
@@ -319,6 +346,8 @@ func workloads(phase, mode string, d time.Duration, wrk bool) []workload {
 	if !full {
 		w = append(w, load(4<<10, 16), load(1<<20, 16), load(64<<20, 16), load(1<<30, 1))
 		if phase == "sink" {
+			// The splice path's peak RSS at 16 concurrent 1 GiB streams, beside the tls phase's.
+			w = append(w, load(1<<30, 16))
 			// CPU per GiB of the signed-chunk path next to the splice path's (put 1GiB c1).
 			w = append(w, signedChunks(workload{name: "put 1GiB x3 c1 signed-chunks", kind: "load", size: 1 << 30, conns: 1, count: 3}))
 		}
@@ -331,14 +360,14 @@ func workloads(phase, mode string, d time.Duration, wrk bool) []workload {
 	}
 	// The relay is left out of the idle workload: it holds two descriptors per connection, more than
 	// the 20,000 RLIMIT_NOFILE of these machines allows, and its idle cost is not a figure of the issue.
-	proxies := map[string]bool{"mizuchi-splice": true, "nginx": true, "goproxy": true}
+	proxies := map[string]bool{"mizuchi-splice": true, "nginx": true, "haproxy": true, "goproxy": true}
 	many := workload{name: "put 8MiB x1000 c1000", kind: "load", size: 8 << 20, conns: 1000, count: 1000}
 	idle := workload{name: "idle 10000", kind: "idle", size: 4 << 10, conns: 10000, hold: 5 * time.Second, targets: proxies}
 	if full {
 		w = append(w, many)
 		idle.hold = 10 * time.Second
 	} else {
-		many.targets = map[string]bool{"mizuchi-splice": true, "nginx": true}
+		many.targets = map[string]bool{"mizuchi-splice": true, "nginx": true, "haproxy": true}
 		w = append(w, many)
 	}
 	w = append(w, idle)
@@ -351,7 +380,7 @@ func workloads(phase, mode string, d time.Duration, wrk bool) []workload {
 		}
 	}
 	for i := range w {
-		w[i].fresh = w[i].kind == "idle" || w[i].count > 0 || (w[i].size == 1<<30 && w[i].conns == 1)
+		w[i].fresh = w[i].kind == "idle" || w[i].count > 0 || w[i].size == 1<<30
 	}
 	return w
 }
@@ -368,9 +397,10 @@ func signedChunks(w workload) workload {
 func (r *runner) phase(ctx context.Context, phase string, wls []workload, reps int, res *Run) error {
 	var up *upstream
 	var err error
-	if phase == "sink" {
-		up, err = r.startSink()
-	} else {
+	switch phase {
+	case "sink", "tls":
+		up, err = r.startSink(phase == "tls")
+	default:
 		up, err = r.startVersitygw()
 	}
 	if up != nil && up.data != "" {
@@ -380,7 +410,13 @@ func (r *runner) phase(ctx context.Context, phase string, wls []workload, reps i
 		return err
 	}
 	defer r.stopAll()
-	targets, err := r.startTargets(ctx, up)
+	var targets []*target
+	if phase == "tls" {
+		defer func() { res.Meta["tls_upstream_suites"] = negotiatedSuites(up.proc.log) }()
+		targets, err = r.startTLSTargets(ctx, up)
+	} else {
+		targets, err = r.startTargets(ctx, up)
+	}
 	if err != nil {
 		return err
 	}
@@ -409,13 +445,16 @@ func (r *runner) phase(ctx context.Context, phase string, wls []workload, reps i
 			}
 		}
 	}
-	if r.perf != "" && phase == "sink" {
+	if r.strace != "" && phase != "versitygw" {
+		r.straceAll(ctx, up, targets, wls, phase, res)
+	}
+	if r.perf != "" && phase != "versitygw" {
 		for _, w := range wls {
 			if !r.perfWorkloads[w.name] {
 				continue
 			}
 			for _, t := range targets {
-				if role(t.name) != "mizuchi-splice" && t.name != "nginx" {
+				if !profiled(phase, t.name) {
 					continue
 				}
 				path, err := r.profile(ctx, up, t, w, phase)
@@ -486,7 +525,7 @@ func logResult(m Result) {
 	if m.Errors > 0 {
 		extra += fmt.Sprintf(" ERRORS %d (%s)", m.Errors, m.FirstError)
 	}
-	fmt.Fprintf(os.Stderr, "%-9s %-22s %-19s rep %d: %8.0f req/s %8.1f MiB/s p50 %.2f p99 %.2f ms%s peak-rss %.1f MiB%s\n",
+	fmt.Fprintf(os.Stderr, "%-9s %-22s %-20s rep %d: %8.0f req/s %8.1f MiB/s p50 %.2f p99 %.2f ms%s peak-rss %.1f MiB%s\n",
 		m.Phase, m.Workload, m.Target, m.Rep, m.RPS, m.MiBps, m.P50, m.P99, cpu, float64(m.PeakRSS)/(1<<20), extra)
 }
 
@@ -543,6 +582,9 @@ func (r *runner) loadArgs(t *target, w workload, bucket string) []string {
 	if w.signedChunks {
 		args = append(args, "-signed-chunks")
 	}
+	if t.tls {
+		args = append(args, "-tls-ca", r.tls.CA)
+	}
 	if w.count > 0 {
 		args = append(args, "-n", strconv.FormatInt(w.count, 10))
 	} else if w.kind == "load" {
@@ -564,7 +606,7 @@ func (r *runner) runLoad(ctx context.Context, t *target, w workload, m *Result) 
 	}
 	m.Requests, m.Errors, m.Aborted, m.BodyBytes = lr.Requests, lr.Errors, lr.Aborted, lr.BodyBytes
 	m.Seconds, m.RPS, m.MiBps = lr.Seconds, lr.RPS, lr.MiBps
-	m.P50, m.P90, m.P99, m.Max, m.FirstError = lr.P50, lr.P90, lr.P99, lr.Max, lr.FirstError
+	m.P50, m.P90, m.P99, m.Max, m.FirstError, m.TLS = lr.P50, lr.P90, lr.P99, lr.Max, lr.FirstError, lr.TLS
 	return nil
 }
 

@@ -3,6 +3,9 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/mizuchi/uploadr/bench/internal/benchtls"
 )
 
 func names(ts []*target) string {
@@ -76,5 +79,48 @@ func TestCompareWorkloads(t *testing.T) {
 	}
 	if role(baseTarget) != "mizuchi-splice" || role("nginx") != "nginx" {
 		t.Error("role")
+	}
+}
+
+func TestTLSWorkloads(t *testing.T) {
+	var got []string
+	for _, x := range workloads("tls", "quick", time.Second, true) {
+		got = append(got, x.name)
+		if x.fresh != (x.size == 1<<30) {
+			t.Errorf("%s: fresh %v; only the 1 GiB runs restart the proxies", x.name, x.fresh)
+		}
+	}
+	if g := strings.Join(got, ", "); g != "put 4KiB c16, put 1GiB c1, put 1GiB c16" {
+		t.Errorf("tls quick workloads %q", g)
+	}
+	if n := len(workloads("tls", "compare", time.Second, true)); n != 0 {
+		t.Errorf("compare has %d tls workloads; want none", n)
+	}
+}
+
+func TestHAProxyConfig(t *testing.T) {
+	up := &upstream{addr: "127.0.0.1:1001", tlsAddr: "127.0.0.1:1002"}
+	files := benchtls.Files{CA: "/w/ca.pem", Combined: "/w/both.pem"}
+	plain := haproxyConfig("127.0.0.1:2000", up, tlsSides{}, files)
+	for _, want := range []string{"mode http", "option splice-auto", "http-reuse always", "tune.pipesize 1048576", "nbthread 2",
+		"bind 127.0.0.1:2000\n", "server sink 127.0.0.1:1001\n"} {
+		if !strings.Contains(plain, want) {
+			t.Errorf("plain configuration lacks %q:\n%s", want, plain)
+		}
+	}
+	if strings.Contains(plain, "ssl") {
+		t.Errorf("plain configuration mentions ssl:\n%s", plain)
+	}
+	client := haproxyConfig("127.0.0.1:2000", up, tlsSides{client: true}, files)
+	for _, want := range []string{"bind 127.0.0.1:2000 ssl crt /w/both.pem", "server sink 127.0.0.1:1001\n", "ssl-min-ver TLSv1.3", benchtls.Suite} {
+		if !strings.Contains(client, want) {
+			t.Errorf("tls-client configuration lacks %q:\n%s", want, client)
+		}
+	}
+	upTLS := haproxyConfig("127.0.0.1:2000", up, tlsSides{upstream: true}, files)
+	for _, want := range []string{"bind 127.0.0.1:2000\n", "server sink 127.0.0.1:1002 ssl verify required ca-file /w/ca.pem"} {
+		if !strings.Contains(upTLS, want) {
+			t.Errorf("tls-upstream configuration lacks %q:\n%s", want, upTLS)
+		}
 	}
 }

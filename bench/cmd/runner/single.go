@@ -44,7 +44,7 @@ func (r *runner) single(ctx context.Context, reps int, res *Run) error {
 	}
 	res.Meta["pin"] = fmt.Sprintf("proxy cpu %d, sender and sink cpu %d", proxyCPU, clientCPU)
 	var up *upstream
-	if err := onCPU(clientCPU, func() (err error) { up, err = r.startSink(); return err }); err != nil {
+	if err := onCPU(clientCPU, func() (err error) { up, err = r.startSink(false); return err }); err != nil {
 		return err
 	}
 	defer r.stopAll()

@@ -8,10 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/mizuchi/uploadr/bench/internal/benchtls"
 	"github.com/mizuchi/uploadr/bench/internal/procstat"
 )
 
@@ -38,6 +40,7 @@ type target struct {
 	bucket, openBucket string
 	main               *proc // nil for direct
 	multi              bool  // measure main and its children (nginx master + workers)
+	tls                bool  // the load speaks https to addr (TLS phase)
 	// start starts a fresh process of this target (on a new port); nil for direct.
 	start func() (*target, error)
 }
@@ -148,22 +151,43 @@ func (r *runner) stop(p *proc) {
 
 // upstream is where every target forwards: the sink or versitygw.
 type upstream struct {
-	name string
-	addr string
-	proc *proc
-	data string // versitygw's data dir, removed at the end
+	name    string
+	addr    string
+	tlsAddr string // the sink's https address (TLS phase); empty otherwise
+	proc    *proc
+	data    string // versitygw's data dir, removed at the end
 }
 
-func (r *runner) startSink() (*upstream, error) {
+// startSink starts the sink; withTLS adds its https listener (the TLS phase's upstream, which
+// serves plain http on addr as well, for the proxies whose TLS is on the client side).
+func (r *runner) startSink(withTLS bool) (*upstream, error) {
 	addr, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	p, err := r.start("sink", nil, filepath.Join(r.bin, "sink"), "-listen", addr)
+	args := []string{"-listen", addr}
+	name := "sink"
+	tlsAddr := ""
+	if withTLS {
+		if tlsAddr, err = freePort(); err != nil {
+			return nil, err
+		}
+		files, err := r.tlsFiles()
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, "-tls-listen", tlsAddr, "-tls-cert", files.Cert, "-tls-key", files.Key)
+		name = "sink-tls"
+	}
+	p, err := r.start(name, nil, filepath.Join(r.bin, "sink"), args...)
 	if err != nil {
 		return nil, err
 	}
-	return &upstream{name: "sink", addr: addr, proc: p}, waitReady(p, addr)
+	u := &upstream{name: name, addr: addr, tlsAddr: tlsAddr, proc: p}
+	if err := waitReady(p, addr); err != nil || tlsAddr == "" {
+		return u, err
+	}
+	return u, waitReady(p, tlsAddr)
 }
 
 func (r *runner) startVersitygw() (*upstream, error) {
@@ -208,14 +232,17 @@ func (r *runner) startTargets(ctx context.Context, up *upstream) ([]*target, err
 		start func() (*target, error)
 	}
 	starts := []starter{
-		{"mizuchi-splice", func() (*target, error) { return r.startMizuchi("mizuchi-splice", r.mizuchi, true, up) }},
+		{"mizuchi-splice", func() (*target, error) { return r.startMizuchi("mizuchi-splice", r.mizuchi, true, up, tlsSides{}) }},
 	}
 	if r.baseline != "" {
-		starts = append(starts, starter{baseTarget, func() (*target, error) { return r.startMizuchi(baseTarget, r.baseline, true, up) }})
+		starts = append(starts, starter{baseTarget, func() (*target, error) { return r.startMizuchi(baseTarget, r.baseline, true, up, tlsSides{}) }})
 	}
-	starts = append(starts, starter{"mizuchi-copy", func() (*target, error) { return r.startMizuchi("mizuchi-copy", r.mizuchi, false, up) }})
+	starts = append(starts, starter{"mizuchi-copy", func() (*target, error) { return r.startMizuchi("mizuchi-copy", r.mizuchi, false, up, tlsSides{}) }})
 	if r.nginx != "" {
-		starts = append(starts, starter{"nginx", func() (*target, error) { return r.startNginx(up) }})
+		starts = append(starts, starter{"nginx", func() (*target, error) { return r.startNginx("nginx", up, tlsSides{}) }})
+	}
+	if r.haproxy != "" {
+		starts = append(starts, starter{"haproxy", func() (*target, error) { return r.startHAProxy("haproxy", up, tlsSides{}) }})
 	}
 	starts = append(starts, starter{"splicerelay", func() (*target, error) {
 		addr, err := freePort()
@@ -302,7 +329,10 @@ func (r *runner) mizuchiConfig(bin, conf, quiet, plain string, args []string) er
 	return nil
 }
 
-func (r *runner) startMizuchi(name, bin string, zeroCopy bool, up *upstream) (*target, error) {
+// startMizuchi starts a mizuchi-uploadr target. With tls.client the load goes to its https listener
+// (server.tls, TLS 1.3 only, the run's certificate); with tls.upstream its buckets' endpoint is the
+// sink's https address, verified with the run's CA (s3.ca_file).
+func (r *runner) startMizuchi(name, bin string, zeroCopy bool, up *upstream, tls tlsSides) (*target, error) {
 	addr, err := freePort()
 	if err != nil {
 		return nil, err
@@ -312,11 +342,22 @@ func (r *runner) startMizuchi(name, bin string, zeroCopy bool, up *upstream) (*t
 		return nil, err
 	}
 	conf := filepath.Join(r.work, name+"-"+up.name+".yaml")
-	bucket := func(name, auth string) string {
-		return fmt.Sprintf("  - name: %s\n    s3: {bucket: bench, region: %s, endpoint: \"http://%s\", access_key: %s, secret_key: %s}\n    auth: %s\n",
-			name, region, up.addr, accessKey, secretKey, auth)
+	endpoint, extra := "http://"+up.addr, ""
+	if tls.upstream {
+		endpoint, extra = "https://"+up.tlsAddr, fmt.Sprintf(", ca_file: %q", r.tls.CA)
 	}
-	yaml := fmt.Sprintf("server:\n  address: %q\n  idle_timeout: 300s\nupstream:\n  max_idle: 1024\nmetrics: {enabled: true, address: %q}\nlog: {level: warn}\nbuckets:\n", addr, admin) +
+	bucket := func(name, auth string) string {
+		return fmt.Sprintf("  - name: %s\n    s3: {bucket: bench, region: %s, endpoint: \"%s\", access_key: %s, secret_key: %s%s}\n    auth: %s\n",
+			name, region, endpoint, accessKey, secretKey, extra, auth)
+	}
+	serverTLS, loadAddr := "", addr
+	if tls.client {
+		if loadAddr, err = freePort(); err != nil {
+			return nil, err
+		}
+		serverTLS = fmt.Sprintf("  tls: {address: %q, cert_file: %q, key_file: %q, min_version: \"1.3\"}\n", loadAddr, r.tls.Cert, r.tls.Key)
+	}
+	yaml := fmt.Sprintf("server:\n  address: %q\n  idle_timeout: 300s\n%supstream:\n  max_idle: 1024\nmetrics: {enabled: true, address: %q}\nlog: {level: warn}\nbuckets:\n", addr, serverTLS, admin) +
 		bucket("bench", fmt.Sprintf("{sigv4: {credentials: [{access_key: %s, secret_key: %s}]}}", accessKey, secretKey)) +
 		bucket("open", "none")
 	// Like nginx's access_log off: no access-log line per request, where the binary knows the key.
@@ -329,10 +370,10 @@ func (r *runner) startMizuchi(name, bin string, zeroCopy bool, up *upstream) (*t
 	if err != nil {
 		return nil, err
 	}
-	if err := waitReady(p, addr); err != nil {
+	if err := waitReady(p, loadAddr); err != nil {
 		return nil, err
 	}
-	return &target{name: name, addr: addr, bucket: "bench", openBucket: "open", main: p}, nil
+	return &target{name: name, addr: loadAddr, bucket: "bench", openBucket: "open", main: p, tls: tls.client}, nil
 }
 
 // nginxConf is a plain reverse proxy: request bodies streamed (proxy_request_buffering off),
@@ -362,24 +403,51 @@ http {
     keepalive_timeout 300s;
   }
   server {
-    listen %[2]s;
+    listen %[2]s%[5]s;
     location / {
-      proxy_pass http://up;
+      proxy_pass %[6]s://up;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_set_header Host $http_host;
       proxy_request_buffering off;
-    }
+%[7]s    }
   }
 }
 `
 
-func (r *runner) startNginx(up *upstream) (*target, error) {
+// nginxTLSListen and nginxTLSUpstream are the server and location additions of the TLS targets:
+// TLS 1.3 only, pinned to benchtls.Suite, the run's certificate; to the upstream: sessions reused,
+// the sink's certificate verified against the run's CA (for the name localhost, on its SAN).
+const (
+	nginxTLSListen = ` ssl;
+    ssl_certificate %[1]s;
+    ssl_certificate_key %[2]s;
+    ssl_protocols TLSv1.3;
+    ssl_conf_command Ciphersuites %[3]s;
+    ssl_session_cache shared:SSL:10m`
+	nginxTLSUpstream = `      proxy_ssl_protocols TLSv1.3;
+      proxy_ssl_conf_command Ciphersuites %[2]s;
+      proxy_ssl_session_reuse on;
+      proxy_ssl_verify on;
+      proxy_ssl_trusted_certificate %[1]s;
+      proxy_ssl_name localhost;
+`
+)
+
+// startNginx starts an nginx target (tls: see nginxTLSListen, nginxTLSUpstream).
+func (r *runner) startNginx(name string, up *upstream, tls tlsSides) (*target, error) {
 	addr, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	dir := filepath.Join(r.work, "nginx-"+up.name)
+	listen, scheme, upTLS, upAddr := "", "http", "", up.addr
+	if tls.client {
+		listen = fmt.Sprintf(nginxTLSListen, r.tls.Cert, r.tls.Key, benchtls.Suite)
+	}
+	if tls.upstream {
+		scheme, upTLS, upAddr = "https", fmt.Sprintf(nginxTLSUpstream, r.tls.CA, benchtls.Suite), up.tlsAddr
+	}
+	dir := filepath.Join(r.work, name+"-"+up.name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -388,15 +456,32 @@ func (r *runner) startNginx(up *upstream) (*target, error) {
 		user = "user root;"
 	}
 	conf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, nginxConf, dir, addr, up.addr, user), 0o644); err != nil {
+	if err := os.WriteFile(conf, fmt.Appendf(nil, nginxConf, dir, addr, upAddr, user, listen, scheme, upTLS), 0o644); err != nil {
 		return nil, err
 	}
-	p, err := r.start("nginx-"+up.name, nil, r.nginx, "-p", dir, "-c", conf)
+	p, err := r.start(name+"-"+up.name, nil, r.nginx, "-p", dir, "-c", conf)
 	if err != nil {
 		return nil, err
 	}
 	if err := waitReady(p, addr); err != nil {
 		return nil, err
 	}
-	return &target{name: "nginx", addr: addr, bucket: "bench", openBucket: "bench", main: p, multi: true}, nil
+	// The master listens before it forks its workers: a run measured before they exist would
+	// count the master alone (no CPU). worker_processes auto is one per CPU.
+	if err := waitChildren(p, runtime.NumCPU()); err != nil {
+		return nil, err
+	}
+	return &target{name: name, addr: addr, bucket: "bench", openBucket: "bench", main: p, multi: true, tls: tls.client}, nil
+}
+
+// waitChildren waits until p has n child processes, for up to 15 s.
+func waitChildren(p *proc, n int) error {
+	var kids []int
+	for end := time.Now().Add(15 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		var err error
+		if kids, err = procstat.Children(p.cmd.Process.Pid); err != nil || len(kids) >= n {
+			return err
+		}
+	}
+	return fmt.Errorf("%s has %d worker processes after 15 s; want %d", p.name, len(kids), n)
 }

@@ -3,7 +3,8 @@
 // for a duration or a number of requests, measuring requests/s, MiB/s and latency percentiles.
 //
 // Bodies up to 64 KiB go out with the head in one write, as a client with a small object does.
-// Larger bodies are sent with sendfile(2) from a file (on tmpfs when there is one), so that the
+// Larger bodies are sent with sendfile(2) from a file (on tmpfs when there is one; over TLS from
+// memory, since sendfile cannot pass through crypto/tls), so that the
 // generator spends little CPU on the machine it shares with the proxy under test.
 package loadgen
 
@@ -11,6 +12,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +27,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mizuchi/uploadr/bench/internal/benchtls"
 	"github.com/mizuchi/uploadr/s3sig"
 )
 
@@ -54,6 +57,10 @@ type Config struct {
 	// SignedChunks sends each body as minio-go does over http: aws-chunked, 64 KiB chunks each
 	// signed (STREAMING-AWS4-HMAC-SHA256-PAYLOAD, chained from the header's signature). Needs Sign.
 	SignedChunks bool
+	// TLS, when set, makes every connection a TLS client with this configuration (https). Bodies
+	// are then written from memory (no sendfile through TLS); the handshake happens when a
+	// connection is dialled, before the timed run.
+	TLS *tls.Config
 }
 
 // Result is what a run measured. Latencies are in milliseconds, of completed requests (0 when none completed), from the
@@ -72,6 +79,8 @@ type Result struct {
 	Max       float64 `json:"max_ms"`
 	// FirstError describes the first error seen, for diagnosis.
 	FirstError string `json:"first_error,omitempty"`
+	// TLS is the version and suite the first TLS connection negotiated ("TLS 1.3 TLS_AES_128_GCM_SHA256").
+	TLS string `json:"tls,omitempty"`
 }
 
 func (c *Config) defaults() error {
@@ -162,11 +171,12 @@ type conn struct {
 	date   []byte
 	lat    []float64
 	bytes  int64
+	tls    string // negotiated version and suite (TLS connections)
 }
 
 func newConn(cfg *Config, idx int, b *body, keys *s3sig.KeyCache) (*conn, error) {
 	w := &conn{cfg: cfg, idx: idx, key: "/" + cfg.Bucket + "/" + cfg.KeyPrefix + strconv.Itoa(idx), body: b, signer: s3sig.NewSigner(keys)}
-	if b.path != "" {
+	if b.path != "" && cfg.TLS == nil {
 		f, err := os.Open(b.path)
 		if err != nil {
 			return nil, err
@@ -184,6 +194,21 @@ func (w *conn) dial(deadline time.Time) error {
 	c, err := d.Dial("tcp", w.cfg.Addr)
 	if err != nil {
 		return err
+	}
+	if w.cfg.TLS != nil {
+		tc := tls.Client(c, w.cfg.TLS)
+		if !deadline.IsZero() {
+			tc.SetDeadline(deadline)
+		} else {
+			tc.SetDeadline(time.Now().Add(30 * time.Second))
+		}
+		if err := tc.Handshake(); err != nil {
+			c.Close()
+			return err
+		}
+		tc.SetDeadline(time.Time{})
+		w.tls = benchtls.Describe(tc.ConnectionState())
+		c = tc
 	}
 	w.c = c
 	if w.br == nil {
@@ -457,9 +482,13 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	var lat []float64
 	var total int64
+	negotiated := ""
 	for _, w := range conns {
 		lat = append(lat, w.lat...)
 		total += w.bytes
+		if negotiated == "" {
+			negotiated = w.tls
+		}
 	}
 	r := Result{
 		Requests:  completed.Load(),
@@ -467,6 +496,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		Aborted:   aborted.Load(),
 		BodyBytes: total,
 		Seconds:   elapsed.Seconds(),
+		TLS:       negotiated,
 	}
 	if p := firstErr.Load(); p != nil {
 		r.FirstError = *p

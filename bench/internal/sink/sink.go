@@ -2,7 +2,8 @@
 // Authorization header (present and AWS4-HMAC-SHA256, never verified), reads and discards the body
 // (on Linux spliced into /dev/null, so it costs little CPU), and answers as S3 does for PutObject,
 // UploadPart, CreateMultipartUpload, CompleteMultipartUpload, AbortMultipartUpload and ListParts.
-// It serves HTTP/1.1 keep-alive with one goroutine per connection and honours Expect: 100-continue.
+// It serves HTTP/1.1 keep-alive with one goroutine per connection and honours Expect: 100-continue;
+// ServeTLS serves the same over TLS (the https upstream of the TLS benchmarks).
 package sink
 
 import (
@@ -28,7 +29,9 @@ type Stats struct {
 // Server is a sink. The zero value is not usable: call New.
 type Server struct {
 	Stats   Stats
-	devNull *os.File // discard target; on Linux os.File.ReadFrom splices a TCP socket into it
+	Log     io.Writer // optional: ServeTLS notes each newly negotiated TLS version and suite here
+	devNull *os.File  // discard target; on Linux os.File.ReadFrom splices a TCP socket into it
+	tls     tlsState
 }
 
 // New returns a Server. It opens os.DevNull once.
