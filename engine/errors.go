@@ -75,6 +75,7 @@ var (
 	errTrailerHeader           = &s3Error{"InvalidRequest", 400, "x-amz-trailer must name one x-amz-checksum-* (crc32, crc32c, crc64nvme, sha1, sha256) for a STREAMING-*-TRAILER payload, and only then"}
 	errChunkMalformed          = &s3Error{"InvalidRequest", 400, "The aws-chunked body is malformed (a chunk header, a CRLF or the trailer)"}
 	errChunkTooLarge           = &s3Error{"InvalidRequest", 400, "signed aws-chunked chunks larger than 1 MiB are not accepted by this proxy (each is held until its signature verified)"}
+	errChunkedBody             = &s3Error{"BadRequest", 400, "Malformed chunked request body (Transfer-Encoding: chunked framing, RFC 9112 7.1)"}
 	errChunkLength             = &s3Error{"IncompleteBody", 400, "The aws-chunked body's decoded length differs from x-amz-decoded-content-length"}
 )
 
