@@ -311,3 +311,43 @@ func TestTEChunkedPipelined(t *testing.T) {
 		}
 	}
 }
+
+// TestTEChunkedExpectKeepAlive: a chunked PUT with Expect: 100-continue gets 100 before it sends its
+// body, then its answer, and the connection serves the next chunked request.
+func TestTEChunkedExpectKeepAlive(t *testing.T) {
+	p, ls := teListeners(t)
+	data := randomBytes(300<<10, 26)
+	for _, l := range ls {
+		conn := l.dial(t)
+		_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+		br := bufio.NewReader(conn)
+		for i, key := range []string{"te-ka/" + l.name + "/1", "te-ka/" + l.name + "/2"} {
+			c := chunkedPut{path: "/" + p.Bucket + "/" + key, data: data, unsigned: true, trailer: "x-amz-checksum-crc32", decoded: -1, flip: -1, te: 64 << 10}
+			wire := c.wire(t, l.host)
+			headEnd := bytes.Index(wire, []byte("\r\n\r\n")) + 4
+			head := append([]byte{}, wire[:headEnd-2]...)
+			head = append(head, "Expect: 100-continue\r\n\r\n"...)
+			if _, err := conn.Write(head); err != nil {
+				t.Fatal(err)
+			}
+			line, err := br.ReadString('\n')
+			if err != nil || !strings.HasPrefix(line, "HTTP/1.1 100") {
+				t.Fatalf("%s request %d: first line %q, %v; want 100 Continue", l.name, i, line, err)
+			}
+			if _, err := br.ReadString('\n'); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := conn.Write(wire[headEnd:]); err != nil {
+				t.Fatal(err)
+			}
+			resp, body := readResponse(t, br)
+			if resp.StatusCode != 200 || resp.Close {
+				t.Fatalf("%s request %d: %d close=%v %s", l.name, i, resp.StatusCode, resp.Close, body)
+			}
+			if got, _ := upstream.GetObject(t, p.UpBucket, key); !bytes.Equal(got, data) {
+				t.Fatalf("%s: stored %d bytes", key, len(got))
+			}
+		}
+		conn.Close()
+	}
+}
