@@ -67,7 +67,7 @@ var (
 	errHeadersTooLarge         = &s3Error{"RequestHeaderSectionTooLarge", 431, "Your request header section exceeds the maximum allowed size."}
 	errURITooLong              = &s3Error{"RequestURITooLong", 414, "The request URI is too long"}
 	errHTTPVersion             = &s3Error{"HttpVersionNotSupported", 505, "The HTTP version specified is not supported."}
-	errTransferEncoding        = &s3Error{"NotImplemented", 501, "Transfer-Encoding is not supported: send Content-Length (aws-chunked uses Content-Encoding)"}
+	errTransferEncoding        = &s3Error{"NotImplemented", 501, "A Transfer-Encoding other than chunked is not supported: send chunked alone, or Content-Length"}
 	errInvalidContentLength    = &s3Error{"InvalidArgument", 400, "Content-Length is malformed, duplicated or conflicting"}
 	errDecodedLengthRequired   = &s3Error{"MissingContentLength", 411, "aws-chunked bodies require x-amz-decoded-content-length"}
 	errChunkFraming            = &s3Error{"EntityTooLarge", 400, "Content-Length exceeds x-amz-decoded-content-length by more than aws-chunked framing needs"}
