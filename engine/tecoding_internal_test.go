@@ -24,8 +24,8 @@ func (r *trickleReader) Read(p []byte) (int, error) {
 }
 
 // readTE de-chunks body (split into pre and the rest, read step bytes at a time) and returns the
-// data, the error and what the source still holds.
-func readTE(body string, cut, step int, maxRaw int64) ([]byte, error, string) {
+// data, what the source still holds, and the error.
+func readTE(body string, cut, step int, maxRaw int64) ([]byte, string, error) {
 	cut = min(cut, len(body))
 	src := &trickleReader{src: []byte(body[cut:]), step: step}
 	var t teReader
@@ -36,10 +36,10 @@ func readTE(body string, cut, step int, maxRaw int64) ([]byte, error, string) {
 		n, err := t.Read(buf)
 		out = append(out, buf[:n]...)
 		if err == io.EOF {
-			return out, nil, string(src.src)
+			return out, string(src.src), nil
 		}
 		if err != nil {
-			return out, err, string(src.src)
+			return out, string(src.src), err
 		}
 	}
 }
@@ -56,7 +56,7 @@ func TestTEReader(t *testing.T) {
 	} {
 		for cut := 0; cut <= len(tc.body); cut++ {
 			for _, step := range []int{1, 3, 1 << 20} {
-				data, err, left := readTE(tc.body+next, cut, step, 1<<20)
+				data, left, err := readTE(tc.body+next, cut, step, 1<<20)
 				if err != nil || string(data) != tc.data || left != next {
 					t.Fatalf("%q cut %d step %d: %q, %v, left %q", tc.body, cut, step, data, err, left)
 				}
@@ -83,7 +83,7 @@ func TestTEReaderRefuses(t *testing.T) {
 		{"5\r\nhello\r\n0\r\nPUT / HTTP/1.1\r\n\r\n", errChunkedBody},
 		{strings.Repeat("1\r\nx\r\n", 200) + "0\r\n\r\n", errChunkFraming}, // more framing than maxRaw allows
 	} {
-		_, err, _ := readTE(tc.body, 0, 7, 1000)
+		_, _, err := readTE(tc.body, 0, 7, 1000)
 		var ce *chunkError
 		if !errors.As(err, &ce) || ce.s3err != tc.want {
 			t.Errorf("%.40q: %v; want %s", tc.body, err, tc.want.Message)
@@ -93,7 +93,7 @@ func TestTEReaderRefuses(t *testing.T) {
 		}
 	}
 	for _, short := range []string{"5\r\nhel", "5\r\nhello\r\n", "5\r\nhello\r\n0\r\n", "5\r\nhello\r\n0\r\n\r"} {
-		_, err, _ := readTE(short, 2, 3, 1000)
+		_, _, err := readTE(short, 2, 3, 1000)
 		if err != io.ErrUnexpectedEOF || chunkReadFailure(err) != errIncompleteBody {
 			t.Errorf("%q: %v; want io.ErrUnexpectedEOF", short, err)
 		}
@@ -106,7 +106,7 @@ func FuzzTEReader(f *testing.F) {
 	f.Add([]byte("5;a=b\r\nhello\r\n6\r\n world\r\n0\r\nT: x\r\n\r\nPUT"), uint8(3), uint8(4))
 	f.Add([]byte("0x10\r\n"), uint8(0), uint8(1))
 	f.Fuzz(func(t *testing.T, in []byte, cut, step uint8) {
-		data, err, left := readTE(string(in), int(cut), int(step)+1, 1<<20)
+		data, left, err := readTE(string(in), int(cut), int(step)+1, 1<<20)
 		if len(data) > len(in) {
 			t.Fatalf("%d bytes out of %d", len(data), len(in))
 		}
