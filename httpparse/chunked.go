@@ -188,7 +188,10 @@ func (s *ChunkScanner) Decode(p []byte) (n, data int, done bool, err error) {
 			if k > s.remain {
 				k = s.remain
 			}
-			data += copy(p[data:], p[i:i+int(k)])
+			if data != i { // data already in place (a read that began inside a chunk) stays put
+				copy(p[data:], p[i:i+int(k)])
+			}
+			data += int(k)
 			i += int(k)
 			if s.remain -= k; s.remain == 0 {
 				s.state = csDataCR
