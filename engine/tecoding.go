@@ -28,7 +28,8 @@ import (
 // the HTTP last chunk and trailer section — has been read and checked. Any failure resets the
 // upstream connection, so the upstream sees an error and stores nothing (TESTBED: versitygw stores a
 // truncated object on a clean close); the client gets 400 BadDigest, IncompleteBody (a decoded
-// length other than declared, either way), BadRequest (bad HTTP framing) and so on.
+// length other than declared, either way: S3 answers IncompleteBody to a body longer than
+// x-amz-decoded-content-length too, versitygw issue 1684), BadRequest (bad HTTP framing) and so on.
 //
 // A chunked body whose length cannot be known before it is forwarded — not aws-chunked, so nothing
 // declares its size — is refused by admit with 411 MissingContentLength, as S3 answers it. A hex
