@@ -275,7 +275,6 @@ func (nc *netConn) moved(kind verdict) bool {
 		return false
 	}
 	nc.consume(j.consumed) // what follows is the next request's
-
 	if kind == verdictAutoChunk {
 		e.metrics.autoChunked.Inc()
 	}
