@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
+	"github.com/mizuchi/uploadr/engine"
 	"github.com/mizuchi/uploadr/internal/s3test"
 )
 
@@ -349,5 +350,58 @@ func TestTEChunkedExpectKeepAlive(t *testing.T) {
 			}
 		}
 		conn.Close()
+	}
+}
+
+// TestTEChunkedClientReset: a client that vanishes (RST) in the middle of a chunked body leaves no
+// object: the upstream request is reset, on both listeners.
+func TestTEChunkedClientReset(t *testing.T) {
+	p, ls := teListeners(t)
+	eng := lastEngine
+	for _, l := range ls {
+		key := "te-rst/" + l.name
+		c := chunkedPut{path: "/" + p.Bucket + "/" + key, data: randomBytes(2<<20, 27), unsigned: true, trailer: "x-amz-checksum-crc32",
+			decoded: -1, flip: -1, te: 64 << 10}
+		wire := c.wire(t, l.host)
+		conn := l.dial(t)
+		_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+		if _, err := conn.Write(wire[:len(wire)-1<<20]); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the upload in flight", 5*time.Second, func() bool { return eng.ActiveUploads() == 1 })
+		tcp, ok := conn.(*net.TCPConn)
+		if tc, isTLS := conn.(*tls.Conn); isTLS {
+			tcp, ok = tc.NetConn().(*net.TCPConn)
+		}
+		if !ok {
+			t.Fatalf("%s: no TCP connection under %T", l.name, conn)
+		}
+		_ = tcp.SetLinger(0)
+		conn.Close()
+		waitFor(t, "the upload to end", 5*time.Second, func() bool { return eng.ActiveUploads() == 0 })
+		waitNoObject(t, p.UpBucket, key)
+	}
+}
+
+// TestTEChunkedStall: a chunked body that stops moving is answered 400 RequestTimeout and leaves no
+// object.
+func TestTEChunkedStall(t *testing.T) {
+	p, ls := teListeners(t, func(o *engine.Options) { o.BodyStallTimeout = 700 * time.Millisecond })
+	for _, l := range ls {
+		key := "te-stall/" + l.name
+		c := chunkedPut{path: "/" + p.Bucket + "/" + key, data: randomBytes(300<<10, 28), unsigned: true, trailer: "x-amz-checksum-crc32",
+			decoded: -1, flip: -1, te: 16 << 10}
+		wire := c.wire(t, l.host)
+		conn := l.dial(t)
+		_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+		if _, err := conn.Write(wire[:len(wire)-3]); err != nil { // all but the final "\r\n" and a byte
+			t.Fatal(err)
+		}
+		resp, body := readResponse(t, bufio.NewReader(conn))
+		conn.Close()
+		wantS3Error(t, resp, body, 400, "RequestTimeout")
+		if upstream.ObjectExists(t, p.UpBucket, key) {
+			t.Fatalf("%s: an object exists after a stalled body", l.name)
+		}
 	}
 }
