@@ -63,7 +63,13 @@ func (e *Engine) admit(h *Head) (d decision) {
 	}
 	rt := &d.rt
 	d.bodyLen = req.ContentLength
-	if d.bodyLen < 0 {
+	switch {
+	case req.Chunked && rt.op != opPutObject && rt.op != opUploadPart:
+		return refusal(d, errMissingContentLength) // a chunked body where none or a document belongs
+	case req.Chunked:
+		// Transfer-Encoding: chunked (tecoding.go): the size comes from x-amz-decoded-content-length
+		// (checkPayload), or the request is refused below; bodyLen stays -1 (unknown).
+	case d.bodyLen < 0:
 		if rt.op == opPutObject || rt.op == opUploadPart {
 			return refusal(d, errMissingContentLength)
 		}
@@ -81,11 +87,21 @@ func (e *Engine) admit(h *Head) (d decision) {
 	if s3err := e.checkPayload(h, &d); s3err != nil {
 		return refusal(d, s3err)
 	}
+	if req.Chunked {
+		switch {
+		case d.chunks.mode == chunksNone:
+			// Not aws-chunked (or a hex/UNSIGNED payload hash makes it plain): nothing declares the
+			// length the upstream needs before the body; S3 answers the same.
+			return refusal(d, errMissingContentLength)
+		case rt.op == opUploadPart && d.size > maxSinglePut:
+			return refusal(d, errEntityTooLarge)
+		}
+	}
 	b := rt.bucket
 	chunkedAuto := d.chunks.mode != chunksNone && rt.op == opPutObject && b.autoChunks(d.size)
 	if d.chunks.mode == chunksUnsignedTrailer {
 		switch {
-		case !chunkedAuto:
+		case !chunkedAuto && !req.Chunked:
 			d.chunks = chunkInfo{} // passed through with its framing: the upstream verifies the trailer
 		case d.chunks.badTrailer:
 			return refusal(d, errTrailerHeader)
@@ -124,8 +140,9 @@ func (e *Engine) admit(h *Head) (d decision) {
 		// The framing is decoded and the parts cut from the decoded bytes (copy path).
 		d.verdict = verdictAutoChunk
 	case d.chunks.mode != chunksNone:
-		// Every signed aws-chunked body is read and verified chunk by chunk off the loop (copy
-		// path), whatever its size: the in-loop path never sees one.
+		// Every signed aws-chunked body, and every body in HTTP chunks, is read and decoded (signed
+		// chunks verified) off the loop (copy path), whatever its size: the in-loop path never
+		// sees one.
 		d.verdict = verdictStream
 	case rt.op == opPutObject && b.autoChunks(d.bodyLen):
 		d.verdict = verdictAutoChunk
@@ -209,6 +226,8 @@ func (e *Engine) checkPayload(h *Head, d *decision) *s3Error {
 		switch {
 		case op == opPutObject && (n > e.opts.MaxObjectSize || n > maxSinglePut && !(d.chunks.mode != chunksNone && b.autoChunks(n))):
 			return errEntityTooLarge
+		case req.Chunked:
+			// No Content-Length to check against: the de-chunker bounds the framing (maxTEFraming).
 		case n > d.bodyLen:
 			return errInvalidDecodedLength
 		case d.bodyLen-n > maxChunkFraming(n):

@@ -426,6 +426,30 @@ var admitTests = []struct {
 	{"aws-chunked above the auto-chunk threshold, unknown trailer", admitReq{method: "PUT", path: "/chunky/k", cl: n64(autoThreshold + 200), payload: "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
 		hdr: []string{"Content-Encoding: aws-chunked", "X-Amz-Decoded-Content-Length: " + n64(autoThreshold+1), "X-Amz-Trailer: x-amz-meta-x"}},
 		admitWant{err: errTrailerHeader, op: opPutObject}},
+	// Transfer-Encoding: chunked (tecoding.go): aws-chunked inside is streamed (copy path) or
+	// auto-chunked by its decoded length; with no decoded length the length is unknown: 411.
+	{"chunked aws-chunked", admitReq{method: "PUT", path: "/sig/k", payload: "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+		hdr: []string{"Transfer-Encoding: chunked", "Content-Encoding: aws-chunked", "X-Amz-Decoded-Content-Length: 1000", "X-Amz-Trailer: x-amz-checksum-crc32"}},
+		admitWant{verdict: verdictStream, op: opPutObject, bodyLen: -1, size: 1000, principal: sigv4}},
+	{"chunked signed aws-chunked UploadPart", admitReq{method: "PUT", path: "/sig/k", query: "partNumber=2&uploadId=x", payload: "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+		hdr: []string{"Transfer-Encoding: chunked", "Content-Encoding: aws-chunked", "X-Amz-Decoded-Content-Length: 1000"}},
+		admitWant{verdict: verdictStream, op: opUploadPart, bodyLen: -1, size: 1000, principal: sigv4, part: 2, uploadID: "x"}},
+	{"chunked aws-chunked above the auto-chunk threshold", admitReq{method: "PUT", path: "/chunky/k", payload: "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+		hdr: []string{"Transfer-Encoding: chunked", "Content-Encoding: aws-chunked", "X-Amz-Decoded-Content-Length: " + n64(autoThreshold+1)}},
+		admitWant{verdict: verdictAutoChunk, op: opPutObject, bodyLen: -1, size: autoThreshold + 1, principal: sigv4}},
+	{"chunked aws-chunked with an unknown trailer", admitReq{method: "PUT", path: "/sig/k", payload: "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+		hdr: []string{"Transfer-Encoding: chunked", "Content-Encoding: aws-chunked", "X-Amz-Decoded-Content-Length: 1000", "X-Amz-Trailer: x-amz-meta-x"}},
+		admitWant{err: errTrailerHeader, op: opPutObject}},
+	{"chunked UploadPart over 5 GiB", admitReq{method: "PUT", path: "/sig/k", query: "partNumber=2&uploadId=x", payload: "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+		hdr: []string{"Transfer-Encoding: chunked", "Content-Encoding: aws-chunked", "X-Amz-Decoded-Content-Length: " + n64(5*gib+1)}},
+		admitWant{err: errEntityTooLarge, op: opUploadPart}},
+	{"chunked UNSIGNED-PAYLOAD", admitReq{method: "PUT", path: "/sig/k", payload: "UNSIGNED-PAYLOAD", hdr: []string{"Transfer-Encoding: chunked"}},
+		admitWant{err: errMissingContentLength, op: opPutObject}},
+	{"chunked hex sha256 under aws-chunked encoding", admitReq{method: "PUT", path: "/sig/k", payload: "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9",
+		hdr: []string{"Transfer-Encoding: chunked", "Content-Encoding: aws-chunked", "X-Amz-Decoded-Content-Length: 11"}},
+		admitWant{err: errMissingContentLength, op: opPutObject}},
+	{"chunked Complete", admitReq{method: "POST", path: "/sig/k", query: "uploadId=x", payload: "UNSIGNED-PAYLOAD", hdr: []string{"Transfer-Encoding: chunked"}},
+		admitWant{err: errMissingContentLength, op: opCompleteMultipartUpload}},
 	// Content-Encoding: aws-chunked with a plain payload hash is an ordinary body, as S3 takes it.
 	{"aws-chunked encoding without a STREAMING payload above the auto-chunk threshold", admitReq{method: "PUT", path: "/chunky/k", cl: n64(autoThreshold + 200), payload: "UNSIGNED-PAYLOAD",
 		hdr: []string{"Content-Encoding: aws-chunked", "X-Amz-Decoded-Content-Length: " + n64(autoThreshold+1)}},
@@ -710,6 +734,12 @@ func checkInvariants(t *testing.T, e *Engine, h *Head, d *decision) {
 		}
 	}
 	wantLen := max(h.req.ContentLength, 0)
+	if h.req.Chunked {
+		wantLen = -1 // unknown: the size is x-amz-decoded-content-length (tecoding.go)
+		if d.chunks.mode == chunksNone || rt.op != opPutObject && rt.op != opUploadPart {
+			t.Fatalf("%v admitted a chunked body that is not aws-chunked", rt.op)
+		}
+	}
 	if d.bodyLen != wantLen || d.size < 0 {
 		t.Fatalf("bodyLen, size = %d, %d; Content-Length %d", d.bodyLen, d.size, h.req.ContentLength)
 	}
@@ -718,14 +748,14 @@ func checkInvariants(t *testing.T, e *Engine, h *Head, d *decision) {
 	}
 	switch rt.op {
 	case opPutObject:
-		if h.req.ContentLength < 0 {
+		if h.req.ContentLength < 0 && !h.req.Chunked {
 			t.Fatalf("PutObject without Content-Length")
 		}
 		if d.size > e.opts.MaxObjectSize {
 			t.Fatalf("PutObject of %d over MaxObjectSize", d.size)
 		}
 	case opUploadPart:
-		if rt.partNum < 1 || rt.partNum > maxParts || !rt.hasID || h.req.ContentLength < 0 {
+		if rt.partNum < 1 || rt.partNum > maxParts || !rt.hasID || h.req.ContentLength < 0 && !h.req.Chunked {
 			t.Fatalf("UploadPart with part %d, uploadId %v, Content-Length %d", rt.partNum, rt.hasID, h.req.ContentLength)
 		}
 	case opCompleteMultipartUpload, opAbortMultipartUpload, opListParts:
@@ -753,7 +783,7 @@ func checkInvariants(t *testing.T, e *Engine, h *Head, d *decision) {
 		}
 	case verdictStream:
 		signed := d.chunks.mode == chunksSigned || d.chunks.mode == chunksSignedTrailer
-		if d.bodyLen <= int64(e.opts.InlineBodyMax) && !signed || rt.op == opCompleteMultipartUpload {
+		if d.bodyLen <= int64(e.opts.InlineBodyMax) && !signed && !h.req.Chunked || rt.op == opCompleteMultipartUpload {
 			t.Fatalf("%v of %d streamed", rt.op, d.bodyLen) // signed chunks are streamed at any size
 		}
 	case verdictAutoChunk:
@@ -783,7 +813,7 @@ func checkInvariants(t *testing.T, e *Engine, h *Head, d *decision) {
 func checkAdmitted(t *testing.T, e *Engine, h *Head, d *decision) {
 	t.Helper()
 	_ = newAuthzInput(h, d, []byte("0123456789ABCDEF"), "192.0.2.1:1")
-	st := &connState{req: h.req, rt: d.rt, bodyLen: d.bodyLen, principal: d.principal, keepAlive: h.req.KeepAlive}
+	st := &connState{req: h.req, rt: d.rt, bodyLen: d.bodyLen, principal: d.principal, keepAlive: h.req.KeepAlive, chunks: d.chunks}
 	e.newRequestID(&st.reqID)
 	j := e.newJob(st, h.Path(), sideLoop)
 	defer j.release()
@@ -799,6 +829,13 @@ func checkAdmitted(t *testing.T, e *Engine, h *Head, d *decision) {
 		t.Fatalf("upstream head %q: HeadLen %d, headLen %d, len %d", j.out, up.HeadLen, j.headLen, len(j.out))
 	}
 	switch cl := h.req.ContentLength; {
+	case d.verdict == verdictAutoChunk || d.next == verdictAutoChunk:
+		// Auto-chunked: each part's head carries its own length (autochunk.go).
+	case d.chunks.mode != chunksNone:
+		// Decoded by the proxy: the length it forwards (plain, or re-framed with the checksum).
+		if up.ContentLength != d.chunks.upstreamLength() || up.Chunked {
+			t.Fatalf("upstream Content-Length %d, chunked %v; want %d", up.ContentLength, up.Chunked, d.chunks.upstreamLength())
+		}
 	case cl >= 0 && up.ContentLength != cl:
 		t.Fatalf("upstream Content-Length %d; client sent %d", up.ContentLength, cl)
 	case cl < 0 && up.ContentLength > 0:

@@ -137,7 +137,7 @@ func (e *Engine) autoChunk(j *job, client net.Conn) (status int, reuse bool, mov
 	p := &chunkedPut{j: j, client: client, uploadID: uploadID}
 	p.ctx, p.cancel = context.WithCancel(e.killCtx)
 	defer p.cancel()
-	if j.expect100 && j.remaining > 0 && !writeAll(client, continueResponse, e.opts.BodyStallTimeout) {
+	if j.expect100 && j.remaining != 0 && !writeAll(client, continueResponse, e.opts.BodyStallTimeout) {
 		e.abortUploadRetrying(j.bucket, j.path, uploadID, j.reqID)
 		return 499, false, moved
 	}

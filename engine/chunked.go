@@ -371,21 +371,21 @@ func (ci *chunkInfo) dropHeader(name, value []byte) bool {
 	case len(name) == len("content-encoding") && equalFoldASCII(name, "content-encoding"):
 		// Re-framed: set to aws-chunked. Plain: aws-chunked is dropped; other codings stay.
 		v := bytes.TrimSpace(value)
-		return ci.mode == chunksSignedTrailer || len(v) == len("aws-chunked") && equalFoldASCII(v, "aws-chunked")
-	case ci.mode == chunksSigned && len(name) == len("x-amz-decoded-content-length") && equalFoldASCII(name, "x-amz-decoded-content-length"):
+		return ci.reframed() || len(v) == len("aws-chunked") && equalFoldASCII(v, "aws-chunked")
+	case !ci.reframed() && len(name) == len("x-amz-decoded-content-length") && equalFoldASCII(name, "x-amz-decoded-content-length"):
 		return true
 	}
 	return false
 }
 
-// upstreamLength is the Content-Length of the body forwarded for a signed aws-chunked request:
-// the decoded bytes (STREAMING-AWS4-HMAC-SHA256-PAYLOAD → UNSIGNED-PAYLOAD), or, for a trailer,
+// upstreamLength is the Content-Length of the body forwarded for a decoded aws-chunked request
+// (signed, or in HTTP chunks): the decoded bytes (→ UNSIGNED-PAYLOAD), or, for a trailer,
 // the decoded bytes re-framed as one STREAMING-UNSIGNED-PAYLOAD-TRAILER chunk:
 //
 //	hex(n) CRLF data CRLF "0" CRLF name ":" value CRLF CRLF     (n > 0)
 //	"0" CRLF name ":" value CRLF CRLF                           (n = 0)
 func (ci *chunkInfo) upstreamLength() int64 {
-	if ci.mode != chunksSignedTrailer {
+	if !ci.reframed() {
 		return ci.decoded
 	}
 	l := int64(len("0\r\n") + len(ci.trailer.name()) + 1 + ci.trailer.b64Len() + len("\r\n\r\n"))

@@ -152,10 +152,7 @@ func (s *chunkSource) finish() *s3Error {
 			}
 		}
 	}
-	if cs.br.Buffered() > 0 || cs.sr.n > 0 || len(cs.pr.pre) > 0 {
-		return errChunkMalformed
-	}
-	return nil
+	return cs.atEnd()
 }
 
 // movePart copies n decoded bytes of src to the part's upstream connection, feeding tee. It

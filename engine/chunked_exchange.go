@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"hash"
+	"math"
 	"net"
 	"strconv"
 	"sync"
@@ -53,7 +54,9 @@ type chunkState struct {
 	algo  checksumAlgo
 	want  [64]byte
 	got   [64]byte
-	tail  []byte // what is written after the last verified chunk
+	tail  []byte   // what is written after the last verified chunk
+	te    teReader // Transfer-Encoding: chunked: the HTTP framing around the aws-chunked body (tecoding.go)
+	isTE  bool
 }
 
 var chunkStatePool = sync.Pool{New: func() any {
@@ -65,8 +68,16 @@ var chunkStatePool = sync.Pool{New: func() any {
 
 func getChunkState(j *job, client net.Conn, stall time.Duration) *chunkState {
 	cs := chunkStatePool.Get().(*chunkState)
-	cs.sr = stallReader{c: client, timeout: stall, n: j.remaining}
-	cs.pr = prefixReader{pre: j.out[j.headLen:], r: &cs.sr}
+	if j.te {
+		// The aws-chunked body is read out of its HTTP chunks; the buffered prefix is still framed.
+		cs.isTE = true
+		cs.sr = stallReader{c: client, timeout: stall, n: math.MaxInt64}
+		cs.te.reset(j.out[j.headLen:], &cs.sr, maxTEFraming(j.chunked.info.decoded))
+		cs.pr = prefixReader{r: &cs.te}
+	} else {
+		cs.sr = stallReader{c: client, timeout: stall, n: j.remaining}
+		cs.pr = prefixReader{pre: j.out[j.headLen:], r: &cs.sr}
+	}
 	cs.br.Reset(&cs.pr)
 	cs.cr.signed = true
 	cs.v.Reset(&j.chunked.seed)
@@ -81,6 +92,7 @@ func getChunkState(j *job, client net.Conn, stall time.Duration) *chunkState {
 
 func (cs *chunkState) release() {
 	cs.pr, cs.sr = prefixReader{}, stallReader{}
+	cs.te, cs.isTE = teReader{}, false
 	cs.v = s3sig.ChunkVerifier{} // holds a signing key
 	cs.br.Reset(&cs.pr)
 	if cap(cs.buf) > maxChunkSize {
@@ -154,10 +166,21 @@ func (cs *chunkState) decode(ci *chunkInfo, fwd func([]byte) error) (*s3Error, e
 			return s3err, nil
 		}
 	}
-	if cs.br.Buffered() > 0 || cs.sr.n > 0 || len(cs.pr.pre) > 0 {
-		return errChunkMalformed, nil // Content-Length declared more than the framing holds
+	return cs.atEnd(), nil
+}
+
+// atEnd checks that the aws-chunked body ended where the client's body does: Content-Length
+// declared no more than the framing holds, or only HTTP chunked framing follows (Transfer-Encoding).
+func (cs *chunkState) atEnd() *s3Error {
+	switch {
+	case cs.br.Buffered() > 0 || len(cs.pr.pre) > 0:
+		return errChunkMalformed
+	case cs.isTE:
+		return cs.te.end()
+	case cs.sr.n > 0:
+		return errChunkMalformed
 	}
-	return nil, nil
+	return nil
 }
 
 // checkSum compares the trailer's checksum with the one computed over the decoded bytes.
@@ -179,7 +202,10 @@ func (cs *chunkState) checkSum() *s3Error {
 
 // chunkReadFailure maps a decoder or client read error to the client's answer.
 func chunkReadFailure(err error) *s3Error {
+	var ce *chunkError
 	switch {
+	case errors.As(err, &ce):
+		return ce.s3err // the HTTP chunked framing around the body (teReader)
 	case errors.Is(err, errChunkFormat):
 		return errChunkMalformed
 	case errors.Is(err, errChunkTooBig):
@@ -291,7 +317,7 @@ var errShuttingDownCut = errors.New("engine: drain deadline cut a signed aws-chu
 // trailer it is empty.
 func (cs *chunkState) appendTail(ci *chunkInfo, afterData bool) {
 	cs.tail = cs.tail[:0]
-	if ci.mode != chunksSignedTrailer {
+	if !ci.reframed() {
 		return
 	}
 	if afterData {

@@ -39,6 +39,10 @@ type chunkedPut struct {
 	edit func([]byte) []byte
 	// unsigned: STREAMING-UNSIGNED-PAYLOAD-TRAILER framing (no chunk signatures)
 	unsigned bool
+	// te > 0: sent with Transfer-Encoding: chunked in HTTP chunks of te bytes, no Content-Length
+	te int
+	// after framing in HTTP chunks: a function that edits the whole chunked body
+	teEdit func([]byte) []byte
 }
 
 var sigRE = regexp.MustCompile(`Signature=([0-9a-f]{64})`)
@@ -151,7 +155,9 @@ func (c *chunkedPut) wire(t *testing.T, host string) []byte {
 	h := http.Header{
 		"Content-Encoding":             {"aws-chunked"},
 		"X-Amz-Decoded-Content-Length": {strconv.Itoa(decoded)},
-		"Content-Length":               {strconv.Itoa(bodyLen)},
+	}
+	if c.te == 0 {
+		h.Set("Content-Length", strconv.Itoa(bodyLen))
 	}
 	if c.trailer != "" {
 		payload = s3sig.StreamingSignedTrailer
@@ -160,14 +166,14 @@ func (c *chunkedPut) wire(t *testing.T, host string) []byte {
 	if c.unsigned {
 		payload = s3sig.StreamingUnsignedTrailer
 	}
-	r := rawReq{Method: "PUT", Path: c.path, Query: c.query, Header: h, Payload: payload}
+	r := rawReq{Method: "PUT", Path: c.path, Query: c.query, Header: h, Payload: payload, Chunked: c.te > 0}
 	head := r.bytes(t, host)
 	m, d := sigRE.FindSubmatch(head), dateRE.FindSubmatch(head)
 	if m == nil || d == nil {
 		t.Fatalf("no signature or date in %q", head)
 	}
 	if c.unsigned {
-		return append(head, c.body(nil)...)
+		return append(head, c.httpChunks(c.body(nil))...)
 	}
 	seed, err := s3sig.NewChunkSeed(clientSK, d[1], "us-east-1", m[1])
 	if err != nil {
@@ -186,7 +192,26 @@ func (c *chunkedPut) wire(t *testing.T, host string) []byte {
 	if c.edit != nil {
 		body = c.edit(body)
 	}
-	return append(head, body...)
+	return append(head, c.httpChunks(body)...)
+}
+
+// httpChunks frames body in HTTP/1.1 chunks of c.te bytes (RFC 9112 7.1) when c.te > 0.
+func (c *chunkedPut) httpChunks(body []byte) []byte {
+	if c.te == 0 {
+		return body
+	}
+	var b bytes.Buffer
+	for off := 0; off < len(body); off += c.te {
+		d := body[off:min(off+c.te, len(body))]
+		b.WriteString(strconv.FormatInt(int64(len(d)), 16) + "\r\n")
+		b.Write(d)
+		b.WriteString("\r\n")
+	}
+	b.WriteString("0\r\n\r\n")
+	if c.teEdit != nil {
+		return c.teEdit(b.Bytes())
+	}
+	return b.Bytes()
 }
 
 func TestSignedChunksPut(t *testing.T) {

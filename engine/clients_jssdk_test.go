@@ -169,11 +169,18 @@ func jsPutCases(t *testing.T, p *proxy, mode string, sizes ...int) {
 
 // PutObject with the JS SDK's defaults, path-style, from a Buffer: signed hex SHA-256 and an
 // x-amz-checksum-crc32 header. (A file-stream body goes out as aws-chunked with Transfer-Encoding:
-// chunked and no Content-Length, which the proxy refuses today: TestJSPutObjectStream, in
-// clients_issue9_test.go.)
+// chunked: TestJSPutObjectStream.)
 func TestJSPutObject(t *testing.T) {
 	modes(t, func(t *testing.T, p *proxy) {
 		jsPutCases(t, p, "buffer", 0, 5000, 1<<20+17)
+	})
+}
+
+// The JS SDK's PutObject of a file stream: aws-chunked, STREAMING-UNSIGNED-PAYLOAD-TRAILER with a
+// CRC32 trailer, Transfer-Encoding: chunked instead of Content-Length (tecoding.go).
+func TestJSPutObjectStream(t *testing.T) {
+	modes(t, func(t *testing.T, p *proxy) {
+		jsPutCases(t, p, "stream", 5000, 3<<20+5)
 	})
 }
 

@@ -17,9 +17,8 @@ import (
 )
 
 // minio-go v7.4.1 as a client of the proxy. Over http:// its PutObject defaults to
-// STREAMING-AWS4-HMAC-SHA256-PAYLOAD (signed aws-chunked, 64 KiB chunks), which the proxy answers
-// 501 until signed chunks are verified (issue 9): those tests are in clients_issue9_test.go behind
-// the issue9 build tag. DisableContentSha256 makes minio-go send UNSIGNED-PAYLOAD (or, with the
+// STREAMING-AWS4-HMAC-SHA256-PAYLOAD (signed aws-chunked, 64 KiB chunks), which the proxy verifies
+// chunk by chunk (chunked_exchange.go). DisableContentSha256 makes minio-go send UNSIGNED-PAYLOAD (or, with the
 // client's TrailingHeaders, STREAMING-UNSIGNED-PAYLOAD-TRAILER with a CRC32C trailer) instead:
 // those run here.
 

@@ -377,6 +377,9 @@ func (e *Engine) refuseRequest(c gnet.Conn, st *connState, buf []byte, s3err *s3
 	req := st.req
 	bodyLen := max(req.ContentLength, 0)
 	buffered := int64(len(buf) - req.HeadLen)
+	if req.Chunked {
+		bodyLen = buffered + lingerBytes // its end is not looked for: drain, then close
+	}
 	resource := req.Path.Bytes(buf)
 	switch {
 	case buffered >= bodyLen && !st.sentCont:

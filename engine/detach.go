@@ -34,7 +34,7 @@ func (e *Engine) detach(c gnet.Conn, st *connState, buf []byte, d *decision) gne
 		j.release()
 		return e.refuse(c, st, errInvalidURI, req.Path.Bytes(buf), true)
 	}
-	if len(buf) > req.HeadLen+int(st.bodyLen) {
+	if len(buf) > j.consumed {
 		// A pipelined next request is in gnet's buffer and would be discarded with it: answer this
 		// one with Connection: close instead of leaving the client waiting for an answer that never
 		// comes (HTTP/1.1 clients retry unanswered pipelined requests on a new connection).
@@ -77,11 +77,23 @@ func (e *Engine) prepare(j *job, st *connState, buf []byte) error {
 		j.chunked.seed = st.head.seed
 	}
 	prefix := buf[req.HeadLen:] // shorter than the body unless the driver read it whole
-	if int64(len(prefix)) > st.bodyLen {
-		prefix = prefix[:st.bodyLen]
+	j.te = req.Chunked
+	if j.te {
+		// Its end is found by scanning: what follows it is a pipelined request.
+		n, done := teBodyPrefix(prefix)
+		prefix = prefix[:n]
+		j.remaining = -1
+		if done {
+			j.remaining = 0
+		}
+	} else {
+		if int64(len(prefix)) > st.bodyLen {
+			prefix = prefix[:st.bodyLen]
+		}
+		j.remaining = st.bodyLen - int64(len(prefix))
 	}
 	j.out = append(j.out, prefix...)
-	j.remaining = st.bodyLen - int64(len(prefix))
+	j.consumed = req.HeadLen + len(prefix)
 	return nil
 }
 
@@ -116,6 +128,8 @@ func (e *Engine) exchange(j *job, client net.Conn) outcome {
 	switch {
 	case j.kind == verdictAutoChunk:
 		status, reuse, moved = e.autoChunk(j, client)
+	case j.te:
+		status, reuse, moved = e.exchangeDechunked(j, client)
 	case j.chunked.info.mode != chunksNone:
 		status, reuse, moved = e.exchangeSignedChunks(j, client)
 	default:

@@ -67,7 +67,7 @@ var (
 	errHeadersTooLarge         = &s3Error{"RequestHeaderSectionTooLarge", 431, "Your request header section exceeds the maximum allowed size."}
 	errURITooLong              = &s3Error{"RequestURITooLong", 414, "The request URI is too long"}
 	errHTTPVersion             = &s3Error{"HttpVersionNotSupported", 505, "The HTTP version specified is not supported."}
-	errTransferEncoding        = &s3Error{"NotImplemented", 501, "Transfer-Encoding is not supported: send Content-Length (aws-chunked uses Content-Encoding)"}
+	errTransferEncoding        = &s3Error{"NotImplemented", 501, "A Transfer-Encoding other than chunked is not supported: send chunked alone, or Content-Length"}
 	errInvalidContentLength    = &s3Error{"InvalidArgument", 400, "Content-Length is malformed, duplicated or conflicting"}
 	errDecodedLengthRequired   = &s3Error{"MissingContentLength", 411, "aws-chunked bodies require x-amz-decoded-content-length"}
 	errChunkFraming            = &s3Error{"EntityTooLarge", 400, "Content-Length exceeds x-amz-decoded-content-length by more than aws-chunked framing needs"}
@@ -75,6 +75,7 @@ var (
 	errTrailerHeader           = &s3Error{"InvalidRequest", 400, "x-amz-trailer must name one x-amz-checksum-* (crc32, crc32c, crc64nvme, sha1, sha256) for a STREAMING-*-TRAILER payload, and only then"}
 	errChunkMalformed          = &s3Error{"InvalidRequest", 400, "The aws-chunked body is malformed (a chunk header, a CRLF or the trailer)"}
 	errChunkTooLarge           = &s3Error{"InvalidRequest", 400, "signed aws-chunked chunks larger than 1 MiB are not accepted by this proxy (each is held until its signature verified)"}
+	errChunkedBody             = &s3Error{"BadRequest", 400, "Malformed chunked request body (Transfer-Encoding: chunked framing, RFC 9112 7.1)"}
 	errChunkLength             = &s3Error{"IncompleteBody", 400, "The aws-chunked body's decoded length differs from x-amz-decoded-content-length"}
 )
 

@@ -58,6 +58,7 @@ type rawReq struct {
 	AK, SK  string
 	Time    time.Time
 	Region  string // of the credential scope; "" = us-east-1
+	Chunked bool   // Transfer-Encoding: chunked (unsigned) instead of Content-Length; Body is sent as is
 }
 
 // bytes renders the request as wire bytes, signed unless NoSign.
@@ -94,7 +95,7 @@ func (r *rawReq) bytes(t *testing.T, host string) []byte {
 		if tm.IsZero() {
 			tm = time.Now()
 		}
-		if _, ok := r.Header["Content-Length"]; !ok && (r.Method == "PUT" || len(r.Body) > 0) {
+		if _, ok := r.Header["Content-Length"]; !ok && !r.Chunked && (r.Method == "PUT" || len(r.Body) > 0) {
 			req.ContentLength = int64(len(r.Body))
 		}
 		region := r.Region
@@ -112,7 +113,9 @@ func (r *rawReq) bytes(t *testing.T, host string) []byte {
 		b.WriteString("?" + r.Query)
 	}
 	b.WriteString(" HTTP/1.1\r\nHost: " + host + "\r\n")
-	if _, ok := r.Header["Content-Length"]; !ok && (r.Method == "PUT" || len(r.Body) > 0) {
+	if r.Chunked {
+		b.WriteString("Transfer-Encoding: chunked\r\n")
+	} else if _, ok := r.Header["Content-Length"]; !ok && (r.Method == "PUT" || len(r.Body) > 0) {
 		b.WriteString("Content-Length: " + itoa(len(r.Body)) + "\r\n")
 	}
 	for k, vs := range req.Header {

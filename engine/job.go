@@ -80,7 +80,9 @@ type detachedSide struct {
 	client    net.Conn       // the socket, once out of gnet
 	el        gnet.EventLoop // where to re-enroll the client
 	clientFD  int
-	remaining int64 // body bytes still in the client socket
+	remaining int64 // body bytes still in the client socket; -1: a chunked body not read to its end yet
+	te        bool  // Transfer-Encoding: chunked (tecoding.go); out's body prefix is still framed
+	consumed  int   // bytes of the head's buffer this request used: head and body prefix
 }
 
 // chunkInput is what auto-chunking needs of the client's PutObject.
@@ -150,5 +152,6 @@ func (j *job) release() {
 	j.e, j.st, j.c, j.el, j.bucket, j.client, j.authz = nil, nil, nil, nil, nil, nil, nil
 	j.retried = false
 	j.noOverwrite = false
+	j.te = false
 	jobPool.Put(j)
 }

@@ -195,6 +195,9 @@ func (nc *netConn) refuseRequest(s3err *s3Error) bool {
 	st, req := &nc.st, nc.st.req
 	bodyLen := max(req.ContentLength, 0)
 	buffered := int64(len(nc.buf) - req.HeadLen)
+	if req.Chunked {
+		bodyLen = buffered + 1 // its end is not looked for: linger, then close
+	}
 	keep := buffered >= bodyLen && req.KeepAlive && !nc.e.draining.Load()
 	nc.refuse(s3err, req.Path.Bytes(nc.buf), !keep)
 	if keep {
@@ -271,7 +274,7 @@ func (nc *netConn) moved(kind verdict) bool {
 		nc.refuse(errInvalidURI, req.Path.Bytes(nc.buf), true)
 		return false
 	}
-	nc.consume(min(len(nc.buf), req.HeadLen+int(st.bodyLen)))
+	nc.consume(j.consumed) // what follows is the next request's
 	if kind == verdictAutoChunk {
 		e.metrics.autoChunked.Inc()
 	}

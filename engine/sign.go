@@ -66,8 +66,11 @@ func (e *Engine) buildUpstreamHead(j *job, st *connState, b *bucketState, buf []
 		plain = isHexSHA256(p) || string(p) == s3sig.UnsignedPayload
 	}
 	ck := &st.chunks
-	if ck.mode == chunksSignedTrailer {
-		payload = streamingUnsignedTrailer // re-framed: see chunked_exchange.go
+	switch {
+	case ck.reframed():
+		payload = streamingUnsignedTrailer // re-framed: see chunked_exchange.go, tecoding.go
+	case ck.mode != chunksNone:
+		payload = unsignedPayload // decoded, verified by the proxy (tecoding.go)
 	}
 	j.date = s3sig.AppendAmzDate(j.date[:0], e.opts.Now())
 
@@ -106,7 +109,7 @@ func (e *Engine) buildUpstreamHead(j *job, st *connState, b *bucketState, buf []
 	if ck.mode != chunksNone {
 		j.num = strconv.AppendInt(j.num[:0], ck.upstreamLength(), 10)
 		hs = append(hs, s3sig.Header{Name: contentLengthName, Value: j.num})
-		if ck.mode == chunksSignedTrailer {
+		if ck.reframed() {
 			hs = append(hs, s3sig.Header{Name: contentEncodingName, Value: awsChunked})
 		}
 	}

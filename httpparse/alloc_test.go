@@ -64,4 +64,14 @@ func TestZeroAllocs(t *testing.T) {
 	}); n != 0 {
 		t.Errorf("ChunkScanner.Scan allocs = %v; want 0", n)
 	}
+	work := make([]byte, len(body))
+	if n := testing.AllocsPerRun(100, func() {
+		s.ResetRequest()
+		copy(work, body)
+		if _, d, done, err := s.Decode(work); !done || err != nil || d != 11 || s.MinRemaining() != 0 {
+			t.Fatal(d, done, err)
+		}
+	}); n != 0 {
+		t.Errorf("ChunkScanner.Decode allocs = %v; want 0", n)
+	}
 }

@@ -10,12 +10,16 @@
 // still valid, and copies what must outlive it.
 //
 // Parsing is strict where laxness enables request smuggling in front of S3:
-// bare LF, obs-fold, whitespace before a colon, any Transfer-Encoding on a
-// request, duplicate or list-valued Content-Length, and missing or duplicate
-// Host are rejected with an *Error that carries the status code to answer.
+// bare LF, obs-fold, whitespace before a colon, a request Transfer-Encoding
+// other than a lone chunked (or with Content-Length, or on HTTP/1.0),
+// duplicate or list-valued Content-Length, and missing or duplicate Host are
+// rejected with an *Error that carries the status code to answer.
 //
 // ChunkScanner finds the end of a chunked body (the upstream's responses)
-// without decoding it, so the framed bytes can be relayed verbatim.
+// without decoding it, so the framed bytes can be relayed verbatim; reset with
+// ResetRequest it scans a client's chunked request body strictly, Decode
+// de-chunks it in place, and MinRemaining bounds reads so that nothing after
+// the body is consumed.
 //
 // The package imports only the standard library, never logs, and allocates
 // nothing on any parsing path. None of its types is safe for concurrent use;

@@ -73,6 +73,8 @@ var (
 	ErrInvalidHost         = bad("invalid Host")
 	ErrStatusLine          = bad("malformed status line")
 	ErrTEWithContentLength = bad("Transfer-Encoding together with Content-Length")
+	ErrChunkedTwice        = bad("chunked transfer coding applied more than once")
+	ErrTEHTTP10            = bad("Transfer-Encoding in an HTTP/1.0 request")
 )
 
 // Causes within ErrContentLength (400).
@@ -81,8 +83,8 @@ var (
 	ErrInvalidContentLength   = &Error{Status: 400, Reason: "invalid Content-Length", kind: ErrContentLength}
 )
 
-// Causes within ErrTransferEncoding (501), responses only: a request with any
-// Transfer-Encoding gets ErrTransferEncoding itself.
+// Causes within ErrTransferEncoding (501): a response whose codings do not end
+// with one chunked, or a request with any coding but a lone chunked.
 var (
 	ErrTransferCoding = &Error{Status: 501, Reason: "transfer coding other than a final chunked", kind: ErrTransferEncoding}
 )

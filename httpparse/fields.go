@@ -198,9 +198,24 @@ func (p *Parser) requestField(buf []byte, req *Request, h *Header) *Error {
 		}
 		req.ContentLength = n
 	case kTransferEncoding:
-		// Not implemented for requests (RFC 9112 6.1: 501), whatever its
-		// value, and with or without Content-Length.
-		return ErrTransferEncoding
+		// Noted here, decided once the head is complete (requestTE).
+		p.flags |= fTransferEncoding
+		p.examined += int64(len(v))
+		for j := 0; j < len(v); {
+			var el []byte
+			el, j = nextElement(v, j)
+			switch {
+			case !equalFold(el, "chunked"):
+				p.flags |= fTEOther
+			case p.flags&fChunked != 0:
+				p.flags |= fTETwice
+			default:
+				p.flags |= fChunked
+			}
+		}
+		if len(v) == 0 {
+			p.flags |= fTEOther
+		}
 	case kConnection:
 		p.connection(v)
 	case kExpect:

@@ -3,6 +3,7 @@ package httpparse
 import (
 	"bytes"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -100,8 +101,9 @@ func FuzzParseRequest(f *testing.F) {
 		if n := one.HeaderCount(data, "content-length"); n > 1 || n == 0 && one.ContentLength != -1 {
 			t.Fatalf("Content-Length lines %d, ContentLength %d", n, one.ContentLength)
 		}
-		if one.HeaderCount(data, "transfer-encoding") != 0 {
-			t.Fatalf("accepted a Transfer-Encoding")
+		if n := one.HeaderCount(data, "transfer-encoding"); n > 1 || (n == 1) != one.Chunked ||
+			one.Chunked && (one.ContentLength != -1 || one.Minor != 1) {
+			t.Fatalf("Transfer-Encoding lines %d, Chunked %v, ContentLength %d, Minor %d", n, one.Chunked, one.ContentLength, one.Minor)
 		}
 	})
 }
@@ -179,4 +181,176 @@ func FuzzChunkScanner(f *testing.F) {
 			t.Fatalf("two pieces: %d, %v, %v; one-shot: %d, %v, %v", k1, d1, e1, n, done, err)
 		}
 	})
+}
+
+// FuzzChunkDecode checks the request de-chunker against refDechunk, a plain reading of the strict
+// grammar: Decode never yields more bytes than it consumed, finishes exactly where the reference
+// finds a complete body and with the same data, and never accepts what the reference rejects;
+// reading the input through MinRemaining-bounded pieces gives the same result and stops exactly at
+// the body's end.
+func FuzzChunkDecode(f *testing.F) {
+	for _, b := range validChunked {
+		f.Add([]byte(b))
+	}
+	for _, b := range []string{"5;a=b;c=\"q \\\" x\"\r\nhello\r\n0;z\r\nT: v\r\n\r\nGET", "0x10\r\n", "10 \r\n",
+		"0\r\nGET / HTTP/1.1\r\n\r\n", "5\r\nhello\n0\r\n\r\n", "00000000000000010\r\n"} {
+		f.Add([]byte(b))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		want, wantN, wantOK := refDechunk(in)
+		var s ChunkScanner
+		s.ResetRequest()
+		p := append([]byte(nil), in...)
+		n, data, done, err := s.Decode(p)
+		if data > n || n > len(in) || done && err != nil || !done && err == nil && n != len(in) {
+			t.Fatalf("Decode = %d, %d, %v, %v for %d bytes", n, data, done, err, len(in))
+		}
+		if done && (!wantOK || n != wantN || string(p[:data]) != string(want)) {
+			t.Fatalf("Decode accepted %q (%d bytes, data %q); reference: ok %v, %d bytes, data %q", in, n, p[:data], wantOK, wantN, want)
+		}
+		if wantOK && !done {
+			t.Fatalf("Decode(%q) = %d, %v, %v; the reference accepts %d bytes", in, n, done, err, wantN)
+		}
+		if done && string(p[n:]) != string(in[n:]) {
+			t.Fatalf("Decode touched the bytes after the body")
+		}
+		// Bounded pieces.
+		s.ResetRequest()
+		var got []byte
+		off, sdone := 0, false
+		var serr error
+		for off < len(in) && !sdone && serr == nil {
+			k := int(min(s.MinRemaining(), int64(len(in)-off), 7))
+			if k <= 0 {
+				t.Fatalf("MinRemaining = %d before the end", s.MinRemaining())
+			}
+			piece := append([]byte(nil), in[off:off+k]...)
+			var m, d int
+			m, d, sdone, serr = s.Decode(piece)
+			if serr == nil && m != k {
+				t.Fatalf("bounded Decode consumed %d of %d", m, k)
+			}
+			got = append(got, piece[:d]...)
+			off += m
+		}
+		if sdone != done || serr != err || sdone && (off != n || string(got) != string(p[:data])) {
+			t.Fatalf("bounded: %d, %v, %v, %q; one-shot: %d, %v, %v, %q", off, sdone, serr, got, n, done, err, p[:data])
+		}
+	})
+}
+
+// refDechunk decodes a strict request chunked body the simple way (RFC 9112 7.1 with the bounds of
+// ResetRequest). ok reports a complete, valid body of n bytes.
+func refDechunk(b []byte) (data []byte, n int, ok bool) {
+	isTok := func(c byte) bool {
+		return c > ' ' && c < 0x7f && !strings.ContainsRune("\"(),/:;<=>?@[\\]{}", rune(c))
+	}
+	isVal := func(c byte) bool { return c == ' ' || c == '\t' || c > ' ' && c != 0x7f }
+	line := func(pos int) ([]byte, int, bool) {
+		i := bytes.Index(b[pos:], []byte("\r\n"))
+		if i < 0 {
+			return nil, 0, false
+		}
+		return b[pos : pos+i], pos + i + 2, true
+	}
+	pos := 0
+	for {
+		l, next, found := line(pos)
+		if !found || len(l)+1 > maxRequestChunkLine {
+			return nil, 0, false
+		}
+		d := 0
+		var size int64
+		for d < len(l) && unhex(l[d]) >= 0 {
+			size = size<<4 | int64(unhex(l[d]))
+			d++
+			if d > maxRequestChunkDigits || size > MaxRequestChunk {
+				return nil, 0, false
+			}
+		}
+		if d == 0 || !refExt(l[d:], isTok, isVal) {
+			return nil, 0, false
+		}
+		pos = next
+		if size == 0 {
+			break
+		}
+		if int64(len(b)-pos) < size+2 || string(b[pos+int(size):pos+int(size)+2]) != "\r\n" {
+			return nil, 0, false
+		}
+		data = append(data, b[pos:pos+int(size)]...)
+		pos += int(size) + 2
+	}
+	start := pos
+	for {
+		l, next, found := line(pos)
+		if !found || next-start > maxTrailerBytes {
+			return nil, 0, false
+		}
+		pos = next
+		if len(l) == 0 {
+			return data, pos, true
+		}
+		name, value, colon := bytes.Cut(l, []byte(":"))
+		if !colon || len(name) == 0 {
+			return nil, 0, false
+		}
+		for _, c := range name {
+			if !isTok(c) {
+				return nil, 0, false
+			}
+		}
+		for _, c := range value {
+			if !isVal(c) {
+				return nil, 0, false
+			}
+		}
+	}
+}
+
+// refExt checks *( ";" token [ "=" ( token / quoted-string ) ] ).
+func refExt(x []byte, isTok, isVal func(byte) bool) bool {
+	for len(x) > 0 {
+		if x[0] != ';' {
+			return false
+		}
+		x = x[1:]
+		k := 0
+		for k < len(x) && isTok(x[k]) {
+			k++
+		}
+		if k == 0 {
+			return false
+		}
+		x = x[k:]
+		if len(x) == 0 || x[0] != '=' {
+			continue
+		}
+		x = x[1:]
+		if len(x) > 0 && x[0] == '"' {
+			k = 1
+			for ; k < len(x) && x[k] != '"'; k++ {
+				if x[k] == '\\' {
+					k++
+				}
+				if k >= len(x) || !isVal(x[k]) {
+					return false
+				}
+			}
+			if k >= len(x) {
+				return false
+			}
+			x = x[k+1:]
+			continue
+		}
+		k = 0
+		for k < len(x) && isTok(x[k]) {
+			k++
+		}
+		if k == 0 {
+			return false
+		}
+		x = x[k:]
+	}
+	return true
 }

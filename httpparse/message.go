@@ -75,7 +75,8 @@ type Request struct {
 	Headers        [MaxHeaders]Header
 	NumHeaders     int
 	HeadLen        int   // bytes of the head including the final empty line; the body starts at buf[HeadLen]
-	ContentLength  int64 // -1 when absent
+	ContentLength  int64 // -1 when absent (always with Chunked)
+	Chunked        bool  // Transfer-Encoding: chunked, the only coding a request may carry; the body is chunked (RFC 9112 7.1)
 	Host           Span  // empty if absent
 	Expect100      bool  // Expect: 100-continue (case-insensitive); ignored in HTTP/1.0 (RFC 9110 10.1.1)
 	KeepAlive      bool  // HTTP/1.1 unless "Connection: close"; HTTP/1.0 only with "Connection: keep-alive"

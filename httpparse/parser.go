@@ -40,6 +40,8 @@ const (
 	fChunked
 	fConnClose
 	fConnKeepAlive
+	fTEOther // a request's Transfer-Encoding names a coding other than chunked, or an empty one
+	fTETwice // a request's Transfer-Encoding names chunked more than once
 )
 
 // maxEmptyLines bounds the empty lines skipped before a request-line.
@@ -126,6 +128,12 @@ func (p *Parser) Parse(buf []byte, lim Limits, req *Request) error {
 	if req.Minor == 1 && p.flags&fHost == 0 {
 		return p.fail(ErrMissingHost)
 	}
+	if p.flags&fTransferEncoding != 0 {
+		if e := p.requestTE(req.Minor); e != nil {
+			return p.fail(e)
+		}
+		req.Chunked = true
+	}
 	req.KeepAlive = p.keepAlive(req.Minor)
 	req.HeadLen = i
 	return nil
@@ -135,6 +143,28 @@ func (p *Parser) fail(e *Error) error {
 	p.state = stFailed
 	p.err = e
 	return e
+}
+
+// requestTE decides a request's Transfer-Encoding once the head is complete, so that the
+// answer does not depend on the order of the field lines (RFC 9112 6.1, 6.3):
+//
+//	Transfer-Encoding = #transfer-coding
+//
+// Only a lone "chunked" (any case, no parameters, one field line) is accepted. With Content-Length
+// it is 400 (likely smuggling), as on HTTP/1.0 (whose framing it would make faulty) and when
+// chunked is applied twice; any other coding, or an empty one, is 501 Not Implemented.
+func (p *Parser) requestTE(minor uint8) *Error {
+	switch {
+	case p.flags&fContentLength != 0:
+		return ErrTEWithContentLength
+	case minor == 0:
+		return ErrTEHTTP10
+	case p.flags&fTETwice != 0:
+		return ErrChunkedTwice
+	case p.flags&fTEOther != 0 || p.flags&fChunked == 0:
+		return ErrTransferCoding
+	}
+	return nil
 }
 
 // keepAlive applies RFC 9112 9.3: HTTP/1.1 persists unless "close";
@@ -156,6 +186,7 @@ func (r *Request) reset() {
 	r.Host = Span{}
 	r.Expect100 = false
 	r.KeepAlive = false
+	r.Chunked = false
 }
 
 func span(start, end int) Span { return Span{Start: int32(start), End: int32(end)} }

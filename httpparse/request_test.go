@@ -238,10 +238,19 @@ var badRequests = []struct {
 	{"CL inner space", "PUT / HTTP/1.1\r\nHost: h\r\nContent-Length: 1 0\r\n\r\n", Limits{}, ErrInvalidContentLength},
 	{"CL overflow", "PUT / HTTP/1.1\r\nHost: h\r\nContent-Length: 9223372036854775808\r\n\r\n", Limits{}, ErrInvalidContentLength},
 	{"CL overflow long", "PUT / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999999\r\n\r\n", Limits{}, ErrInvalidContentLength},
-	{"TE chunked", "PUT / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n", Limits{}, ErrTransferEncoding},
-	{"TE identity", "PUT / HTTP/1.1\r\nHost: h\r\ntransfer-encoding: identity\r\n\r\n", Limits{}, ErrTransferEncoding},
-	{"TE empty", "PUT / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding:\r\n\r\n", Limits{}, ErrTransferEncoding},
-	{"TE and CL", "PUT / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", Limits{}, ErrTransferEncoding},
+	{"TE identity", "PUT / HTTP/1.1\r\nHost: h\r\ntransfer-encoding: identity\r\n\r\n", Limits{}, ErrTransferCoding},
+	{"TE gzip", "PUT / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n", Limits{}, ErrTransferCoding},
+	{"TE gzip, chunked", "PUT / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", Limits{}, ErrTransferCoding},
+	{"TE chunked, gzip", "PUT / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", Limits{}, ErrTransferCoding},
+	{"TE chunked with parameter", "PUT / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked;q=1\r\n\r\n", Limits{}, ErrTransferCoding},
+	{"TE chunked-ish", "PUT / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: xchunked\r\n\r\n", Limits{}, ErrTransferCoding},
+	{"TE empty", "PUT / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding:\r\n\r\n", Limits{}, ErrTransferCoding},
+	{"TE chunked, chunked", "PUT / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", Limits{}, ErrChunkedTwice},
+	{"TE chunked on two lines", "PUT / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", Limits{}, ErrChunkedTwice},
+	{"TE and CL", "PUT / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", Limits{}, ErrTEWithContentLength},
+	{"CL and TE", "PUT / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", Limits{}, ErrTEWithContentLength},
+	{"TE gzip and CL", "PUT / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nTransfer-Encoding: gzip\r\n\r\n", Limits{}, ErrTEWithContentLength},
+	{"TE in HTTP/1.0", "PUT / HTTP/1.0\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n", Limits{}, ErrTEHTTP10},
 	{"too many headers", "GET / HTTP/1.1\r\nHost: h\r\n" + strings.Repeat("X: y\r\n", MaxHeaders) + "\r\n", Limits{}, ErrTooManyHeaders},
 	{"head too large complete", "GET / HTTP/1.1\r\nHost: h\r\nX: " + strings.Repeat("y", 100) + "\r\n\r\n", Limits{MaxHeadBytes: 64}, ErrHeadTooLarge},
 	{"head too large incomplete", "GET / HTTP/1.1\r\nHost: h\r\nX: " + strings.Repeat("y", 100), Limits{MaxHeadBytes: 64}, ErrHeadTooLarge},
@@ -421,5 +430,36 @@ func TestParseRealClients(t *testing.T) {
 				t.Errorf("%s: Authorization = %q, %v", name, auth.Bytes(buf), ok)
 			}
 		}
+	}
+}
+
+// TestParseChunkedRequest: a request may carry Transfer-Encoding: chunked (RFC 9112 6.1), and
+// only that: exactly one coding, chunked, on HTTP/1.1, without Content-Length.
+func TestParseChunkedRequest(t *testing.T) {
+	for _, raw := range []string{
+		"PUT /b/k HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n",
+		"PUT /b/k HTTP/1.1\r\nHost: h\r\ntransfer-encoding:   Chunked  \r\n\r\n",
+		"PUT /b/k HTTP/1.1\r\nHost: h\r\nTRANSFER-ENCODING: CHUNKED\r\nExpect: 100-continue\r\n\r\n",
+	} {
+		req, err := parseOnce(raw, Limits{})
+		if err != nil {
+			t.Fatalf("Parse(%q) = %v; want nil", raw, err)
+		}
+		if !req.Chunked || req.ContentLength != -1 || req.HeadLen != len(raw) {
+			t.Errorf("Parse(%q): Chunked %v, ContentLength %d, HeadLen %d; want true, -1, %d", raw, req.Chunked, req.ContentLength, req.HeadLen, len(raw))
+		}
+	}
+	// The next head on the same Request is not chunked unless it says so.
+	var p Parser
+	req := new(Request)
+	if err := p.Parse([]byte("PUT / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"), Limits{}, req); err != nil || !req.Chunked {
+		t.Fatalf("Parse = %v, Chunked %v", err, req.Chunked)
+	}
+	p.Reset()
+	if err := p.Parse([]byte("PUT / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\n"), Limits{}, req); err != nil || req.Chunked || req.ContentLength != 3 {
+		t.Fatalf("second Parse = %v, Chunked %v, ContentLength %d; want nil, false, 3", err, req.Chunked, req.ContentLength)
+	}
+	if ErrChunkedTwice.Status != 400 || ErrTEHTTP10.Status != 400 || ErrTEWithContentLength.Status != 400 || ErrTransferCoding.Status != 501 {
+		t.Errorf("statuses: twice %d, 1.0 %d, TE+CL %d, other coding %d", ErrChunkedTwice.Status, ErrTEHTTP10.Status, ErrTEWithContentLength.Status, ErrTransferCoding.Status)
 	}
 }
