@@ -41,6 +41,11 @@ type ServerConfig struct {
 	InlineBodyMax    ByteSize       `yaml:"inline_body_max"`    // default 64KiB
 	MaxObjectSize    ByteSize       `yaml:"max_object_size"`    // default 5TiB
 	DrainTimeout     Duration       `yaml:"drain_timeout"`      // default 30s
+	// ReusePort: the listeners (plain, https, admin) set SO_REUSEPORT, so that a new process
+	// started with it joins the addresses of a running one that was started with it too: the
+	// zero-downtime upgrade (README "Upgrading without downtime"). Default false: a second
+	// process on a live address fails with "address already in use".
+	ReusePort bool `yaml:"reuse_port"`
 	// Complete documents buffered at once, all connections; default 32MiB, at least 4MiB
 	CompleteBodyBudget ByteSize `yaml:"complete_body_budget"`
 	// DNS suffixes of virtual-hosted-style requests: Host <bucket>.<suffix>[:port] addresses

@@ -46,7 +46,7 @@ type Flags struct {
 	dialTimeout, upIdleTimeout                time.Duration
 	abortRetryFor                             time.Duration
 	tlsAddress, tlsCert, tlsKey, tlsMinVer    string
-	plain                                     bool
+	plain, reusePort                          bool
 	tlsHandshake                              time.Duration
 	vhostSuffixes                             listFlag
 
@@ -111,6 +111,7 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 
 	fs.StringVar(&f.address, "listen", DefaultAddress, "listen `address` (host:port) for S3 clients (server.address)")
 	fs.BoolVar(&f.plain, "plain-listener", true, "serve plain http on -listen; false = https only, on -tls-address (server.plain_listener)")
+	fs.BoolVar(&f.reusePort, "reuse-port", false, "set SO_REUSEPORT on the listeners: a new process joins the addresses of a running one started with it too, then SIGTERM drains the old one (the zero-downtime upgrade; README \"Upgrading without downtime\") (server.reuse_port)")
 	fs.IntVar(&f.eventLoops, "event-loops", 0, "`number` of event loops; 0 = one per CPU (server.event_loops)")
 	fs.BoolVar(&f.zeroCopy, "zero-copy", true, "move bodies with splice(2) on Linux; false = user-space copy (server.zero_copy.enabled)")
 	fs.Var(&f.pipeSize, "pipe-size", "splice pipe `size`"+sz+" (server.zero_copy.pipe_buffer_size)")
@@ -298,6 +299,8 @@ func (f *Flags) Apply(c *Config) error {
 			s.Address = f.address
 		case "plain-listener":
 			s.PlainListener = boolPtr(f.plain)
+		case "reuse-port":
+			s.ReusePort = f.reusePort
 		case "event-loops":
 			s.EventLoops = nonNeg(fl.Name, f.eventLoops)
 		case "zero-copy":

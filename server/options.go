@@ -229,6 +229,7 @@ func (c *Config) EngineOptions(logger, access *slog.Logger) (engine.Options, err
 	o := engine.Options{
 		Address:            c.Server.Address,
 		NoPlainListener:    !c.Server.plainListener(),
+		ReusePort:          c.Server.ReusePort,
 		EventLoops:         c.Server.EventLoops,
 		MaxHeadBytes:       int(c.Server.MaxHeadBytes),
 		MaxURIBytes:        int(c.Server.MaxURIBytes),

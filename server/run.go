@@ -131,8 +131,13 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}()
 	cfg := s.config()
+	if cfg.Server.plainListener() {
+		if err := checkBind(cfg.Server.Address, cfg.Server.ReusePort); err != nil {
+			return err // before gnet, which would say "setsockopt: bad file descriptor"
+		}
+	}
 	if cfg.Metrics.Enabled == nil || *cfg.Metrics.Enabled {
-		if err := s.startAdmin(cfg.Metrics.Address); err != nil {
+		if err := s.startAdmin(cfg.Metrics.Address, cfg.Server.ReusePort); err != nil {
 			return err
 		}
 		defer func() { _ = s.admin.Shutdown() }()
@@ -144,7 +149,7 @@ func (s *Server) Run(ctx context.Context) error {
 	defer s.jwks.stop()
 
 	if cfg.Server.TLS.Address != "" {
-		l, err := listenTLS(cfg.Server.TLS, &s.certs)
+		l, err := listenTLS(cfg.Server.TLS, &s.certs, cfg.Server.ReusePort)
 		if err != nil {
 			return err
 		}
@@ -159,6 +164,9 @@ func (s *Server) Run(ctx context.Context) error {
 	defer cancel()
 	select {
 	case err := <-errc:
+		if berr := checkBind(cfg.Server.Address, cfg.Server.ReusePort); berr != nil {
+			return berr // the real reason of a bind that failed between the check and gnet
+		}
 		return fmt.Errorf("listen %s: %w", cfg.Server.Address, err)
 	case <-rctx.Done():
 		if ctx.Err() == nil {
@@ -186,6 +194,9 @@ func (s *Server) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	s.draining.Store(true)
+	if cfg.Server.ReusePort && s.adminL != nil {
+		_ = s.adminL.Close() // the admin address is the new process's now (the engine closes its own)
+	}
 	drain := time.Duration(s.config().Server.DrainTimeout)
 	s.log.Info("draining", "timeout", drain, "uploads", s.eng.ActiveUploads())
 	dctx, dcancel := context.WithTimeout(context.Background(), drain)
@@ -304,8 +315,8 @@ func (s *Server) AdminAddr() string {
 	return s.adminL.Addr().String()
 }
 
-func (s *Server) startAdmin(addr string) error {
-	l, err := net.Listen("tcp", addr)
+func (s *Server) startAdmin(addr string, reusePort bool) error {
+	l, err := listenTCP(addr, reusePort)
 	if err != nil {
 		return fmt.Errorf("admin listener %s: %w", addr, err)
 	}
