@@ -82,6 +82,8 @@ type UpstreamConfig struct {
 type MetricsConfig struct {
 	Enabled *bool  `yaml:"enabled"` // default true
 	Address string `yaml:"address"` // default 127.0.0.1:9090
+	// PProf serves Go's profiler at /debug/pprof/ on the admin listener; default false.
+	PProf bool `yaml:"pprof"`
 }
 
 // LogConfig configures logging.

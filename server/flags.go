@@ -33,6 +33,8 @@ type Flags struct {
 	fs         *flag.FlagSet
 	ConfigPath string
 	Check      bool
+	Version    bool // -version: print the build and exit
+	pprof      bool
 
 	address, metricsAddr, logLevel, logFormat string
 	eventLoops, pipePool, maxIdle, maxConns   int
@@ -104,11 +106,12 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	f.maxHead, f.maxURI, f.inlineMax = newSize("64KiB"), newSize("16KiB"), newSize("64KiB")
 	f.maxObject, f.threshold, f.partSize = newSize("5TiB"), newSize("50MiB"), newSize("100MiB")
 	f.completeBudget = newSize("32MiB")
-	const sz = " (bytes, or with a unit: KiB, MiB, GiB, TiB)"
+	const sz = "" // the units are explained once, above the flags (usage.go)
 
 	fs.StringVar(&f.ConfigPath, "config", "", "YAML configuration `file`; SIGHUP reloads its buckets")
 	fs.BoolVar(&f.Check, "check", false, "validate the configuration, print every problem and exit non-zero if any (dials only auth.jwt.jwks_url and authorization services: one unreachable is a warning)")
 
+	fs.BoolVar(&f.Version, "version", false, "print the version, source revision and Go version, and exit")
 	fs.StringVar(&f.address, "listen", DefaultAddress, "listen `address` (host:port) for S3 clients (server.address)")
 	fs.BoolVar(&f.plain, "plain-listener", true, "serve plain http on -listen; false = https only, on -tls-address (server.plain_listener)")
 	fs.BoolVar(&f.reusePort, "reuse-port", false, "set SO_REUSEPORT on the listeners: a new process joins the addresses of a running one started with it too, then SIGTERM drains the old one (the zero-downtime upgrade; README \"Upgrading without downtime\") (server.reuse_port)")
@@ -147,6 +150,7 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	fs.BoolVar(&f.autoChunk, "auto-chunk", true, "cut PutObjects above the multipart threshold into multipart uploads upstream; false sends them whole (up to 5 GiB); applies to every bucket (buckets[].upload.auto_chunk)")
 	fs.BoolVar(&f.metricsOn, "metrics", true, "serve the admin listener (/metrics, /healthz, /readyz) (metrics.enabled)")
 	fs.StringVar(&f.metricsAddr, "admin-address", DefaultMetricsAddress, "admin listener `address` (host:port) (metrics.address)")
+	fs.BoolVar(&f.pprof, "pprof", false, "serve Go's profiler at /debug/pprof/ on the admin listener (metrics.pprof)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "`level`: debug, info, warn or error (log.level)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "`format` of the log (stderr) and the access log (stdout): text or json (log.format)")
 	fs.BoolVar(&f.accessLog, "access-log", true, "write one access-log line per request to stdout (log.access)")
@@ -160,6 +164,7 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	f.registerPolicyFlags(fs)
 	fs.StringVar(&f.opaURL, "opa-url", "", "config-less start: OPA server `URL` that decides on every request (as authz.opa.url in a file; README \"Authorization\")")
 	fs.StringVar(&f.opaPath, "opa-path", DefaultOPAPath, "config-less start: OPA decision `path` (as authz.opa.path in a file)")
+	fs.Usage = f.printUsage // usage.go: grouped by topic
 	return f
 }
 
@@ -376,6 +381,8 @@ func (f *Flags) Apply(c *Config) error {
 			c.Metrics.Enabled = boolPtr(f.metricsOn)
 		case "admin-address":
 			c.Metrics.Address = f.metricsAddr
+		case "pprof":
+			c.Metrics.PProf = f.pprof
 		case "log-level":
 			c.Log.Level = f.logLevel
 		case "log-format":

@@ -76,6 +76,7 @@ type Server struct {
 	tlsCfg   TLSConfig    // server.tls at start
 	adminL   net.Listener
 	draining atomic.Bool
+	pprof    bool // metrics.pprof at start (pprof.go)
 
 	cutOnce sync.Once
 	cut     chan struct{} // closed by CutDrain
@@ -85,7 +86,7 @@ type Server struct {
 // lines; access, when not nil and log.access is true, receives the access log (buffered by an
 // AccessWriter; Run flushes it on exit).
 func New(cfg *Config, log *slog.Logger, access io.Writer) (*Server, error) {
-	s := &Server{cfg: cfg, log: log, cut: make(chan struct{}),
+	s := &Server{cfg: cfg, log: log, cut: make(chan struct{}), pprof: cfg.Metrics.PProf,
 		probe: newProber(time.Duration(cfg.Upstream.DialTimeout), DefaultProbeInterval)}
 	var al *slog.Logger
 	if access != nil && (cfg.Log.Access == nil || *cfg.Log.Access) {
@@ -350,6 +351,8 @@ func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx) {
 			ctx.SetBodyString("not ready: " + why + "\n")
 		}
 	default:
-		ctx.SetStatusCode(fasthttp.StatusNotFound)
+		if !s.servePprof(ctx) { // pprof.go: /debug/pprof/ with metrics.pprof
+			ctx.SetStatusCode(fasthttp.StatusNotFound)
+		}
 	}
 }

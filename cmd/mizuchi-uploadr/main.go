@@ -15,8 +15,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
+	"github.com/mizuchi/uploadr/internal/buildinfo"
 	"github.com/mizuchi/uploadr/server"
 )
 
@@ -32,19 +34,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	fs := flag.NewFlagSet("mizuchi-uploadr", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), `Usage:
-  mizuchi-uploadr -config FILE [flags]
-  mizuchi-uploadr -bucket NAME -upstream URL [-upstream-bucket B] [-region R] [-auth-none] [flags]
-  mizuchi-uploadr -check -config FILE
-
-Without -config, upstream credentials come from %s/%s (or %s/%s)
-and client credentials from %s/%s; secrets are never flags.
-Flags override the configuration file (its key in parentheses):
-`, server.EnvUpstreamAccessKey, server.EnvUpstreamSecretKey, server.EnvAWSAccessKey, server.EnvAWSSecretKey,
-			server.EnvClientAccessKey, server.EnvClientSecretKey)
-		fs.PrintDefaults()
-	}
 	flags := server.RegisterFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -55,6 +44,11 @@ Flags override the configuration file (its key in parentheses):
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "unexpected arguments: %q\n", fs.Args())
 		return 2
+	}
+	if flags.Version {
+		fmt.Fprintf(stdout, "mizuchi-uploadr %s (revision %s, %s %s/%s)\n", buildinfo.Version, buildinfo.Revision,
+			buildinfo.GoVersion(), runtime.GOOS, runtime.GOARCH)
+		return 0
 	}
 	load := func() (*server.Config, error) { return flags.Config(os.LookupEnv) }
 	cfg, err := load()
