@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // Environment variables read by a config-less start (-bucket, -upstream). Secrets are never flags.
@@ -185,6 +187,7 @@ func (f *Flags) set(name string) bool {
 // could be built and must not be used to serve. lookup reads the environment (os.LookupEnv).
 func (f *Flags) Config(lookup func(string) (string, bool)) (*Config, error) {
 	var errs []error
+	var doc *yaml.Node // the file's tree: places Validate's problems (configcheck.go)
 	c := &Config{}
 	configless := f.set("bucket") || f.set("upstream") || f.set("upstream-bucket") || f.set("auth-none")
 	switch {
@@ -193,13 +196,13 @@ func (f *Flags) Config(lookup func(string) (string, bool)) (*Config, error) {
 	case f.ConfigPath != "":
 		raw, err := os.ReadFile(f.ConfigPath)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: %w", ErrConfigUnreadable, err)
 		}
-		pc, err := ParseConfig(raw, lookup)
+		pc, tree, err := parseConfig(raw, lookup)
 		if pc == nil {
-			return nil, err
+			return nil, positionErrors(f.ConfigPath, nil, []error{err})
 		}
-		c = pc
+		c, doc = pc, tree
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -219,7 +222,7 @@ func (f *Flags) Config(lookup func(string) (string, bool)) (*Config, error) {
 			errs = append(errs, fmt.Errorf("%s is set without %s", EnvUploadIDSecretPrevious, EnvUploadIDSecret))
 		}
 	default:
-		errs = append(errs, errors.New("no configuration: give -config FILE, or -bucket NAME -upstream URL for a single bucket"))
+		errs = append(errs, ErrNoConfig)
 	}
 	if f.ConfigPath != "" && f.policySet() {
 		errs = append(errs, errPolicyFlagsWithConfig)
@@ -236,8 +239,17 @@ func (f *Flags) Config(lookup func(string) (string, bool)) (*Config, error) {
 	if err := c.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if f.ConfigPath != "" && len(errs) > 0 {
+		return c, positionErrors(f.ConfigPath, doc, errs)
+	}
 	return c, errors.Join(errs...)
 }
+
+// ErrNoConfig: neither -config nor a config-less start was given (a usage error: exit 2).
+var ErrNoConfig = errors.New("no configuration: give -config FILE, or -bucket NAME -upstream URL for a single bucket")
+
+// ErrConfigUnreadable: the -config file could not be read (exit 2, not 1).
+var ErrConfigUnreadable = errors.New("cannot read the configuration file")
 
 // flagBucket is the bucket of a config-less start.
 func (f *Flags) flagBucket(lookup func(string) (string, bool)) (BucketConfig, error) {

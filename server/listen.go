@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"syscall"
@@ -30,6 +29,3 @@ func checkBind(addr string, reusePort bool) error {
 	}
 	return nil
 }
-
-// errReusePortUnsupported: server.reuse_port on a platform without SO_REUSEPORT load balancing.
-var errReusePortUnsupported = errors.New("server.reuse_port is supported on Linux only")

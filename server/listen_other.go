@@ -2,7 +2,13 @@
 
 package server
 
-import "syscall"
+import (
+	"errors"
+	"syscall"
+)
+
+// errReusePortUnsupported: server.reuse_port on a platform without SO_REUSEPORT load balancing.
+var errReusePortUnsupported = errors.New("server.reuse_port is supported on Linux only")
 
 func controlReusePort(syscall.RawConn) error { return errReusePortUnsupported }
 

@@ -101,6 +101,7 @@ func New(cfg *Config, log *slog.Logger, access io.Writer) (*Server, error) {
 		return nil, err
 	}
 	s.jwks = &jwksRunner{log: log, auths: jwtAuthenticators(opts)}
+	s.probe.log = log
 	s.probe.setEndpoints(endpoints(cfg))
 	s.probe.setAuthzEndpoints(authzEndpoints(cfg))
 	return s, nil

@@ -24,8 +24,9 @@ import (
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
-// run is the whole program; it returns the exit code: 0 after a drain, 1 when the configuration is
-// invalid or serving failed, 2 for a command-line error.
+// run is the whole program; it returns the exit code: 0 after a drain (or -check: a valid
+// configuration), 1 when the configuration is invalid or serving failed, 2 for a command-line
+// error (a bad flag, no configuration, a -config file that cannot be read).
 func run(args []string, stdout, stderr io.Writer) int {
 	// Catch the signals before anything else, so an early SIGHUP does not kill the process.
 	sigs := make(chan os.Signal, 4)
@@ -54,6 +55,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cfg, err := load()
 	if err != nil {
 		fmt.Fprintf(stderr, "invalid configuration:\n%v\n", err)
+		if errors.Is(err, server.ErrConfigUnreadable) || errors.Is(err, server.ErrNoConfig) {
+			return 2 // a usage error: no configuration given, or a file that cannot be read
+		}
 		return 1
 	}
 	if flags.Check {

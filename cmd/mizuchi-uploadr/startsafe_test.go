@@ -104,7 +104,7 @@ func TestAddressHeldByAnotherProgram(t *testing.T) {
 	wantAddrInUse(t, p, "-tls-address held by another program")
 
 	// -reuse-port does not let a process join a port another program holds without SO_REUSEPORT.
-	addr, admin = addrs(t)
+	_, admin = addrs(t)
 	p = launch(t, hogged, admin, deadUpstreamArgs(hogged, admin, "-reuse-port"), deadEnv())
 	wantAddrInUse(t, p, "-listen held by another program, with -reuse-port")
 }
