@@ -139,6 +139,7 @@ func (e *Engine) buildTable(bs []Bucket) *bucketTable {
 		p := e.pools[key]
 		if p == nil {
 			p = newUpstreamPool(ep, b.Upstream.RootCAs, e.opts.Upstream, e.metrics)
+			p.log = e.debugLogger()
 			e.pools[key] = p
 		}
 		bs := bucketState{
