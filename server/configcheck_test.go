@@ -108,3 +108,13 @@ func TestParseByteSizeUnits(t *testing.T) {
 }
 
 func scalar(v string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Value: v, Line: 1} }
+
+// A negative duration given by a flag is a problem too (the file refuses them when parsing).
+func TestNegativeDurationFlags(t *testing.T) {
+	f := parseFlags(t, "-bucket", "b", "-upstream", "http://127.0.0.1:1", "-auth-none", "-head-timeout=-5s", "-dial-timeout=-1s")
+	_, err := f.Config(env(map[string]string{EnvUpstreamAccessKey: "k", EnvUpstreamSecretKey: "s"}))
+	if err == nil || !strings.Contains(err.Error(), "server.head_timeout -5s: must be >= 0") ||
+		!strings.Contains(err.Error(), "upstream.dial_timeout -1s: must be >= 0") {
+		t.Errorf("negative durations: %v", err)
+	}
+}

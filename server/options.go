@@ -128,6 +128,17 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.Server.TLS.validate()...)
 	errs = append(errs, c.checkAddresses()...)
+	for _, d := range []struct {
+		key string
+		v   Duration
+	}{{"server.head_timeout", c.Server.HeadTimeout}, {"server.idle_timeout", c.Server.IdleTimeout},
+		{"server.body_stall_timeout", c.Server.BodyStallTimeout}, {"server.response_timeout", c.Server.ResponseTimeout},
+		{"server.drain_timeout", c.Server.DrainTimeout},
+		{"upstream.dial_timeout", c.Upstream.DialTimeout}, {"upstream.idle_timeout", c.Upstream.IdleTimeout}} {
+		if d.v < 0 { // the file refuses them at parse; a flag can still give one (-head-timeout=-5s)
+			errs = append(errs, fmt.Errorf("%s %v: must be >= 0", d.key, d.v))
+		}
+	}
 	if !c.Server.plainListener() && c.Server.TLS.Address == "" {
 		errs = append(errs, errors.New("server.plain_listener is false and server.tls.address is empty: nothing to listen on"))
 	}
