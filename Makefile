@@ -47,7 +47,30 @@ bench-micro: ## run every Go micro-benchmark once (keeps them compiling and work
 bench: build ## end-to-end benchmarks, quick run (scripts/bench.sh quick; `scripts/bench.sh full` for all; `BASELINE_REV=<commit> scripts/bench.sh compare` against a revision) + micro-benchmarks
 	scripts/bench.sh quick
 
+# release links with $(LDFLAGS) (the version stamp of every build) plus -s -w.
+DIST ?= dist
+RELEASE_PLATFORMS ?= linux/amd64 linux/arm64
+.PHONY: release
+release: ## static binaries for linux amd64 and arm64 in dist/ (CGO_ENABLED=0, -trimpath, stripped), SHA256SUMS, licenses
+	rm -rf $(DIST) && mkdir -p $(DIST)
+	@set -e; for p in $(RELEASE_PLATFORMS); do os=$${p%/*}; arch=$${p#*/}; out=$(DIST)/mizuchi-uploadr-$$os-$$arch; \
+	  echo "build $$out"; \
+	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' -o $$out ./cmd/mizuchi-uploadr; \
+	  $(GO) version -m $$out | grep -qE '^\s+build\s+CGO_ENABLED=0$$' || { echo "$$out: not built with CGO_ENABLED=0"; exit 1; }; \
+	  if command -v readelf >/dev/null; then \
+	    if LC_ALL=C readelf -lW $$out | grep -q 'INTERP'; then echo "$$out: dynamically linked (has PT_INTERP)"; exit 1; fi; \
+	  else echo "readelf not installed: ELF check skipped (deploy/release_test.go does it)"; fi; \
+	done
+	cp LICENSE $(DIST)/LICENSE
+	@set -e; for m in $$(GOOS=linux CGO_ENABLED=0 $(GO) list -deps -f '{{with .Module}}{{if not .Main}}{{.Path}}@{{.Version}}={{.Dir}}{{end}}{{end}}' ./cmd/mizuchi-uploadr | sort -u); do \
+	  dir=$${m#*=}; files=$$(ls "$$dir" | grep -E '^(LICEN[CS]E|COPYING|NOTICE)' || true); \
+	  [ -n "$$files" ] || { echo "$${m%%=*}: no license file"; exit 1; }; \
+	  for f in $$files; do printf '==== %s %s\n\n' "$${m%%=*}" "$$f"; cat "$$dir/$$f"; printf '\n'; done; \
+	done > $(DIST)/THIRD-PARTY-LICENSES.txt
+	cd $(DIST) && sha256sum mizuchi-uploadr-* LICENSE THIRD-PARTY-LICENSES.txt > SHA256SUMS
+	@cat $(DIST)/SHA256SUMS
+
 check: lint test fuzz cross bench-micro ## the gate: lint, tests with -race, short fuzz, cross-builds, benchmarks once
 
 clean: ## remove build outputs and local run state
-	rm -rf bin .run
+	rm -rf bin .run $(DIST)

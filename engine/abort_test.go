@@ -26,7 +26,7 @@ func readAbortCounters() abortCounters {
 		retries:  g(`mizuchi_multipart_abort_retries_total`),
 		aborted:  g(`mizuchi_multipart_uploads_aborted_total`),
 		failures: g(`mizuchi_multipart_abort_failures_total`),
-		pending:  g(`mizuchi_multipart_abort_retries_pending`),
+		pending:  metrics.GetOrCreateGauge(`mizuchi_multipart_abort_retries_pending`, nil).Get(),
 	}
 }
 

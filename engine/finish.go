@@ -75,6 +75,7 @@ func (e *Engine) record(m *reqMeta, o outcome, respBytes int64) {
 	e.metrics.bytesOut.Add(int(respBytes))
 	if o.mode != "refused" {
 		e.metrics.durations[m.op].Update(d.Seconds())
+		e.metrics.sizes[m.op].Update(float64(o.bodyBytes))
 	}
 	if al := e.opts.AccessLog; al != nil {
 		e.accessLog(al, m, name, o, respBytes, d)

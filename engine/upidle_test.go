@@ -60,12 +60,21 @@ func upstreamConns(t *testing.T, before map[string]bool) int {
 	return n
 }
 
-// upGauges reads the two upstream connection gauges. open is read first: while no connection is
-// being opened (the test reads them only then), idle can only fall after that read, so the pair
-// is exact.
+// upGauges reads the two upstream connection gauges from the Prometheus text (the engine writes
+// both from one reading: open first, idle capped at it).
 func upGauges() (open, idle int64) {
-	open = int64(metrics.GetOrCreateCounter(`mizuchi_upstream_open_connections`).Get())
-	idle = int64(metrics.GetOrCreateCounter(`mizuchi_upstream_idle_connections`).Get())
+	var b bytes.Buffer
+	metrics.WritePrometheus(&b, false)
+	for _, line := range strings.Split(b.String(), "\n") {
+		name, v, _ := strings.Cut(line, " ")
+		n, _ := strconv.ParseInt(v, 10, 64)
+		switch name {
+		case "mizuchi_upstream_open_connections":
+			open = n
+		case "mizuchi_upstream_idle_connections":
+			idle = n
+		}
+	}
 	return open, idle
 }
 

@@ -110,7 +110,7 @@ func TestRelayCreateUploadID(t *testing.T) {
 	long := strings.Replace(createAnswer, "%s", strings.Repeat("u", 752), 1)
 	raw = "HTTP/1.1 200 OK\r\nContent-Length: " + strconv.Itoa(len(long)) + "\r\n\r\n" + long
 	aborts := func() uint64 {
-		return e.metrics.abortsPending.Get() + e.metrics.abortFailures.Get() + e.metrics.mpAborted.Get()
+		return uint64(e.metrics.abortsPending.Get()) + e.metrics.abortFailures.Get() + e.metrics.mpAborted.Get()
 	}
 	before := aborts()
 	if resp, body := relayed(t, e, opCreateMultipartUpload, "", raw); resp.StatusCode != 502 || strings.Contains(body, "uuuu") {

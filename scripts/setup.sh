@@ -8,7 +8,9 @@
 #   - the AWS SDK for JavaScript v3 (@aws-sdk/client-s3, lib-storage, s3-request-presigner at the
 #     versions scripts/node/package-lock.json locks) with `npm ci` into .tools/node
 #     (scripts/install-node-clients.sh; ~5 s cold; needs node >= 20 and npm on PATH)
-#   - Debian packages s3cmd rclone wrk curl, only those whose command is missing
+#   - Debian packages s3cmd rclone wrk curl podman runc strace systemd (podman, runc: the container
+#     image test; systemd-analyze and strace: the systemd unit tests),
+#     only those whose command is missing
 #     (`apt-get update` runs only when something must be installed)
 #   - checks that `aws --version` and `python3 -c 'import boto3'` work; fails with a clear message if not
 #
@@ -26,9 +28,11 @@ say "go: $(go version)"
 
 # Debian packages: package name -> command it provides.
 install_debian() {
-	declare -A cmd_of=([s3cmd]=s3cmd [rclone]=rclone [wrk]=wrk [curl]=curl)
+	# prometheus: the real Prometheus and promtool of the metrics tests (where systemd runs, the
+	# package's service is stopped and disabled below).
+	declare -A cmd_of=([s3cmd]=s3cmd [rclone]=rclone [wrk]=wrk [curl]=curl [podman]=podman [runc]=runc [strace]=strace [systemd]=systemd-analyze [prometheus]=promtool)
 	missing=()
-	for pkg in s3cmd rclone wrk curl; do
+	for pkg in s3cmd rclone wrk curl podman runc strace systemd prometheus; do
 		if command -v "${cmd_of[$pkg]}" >/dev/null 2>&1; then
 			echo "$pkg: present ($(command -v "${cmd_of[$pkg]}"))"
 		else
@@ -48,6 +52,11 @@ install_debian() {
 		DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >>"$log" 2>&1 \
 			|| { tail -20 "$log" >&2; die "apt-get install ${missing[*]} failed (log: $log)"; }
 		rm -f "$log"
+		if [[ " ${missing[*]} " == *" prometheus "* && -d /run/systemd/system ]]; then
+			# The tests run their own Prometheus; the package's service would hold :9090 (the
+			# proxy's default admin port).
+			"${sudo[@]}" systemctl disable --now prometheus >/dev/null 2>&1 || true
+		fi
 		for pkg in "${missing[@]}"; do
 			command -v "${cmd_of[$pkg]}" >/dev/null 2>&1 || die "$pkg installed but ${cmd_of[$pkg]} is still not on PATH"
 			echo "$pkg: installed ($(command -v "${cmd_of[$pkg]}"))"

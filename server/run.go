@@ -18,6 +18,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/mizuchi/uploadr/engine"
+	"github.com/mizuchi/uploadr/internal/exposition"
 )
 
 // current is the server the process-wide gauges read (one server per process in production).
@@ -334,13 +335,14 @@ func (s *Server) startAdmin(addr string, reusePort bool) error {
 	return nil
 }
 
-// handleAdmin serves /metrics (Prometheus text with Go runtime and process metrics), /healthz
+// handleAdmin serves /metrics (Prometheus text with HELP and TYPE for every family, Go runtime
+// and process metrics included), /healthz
 // (200 while the process runs) and /readyz (200, or 503 with the reasons).
 func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx) {
 	switch string(ctx.Path()) {
 	case "/metrics":
 		ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
-		metrics.WritePrometheus(ctx, true)
+		exposition.WritePrometheus(ctx)
 	case "/healthz":
 		ctx.SetBodyString("ok\n")
 	case "/readyz":

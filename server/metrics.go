@@ -1,0 +1,69 @@
+package server
+
+import (
+	"io"
+	"strconv"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/mizuchi/uploadr/internal/buildinfo"
+	"github.com/mizuchi/uploadr/internal/exposition"
+)
+
+// The HELP texts of the families server registers (engine describes its own). The series
+// themselves are registered next to their use: run.go (reloads, pipes, ready, draining),
+// logging.go (access-log drops), probe.go (up gauges), authz.go (authorization services).
+func init() {
+	for fam, text := range map[string]string{
+		`mizuchi_config_reloads_total`:                     "Configuration reloads (SIGHUP), by result: ok or error (the running configuration stays).",
+		`mizuchi_pipes_in_use`:                             "Splice pipes lent to transfers.",
+		`mizuchi_pipes_idle`:                               "Splice pipes pooled for reuse.",
+		`mizuchi_ready`:                                    "1 when /readyz answers 200 (listening, not draining, every upstream and authorization service reachable), else 0.",
+		`mizuchi_draining`:                                 "1 while a drain (SIGTERM, SIGINT) is in progress, else 0.",
+		`mizuchi_access_log_dropped_total`:                 "Access-log lines dropped because the output did not keep up.",
+		`mizuchi_upstream_up`:                              "1 if the last readiness probe (TCP connect) of the upstream endpoint succeeded, else 0.",
+		`mizuchi_authz_up`:                                 "1 if the last readiness probe (TCP connect) of the authorization service succeeded, else 0.",
+		`mizuchi_authz_request_duration_seconds`:           "Latency of the decisions asked of an authorization service (cache hits excluded).",
+		`mizuchi_authz_cache_hits_total`:                   "Authorization decisions answered from the decision cache.",
+		`mizuchi_authz_cache_misses_total`:                 "Authorization decisions that had to be asked of the service.",
+		`mizuchi_authz_errors_total`:                       "Authorization decisions that failed (and so refused the request), by kind: timeout, unavailable, bad_answer, input.",
+		`mizuchi_build_info`:                               "Always 1; the labels name the running binary's version, source revision and Go version.",
+		`mizuchi_tls_certificate_expiry_timestamp_seconds`: "Expiry (NotAfter, Unix seconds) of the certificate the https listener serves; absent without an https listener.",
+	} {
+		exposition.Help(fam, text)
+	}
+	metrics.NewGauge(`mizuchi_build_info{version=`+label(buildinfo.Version)+`,revision=`+label(buildinfo.Revision)+
+		`,goversion=`+label(buildinfo.GoVersion())+`}`, func() float64 { return 1 })
+	metrics.RegisterMetricsWriter(writeCertExpiry)
+}
+
+// label quotes a label value for the text format (backslash, double quote and line feed escaped).
+func label(v string) string {
+	b := []byte{'"'}
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; c {
+		case '\\', '"':
+			b = append(b, '\\', c)
+		case '\n':
+			b = append(b, '\\', 'n')
+		default:
+			b = append(b, c)
+		}
+	}
+	return string(append(b, '"'))
+}
+
+// writeCertExpiry writes mizuchi_tls_certificate_expiry_timestamp_seconds when the current server
+// serves https (the certificate SIGHUP reloads included).
+func writeCertExpiry(w io.Writer) {
+	s := current.Load()
+	if s == nil {
+		return
+	}
+	c := s.certs.cert.Load()
+	if c == nil || c.Leaf == nil {
+		return
+	}
+	metrics.WriteMetadataIfNeeded(w, `mizuchi_tls_certificate_expiry_timestamp_seconds`, "gauge")
+	_, _ = io.WriteString(w, `mizuchi_tls_certificate_expiry_timestamp_seconds `+strconv.FormatInt(c.Leaf.NotAfter.Unix(), 10)+"\n")
+}
