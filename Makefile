@@ -4,6 +4,10 @@ GO    ?= go
 BIN   := bin/mizuchi-uploadr
 PKGS  := ./...
 FUZZTIME ?= 10s
+# -version prints these (internal/buildinfo), stamped at link time.
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS  := -X github.com/mizuchi/uploadr/internal/buildinfo.Version=$(VERSION) -X github.com/mizuchi/uploadr/internal/buildinfo.Revision=$(REVISION)
 
 .PHONY: help build run test check lint fuzz cross bench bench-micro setup clean
 
@@ -11,7 +15,7 @@ help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 build: ## build bin/mizuchi-uploadr
-	$(GO) build -o $(BIN) ./cmd/mizuchi-uploadr
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/mizuchi-uploadr
 
 run: build ## run the proxy (starts a local versitygw upstream when none is configured)
 	scripts/run-local.sh

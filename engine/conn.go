@@ -333,6 +333,9 @@ func (e *Engine) onHead(c gnet.Conn, st *connState, buf []byte) (gnet.Action, bo
 	} else if d.verdict != verdictRefuse {
 		e.metrics.authenticated(d.principal.Method)
 	}
+	if e.debugOn() {
+		e.logAuth(&d, st.reqID[:]) // debuglog.go
+	}
 	return e.act(c, st, buf, &d)
 }
 

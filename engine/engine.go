@@ -139,6 +139,7 @@ func (e *Engine) buildTable(bs []Bucket) *bucketTable {
 		p := e.pools[key]
 		if p == nil {
 			p = newUpstreamPool(ep, b.Upstream.RootCAs, e.opts.Upstream, e.metrics)
+			p.log = e.debugLogger()
 			e.pools[key] = p
 		}
 		bs := bucketState{
@@ -220,7 +221,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	opts := []gnet.Option{
 		gnet.WithMulticore(true),
 		gnet.WithNumEventLoop(e.opts.EventLoops),
-		gnet.WithReusePort(true),
+		gnet.WithReusePort(e.opts.ReusePort), // opt-in: the upgrade hand-over (handover_linux.go)
 		gnet.WithReuseAddr(true),
 		gnet.WithTicker(true),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
@@ -264,6 +265,9 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	e.closeListeners()
+	if e.opts.ReusePort && !e.opts.NoPlainListener {
+		e.closeReusePortListeners() // the process taking over gets every new connection
+	}
 	if !e.booted.Load() {
 		return errors.New("engine: not running")
 	}

@@ -24,6 +24,11 @@ type Options struct {
 	// housekeeping going (timeouts, idle upstream connections) for connections handed to Serve
 	// (the https listener). Address is ignored.
 	NoPlainListener bool
+	// ReusePort sets SO_REUSEPORT on the listener (one per event loop), so that a new process can
+	// join the address of a running one for a zero-downtime upgrade; Shutdown then closes the
+	// listeners at once, so that the kernel hands new connections to the other process only.
+	// Without it a second listener on Address fails with EADDRINUSE.
+	ReusePort bool
 	// EventLoops is the number of gnet event loops; 0 = one per CPU.
 	EventLoops int
 	// MaxHeadBytes bounds a request head (request line + headers); larger heads get 431. 0 = 64 KiB.

@@ -143,6 +143,9 @@ func (nc *netConn) serveOne() bool {
 	} else if d.verdict != verdictRefuse {
 		e.metrics.authenticated(d.principal.Method)
 	}
+	if e.debugOn() {
+		e.logAuth(&d, st.reqID[:]) // debuglog.go
+	}
 	if d.verdict == verdictAwait {
 		if s3err := e.authorize(d.rt.bucket.authz, newAuthzInput(h, &d, st.reqID[:], st.remote)); s3err != nil {
 			d = refusal(d, s3err)

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -39,6 +40,7 @@ type upstreamPool struct {
 	maxIdle     int
 	tlsConf     *tls.Config
 	m           *engineMetrics
+	log         *slog.Logger // connection events at debug level (debuglog.go); nil below it
 
 	slots chan struct{} // one per open connection when MaxConns > 0
 	open  atomic.Int64
@@ -85,6 +87,9 @@ func (p *upstreamPool) get() (*upConn, error) {
 			continue
 		}
 		u.reused = true
+		if p.log != nil {
+			p.logConn("reuse", "goroutine", u.c, nil)
+		}
 		return u, nil
 	}
 	return p.dial()
@@ -104,6 +109,9 @@ func (p *upstreamPool) dial() (*upConn, error) {
 	d := net.Dialer{Timeout: p.dialTimeout, KeepAlive: 30 * time.Second}
 	c, err := d.Dial("tcp", p.ep.addr)
 	if err != nil {
+		if p.log != nil {
+			p.logConn("dial failed", "goroutine", nil, err)
+		}
 		p.m.upstreamDialErrors.Inc()
 		p.releaseSlot()
 		return nil, err
@@ -125,6 +133,9 @@ func (p *upstreamPool) dial() (*upConn, error) {
 	}
 	p.open.Add(1)
 	p.m.upstreamOpen.Inc()
+	if p.log != nil {
+		p.logConn("dial", "goroutine", c, nil)
+	}
 	return &upConn{c: c, pool: p}, nil
 }
 
@@ -149,6 +160,9 @@ func (p *upstreamPool) releaseSlot() {
 
 // close closes the connection and gives its slot back.
 func (u *upConn) close() {
+	if u.pool.log != nil && !u.closed {
+		u.pool.logConn("close", "goroutine", u.c, nil)
+	}
 	_ = u.c.Close()
 	u.forget()
 }
@@ -156,6 +170,9 @@ func (u *upConn) close() {
 // reset closes the connection with a TCP RST (see transfer.ResetClose): the upstream sees an error,
 // never a clean end of a truncated body.
 func (u *upConn) reset() {
+	if u.pool.log != nil && !u.closed {
+		u.pool.logConn("reset", "goroutine", u.c, nil)
+	}
 	_ = transfer.ResetClose(u.c)
 	u.forget()
 }

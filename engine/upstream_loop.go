@@ -77,6 +77,9 @@ func (e *Engine) sendInLoop(c gnet.Conn, j *job) bool {
 			continue
 		}
 		u.start(j, true, e.now())
+		if p.log != nil {
+			p.logConn("reuse", "loop", u.c, nil)
+		}
 		// A failed write closes u inside this call; OnClose then retries or answers j.
 		_, _ = u.c.Write(j.out)
 		return true
@@ -111,6 +114,9 @@ func (e *Engine) dialForLoop(u *loopUp) {
 			return
 		}
 	}
+	if p.log != nil {
+		p.logConn("dial failed", "loop", nil, nil)
+	}
 	p.m.upstreamDialErrors.Inc()
 	p.releaseSlot()
 	_ = u.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
@@ -128,6 +134,9 @@ func (e *Engine) onUpstreamOpen(c gnet.Conn, u *loopUp) ([]byte, gnet.Action) {
 	u.c = c
 	u.pool.open.Add(1)
 	u.pool.m.upstreamOpen.Inc()
+	if u.pool.log != nil {
+		u.pool.logConn("dial", "loop", c, nil)
+	}
 	e.upConns.add(u)
 	if u.j == nil {
 		return nil, gnet.Close
@@ -211,6 +220,9 @@ func (e *Engine) onUpstreamClose(u *loopUp) {
 		return
 	}
 	u.closed = true
+	if u.pool.log != nil && u.c != nil {
+		u.pool.logConn("close", "loop", u.c, nil)
+	}
 	u.dropIdle()
 	e.upConns.remove(u)
 	if u.c != nil {

@@ -302,10 +302,12 @@ func (r *remoteAuthz) Authorize(ctx context.Context, in *engine.AuthzInput) *eng
 	key, ask, refuse := r.prepare(in)
 	if refuse != nil {
 		r.m.errors("input").Inc()
+		r.debugDecision(ctx, in, "deny: "+refuse.Message, false)
 		return refuse
 	}
 	if allowed, ok := r.cache.get(key, time.Now()); ok {
 		r.m.cacheHits.Inc()
+		r.debugDecision(ctx, in, allowWord(allowed), true)
 		return verdict(allowed)
 	}
 	r.m.cacheMisses.Inc()
@@ -322,13 +324,33 @@ func (r *remoteAuthz) Authorize(ctx context.Context, in *engine.AuthzInput) *eng
 		}
 		r.m.errors(kind).Inc()
 		r.logError(err)
+		r.debugDecision(ctx, in, "deny: no decision ("+kind+")", false)
 		if kind == "timeout" {
 			return engine.ErrAuthorizeTimeout
 		}
 		return errNoDecision
 	}
 	r.cache.put(key, allowed, time.Now())
+	r.debugDecision(ctx, in, allowWord(allowed), false)
 	return verdict(allowed)
+}
+
+func allowWord(allowed bool) string {
+	if allowed {
+		return "allow"
+	}
+	return "deny"
+}
+
+// debugDecision logs one decision at debug level: who, what, the verdict and whether the cache
+// answered. Never a credential, a token or a claim value.
+func (r *remoteAuthz) debugDecision(ctx context.Context, in *engine.AuthzInput, decision string, cached bool) {
+	if r.log == nil || !r.log.Enabled(ctx, slog.LevelDebug) {
+		return
+	}
+	r.log.Debug("authz decision", "backend", r.backend, "bucket", r.bucket, "principal", in.Principal.ID,
+		"auth_method", in.Principal.Method, "operation", in.Operation, "request_id", in.RequestID,
+		"decision", decision, "cached", cached)
 }
 
 func verdict(allowed bool) *engine.Error {

@@ -75,7 +75,7 @@ buckets:
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, w := range []string{`line 1: unknown key "adress"`, "NOPE is not set", "part_size 1048576 is below S3's 5 MiB minimum", `bucket "a": defined twice`} {
+	for _, w := range []string{path + `:1: unknown key "adress"`, path + ":4: environment variable NOPE is not set", "part_size 1048576 is below S3's 5 MiB minimum", `bucket "a": defined twice`} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error does not mention %q:\n%v", w, err)
 		}

@@ -41,6 +41,11 @@ type ServerConfig struct {
 	InlineBodyMax    ByteSize       `yaml:"inline_body_max"`    // default 64KiB
 	MaxObjectSize    ByteSize       `yaml:"max_object_size"`    // default 5TiB
 	DrainTimeout     Duration       `yaml:"drain_timeout"`      // default 30s
+	// ReusePort: the listeners (plain, https, admin) set SO_REUSEPORT, so that a new process
+	// started with it joins the addresses of a running one that was started with it too: the
+	// zero-downtime upgrade (README "Upgrading without downtime"). Default false: a second
+	// process on a live address fails with "address already in use".
+	ReusePort bool `yaml:"reuse_port"`
 	// Complete documents buffered at once, all connections; default 32MiB, at least 4MiB
 	CompleteBodyBudget ByteSize `yaml:"complete_body_budget"`
 	// DNS suffixes of virtual-hosted-style requests: Host <bucket>.<suffix>[:port] addresses
@@ -77,6 +82,8 @@ type UpstreamConfig struct {
 type MetricsConfig struct {
 	Enabled *bool  `yaml:"enabled"` // default true
 	Address string `yaml:"address"` // default 127.0.0.1:9090
+	// PProf serves Go's profiler at /debug/pprof/ on the admin listener; default false.
+	PProf bool `yaml:"pprof"`
 }
 
 // LogConfig configures logging.
@@ -217,26 +224,31 @@ func (a *AuthConfig) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// ByteSize is a size in bytes; YAML accepts an integer or a string with a unit (KiB, MiB, GiB, KB, MB, GB).
+// ByteSize is a size in bytes; YAML accepts an integer or a string with a unit (see ParseByteSize).
 type ByteSize int64
+
+// sizeUnits is what ParseByteSize accepts, for messages.
+const sizeUnits = "bytes or a number with k, m, g, KiB, MiB, GiB, TiB (binary) or KB, MB, GB, TB (decimal)"
 
 // UnmarshalYAML parses a size.
 func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 	v, err := ParseByteSize(n.Value)
 	if err != nil || n.Kind != yaml.ScalarNode {
-		return typeErr("line %d: invalid size %q (want bytes or a number with KiB, MiB, GiB, TiB, KB, MB, GB, TB)", n.Line, n.Value)
+		return typeErr("line %d: invalid size %q (want %s)", n.Line, n.Value, sizeUnits)
 	}
 	*b = ByteSize(v)
 	return nil
 }
 
-// ParseByteSize parses "1048576", "1MiB", "64 KiB", "5GB".
+// ParseByteSize parses "1048576", "1MiB", "64 KiB", "64k", "5GB". Binary units: KiB, MiB, GiB,
+// TiB and nginx's k, m, g (either case: 64k = 65536); decimal units: KB, MB, GB, TB (64KB = 64000).
 func ParseByteSize(s string) (int64, error) {
 	t := strings.TrimSpace(s)
 	units := []struct {
 		suffix string
 		mult   int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}}
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1},
+		{"k", 1 << 10}, {"K", 1 << 10}, {"m", 1 << 20}, {"M", 1 << 20}, {"g", 1 << 30}, {"G", 1 << 30}}
 	mult := int64(1)
 	for _, u := range units {
 		if strings.HasSuffix(t, u.suffix) {
@@ -247,7 +259,7 @@ func ParseByteSize(s string) (int64, error) {
 	}
 	n, err := strconv.ParseInt(t, 10, 64)
 	if err != nil || n < 0 || (mult > 1 && n > (1<<62)/mult) {
-		return 0, fmt.Errorf("invalid size %q (want bytes or a number with KiB, MiB, GiB, TiB, KB, MB, GB, TB)", s)
+		return 0, fmt.Errorf("invalid size %q (want %s)", s, sizeUnits)
 	}
 	return n * mult, nil
 }
@@ -283,14 +295,21 @@ func LoadConfig(path string) (*Config, error) {
 // Config holds what could be decoded (a missing variable is left as its literal ${NAME}), so that
 // Validate can report the remaining problems too; it is nil only after a syntax error.
 func ParseConfig(raw []byte, lookup func(string) (string, bool)) (*Config, error) {
+	c, _, err := parseConfig(raw, lookup)
+	return c, err
+}
+
+// parseConfig is ParseConfig that also returns the YAML tree (nil after a syntax error), whose
+// lines place the problems Validate finds (configcheck.go).
+func parseConfig(raw []byte, lookup func(string) (string, bool)) (*Config, *yaml.Node, error) {
 	expanded, errs := expandEnv(raw, lookup)
 	var c Config
 	var doc yaml.Node
 	if err := yaml.Unmarshal(expanded, &doc); err != nil {
-		return nil, configError(append(errs, err))
+		return nil, nil, configError(append(errs, err))
 	}
 	if doc.Kind == 0 { // empty file
-		return &c, configError(errs)
+		return &c, &doc, configError(errs)
 	}
 	errs = append(errs, unknownKeys(&doc, reflect.TypeOf(c), "")...)
 	if err := doc.Decode(&c); err != nil {
@@ -303,7 +322,7 @@ func ParseConfig(raw []byte, lookup func(string) (string, bool)) (*Config, error
 			errs = append(errs, err)
 		}
 	}
-	return &c, configError(errs)
+	return &c, &doc, configError(errs)
 }
 
 // configError joins errs ordered by line (stable), or returns nil.
@@ -312,7 +331,7 @@ func configError(errs []error) error {
 		return nil
 	}
 	sort.SliceStable(errs, func(i, j int) bool { return errLine(errs[i]) < errLine(errs[j]) })
-	return fmt.Errorf("config: %w", errors.Join(errs...))
+	return errors.Join(errs...)
 }
 
 // errLine extracts N from an error starting "line N:" (also yaml's "yaml: line N:"); others sort last.

@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // Environment variables read by a config-less start (-bucket, -upstream). Secrets are never flags.
@@ -33,6 +35,8 @@ type Flags struct {
 	fs         *flag.FlagSet
 	ConfigPath string
 	Check      bool
+	Version    bool // -version: print the build and exit
+	pprof      bool
 
 	address, metricsAddr, logLevel, logFormat string
 	eventLoops, pipePool, maxIdle, maxConns   int
@@ -46,7 +50,7 @@ type Flags struct {
 	dialTimeout, upIdleTimeout                time.Duration
 	abortRetryFor                             time.Duration
 	tlsAddress, tlsCert, tlsKey, tlsMinVer    string
-	plain                                     bool
+	plain, reusePort                          bool
 	tlsHandshake                              time.Duration
 	vhostSuffixes                             listFlag
 
@@ -104,13 +108,15 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	f.maxHead, f.maxURI, f.inlineMax = newSize("64KiB"), newSize("16KiB"), newSize("64KiB")
 	f.maxObject, f.threshold, f.partSize = newSize("5TiB"), newSize("50MiB"), newSize("100MiB")
 	f.completeBudget = newSize("32MiB")
-	const sz = " (bytes, or with a unit: KiB, MiB, GiB, TiB)"
+	const sz = "" // the units are explained once, above the flags (usage.go)
 
 	fs.StringVar(&f.ConfigPath, "config", "", "YAML configuration `file`; SIGHUP reloads its buckets")
 	fs.BoolVar(&f.Check, "check", false, "validate the configuration, print every problem and exit non-zero if any (dials only auth.jwt.jwks_url and authorization services: one unreachable is a warning)")
 
+	fs.BoolVar(&f.Version, "version", false, "print the version, source revision and Go version, and exit")
 	fs.StringVar(&f.address, "listen", DefaultAddress, "listen `address` (host:port) for S3 clients (server.address)")
 	fs.BoolVar(&f.plain, "plain-listener", true, "serve plain http on -listen; false = https only, on -tls-address (server.plain_listener)")
+	fs.BoolVar(&f.reusePort, "reuse-port", false, "set SO_REUSEPORT on the listeners: a new process joins the addresses of a running one started with it too, then SIGTERM drains the old one (the zero-downtime upgrade; README \"Upgrading without downtime\") (server.reuse_port)")
 	fs.IntVar(&f.eventLoops, "event-loops", 0, "`number` of event loops; 0 = one per CPU (server.event_loops)")
 	fs.BoolVar(&f.zeroCopy, "zero-copy", true, "move bodies with splice(2) on Linux; false = user-space copy (server.zero_copy.enabled)")
 	fs.Var(&f.pipeSize, "pipe-size", "splice pipe `size`"+sz+" (server.zero_copy.pipe_buffer_size)")
@@ -146,6 +152,7 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	fs.BoolVar(&f.autoChunk, "auto-chunk", true, "cut PutObjects above the multipart threshold into multipart uploads upstream; false sends them whole (up to 5 GiB); applies to every bucket (buckets[].upload.auto_chunk)")
 	fs.BoolVar(&f.metricsOn, "metrics", true, "serve the admin listener (/metrics, /healthz, /readyz) (metrics.enabled)")
 	fs.StringVar(&f.metricsAddr, "admin-address", DefaultMetricsAddress, "admin listener `address` (host:port) (metrics.address)")
+	fs.BoolVar(&f.pprof, "pprof", false, "serve Go's profiler at /debug/pprof/ on the admin listener (metrics.pprof)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "`level`: debug, info, warn or error (log.level)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "`format` of the log (stderr) and the access log (stdout): text or json (log.format)")
 	fs.BoolVar(&f.accessLog, "access-log", true, "write one access-log line per request to stdout (log.access)")
@@ -159,6 +166,7 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	f.registerPolicyFlags(fs)
 	fs.StringVar(&f.opaURL, "opa-url", "", "config-less start: OPA server `URL` that decides on every request (as authz.opa.url in a file; README \"Authorization\")")
 	fs.StringVar(&f.opaPath, "opa-path", DefaultOPAPath, "config-less start: OPA decision `path` (as authz.opa.path in a file)")
+	fs.Usage = f.printUsage // usage.go: grouped by topic
 	return f
 }
 
@@ -179,6 +187,7 @@ func (f *Flags) set(name string) bool {
 // could be built and must not be used to serve. lookup reads the environment (os.LookupEnv).
 func (f *Flags) Config(lookup func(string) (string, bool)) (*Config, error) {
 	var errs []error
+	var doc *yaml.Node // the file's tree: places Validate's problems (configcheck.go)
 	c := &Config{}
 	configless := f.set("bucket") || f.set("upstream") || f.set("upstream-bucket") || f.set("auth-none")
 	switch {
@@ -187,13 +196,13 @@ func (f *Flags) Config(lookup func(string) (string, bool)) (*Config, error) {
 	case f.ConfigPath != "":
 		raw, err := os.ReadFile(f.ConfigPath)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: %w", ErrConfigUnreadable, err)
 		}
-		pc, err := ParseConfig(raw, lookup)
+		pc, tree, err := parseConfig(raw, lookup)
 		if pc == nil {
-			return nil, err
+			return nil, positionErrors(f.ConfigPath, nil, []error{err})
 		}
-		c = pc
+		c, doc = pc, tree
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -213,7 +222,7 @@ func (f *Flags) Config(lookup func(string) (string, bool)) (*Config, error) {
 			errs = append(errs, fmt.Errorf("%s is set without %s", EnvUploadIDSecretPrevious, EnvUploadIDSecret))
 		}
 	default:
-		errs = append(errs, errors.New("no configuration: give -config FILE, or -bucket NAME -upstream URL for a single bucket"))
+		errs = append(errs, ErrNoConfig)
 	}
 	if f.ConfigPath != "" && f.policySet() {
 		errs = append(errs, errPolicyFlagsWithConfig)
@@ -230,8 +239,17 @@ func (f *Flags) Config(lookup func(string) (string, bool)) (*Config, error) {
 	if err := c.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if f.ConfigPath != "" && len(errs) > 0 {
+		return c, positionErrors(f.ConfigPath, doc, errs)
+	}
 	return c, errors.Join(errs...)
 }
+
+// ErrNoConfig: neither -config nor a config-less start was given (a usage error: exit 2).
+var ErrNoConfig = errors.New("no configuration: give -config FILE, or -bucket NAME -upstream URL for a single bucket")
+
+// ErrConfigUnreadable: the -config file could not be read (exit 2, not 1).
+var ErrConfigUnreadable = errors.New("cannot read the configuration file")
 
 // flagBucket is the bucket of a config-less start.
 func (f *Flags) flagBucket(lookup func(string) (string, bool)) (BucketConfig, error) {
@@ -298,6 +316,8 @@ func (f *Flags) Apply(c *Config) error {
 			s.Address = f.address
 		case "plain-listener":
 			s.PlainListener = boolPtr(f.plain)
+		case "reuse-port":
+			s.ReusePort = f.reusePort
 		case "event-loops":
 			s.EventLoops = nonNeg(fl.Name, f.eventLoops)
 		case "zero-copy":
@@ -373,6 +393,8 @@ func (f *Flags) Apply(c *Config) error {
 			c.Metrics.Enabled = boolPtr(f.metricsOn)
 		case "admin-address":
 			c.Metrics.Address = f.metricsAddr
+		case "pprof":
+			c.Metrics.PProf = f.pprof
 		case "log-level":
 			c.Log.Level = f.logLevel
 		case "log-format":

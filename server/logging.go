@@ -26,9 +26,20 @@ func NewAccessLogger(c LogConfig, w io.Writer) *slog.Logger {
 func newSlog(format string, w io.Writer, lvl slog.Level) *slog.Logger {
 	ho := &slog.HandlerOptions{Level: lvl}
 	if format == "json" {
+		ho.ReplaceAttr = durationSeconds
 		return slog.New(slog.NewJSONHandler(w, ho))
 	}
 	return slog.New(slog.NewTextHandler(w, ho))
+}
+
+// durationSeconds writes a time.Duration as seconds (a float: 0.25), as Prometheus and most log
+// pipelines expect, instead of slog's JSON default of integer nanoseconds. Text logs keep Go's
+// "250ms".
+func durationSeconds(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.Float64Value(a.Value.Duration().Seconds())
+	}
+	return a
 }
 
 // accessLogDropped counts access-log lines dropped because the output did not keep up.

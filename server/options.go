@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -126,6 +127,18 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("log.format %q: want text or json", c.Log.Format))
 	}
 	errs = append(errs, c.Server.TLS.validate()...)
+	errs = append(errs, c.checkAddresses()...)
+	for _, d := range []struct {
+		key string
+		v   Duration
+	}{{"server.head_timeout", c.Server.HeadTimeout}, {"server.idle_timeout", c.Server.IdleTimeout},
+		{"server.body_stall_timeout", c.Server.BodyStallTimeout}, {"server.response_timeout", c.Server.ResponseTimeout},
+		{"server.drain_timeout", c.Server.DrainTimeout},
+		{"upstream.dial_timeout", c.Upstream.DialTimeout}, {"upstream.idle_timeout", c.Upstream.IdleTimeout}} {
+		if d.v < 0 { // the file refuses them at parse; a flag can still give one (-head-timeout=-5s)
+			errs = append(errs, fmt.Errorf("%s %v: must be >= 0", d.key, d.v))
+		}
+	}
 	if !c.Server.plainListener() && c.Server.TLS.Address == "" {
 		errs = append(errs, errors.New("server.plain_listener is false and server.tls.address is empty: nothing to listen on"))
 	}
@@ -229,6 +242,7 @@ func (c *Config) EngineOptions(logger, access *slog.Logger) (engine.Options, err
 	o := engine.Options{
 		Address:            c.Server.Address,
 		NoPlainListener:    !c.Server.plainListener(),
+		ReusePort:          c.Server.ReusePort,
 		EventLoops:         c.Server.EventLoops,
 		MaxHeadBytes:       int(c.Server.MaxHeadBytes),
 		MaxURIBytes:        int(c.Server.MaxURIBytes),
@@ -259,6 +273,7 @@ func (c *Config) EngineOptions(logger, access *slog.Logger) (engine.Options, err
 	}
 	var policyErrs []error // reported with the engine's own problems, not one at a time
 	var authzErrs []error
+	var bucketErrs []error // every bucket's problems, not only the first (-check lists them all)
 	for _, b := range c.Buckets {
 		eb := engine.Bucket{
 			Name: strings.TrimPrefix(b.PathPrefix, "/"),
@@ -277,24 +292,25 @@ func (c *Config) EngineOptions(logger, access *slog.Logger) (engine.Options, err
 		if b.S3.CAFile != "" {
 			pem, err := os.ReadFile(b.S3.CAFile)
 			if err != nil {
-				return o, fmt.Errorf("bucket %q: s3.ca_file: %w", b.Name, err)
+				bucketErrs = append(bucketErrs, fmt.Errorf("bucket %q: s3.ca_file: %w", b.Name, err))
 			}
 			eb.Upstream.RootCAs = x509.NewCertPool()
-			if !eb.Upstream.RootCAs.AppendCertsFromPEM(pem) {
-				return o, fmt.Errorf("bucket %q: s3.ca_file %s holds no PEM certificate", b.Name, b.S3.CAFile)
+			if err == nil && !eb.Upstream.RootCAs.AppendCertsFromPEM(pem) {
+				bucketErrs = append(bucketErrs, fmt.Errorf("bucket %q: s3.ca_file %s holds no PEM certificate", b.Name, b.S3.CAFile))
 			}
 		}
 		if len(b.Auth.SigV4.Credentials) > 0 {
 			eb.Credentials = map[string]string{}
 			for _, cr := range b.Auth.SigV4.Credentials {
 				if _, dup := eb.Credentials[cr.AccessKey]; dup {
-					return o, fmt.Errorf("bucket %q: client access key listed twice", b.Name)
+					bucketErrs = append(bucketErrs, fmt.Errorf("bucket %q: client access key listed twice", b.Name))
+					break
 				}
 				eb.Credentials[cr.AccessKey] = cr.SecretKey
 			}
 		}
 		if err := jwtAuth(b, &eb); err != nil { // jwt.go
-			return o, err
+			bucketErrs = append(bucketErrs, err)
 		}
 		pol, err := b.Policy.compile()
 		if err != nil {
@@ -307,7 +323,7 @@ func (c *Config) EngineOptions(logger, access *slog.Logger) (engine.Options, err
 		} else {
 			az, err := b.Authz.authorizer(b.Name, logger)
 			if err != nil {
-				return o, err
+				authzErrs = append(authzErrs, err)
 			}
 			if az != nil {
 				eb.Authorizer = az
@@ -330,7 +346,7 @@ func (c *Config) EngineOptions(logger, access *slog.Logger) (engine.Options, err
 		}
 		o.Buckets = append(o.Buckets, eb)
 	}
-	if err := errors.Join(append(append(policyErrs, authzErrs...), o.Validate())...); err != nil {
+	if err := errors.Join(append(append(append(bucketErrs, policyErrs...), authzErrs...), o.Validate())...); err != nil {
 		return o, err
 	}
 	return o, nil
@@ -383,4 +399,26 @@ func uploadIDSecrets(secrets []string) [][]byte {
 		}
 	}
 	return out
+}
+
+// checkAddresses resolves every listen address in force as the start will (host:port, a port
+// number, a host that resolves), without binding: -check must not fail because the running
+// instance holds the address.
+func (c *Config) checkAddresses() []error {
+	var errs []error
+	check := func(key, addr string) {
+		if _, err := net.ResolveTCPAddr("tcp", addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: want host:port (%v)", key, addr, err))
+		}
+	}
+	if c.Server.plainListener() && c.Server.Address != "" {
+		check("server.address", c.Server.Address)
+	}
+	if c.Server.TLS.Address != "" {
+		check("server.tls.address", c.Server.TLS.Address)
+	}
+	if (c.Metrics.Enabled == nil || *c.Metrics.Enabled) && c.Metrics.Address != "" {
+		check("metrics.address", c.Metrics.Address)
+	}
+	return errs
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"sort"
@@ -24,6 +25,8 @@ type prober struct {
 	timeout  time.Duration
 	interval time.Duration
 	dial     func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	log *slog.Logger // up/down transitions (warn); nil: none
 
 	mu      sync.Mutex
 	targets map[string]target // kind + " " + endpoint URL -> what to dial
@@ -133,6 +136,8 @@ func (p *prober) probeAll(ctx context.Context) {
 			}
 			p.mu.Lock()
 			if _, ok := p.targets[key]; ok { // not removed meanwhile
+				prev, probed := p.state[key]
+				p.logTransition(tg, probed, prev, err)
 				p.state[key] = err
 				v := 1.0
 				if err != nil {
@@ -165,4 +170,20 @@ func (p *prober) ready() (bool, string) {
 		bad = append(bad[:8], fmt.Sprintf("and %d more", len(bad)-8))
 	}
 	return len(bad) == 0, strings.Join(bad, "\n")
+}
+
+// logTransition logs an endpoint going down or coming back, once per change, at warn: the first
+// probe that fails, and each change after that. The first probe that succeeds is a debug line.
+func (p *prober) logTransition(tg target, probed bool, prev, now error) {
+	if p.log == nil || (probed && (prev == nil) == (now == nil)) {
+		return
+	}
+	switch {
+	case now != nil:
+		p.log.Warn(tg.kind+" down", "endpoint", tg.endpoint, "err", now.Error())
+	case probed:
+		p.log.Warn(tg.kind+" up again", "endpoint", tg.endpoint)
+	default:
+		p.log.Debug(tg.kind+" up", "endpoint", tg.endpoint)
+	}
 }

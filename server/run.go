@@ -77,6 +77,7 @@ type Server struct {
 	tlsCfg   TLSConfig    // server.tls at start
 	adminL   net.Listener
 	draining atomic.Bool
+	pprof    bool // metrics.pprof at start (pprof.go)
 
 	cutOnce sync.Once
 	cut     chan struct{} // closed by CutDrain
@@ -86,7 +87,7 @@ type Server struct {
 // lines; access, when not nil and log.access is true, receives the access log (buffered by an
 // AccessWriter; Run flushes it on exit).
 func New(cfg *Config, log *slog.Logger, access io.Writer) (*Server, error) {
-	s := &Server{cfg: cfg, log: log, cut: make(chan struct{}),
+	s := &Server{cfg: cfg, log: log, cut: make(chan struct{}), pprof: cfg.Metrics.PProf,
 		probe: newProber(time.Duration(cfg.Upstream.DialTimeout), DefaultProbeInterval)}
 	var al *slog.Logger
 	if access != nil && (cfg.Log.Access == nil || *cfg.Log.Access) {
@@ -101,6 +102,7 @@ func New(cfg *Config, log *slog.Logger, access io.Writer) (*Server, error) {
 		return nil, err
 	}
 	s.jwks = &jwksRunner{log: log, auths: jwtAuthenticators(opts)}
+	s.probe.log = log
 	s.probe.setEndpoints(endpoints(cfg))
 	s.probe.setAuthzEndpoints(authzEndpoints(cfg))
 	return s, nil
@@ -132,8 +134,13 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}()
 	cfg := s.config()
+	if cfg.Server.plainListener() {
+		if err := checkBind(cfg.Server.Address, cfg.Server.ReusePort); err != nil {
+			return err // before gnet, which would say "setsockopt: bad file descriptor"
+		}
+	}
 	if cfg.Metrics.Enabled == nil || *cfg.Metrics.Enabled {
-		if err := s.startAdmin(cfg.Metrics.Address); err != nil {
+		if err := s.startAdmin(cfg.Metrics.Address, cfg.Server.ReusePort); err != nil {
 			return err
 		}
 		defer func() { _ = s.admin.Shutdown() }()
@@ -145,7 +152,7 @@ func (s *Server) Run(ctx context.Context) error {
 	defer s.jwks.stop()
 
 	if cfg.Server.TLS.Address != "" {
-		l, err := listenTLS(cfg.Server.TLS, &s.certs)
+		l, err := listenTLS(cfg.Server.TLS, &s.certs, cfg.Server.ReusePort)
 		if err != nil {
 			return err
 		}
@@ -160,6 +167,9 @@ func (s *Server) Run(ctx context.Context) error {
 	defer cancel()
 	select {
 	case err := <-errc:
+		if berr := checkBind(cfg.Server.Address, cfg.Server.ReusePort); berr != nil {
+			return berr // the real reason of a bind that failed between the check and gnet
+		}
 		return fmt.Errorf("listen %s: %w", cfg.Server.Address, err)
 	case <-rctx.Done():
 		if ctx.Err() == nil {
@@ -187,6 +197,9 @@ func (s *Server) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	s.draining.Store(true)
+	if cfg.Server.ReusePort && s.adminL != nil {
+		_ = s.adminL.Close() // the admin address is the new process's now (the engine closes its own)
+	}
 	drain := time.Duration(s.config().Server.DrainTimeout)
 	s.log.Info("draining", "timeout", drain, "uploads", s.eng.ActiveUploads())
 	dctx, dcancel := context.WithTimeout(context.Background(), drain)
@@ -305,8 +318,8 @@ func (s *Server) AdminAddr() string {
 	return s.adminL.Addr().String()
 }
 
-func (s *Server) startAdmin(addr string) error {
-	l, err := net.Listen("tcp", addr)
+func (s *Server) startAdmin(addr string, reusePort bool) error {
+	l, err := listenTCP(addr, reusePort)
 	if err != nil {
 		return fmt.Errorf("admin listener %s: %w", addr, err)
 	}
@@ -341,6 +354,8 @@ func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx) {
 			ctx.SetBodyString("not ready: " + why + "\n")
 		}
 	default:
-		ctx.SetStatusCode(fasthttp.StatusNotFound)
+		if !s.servePprof(ctx) { // pprof.go: /debug/pprof/ with metrics.pprof
+			ctx.SetStatusCode(fasthttp.StatusNotFound)
+		}
 	}
 }

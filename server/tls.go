@@ -151,8 +151,9 @@ func (c *handshakeConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-// listenTLS opens the https listener of t with the certificate store cs (loaded here).
-func listenTLS(t TLSConfig, cs *certStore) (net.Listener, error) {
+// listenTLS opens the https listener of t with the certificate store cs (loaded here); reusePort
+// as in listenTCP.
+func listenTLS(t TLSConfig, cs *certStore, reusePort bool) (net.Listener, error) {
 	cert, err := loadKeyPair(t.CertFile, t.KeyFile)
 	if err != nil {
 		return nil, err
@@ -162,7 +163,7 @@ func listenTLS(t TLSConfig, cs *certStore) (net.Listener, error) {
 		return nil, err
 	}
 	cs.cert.Store(cert)
-	l, err := net.Listen("tcp", t.Address)
+	l, err := listenTCP(t.Address, reusePort)
 	if err != nil {
 		return nil, fmt.Errorf("https listener %s: %w", t.Address, err)
 	}

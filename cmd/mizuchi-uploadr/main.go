@@ -15,15 +15,18 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
+	"github.com/mizuchi/uploadr/internal/buildinfo"
 	"github.com/mizuchi/uploadr/server"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
-// run is the whole program; it returns the exit code: 0 after a drain, 1 when the configuration is
-// invalid or serving failed, 2 for a command-line error.
+// run is the whole program; it returns the exit code: 0 after a drain (or -check: a valid
+// configuration), 1 when the configuration is invalid or serving failed, 2 for a command-line
+// error (a bad flag, no configuration, a -config file that cannot be read).
 func run(args []string, stdout, stderr io.Writer) int {
 	// Catch the signals before anything else, so an early SIGHUP does not kill the process.
 	sigs := make(chan os.Signal, 4)
@@ -32,19 +35,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	fs := flag.NewFlagSet("mizuchi-uploadr", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), `Usage:
-  mizuchi-uploadr -config FILE [flags]
-  mizuchi-uploadr -bucket NAME -upstream URL [-upstream-bucket B] [-region R] [-auth-none] [flags]
-  mizuchi-uploadr -check -config FILE
-
-Without -config, upstream credentials come from %s/%s (or %s/%s)
-and client credentials from %s/%s; secrets are never flags.
-Flags override the configuration file (its key in parentheses):
-`, server.EnvUpstreamAccessKey, server.EnvUpstreamSecretKey, server.EnvAWSAccessKey, server.EnvAWSSecretKey,
-			server.EnvClientAccessKey, server.EnvClientSecretKey)
-		fs.PrintDefaults()
-	}
 	flags := server.RegisterFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -56,10 +46,18 @@ Flags override the configuration file (its key in parentheses):
 		fmt.Fprintf(stderr, "unexpected arguments: %q\n", fs.Args())
 		return 2
 	}
+	if flags.Version {
+		fmt.Fprintf(stdout, "mizuchi-uploadr %s (revision %s, %s %s/%s)\n", buildinfo.Version, buildinfo.Revision,
+			buildinfo.GoVersion(), runtime.GOOS, runtime.GOARCH)
+		return 0
+	}
 	load := func() (*server.Config, error) { return flags.Config(os.LookupEnv) }
 	cfg, err := load()
 	if err != nil {
 		fmt.Fprintf(stderr, "invalid configuration:\n%v\n", err)
+		if errors.Is(err, server.ErrConfigUnreadable) || errors.Is(err, server.ErrNoConfig) {
+			return 2 // a usage error: no configuration given, or a file that cannot be read
+		}
 		return 1
 	}
 	if flags.Check {

@@ -137,9 +137,10 @@ buckets:
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() == 0 {
 		t.Errorf("-check of a bad file: %v; want a non-zero exit", err)
 	}
-	for _, w := range []string{`line 2: unknown key "adress"`, `line 3: invalid size "12 parsecs"`, "line 6: environment variable MISSING_SECRET is not set",
-		`line 7: unknown key "secret" in buckets[0].auth.sigv4.credentials[0]`, "part_size 1048576 is below S3's 5 MiB minimum", `bucket "a": defined twice`} {
-		if !strings.Contains(string(out), w) {
+	for _, w := range []string{`:2: unknown key "adress"`, `:3: invalid size "12 parsecs"`, ":6: environment variable MISSING_SECRET is not set",
+		`:7: unknown key "secret" in buckets[0].auth.sigv4.credentials[0]`, `:8: bucket "a": upload.part_size 1048576 is below S3's 5 MiB minimum`,
+		`:9: bucket "a": defined twice`} {
+		if !strings.Contains(string(out), "\n"+path+w) {
 			t.Errorf("-check output does not mention %q:\n%s", w, out)
 		}
 	}

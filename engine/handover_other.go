@@ -1,0 +1,7 @@
+//go:build !linux
+
+package engine
+
+// closeReusePortListeners does nothing on this platform: the listeners close when the engine
+// stops (see handover_linux.go).
+func (e *Engine) closeReusePortListeners() {}

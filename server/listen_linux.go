@@ -1,0 +1,63 @@
+package server
+
+import (
+	"net"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+func controlReusePort(c syscall.RawConn) error {
+	var serr error
+	if err := c.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+	}); err != nil {
+		return err
+	}
+	return os.NewSyscallError("setsockopt SO_REUSEPORT", serr)
+}
+
+// bindProbe binds a socket to addr with the options gnet uses (SO_REUSEADDR, SO_REUSEPORT when
+// asked, IPV6_V6ONLY for an IPv6 address, dual stack for an empty host) and closes it.
+func bindProbe(addr string, reusePort bool) error {
+	ta, err := net.ResolveTCPAddr("tcp", addr)
+	if err != nil {
+		return err
+	}
+	var sa unix.Sockaddr
+	family, v6only := unix.AF_INET6, false
+	switch {
+	case ta.IP.To4() != nil:
+		family = unix.AF_INET
+		a := &unix.SockaddrInet4{Port: ta.Port}
+		copy(a.Addr[:], ta.IP.To4())
+		sa = a
+	case ta.IP.To16() != nil:
+		v6only = true
+		a := &unix.SockaddrInet6{Port: ta.Port}
+		copy(a.Addr[:], ta.IP.To16())
+		sa = a
+	default:
+		sa = &unix.SockaddrInet6{Port: ta.Port}
+	}
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	if err != nil {
+		return os.NewSyscallError("socket", err)
+	}
+	defer unix.Close(fd)
+	if v6only {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1); err != nil {
+			return os.NewSyscallError("setsockopt IPV6_V6ONLY", err)
+		}
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		return os.NewSyscallError("setsockopt SO_REUSEADDR", err)
+	}
+	if reusePort {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+			return os.NewSyscallError("setsockopt SO_REUSEPORT", err)
+		}
+	}
+	return os.NewSyscallError("bind", unix.Bind(fd, sa))
+}
