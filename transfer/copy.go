@@ -8,14 +8,18 @@ import (
 // copyBody moves exactly n bytes from j.src to j.dst through a pooled
 // buffer: each read asks for at most min(remaining, buffer size) bytes, so
 // nothing past the body is consumed, and every byte read is written before
-// the next read. The buffer returns to the pool when the transfer ends; no
-// reference to it survives.
+// the next read. The buffer comes from the bounded pool (waiting for one when
+// all are lent out, see copyPool) and returns to it when the transfer ends;
+// no reference to it survives.
 func (m *Mover) copyBody(j *job, res *Result, n int64) error {
 	if n == 0 {
 		return nil
 	}
-	bp := m.bufs.Get().(*[]byte)
-	defer m.bufs.Put(bp)
+	bp, err := m.bufs.get(j)
+	if err != nil {
+		return &Error{Side: SideSrc, Op: "read", Err: err}
+	}
+	defer m.bufs.put(bp)
 	buf := *bp
 	empty := 0
 	for n > 0 {

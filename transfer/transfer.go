@@ -39,6 +39,7 @@ const (
 	DefaultMinPipeSize    = 256 << 10
 	DefaultMaxIdlePipes   = 64
 	DefaultCopyBufferSize = 256 << 10
+	DefaultCopyMemoryMax  = 64 << 20
 )
 
 // Options configures a Mover. The zero value is ready to use.
@@ -64,8 +65,17 @@ type Options struct {
 	ForceCopy bool
 
 	// CopyBufferSize is the size of the pooled copy buffers, in bytes;
-	// 0 means DefaultCopyBufferSize (256 KiB).
+	// 0 means DefaultCopyBufferSize (256 KiB). A transfer on the copy path holds
+	// exactly one, from its first body byte to its end.
 	CopyBufferSize int
+
+	// CopyMemoryMax bounds the bytes of copy buffers lent out at once, over all
+	// transfers; 0 means DefaultCopyMemoryMax (64 MiB: 256 buffers of 256 KiB).
+	// It allows CopyMemoryMax/CopyBufferSize concurrent copies (at least one);
+	// a transfer that finds them all busy waits for a buffer, within its
+	// context and StallTimeout (then ErrStalled, Side SideSrc), as explained
+	// at copyPool. Buffers, once made, are kept for reuse.
+	CopyMemoryMax int
 
 	// StallTimeout, if positive, fails a transfer with ErrStalled when no
 	// byte moves for this long. It is enforced with deadlines refreshed
@@ -91,6 +101,9 @@ func (o Options) normalized() Options {
 	if o.CopyBufferSize <= 0 {
 		o.CopyBufferSize = DefaultCopyBufferSize
 	}
+	if o.CopyMemoryMax <= 0 {
+		o.CopyMemoryMax = DefaultCopyMemoryMax
+	}
 	if o.StallTimeout < 0 {
 		o.StallTimeout = 0
 	}
@@ -98,12 +111,12 @@ func (o Options) normalized() Options {
 }
 
 // Mover moves bodies between connections. It owns a bounded pool of pipes
-// and a pool of copy buffers. A Mover is safe for concurrent use by any
+// and a bounded pool of copy buffers. A Mover is safe for concurrent use by any
 // number of transfers; create one per process (or per listener) and Close it
 // when done.
 type Mover struct {
 	opts  Options
-	bufs  sync.Pool // *[]byte of len opts.CopyBufferSize
+	bufs  *copyPool // len opts.CopyBufferSize each, at most CopyMemoryMax in all
 	jobs  sync.Pool // *job
 	pipes *pipeSet  // platform-specific; never references the Mover
 }
@@ -112,11 +125,7 @@ type Mover struct {
 // It opens no file descriptor: pipes are created on demand.
 func NewMover(o Options) *Mover {
 	m := &Mover{opts: o.normalized()}
-	size := m.opts.CopyBufferSize
-	m.bufs.New = func() any {
-		b := make([]byte, size)
-		return &b
-	}
+	m.bufs = newCopyPool(m.opts.CopyBufferSize, m.opts.CopyMemoryMax)
 	m.jobs.New = func() any { return newJob() }
 	m.pipes = newPipeSet(m.opts)
 	// Idle pipes hold file descriptors: release them if the Mover is
@@ -131,15 +140,25 @@ func NewMover(o Options) *Mover {
 // idempotent and safe to call concurrently with Move.
 func (m *Mover) Close() error { return m.pipes.close() }
 
-// Stats is a snapshot of a Mover's pipe pool.
+// Stats is a snapshot of a Mover's pipe pool and copy buffers.
 type Stats struct {
 	PipesInUse int64 // pipes held by running transfers
 	PipesIdle  int64 // empty pipes waiting in the pool
 	PipeSize   int   // capacity the kernel granted the most recent fresh pipe; 0 before the first
+
+	CopyBuffersMax   int   // copy buffers that may be lent at once (CopyMemoryMax / CopyBufferSize)
+	CopyBuffersInUse int64 // copy buffers held by running transfers
+	CopyBuffersIdle  int64 // copy buffers made and kept for reuse
+	CopyWaiting      int64 // transfers waiting for a copy buffer now
+	CopyWaits        int64 // transfers that had to wait for a copy buffer, since NewMover
 }
 
-// Stats returns a snapshot of the pipe pool. Safe for concurrent use.
-func (m *Mover) Stats() Stats { return m.pipes.stats() }
+// Stats returns a snapshot of the pipe pool and the copy buffers. Safe for concurrent use.
+func (m *Mover) Stats() Stats {
+	s := m.pipes.stats()
+	m.bufs.stats(&s)
+	return s
+}
 
 // Result reports what a Move did. It is valid also when Move fails: the
 // counts are the bytes written to dst before the failure.

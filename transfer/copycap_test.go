@@ -1,0 +1,164 @@
+package transfer_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/mizuchi/uploadr/transfer"
+)
+
+// waitUntil polls cond until it holds or 10 s pass.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+type moveOutcome struct {
+	res transfer.Result
+	err error
+}
+
+func moveAsync(m *transfer.Mover, ctx context.Context, r *rig, n int64) <-chan moveOutcome {
+	ch := make(chan moveOutcome, 1)
+	go func() {
+		res, err := m.Move(ctx, r.dst, r.src, nil, n)
+		ch <- moveOutcome{res, err}
+	}()
+	return ch
+}
+
+// TestCopyMemoryMax: the copy path never holds more than CopyMemoryMax bytes of buffers; a transfer
+// that finds them all lent out waits, and proceeds as soon as one comes back.
+func TestCopyMemoryMax(t *testing.T) {
+	const size = 64 << 10
+	m := testMover(t, transfer.ModeCopy, transfer.Options{CopyBufferSize: size, CopyMemoryMax: 2 * size})
+	if got := m.Stats().CopyBuffersMax; got != 2 {
+		t.Fatalf("CopyBuffersMax = %d; want 2", got)
+	}
+	const n = 1 << 20
+	// Two transfers whose clients send a little and then pause hold both buffers.
+	var holders [2]*rig
+	var held [2]<-chan moveOutcome
+	for i := range holders {
+		r := newRig(t)
+		holders[i] = r
+		sink(r.up, 0)
+		if err := <-send(r.client, 0, 0, body(1000)); err != nil {
+			t.Fatal(err)
+		}
+		held[i] = moveAsync(m, context.Background(), r, n)
+	}
+	waitUntil(t, "two buffers in use", func() bool { return m.Stats().CopyBuffersInUse == 2 })
+
+	// A third transfer, whose client sent everything, gets no buffer: it waits.
+	r3 := newRig(t)
+	got3 := sink(r3.up, 0)
+	send(r3.client, 0, 0, body(n))
+	third := moveAsync(m, context.Background(), r3, n)
+	waitUntil(t, "a waiting transfer", func() bool { return m.Stats().CopyWaiting == 1 })
+	select {
+	case o := <-third:
+		t.Fatalf("third Move finished (%+v, %v) while the cap was reached; want it to wait", o.res, o.err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if s := m.Stats(); s.CopyBuffersInUse != 2 {
+		t.Fatalf("CopyBuffersInUse = %d while one waits; want 2 (the cap)", s.CopyBuffersInUse)
+	}
+
+	// The first holder completes: its buffer goes to the third transfer.
+	send(holders[0].client, 0, 0, body(n)[1000:])
+	if o := <-held[0]; o.err != nil || o.res.Copied != n {
+		t.Fatalf("first Move = %+v, %v; want %d bytes copied", o.res, o.err, n)
+	}
+	if o := <-third; o.err != nil || o.res.Copied != n || o.res.Mode != transfer.ModeCopy {
+		t.Fatalf("third Move = %+v, %v; want %d bytes copied", o.res, o.err, n)
+	}
+	r3.dst.Close()
+	if s := <-got3; s.n != n || s.sum != digest(body(n)) {
+		t.Fatalf("third upstream got %d bytes (digest match %v); want the %d body bytes", s.n, s.sum == digest(body(n)), n)
+	}
+	send(holders[1].client, 0, 0, body(n)[1000:])
+	if o := <-held[1]; o.err != nil {
+		t.Fatalf("second Move = %v", o.err)
+	}
+	s := m.Stats()
+	if s.CopyBuffersInUse != 0 || s.CopyWaiting != 0 || s.CopyBuffersIdle != 2 || s.CopyWaits != 1 {
+		t.Fatalf("Stats after all transfers = %+v; want 0 in use, 0 waiting, 2 idle, 1 wait", s)
+	}
+}
+
+// TestCopyMemoryMaxWaitBounded: a transfer waiting for a copy buffer gives up like a stalled one
+// (ErrStalled after StallTimeout), or when its context ends, without writing any body byte.
+func TestCopyMemoryMaxWaitBounded(t *testing.T) {
+	const size = 64 << 10
+	const stall = 300 * time.Millisecond
+	for _, tc := range []struct {
+		name   string
+		cancel bool
+		want   error
+	}{{"stall", false, transfer.ErrStalled}, {"ctx", true, context.Canceled}} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := transfer.Options{CopyBufferSize: size, CopyMemoryMax: size, StallTimeout: stall}
+			if tc.cancel {
+				o.StallTimeout = 20 * stall // the context ends first
+			}
+			m := testMover(t, transfer.ModeCopy, o)
+			// The holder's client trickles a byte every 50 ms: it never stalls, and keeps the buffer.
+			h := newRig(t)
+			sink(h.up, 0)
+			stop := make(chan struct{})
+			defer close(stop)
+			go func() {
+				for {
+					select {
+					case <-stop:
+						return
+					case <-time.After(50 * time.Millisecond):
+						if _, err := h.client.Write([]byte{'x'}); err != nil {
+							return
+						}
+					}
+				}
+			}()
+			moveAsync(m, context.Background(), h, 1<<20)
+			waitUntil(t, "the buffer in use", func() bool { return m.Stats().CopyBuffersInUse == 1 })
+
+			r := newRig(t)
+			got := sink(r.up, 0)
+			send(r.client, 0, 0, body(4096))
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if tc.cancel {
+				time.AfterFunc(stall, cancel)
+			}
+			start := time.Now()
+			res, err := m.Move(ctx, r.dst, r.src, []byte("head"), 4096)
+			d := time.Since(start)
+			var te *transfer.Error
+			if !errors.Is(err, tc.want) || !errors.As(err, &te) || te.Side != transfer.SideSrc {
+				t.Fatalf("Move waiting for a buffer = %v; want a src error wrapping %v", err, tc.want)
+			}
+			if d < stall-50*time.Millisecond || d > 5*time.Second {
+				t.Errorf("Move gave up after %v; want about %v", d, stall)
+			}
+			if res.Copied != 4 {
+				t.Errorf("Copied = %d; want 4 (the prefix only)", res.Copied)
+			}
+			r.dst.Close()
+			if s := <-got; s.n != 4 {
+				t.Errorf("upstream got %d bytes; want the 4 prefix bytes only", s.n)
+			}
+			if s := m.Stats(); s.CopyWaiting != 0 || s.CopyBuffersInUse != 1 {
+				t.Errorf("Stats = %+v; want nobody waiting and the holder's buffer in use", s)
+			}
+		})
+	}
+}
