@@ -23,15 +23,18 @@ type engineMetrics struct {
 	upstreamErrors     *metrics.Counter
 	upstreamIdle       *metrics.Counter
 	upstreamOpen       *metrics.Counter
-	mpStarted          *metrics.Counter
-	mpCompleted        *metrics.Counter
-	mpAborted          *metrics.Counter
-	partsSent          *metrics.Counter
-	autoChunked        *metrics.Counter
-	abortFailures      *metrics.Counter
-	abortRetries       *metrics.Counter // background AbortMultipartUpload attempts (after the first)
-	abortsPending      *metrics.Counter // gauge-like: uploads whose abort is being retried
-	uploadIDRefused    *metrics.Counter // upload ids that did not open for their request (404 NoSuchUpload)
+	// https upstreams: completed client handshakes, and those that resumed a session
+	upstreamTLSHandshakes *metrics.Counter
+	upstreamTLSResumed    *metrics.Counter
+	mpStarted             *metrics.Counter
+	mpCompleted           *metrics.Counter
+	mpAborted             *metrics.Counter
+	partsSent             *metrics.Counter
+	autoChunked           *metrics.Counter
+	abortFailures         *metrics.Counter
+	abortRetries          *metrics.Counter // background AbortMultipartUpload attempts (after the first)
+	abortsPending         *metrics.Counter // gauge-like: uploads whose abort is being retried
+	uploadIDRefused       *metrics.Counter // upload ids that did not open for their request (404 NoSuchUpload)
 
 	bytesIn   *metrics.Counter
 	bytesOut  *metrics.Counter
@@ -58,36 +61,38 @@ var (
 func newEngineMetrics() *engineMetrics {
 	metricsOnce.Do(func() {
 		theMetrics = &engineMetrics{
-			connsOpen:          metrics.GetOrCreateCounter(`mizuchi_connections_active`),
-			bytesSplice:        metrics.GetOrCreateCounter(`mizuchi_transfer_bytes_total{mode="splice"}`),
-			bytesCopy:          metrics.GetOrCreateCounter(`mizuchi_transfer_bytes_total{mode="copy"}`),
-			detached:           metrics.GetOrCreateCounter(`mizuchi_detached_requests_total`),
-			pipeTooSmall:       metrics.GetOrCreateCounter(`mizuchi_transfer_pipe_too_small_total`),
-			timeouts:           metrics.GetOrCreateCounter(`mizuchi_connection_timeouts_total`),
-			upstreamDials:      metrics.GetOrCreateCounter(`mizuchi_upstream_dials_total`),
-			upstreamDialErrors: metrics.GetOrCreateCounter(`mizuchi_upstream_dial_errors_total`),
-			upstreamErrors:     metrics.GetOrCreateCounter(`mizuchi_upstream_errors_total`),
-			upstreamIdle:       metrics.GetOrCreateCounter(`mizuchi_upstream_idle_connections`),
-			upstreamOpen:       metrics.GetOrCreateCounter(`mizuchi_upstream_open_connections`),
-			mpStarted:          metrics.GetOrCreateCounter(`mizuchi_multipart_uploads_started_total`),
-			mpCompleted:        metrics.GetOrCreateCounter(`mizuchi_multipart_uploads_completed_total`),
-			mpAborted:          metrics.GetOrCreateCounter(`mizuchi_multipart_uploads_aborted_total`),
-			partsSent:          metrics.GetOrCreateCounter(`mizuchi_multipart_parts_sent_total`),
-			autoChunked:        metrics.GetOrCreateCounter(`mizuchi_autochunked_puts_total`),
-			abortFailures:      metrics.GetOrCreateCounter(`mizuchi_multipart_abort_failures_total`),
-			abortRetries:       metrics.GetOrCreateCounter(`mizuchi_multipart_abort_retries_total`),
-			abortsPending:      metrics.GetOrCreateCounter(`mizuchi_multipart_abort_retries_pending`),
-			uploadIDRefused:    metrics.GetOrCreateCounter(`mizuchi_upload_id_refused_total`),
-			bytesIn:            metrics.GetOrCreateCounter(`mizuchi_request_bytes_total`),
-			bytesOut:           metrics.GetOrCreateCounter(`mizuchi_response_bytes_total`),
-			requests:           map[reqKey]*metrics.Counter{},
-			refusals:           map[string]*metrics.Counter{},
-			authFail:           map[string]*metrics.Counter{},
-			authzDecisions:     map[string]*metrics.Counter{},
-			authMethods:        map[string]*metrics.Counter{},
-			authSigV4:          metrics.GetOrCreateCounter(`mizuchi_authenticated_requests_total{method="sigv4"}`),
-			authNone:           metrics.GetOrCreateCounter(`mizuchi_authenticated_requests_total{method="none"}`),
-			authPresigned:      metrics.GetOrCreateCounter(`mizuchi_authenticated_requests_total{method="sigv4-presigned"}`),
+			connsOpen:             metrics.GetOrCreateCounter(`mizuchi_connections_active`),
+			bytesSplice:           metrics.GetOrCreateCounter(`mizuchi_transfer_bytes_total{mode="splice"}`),
+			bytesCopy:             metrics.GetOrCreateCounter(`mizuchi_transfer_bytes_total{mode="copy"}`),
+			detached:              metrics.GetOrCreateCounter(`mizuchi_detached_requests_total`),
+			pipeTooSmall:          metrics.GetOrCreateCounter(`mizuchi_transfer_pipe_too_small_total`),
+			timeouts:              metrics.GetOrCreateCounter(`mizuchi_connection_timeouts_total`),
+			upstreamDials:         metrics.GetOrCreateCounter(`mizuchi_upstream_dials_total`),
+			upstreamDialErrors:    metrics.GetOrCreateCounter(`mizuchi_upstream_dial_errors_total`),
+			upstreamErrors:        metrics.GetOrCreateCounter(`mizuchi_upstream_errors_total`),
+			upstreamIdle:          metrics.GetOrCreateCounter(`mizuchi_upstream_idle_connections`),
+			upstreamOpen:          metrics.GetOrCreateCounter(`mizuchi_upstream_open_connections`),
+			upstreamTLSHandshakes: metrics.GetOrCreateCounter(`mizuchi_upstream_tls_handshakes_total`),
+			upstreamTLSResumed:    metrics.GetOrCreateCounter(`mizuchi_upstream_tls_resumed_total`),
+			mpStarted:             metrics.GetOrCreateCounter(`mizuchi_multipart_uploads_started_total`),
+			mpCompleted:           metrics.GetOrCreateCounter(`mizuchi_multipart_uploads_completed_total`),
+			mpAborted:             metrics.GetOrCreateCounter(`mizuchi_multipart_uploads_aborted_total`),
+			partsSent:             metrics.GetOrCreateCounter(`mizuchi_multipart_parts_sent_total`),
+			autoChunked:           metrics.GetOrCreateCounter(`mizuchi_autochunked_puts_total`),
+			abortFailures:         metrics.GetOrCreateCounter(`mizuchi_multipart_abort_failures_total`),
+			abortRetries:          metrics.GetOrCreateCounter(`mizuchi_multipart_abort_retries_total`),
+			abortsPending:         metrics.GetOrCreateCounter(`mizuchi_multipart_abort_retries_pending`),
+			uploadIDRefused:       metrics.GetOrCreateCounter(`mizuchi_upload_id_refused_total`),
+			bytesIn:               metrics.GetOrCreateCounter(`mizuchi_request_bytes_total`),
+			bytesOut:              metrics.GetOrCreateCounter(`mizuchi_response_bytes_total`),
+			requests:              map[reqKey]*metrics.Counter{},
+			refusals:              map[string]*metrics.Counter{},
+			authFail:              map[string]*metrics.Counter{},
+			authzDecisions:        map[string]*metrics.Counter{},
+			authMethods:           map[string]*metrics.Counter{},
+			authSigV4:             metrics.GetOrCreateCounter(`mizuchi_authenticated_requests_total{method="sigv4"}`),
+			authNone:              metrics.GetOrCreateCounter(`mizuchi_authenticated_requests_total{method="none"}`),
+			authPresigned:         metrics.GetOrCreateCounter(`mizuchi_authenticated_requests_total{method="sigv4-presigned"}`),
 		}
 		metrics.NewGauge(`mizuchi_uploads_active`, func() float64 { return float64(activeTotal.Load()) })
 		for o := op(0); o < numOps; o++ {

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/VictoriaMetrics/metrics"
+
 	"github.com/mizuchi/uploadr/transfer"
 )
 
@@ -63,5 +65,16 @@ func TestCopyMemoryMaxFlag(t *testing.T) {
 	f = parseFlags(t, "-bucket", "up", "-upstream", "https://h:1", "-auth-none", "-copy-memory-max", "1KiB")
 	if _, err := f.Config(env(map[string]string{EnvAWSAccessKey: "a", EnvAWSSecretKey: "s"})); err == nil || !strings.Contains(err.Error(), "server.copy_memory_max 1024") {
 		t.Errorf("Config with -copy-memory-max 1KiB = %v; want the key refused", err)
+	}
+}
+
+// The copy buffers' gauges are exported beside the pipes'.
+func TestCopyBufferGauges(t *testing.T) {
+	var b strings.Builder
+	metrics.WritePrometheus(&b, false)
+	for _, name := range []string{"mizuchi_copy_buffers_in_use", "mizuchi_copy_buffers_idle", "mizuchi_copy_buffers_waiting"} {
+		if !strings.Contains(b.String(), "\n"+name+" ") && !strings.HasPrefix(b.String(), name+" ") {
+			t.Errorf("metrics lack %s", name)
+		}
 	}
 }
