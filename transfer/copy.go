@@ -15,12 +15,12 @@ func (m *Mover) copyBody(j *job, res *Result, n int64) error {
 	if n == 0 {
 		return nil
 	}
-	bp, err := m.bufs.get(j)
+	cb, err := m.bufs.get(j)
 	if err != nil {
 		return &Error{Side: SideSrc, Op: "read", Err: err}
 	}
-	defer m.bufs.put(bp)
-	buf := *bp
+	defer m.bufs.put(cb)
+	buf := cb.b
 	empty := 0
 	for n > 0 {
 		chunk := buf

@@ -162,3 +162,52 @@ func TestCopyMemoryMaxWaitBounded(t *testing.T) {
 		})
 	}
 }
+
+// TestCopyBuffersReleased: after a burst of concurrent copies the pool keeps only a few idle
+// buffers (a handful above the transfers still running); the rest go back to the OS.
+func TestCopyBuffersReleased(t *testing.T) {
+	const size, burst = 64 << 10, 10
+	m := testMover(t, transfer.ModeCopy, transfer.Options{CopyBufferSize: size, CopyMemoryMax: 16 * size})
+	const n = 1 << 20
+	var rigs [burst]*rig
+	var moves [burst]<-chan moveOutcome
+	for i := range rigs {
+		r := newRig(t)
+		rigs[i] = r
+		sink(r.up, 0)
+		if err := <-send(r.client, 0, 0, body(1000)); err != nil {
+			t.Fatal(err)
+		}
+		moves[i] = moveAsync(m, context.Background(), r, n)
+	}
+	waitUntil(t, "the burst holding its buffers", func() bool { return m.Stats().CopyBuffersInUse == burst })
+	for i, r := range rigs {
+		send(r.client, 0, 0, body(n)[1000:])
+		if o := <-moves[i]; o.err != nil {
+			t.Fatalf("Move %d = %v", i, o.err)
+		}
+	}
+	if s := m.Stats(); s.CopyBuffersInUse != 0 || s.CopyBuffersIdle > transfer.CopyIdleSlack {
+		t.Fatalf("after the burst: %+v; want 0 in use and at most %d idle", s, transfer.CopyIdleSlack)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s := m.Stats(); s.CopyBuffersIdle != 0 {
+		t.Fatalf("after Close: %d idle buffers; want 0", s.CopyBuffersIdle)
+	}
+	// A closed Mover still copies (its buffers are then released as each transfer ends).
+	r := newRig(t)
+	got := sink(r.up, 0)
+	send(r.client, 0, 0, body(n))
+	if res, err := m.Move(context.Background(), r.dst, r.src, nil, n); err != nil || res.Copied != n {
+		t.Fatalf("Move after Close = %+v, %v", res, err)
+	}
+	r.dst.Close()
+	if s := <-got; s.sum != digest(body(n)) {
+		t.Fatalf("body differs after Close")
+	}
+	if s := m.Stats(); s.CopyBuffersIdle != 0 || s.CopyBuffersInUse != 0 {
+		t.Fatalf("after a Move on a closed Mover: %+v; want nothing kept", s)
+	}
+}

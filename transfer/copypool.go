@@ -18,11 +18,13 @@ import (
 // hold the buffers move bytes as fast as the link allows, so a wait is short unless the proxy is
 // overloaded — then StallTimeout answers it, as it answers any transfer that cannot move.
 //
-// Buffers are made on demand and kept for reuse in a LIFO list (the most recently used one is
-// the warmest in cache), never more than max. Unlike a sync.Pool, whose contents the garbage
-// collector drops every other cycle, a kept buffer is never garbage: the copy path makes no
-// garbage at all, so it does not drive the GC's pacing. The cost is that up to CopyMemoryMax
-// stays allocated after a burst of concurrent copies.
+// Buffers are mapped on demand outside the Go heap (mapBuf: mmap on Unix), kept for reuse in a
+// LIFO list (the most recently used one is the warmest in cache) and unmapped when more than
+// copyIdleSlack would sit idle beyond those in use. So the copy path makes no garbage (a sync.Pool
+// drops its contents every other GC cycle, and each refill is 256 KiB of new garbage), its live
+// buffers do not raise the GC's heap goal (under GOGC=100 every live heap byte lets one more
+// byte of garbage accumulate), and after a burst of concurrent copies the memory goes back to the
+// OS at once instead of lingering until the scavenger returns it.
 //
 // Safe for concurrent use.
 type copyPool struct {
@@ -30,12 +32,30 @@ type copyPool struct {
 	max  int
 	sem  chan struct{} // one token per buffer lent out; capacity max
 
-	mu   sync.Mutex
-	idle []*[]byte // LIFO; len <= max
+	mu     sync.Mutex
+	idle   []*copyBuf // LIFO; len <= max
+	closed bool       // Mover.Close ran: buffers are released, not kept
 
 	waiting atomic.Int64 // transfers waiting for a buffer now
 	waits   atomic.Int64 // transfers that had to wait, ever
 }
+
+// copyBuf is one copy buffer; mapped tells how to release it.
+type copyBuf struct {
+	b      []byte
+	mapped bool
+}
+
+func (cb *copyBuf) release() {
+	if cb.mapped {
+		unmapBuf(cb.b)
+	}
+	cb.b = nil
+}
+
+// copyIdleSlack is how many idle buffers are kept beyond the number in use (256 KiB each by
+// default): enough that a steady load reuses buffers instead of mapping one per transfer.
+const copyIdleSlack = 4
 
 // maxCopyBuffers bounds the count of buffers (and the size of the semaphore) whatever the options.
 const maxCopyBuffers = 1 << 20
@@ -48,7 +68,7 @@ func newCopyPool(size, maxBytes int) *copyPool {
 // get lends a buffer of len p.size. When none is free it waits until one is, j's context ends
 // (the context's error) or j's stall timeout passes (ErrStalled). Uncontended it allocates nothing
 // once the buffer exists.
-func (p *copyPool) get(j *job) (*[]byte, error) {
+func (p *copyPool) get(j *job) (*copyBuf, error) {
 	select {
 	case p.sem <- struct{}{}:
 	default:
@@ -57,18 +77,18 @@ func (p *copyPool) get(j *job) (*[]byte, error) {
 		}
 	}
 	p.mu.Lock()
-	var bp *[]byte
+	var cb *copyBuf
 	if n := len(p.idle); n > 0 {
-		bp = p.idle[n-1]
+		cb = p.idle[n-1]
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
 	}
 	p.mu.Unlock()
-	if bp == nil {
-		b := make([]byte, p.size)
-		bp = &b
+	if cb == nil {
+		b, mapped := mapBuf(p.size)
+		cb = &copyBuf{b: b, mapped: mapped}
 	}
-	return bp, nil
+	return cb, nil
 }
 
 // wait blocks until a token is taken (nil) or j's context or stall timeout ends the wait.
@@ -92,12 +112,38 @@ func (p *copyPool) wait(j *job) error {
 	}
 }
 
-// put takes back a buffer lent by get. The caller keeps no reference to it.
-func (p *copyPool) put(bp *[]byte) {
+// put takes back a buffer lent by get and keeps it for reuse; then, while more than
+// copyIdleSlack buffers beyond those still in use are idle (any, once the pool is closed), it
+// releases the least recently used. The caller keeps no reference to cb.
+func (p *copyPool) put(cb *copyBuf) {
+	var extra [copyIdleSlack]*copyBuf // released outside the lock; more than this many wait for later puts
 	p.mu.Lock()
-	p.idle = append(p.idle, bp)
+	p.idle = append(p.idle, cb)
+	limit := len(p.sem) - 1 + copyIdleSlack
+	if p.closed {
+		limit = 0
+	}
+	n := min(max(len(p.idle)-limit, 0), len(extra))
+	copy(extra[:], p.idle[:n])
+	m := copy(p.idle, p.idle[n:])
+	clear(p.idle[m:])
+	p.idle = p.idle[:m]
 	p.mu.Unlock()
 	<-p.sem
+	for _, cb := range extra[:n] {
+		cb.release()
+	}
+}
+
+// close releases the idle buffers; those lent out are released when they come back.
+func (p *copyPool) close() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle, p.closed = nil, true
+	p.mu.Unlock()
+	for _, cb := range idle {
+		cb.release()
+	}
 }
 
 func (p *copyPool) stats(s *Stats) {

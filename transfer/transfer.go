@@ -74,7 +74,8 @@ type Options struct {
 	// It allows CopyMemoryMax/CopyBufferSize concurrent copies (at least one);
 	// a transfer that finds them all busy waits for a buffer, within its
 	// context and StallTimeout (then ErrStalled, Side SideSrc), as explained
-	// at copyPool. Buffers, once made, are kept for reuse.
+	// at copyPool. Buffers are mapped outside the Go heap on Unix; a few
+	// beyond those in use are kept for reuse, the rest returned to the OS.
 	CopyMemoryMax int
 
 	// StallTimeout, if positive, fails a transfer with ErrStalled when no
@@ -131,14 +132,19 @@ func NewMover(o Options) *Mover {
 	// Idle pipes hold file descriptors: release them if the Mover is
 	// dropped without Close.
 	runtime.AddCleanup(m, func(s *pipeSet) { _ = s.close() }, m.pipes)
+	runtime.AddCleanup(m, func(p *copyPool) { p.close() }, m.bufs)
 	return m
 }
 
-// Close closes the idle pipes. Transfers still running finish normally;
-// their pipes are closed, not pooled, when they end. A closed Mover can
-// still Move (pipes are then created and closed per transfer). Close is
+// Close closes the idle pipes and releases the idle copy buffers. Transfers
+// still running finish normally; their pipes are closed, not pooled, and
+// their buffers released, when they end. A closed Mover can still Move
+// (pipes and buffers are then created and released per transfer). Close is
 // idempotent and safe to call concurrently with Move.
-func (m *Mover) Close() error { return m.pipes.close() }
+func (m *Mover) Close() error {
+	m.bufs.close()
+	return m.pipes.close()
+}
 
 // Stats is a snapshot of a Mover's pipe pool and copy buffers.
 type Stats struct {
