@@ -3,6 +3,7 @@ package transfer
 import (
 	"errors"
 	"io"
+	"syscall"
 )
 
 // copyBody moves exactly n bytes from j.src to j.dst through a pooled
@@ -11,19 +12,39 @@ import (
 // the next read. The buffer comes from the bounded pool (waiting for one when
 // all are lent out, see copyPool) and returns to it when the transfer ends;
 // no reference to it survives.
+//
+// While other transfers wait for a buffer, a transfer whose src is a socket
+// (on Linux) gives its buffer back after each chunk and waits for src's next
+// bytes without one (waitReadable), then queues for a buffer again: a slow
+// client holds no buffer while it sends nothing, and the waiting transfers
+// take turns. Uncontended, a transfer keeps its buffer to the end.
 func (m *Mover) copyBody(j *job, res *Result, n int64) error {
 	if n == 0 {
 		return nil
 	}
-	cb, err := m.bufs.get(j)
-	if err != nil {
-		return &Error{Side: SideSrc, Op: "read", Err: err}
-	}
-	defer m.bufs.put(cb)
-	buf := cb.b
+	_, yield := j.src.(syscall.Conn)
+	yield = yield && canWaitReadable
+	var cb *copyBuf
+	defer func() {
+		if cb != nil {
+			m.bufs.put(cb)
+		}
+	}()
 	empty := 0
 	for n > 0 {
-		chunk := buf
+		if cb == nil {
+			if yield && m.bufs.contended() {
+				j.armSrc()
+				if err := waitReadable(j.src); err != nil {
+					return j.fail(SideSrc, "read", err)
+				}
+			}
+			var err error
+			if cb, err = m.bufs.get(j); err != nil {
+				return &Error{Side: SideSrc, Op: "read", Err: err}
+			}
+		}
+		chunk := cb.b
 		if int64(len(chunk)) > n {
 			chunk = chunk[:n]
 		}
@@ -45,6 +66,10 @@ func (m *Mover) copyBody(j *job, res *Result, n int64) error {
 			}
 			if werr != nil {
 				return j.fail(SideDst, "write", werr)
+			}
+			if yield && m.bufs.waiting.Load() > 0 {
+				m.bufs.put(cb)
+				cb = nil
 			}
 		}
 		if rerr != nil {

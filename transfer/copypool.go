@@ -13,10 +13,13 @@ import (
 // timeout and its context, and then fails as a stalled transfer would. The alternative — copying
 // through a smaller buffer made past the cap — would make the cap a soft one (a thousand waiting
 // transfers would each still hold memory) and would cost more CPU per byte (DESIGN.md: small
-// buffers cost up to 4× the syscalls). A waiting client costs only its kernel socket buffer: TCP
-// flow control holds its bytes back, as it does for any slow upstream, and the transfers that
-// hold the buffers move bytes as fast as the link allows, so a wait is short unless the proxy is
-// overloaded — then StallTimeout answers it, as it answers any transfer that cannot move.
+// buffers cost up to 4× the syscalls). Waiting is short because holders take turns: while anyone
+// waits, a transfer reading a socket gives its buffer back after each chunk and waits for its
+// client's next bytes without one (copyBody), so a slow or silent client holds no buffer and the
+// buffers go round the transfers that have bytes to move. A waiting client costs only its kernel
+// socket buffer: TCP flow control holds its bytes back, as it does for any slow upstream. Only
+// sources that cannot be waited on without reading (a TLS client: its records must be decrypted
+// into a buffer) keep theirs to the end.
 //
 // Buffers are mapped on demand outside the Go heap (mapBuf: mmap on Unix), kept for reuse in a
 // LIFO list (the most recently used one is the warmest in cache) and unmapped when more than
@@ -89,6 +92,11 @@ func (p *copyPool) get(j *job) (*copyBuf, error) {
 		cb = &copyBuf{b: b, mapped: mapped}
 	}
 	return cb, nil
+}
+
+// contended reports whether a get would wait now: every buffer is lent out or others wait.
+func (p *copyPool) contended() bool {
+	return len(p.sem) == cap(p.sem) || p.waiting.Load() > 0
 }
 
 // wait blocks until a token is taken (nil) or j's context or stall timeout ends the wait.

@@ -71,10 +71,11 @@ type Options struct {
 
 	// CopyMemoryMax bounds the bytes of copy buffers lent out at once, over all
 	// transfers; 0 means DefaultCopyMemoryMax (64 MiB: 256 buffers of 256 KiB).
-	// It allows CopyMemoryMax/CopyBufferSize concurrent copies (at least one);
-	// a transfer that finds them all busy waits for a buffer, within its
-	// context and StallTimeout (then ErrStalled, Side SideSrc), as explained
-	// at copyPool. Buffers are mapped outside the Go heap on Unix; a few
+	// It allows CopyMemoryMax/CopyBufferSize buffers (at least one); a
+	// transfer that finds them all busy waits for a buffer, within its
+	// context and StallTimeout (then ErrStalled, Side SideSrc), while the
+	// holders that read sockets hand theirs round after each chunk (see
+	// copyPool). Buffers are mapped outside the Go heap on Unix; a few
 	// beyond those in use are kept for reuse, the rest returned to the OS.
 	CopyMemoryMax int
 
