@@ -277,8 +277,10 @@ type upResponse struct {
 // response byte arrived (after which a request must never be retried).
 func readResponse(u *upConn, lim httpparse.Limits, resp *upResponse) (started bool, err error) {
 	var p httpparse.Parser
-	if cap(u.rbuf) < 16<<10 {
-		u.rbuf = make([]byte, 0, 16<<10)
+	if cap(u.rbuf) < 4<<10 {
+		// An upload's answer is a few hundred bytes; readMore grows the buffer for longer ones
+		// (ListParts). Each transfer in flight holds one of these.
+		u.rbuf = make([]byte, 0, 4<<10)
 	}
 	buf := u.rbuf[:0]
 	defer func() { u.rbuf = buf }()
