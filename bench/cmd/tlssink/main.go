@@ -28,10 +28,9 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:7443", "listen address")
 	caOut := flag.String("ca-out", "tlssink-ca.pem", "where to write the certificate (PEM) clients must trust")
 	flag.Parse()
-	if err := run(*listen, *caOut); err != nil {
-		fmt.Fprintln(os.Stderr, "tlssink:", err)
-		os.Exit(1)
-	}
+	err := run(*listen, *caOut) // returns only when it cannot start or the listener fails
+	fmt.Fprintln(os.Stderr, "tlssink:", err)
+	os.Exit(1)
 }
 
 func run(listen, caOut string) error {
