@@ -17,7 +17,9 @@ import (
 // (on Linux) gives its buffer back after each chunk and waits for src's next
 // bytes without one (waitReadable), then queues for a buffer again: a slow
 // client holds no buffer while it sends nothing, and the waiting transfers
-// take turns. Uncontended, a transfer keeps its buffer to the end.
+// take turns. Uncontended, a transfer keeps its buffer to the end. Any other
+// src (a TLS client) cannot take turns: past the cap it copies through a
+// small overflow buffer instead of waiting (see copyPool).
 func (m *Mover) copyBody(j *job, res *Result, n int64) error {
 	if n == 0 {
 		return nil
@@ -40,7 +42,7 @@ func (m *Mover) copyBody(j *job, res *Result, n int64) error {
 				}
 			}
 			var err error
-			if cb, err = m.bufs.get(j); err != nil {
+			if cb, err = m.bufs.get(j, yield); err != nil {
 				return &Error{Side: SideSrc, Op: "read", Err: err}
 			}
 		}

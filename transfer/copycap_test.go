@@ -277,3 +277,45 @@ func TestCopyBufferYielded(t *testing.T) {
 		t.Fatalf("slow upstream got a different body")
 	}
 }
+
+// TestCopyOverflowForUnwaitableSource: a transfer whose source cannot be waited on without a buffer
+// (not a socket: a TLS client) does not wait when the cap is reached; it copies through a small
+// buffer (CopyOverflowBufferSize) past the cap.
+func TestCopyOverflowForUnwaitableSource(t *testing.T) {
+	const size = 64 << 10
+	m := testMover(t, transfer.ModeCopy, transfer.Options{CopyBufferSize: size, CopyMemoryMax: size, StallTimeout: 500 * time.Millisecond})
+	h := newRig(t)
+	sink(h.up, 0)
+	if err := <-send(h.client, 0, 0, body(1000)); err != nil {
+		t.Fatal(err)
+	}
+	held := make(chan error, 1)
+	go func() {
+		_, err := m.Move(context.Background(), h.dst, hiddenConn{h.src}, nil, 2000)
+		held <- err
+	}()
+	waitUntil(t, "the buffer in use", func() bool { return m.Stats().CopyBuffersInUse == 1 })
+
+	const n = 4 << 20
+	r := newRig(t)
+	got := sink(r.up, 0)
+	send(r.client, 0, 0, body(n))
+	res, err := m.Move(context.Background(), r.dst, hiddenConn{r.src}, nil, n)
+	if err != nil || res.Copied != n {
+		t.Fatalf("Move of an unwaitable source at the cap = %+v, %v; want %d bytes copied", res, err, n)
+	}
+	r.dst.Close()
+	if s := <-got; s.n != n || s.sum != digest(body(n)) {
+		t.Fatalf("upstream got %d bytes or a different body", s.n)
+	}
+	if s := m.Stats(); s.CopyOverflows != 1 || s.CopyWaits != 0 || s.CopyBuffersInUse != 1 {
+		t.Fatalf("Stats = %+v; want 1 overflow, no wait, the holder's buffer in use", s)
+	}
+	send(h.client, 0, 0, body(1000))
+	if err := <-held; err != nil {
+		t.Fatalf("holder Move = %v", err)
+	}
+	if transfer.CopyOverflowBufferSize != 16<<10 {
+		t.Errorf("CopyOverflowBufferSize = %d; want 16 KiB (one TLS record)", transfer.CopyOverflowBufferSize)
+	}
+}

@@ -17,9 +17,13 @@ import (
 // waits, a transfer reading a socket gives its buffer back after each chunk and waits for its
 // client's next bytes without one (copyBody), so a slow or silent client holds no buffer and the
 // buffers go round the transfers that have bytes to move. A waiting client costs only its kernel
-// socket buffer: TCP flow control holds its bytes back, as it does for any slow upstream. Only
-// sources that cannot be waited on without reading (a TLS client: its records must be decrypted
-// into a buffer) keep theirs to the end.
+// socket buffer: TCP flow control holds its bytes back, as it does for any slow upstream.
+//
+// A source that cannot be waited on without reading (a TLS client: crypto/tls may hold decrypted
+// bytes the socket no longer shows) keeps its buffer to the end and so could not take turns:
+// rather than wait, possibly for a whole upload, it copies through a CopyOverflowBufferSize buffer
+// past the cap — the size of the TLS record crypto/tls already holds for that connection, so such
+// a transfer at most doubles what its connection costs anyway.
 //
 // Buffers are mapped on demand outside the Go heap (mapBuf: mmap on Unix), kept for reuse in a
 // LIFO list (the most recently used one is the warmest in cache) and unmapped when more than
@@ -39,15 +43,24 @@ type copyPool struct {
 	idle   []*copyBuf // LIFO; len <= max
 	closed bool       // Mover.Close ran: buffers are released, not kept
 
-	waiting atomic.Int64 // transfers waiting for a buffer now
-	waits   atomic.Int64 // transfers that had to wait, ever
+	waiting   atomic.Int64 // transfers waiting for a buffer now
+	waits     atomic.Int64 // transfers that had to wait, ever
+	overflows atomic.Int64 // overflow buffers handed out, ever
 }
 
-// copyBuf is one copy buffer; mapped tells how to release it.
+// copyBuf is one copy buffer; mapped tells how to release it, overflow that it holds no token.
 type copyBuf struct {
-	b      []byte
-	mapped bool
+	b        []byte
+	mapped   bool
+	overflow bool
 }
+
+// CopyOverflowBufferSize is the buffer of a copy whose source cannot wait (see copyPool) when
+// every full-size buffer is lent out: one TLS record's plaintext.
+const CopyOverflowBufferSize = 16 << 10
+
+// overflowBufs holds the overflow buffers (heap; few and small).
+var overflowBufs = sync.Pool{New: func() any { return &copyBuf{b: make([]byte, CopyOverflowBufferSize), overflow: true} }}
 
 func (cb *copyBuf) release() {
 	if cb.mapped {
@@ -71,10 +84,17 @@ func newCopyPool(size, maxBytes int) *copyPool {
 // get lends a buffer of len p.size. When none is free it waits until one is, j's context ends
 // (the context's error) or j's stall timeout passes (ErrStalled). Uncontended it allocates nothing
 // once the buffer exists.
-func (p *copyPool) get(j *job) (*copyBuf, error) {
+//
+// canWait false (the source cannot wait without a buffer): instead of waiting it gets an overflow
+// buffer of CopyOverflowBufferSize, outside the cap.
+func (p *copyPool) get(j *job, canWait bool) (*copyBuf, error) {
 	select {
 	case p.sem <- struct{}{}:
 	default:
+		if !canWait {
+			p.overflows.Add(1)
+			return overflowBufs.Get().(*copyBuf), nil
+		}
 		if err := p.wait(j); err != nil {
 			return nil, err
 		}
@@ -124,6 +144,10 @@ func (p *copyPool) wait(j *job) error {
 // copyIdleSlack buffers beyond those still in use are idle (any, once the pool is closed), it
 // releases the least recently used. The caller keeps no reference to cb.
 func (p *copyPool) put(cb *copyBuf) {
+	if cb.overflow {
+		overflowBufs.Put(cb)
+		return
+	}
 	var extra [copyIdleSlack]*copyBuf // released outside the lock; more than this many wait for later puts
 	p.mu.Lock()
 	p.idle = append(p.idle, cb)
@@ -162,4 +186,5 @@ func (p *copyPool) stats(s *Stats) {
 	p.mu.Unlock()
 	s.CopyWaiting = p.waiting.Load()
 	s.CopyWaits = p.waits.Load()
+	s.CopyOverflows = p.overflows.Load()
 }

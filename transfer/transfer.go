@@ -74,8 +74,9 @@ type Options struct {
 	// It allows CopyMemoryMax/CopyBufferSize buffers (at least one); a
 	// transfer that finds them all busy waits for a buffer, within its
 	// context and StallTimeout (then ErrStalled, Side SideSrc), while the
-	// holders that read sockets hand theirs round after each chunk (see
-	// copyPool). Buffers are mapped outside the Go heap on Unix; a few
+	// holders that read sockets hand theirs round after each chunk; a source
+	// that is not a socket (a TLS client) copies through a 16 KiB overflow
+	// buffer instead of waiting (see copyPool). Buffers are mapped outside the Go heap on Unix; a few
 	// beyond those in use are kept for reuse, the rest returned to the OS.
 	CopyMemoryMax int
 
@@ -158,6 +159,7 @@ type Stats struct {
 	CopyBuffersIdle  int64 // copy buffers made and kept for reuse
 	CopyWaiting      int64 // transfers waiting for a copy buffer now
 	CopyWaits        int64 // transfers that had to wait for a copy buffer, since NewMover
+	CopyOverflows    int64 // copies given a CopyOverflowBufferSize buffer past the cap (sources that cannot wait), since NewMover
 }
 
 // Stats returns a snapshot of the pipe pool and the copy buffers. Safe for concurrent use.
