@@ -27,15 +27,18 @@ type engineMetrics struct {
 	upstreamErrors     *metrics.Counter
 	upstreamIdle       upGauge // written together with upstreamOpen (see writeUpstreamGauges)
 	upstreamOpen       upGauge
-	mpStarted          *metrics.Counter
-	mpCompleted        *metrics.Counter
-	mpAborted          *metrics.Counter
-	partsSent          *metrics.Counter
-	autoChunked        *metrics.Counter
-	abortFailures      *metrics.Counter
-	abortRetries       *metrics.Counter // background AbortMultipartUpload attempts (after the first)
-	abortsPending      *metrics.Gauge   // uploads whose abort is being retried
-	uploadIDRefused    *metrics.Counter // upload ids that did not open for their request (404 NoSuchUpload)
+	// https upstreams: completed client handshakes, and those that resumed a session
+	upstreamTLSHandshakes *metrics.Counter
+	upstreamTLSResumed    *metrics.Counter
+	mpStarted             *metrics.Counter
+	mpCompleted           *metrics.Counter
+	mpAborted             *metrics.Counter
+	partsSent             *metrics.Counter
+	autoChunked           *metrics.Counter
+	abortFailures         *metrics.Counter
+	abortRetries          *metrics.Counter // background AbortMultipartUpload attempts (after the first)
+	abortsPending         *metrics.Gauge   // uploads whose abort is being retried
+	uploadIDRefused       *metrics.Counter // upload ids that did not open for their request (404 NoSuchUpload)
 
 	bytesIn   *metrics.Counter
 	bytesOut  *metrics.Counter
@@ -93,34 +96,36 @@ func newEngineMetrics() *engineMetrics {
 		const transfer = "Request body bytes moved upstream, by mode: splice (kernel pipes) or copy (user space)."
 		const auth = "Requests whose client was authenticated, by authentication method."
 		theMetrics = &engineMetrics{
-			connsOpen:          gauge(`mizuchi_connections_active`, "Client connections held by the proxy (event loops, detached transfers and the https listener)."),
-			bytesSplice:        counter(`mizuchi_transfer_bytes_total{mode="splice"}`, transfer),
-			bytesCopy:          counter(`mizuchi_transfer_bytes_total{mode="copy"}`, transfer),
-			detached:           counter(`mizuchi_detached_requests_total`, "Requests whose body was relayed outside the event loop (spliced or copied by a goroutine)."),
-			pipeTooSmall:       counter(`mizuchi_transfer_pipe_too_small_total`, "Transfers that fell back to user-space copy because the kernel granted a pipe smaller than asked (raise fs.pipe-max-size or grant CAP_SYS_RESOURCE)."),
-			timeouts:           counter(`mizuchi_connection_timeouts_total`, "Client connections closed or answered by a head, idle, body or decision timeout."),
-			upstreamDials:      counter(`mizuchi_upstream_dials_total`, "Connections dialled to upstream endpoints."),
-			upstreamDialErrors: counter(`mizuchi_upstream_dial_errors_total`, "Upstream dials that failed (refused, timed out, TLS handshake failed)."),
-			upstreamErrors:     counter(`mizuchi_upstream_errors_total`, "Requests that failed because of the upstream (no connection, broken connection, bad or late answer): answered 502, 503 or 504."),
-			mpStarted:          counter(`mizuchi_multipart_uploads_started_total`, "Multipart uploads created (pass-through CreateMultipartUpload and auto-chunked PUTs)."),
-			mpCompleted:        counter(`mizuchi_multipart_uploads_completed_total`, "Multipart uploads completed (pass-through and auto-chunked)."),
-			mpAborted:          counter(`mizuchi_multipart_uploads_aborted_total`, "Multipart uploads aborted (by clients, and by the proxy for failed auto-chunked PUTs)."),
-			partsSent:          counter(`mizuchi_multipart_parts_sent_total`, "Parts the upstream accepted (pass-through UploadPart and auto-chunked parts)."),
-			autoChunked:        counter(`mizuchi_autochunked_puts_total`, "PutObject requests the proxy cut into multipart uploads."),
-			abortFailures:      counter(`mizuchi_multipart_abort_failures_total`, "Auto-chunked uploads the proxy gave up aborting: each leaves an incomplete multipart upload upstream (clean up with a lifecycle rule)."),
-			abortRetries:       counter(`mizuchi_multipart_abort_retries_total`, "Background AbortMultipartUpload attempts after a failed first one."),
-			abortsPending:      gauge(`mizuchi_multipart_abort_retries_pending`, "Auto-chunked uploads whose abort is being retried in the background."),
-			uploadIDRefused:    counter(`mizuchi_upload_id_refused_total`, "Upload ids that did not open for their request (another principal's or key's, altered, forged): answered 404 NoSuchUpload."),
-			bytesIn:            counter(`mizuchi_request_bytes_total`, "Request body bytes received from clients."),
-			bytesOut:           counter(`mizuchi_response_bytes_total`, "Response bytes sent to clients."),
-			requests:           map[reqKey]*metrics.Counter{},
-			refusals:           map[string]*metrics.Counter{},
-			authFail:           map[string]*metrics.Counter{},
-			authzDecisions:     map[string]*metrics.Counter{},
-			authMethods:        map[string]*metrics.Counter{},
-			authSigV4:          counter(`mizuchi_authenticated_requests_total{method="sigv4"}`, auth),
-			authNone:           counter(`mizuchi_authenticated_requests_total{method="none"}`, auth),
-			authPresigned:      counter(`mizuchi_authenticated_requests_total{method="sigv4-presigned"}`, auth),
+			connsOpen:             gauge(`mizuchi_connections_active`, "Client connections held by the proxy (event loops, detached transfers and the https listener)."),
+			bytesSplice:           counter(`mizuchi_transfer_bytes_total{mode="splice"}`, transfer),
+			bytesCopy:             counter(`mizuchi_transfer_bytes_total{mode="copy"}`, transfer),
+			detached:              counter(`mizuchi_detached_requests_total`, "Requests whose body was relayed outside the event loop (spliced or copied by a goroutine)."),
+			pipeTooSmall:          counter(`mizuchi_transfer_pipe_too_small_total`, "Transfers that fell back to user-space copy because the kernel granted a pipe smaller than asked (raise fs.pipe-max-size or grant CAP_SYS_RESOURCE)."),
+			timeouts:              counter(`mizuchi_connection_timeouts_total`, "Client connections closed or answered by a head, idle, body or decision timeout."),
+			upstreamDials:         counter(`mizuchi_upstream_dials_total`, "Connections dialled to upstream endpoints."),
+			upstreamDialErrors:    counter(`mizuchi_upstream_dial_errors_total`, "Upstream dials that failed (refused, timed out, TLS handshake failed)."),
+			upstreamTLSHandshakes: counter(`mizuchi_upstream_tls_handshakes_total`, "TLS handshakes completed with https upstreams."),
+			upstreamTLSResumed:    counter(`mizuchi_upstream_tls_resumed_total`, "TLS handshakes with https upstreams that resumed a cached session."),
+			upstreamErrors:        counter(`mizuchi_upstream_errors_total`, "Requests that failed because of the upstream (no connection, broken connection, bad or late answer): answered 502, 503 or 504."),
+			mpStarted:             counter(`mizuchi_multipart_uploads_started_total`, "Multipart uploads created (pass-through CreateMultipartUpload and auto-chunked PUTs)."),
+			mpCompleted:           counter(`mizuchi_multipart_uploads_completed_total`, "Multipart uploads completed (pass-through and auto-chunked)."),
+			mpAborted:             counter(`mizuchi_multipart_uploads_aborted_total`, "Multipart uploads aborted (by clients, and by the proxy for failed auto-chunked PUTs)."),
+			partsSent:             counter(`mizuchi_multipart_parts_sent_total`, "Parts the upstream accepted (pass-through UploadPart and auto-chunked parts)."),
+			autoChunked:           counter(`mizuchi_autochunked_puts_total`, "PutObject requests the proxy cut into multipart uploads."),
+			abortFailures:         counter(`mizuchi_multipart_abort_failures_total`, "Auto-chunked uploads the proxy gave up aborting: each leaves an incomplete multipart upload upstream (clean up with a lifecycle rule)."),
+			abortRetries:          counter(`mizuchi_multipart_abort_retries_total`, "Background AbortMultipartUpload attempts after a failed first one."),
+			abortsPending:         gauge(`mizuchi_multipart_abort_retries_pending`, "Auto-chunked uploads whose abort is being retried in the background."),
+			uploadIDRefused:       counter(`mizuchi_upload_id_refused_total`, "Upload ids that did not open for their request (another principal's or key's, altered, forged): answered 404 NoSuchUpload."),
+			bytesIn:               counter(`mizuchi_request_bytes_total`, "Request body bytes received from clients."),
+			bytesOut:              counter(`mizuchi_response_bytes_total`, "Response bytes sent to clients."),
+			requests:              map[reqKey]*metrics.Counter{},
+			refusals:              map[string]*metrics.Counter{},
+			authFail:              map[string]*metrics.Counter{},
+			authzDecisions:        map[string]*metrics.Counter{},
+			authMethods:           map[string]*metrics.Counter{},
+			authSigV4:             counter(`mizuchi_authenticated_requests_total{method="sigv4"}`, auth),
+			authNone:              counter(`mizuchi_authenticated_requests_total{method="none"}`, auth),
+			authPresigned:         counter(`mizuchi_authenticated_requests_total{method="sigv4-presigned"}`, auth),
 		}
 		exposition.Help(`mizuchi_requests_total`, "Finished requests by client bucket (- when none was routed, * for the buckets of the \"*\" entry), S3 operation and HTTP status.")
 		exposition.Help(`mizuchi_refusals_total`, "Requests the proxy answered itself, by S3 error code.")

@@ -48,6 +48,10 @@ type ServerConfig struct {
 	ReusePort bool `yaml:"reuse_port"`
 	// Complete documents buffered at once, all connections; default 32MiB, at least 4MiB
 	CompleteBodyBudget ByteSize `yaml:"complete_body_budget"`
+	// Buffers of the copy path (https upstreams or clients, aws-chunked bodies, zero copy off),
+	// 256KiB each and one per transfer, lent at once over all transfers; default 64MiB, at least
+	// 256KiB. A transfer that finds them all busy waits (within body_stall_timeout).
+	CopyMemoryMax ByteSize `yaml:"copy_memory_max"`
 	// DNS suffixes of virtual-hosted-style requests: Host <bucket>.<suffix>[:port] addresses
 	// bucket <bucket> (the key is the whole path). Default none: path style only.
 	VirtualHostSuffixes []string `yaml:"virtual_host_suffixes"`

@@ -53,6 +53,7 @@ func (c *Config) Normalize() {
 	setSize(&s.InlineBodyMax, 64<<10)
 	setSize(&s.MaxObjectSize, 5<<40)
 	setSize(&s.CompleteBodyBudget, engine.DefaultCompleteBodyBudget)
+	setSize(&s.CopyMemoryMax, transfer.DefaultCopyMemoryMax)
 	setDur(&s.HeadTimeout, DefaultHeadTimeout)
 	setDur(&s.IdleTimeout, DefaultIdleTimeout)
 	setDur(&s.BodyStallTimeout, DefaultStallTimeout)
@@ -176,6 +177,9 @@ func (c *Config) Validate() error {
 	if s := c.Server.MaxObjectSize; s > 5<<40 {
 		errs = append(errs, fmt.Errorf("server.max_object_size %d is above S3's 5 TiB object limit", s))
 	}
+	if s := c.Server.CopyMemoryMax; s != 0 && (s < transfer.DefaultCopyBufferSize || s > 16<<30) {
+		errs = append(errs, fmt.Errorf("server.copy_memory_max %d: want 256KiB..16GiB (at least one copy buffer)", s))
+	}
 	if s := c.Server.CompleteBodyBudget; s != 0 && s < 4<<20 {
 		errs = append(errs, fmt.Errorf("server.complete_body_budget %d: want at least 4MiB (one largest CompleteMultipartUpload document)", s))
 	}
@@ -254,10 +258,11 @@ func (c *Config) EngineOptions(logger, access *slog.Logger) (engine.Options, err
 		MaxObjectSize:      int64(c.Server.MaxObjectSize),
 		CompleteBodyBudget: int64(c.Server.CompleteBodyBudget),
 		Transfer: transfer.Options{
-			PipeSize:     int(zc.PipeBufferSize),
-			MinPipeSize:  int(zc.MinPipeSize),
-			MaxIdlePipes: zc.PipePoolSize,
-			ForceCopy:    zc.Enabled != nil && !*zc.Enabled,
+			PipeSize:      int(zc.PipeBufferSize),
+			MinPipeSize:   int(zc.MinPipeSize),
+			MaxIdlePipes:  zc.PipePoolSize,
+			ForceCopy:     zc.Enabled != nil && !*zc.Enabled,
+			CopyMemoryMax: int(c.Server.CopyMemoryMax),
 		},
 		Upstream: engine.UpstreamOptions{
 			DialTimeout:   time.Duration(c.Upstream.DialTimeout),

@@ -40,6 +40,9 @@ func init() {
 	}
 	metrics.NewGauge(`mizuchi_pipes_in_use`, stat(func(e *engine.Engine) float64 { return float64(e.TransferStats().PipesInUse) }))
 	metrics.NewGauge(`mizuchi_pipes_idle`, stat(func(e *engine.Engine) float64 { return float64(e.TransferStats().PipesIdle) }))
+	metrics.NewGauge(`mizuchi_copy_buffers_in_use`, stat(func(e *engine.Engine) float64 { return float64(e.TransferStats().CopyBuffersInUse) }))
+	metrics.NewGauge(`mizuchi_copy_buffers_idle`, stat(func(e *engine.Engine) float64 { return float64(e.TransferStats().CopyBuffersIdle) }))
+	metrics.NewGauge(`mizuchi_copy_buffers_waiting`, stat(func(e *engine.Engine) float64 { return float64(e.TransferStats().CopyWaiting) }))
 	metrics.NewGauge(`mizuchi_ready`, func() float64 {
 		if s := current.Load(); s != nil {
 			if ok, _ := s.Ready(); ok {

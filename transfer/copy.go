@@ -3,23 +3,50 @@ package transfer
 import (
 	"errors"
 	"io"
+	"syscall"
 )
 
 // copyBody moves exactly n bytes from j.src to j.dst through a pooled
 // buffer: each read asks for at most min(remaining, buffer size) bytes, so
 // nothing past the body is consumed, and every byte read is written before
-// the next read. The buffer returns to the pool when the transfer ends; no
-// reference to it survives.
+// the next read. The buffer comes from the bounded pool (waiting for one when
+// all are lent out, see copyPool) and returns to it when the transfer ends;
+// no reference to it survives.
+//
+// While other transfers wait for a buffer, a transfer whose src is a socket
+// (on Linux) gives its buffer back after each chunk and waits for src's next
+// bytes without one (waitReadable), then queues for a buffer again: a slow
+// client holds no buffer while it sends nothing, and the waiting transfers
+// take turns. Uncontended, a transfer keeps its buffer to the end. Any other
+// src (a TLS client) cannot take turns: past the cap it copies through a
+// small overflow buffer instead of waiting (see copyPool).
 func (m *Mover) copyBody(j *job, res *Result, n int64) error {
 	if n == 0 {
 		return nil
 	}
-	bp := m.bufs.Get().(*[]byte)
-	defer m.bufs.Put(bp)
-	buf := *bp
+	_, yield := j.src.(syscall.Conn)
+	yield = yield && canWaitReadable
+	var cb *copyBuf
+	defer func() {
+		if cb != nil {
+			m.bufs.put(cb)
+		}
+	}()
 	empty := 0
 	for n > 0 {
-		chunk := buf
+		if cb == nil {
+			if yield && m.bufs.contended() {
+				j.armSrc()
+				if err := waitReadable(j.src); err != nil {
+					return j.fail(SideSrc, "read", err)
+				}
+			}
+			var err error
+			if cb, err = m.bufs.get(j, yield); err != nil {
+				return &Error{Side: SideSrc, Op: "read", Err: err}
+			}
+		}
+		chunk := cb.b
 		if int64(len(chunk)) > n {
 			chunk = chunk[:n]
 		}
@@ -41,6 +68,10 @@ func (m *Mover) copyBody(j *job, res *Result, n int64) error {
 			}
 			if werr != nil {
 				return j.fail(SideDst, "write", werr)
+			}
+			if yield && m.bufs.waiting.Load() > 0 {
+				m.bufs.put(cb)
+				cb = nil
 			}
 		}
 		if rerr != nil {

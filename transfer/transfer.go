@@ -39,6 +39,7 @@ const (
 	DefaultMinPipeSize    = 256 << 10
 	DefaultMaxIdlePipes   = 64
 	DefaultCopyBufferSize = 256 << 10
+	DefaultCopyMemoryMax  = 64 << 20
 )
 
 // Options configures a Mover. The zero value is ready to use.
@@ -64,8 +65,20 @@ type Options struct {
 	ForceCopy bool
 
 	// CopyBufferSize is the size of the pooled copy buffers, in bytes;
-	// 0 means DefaultCopyBufferSize (256 KiB).
+	// 0 means DefaultCopyBufferSize (256 KiB). A transfer on the copy path holds
+	// exactly one, from its first body byte to its end.
 	CopyBufferSize int
+
+	// CopyMemoryMax bounds the bytes of copy buffers lent out at once, over all
+	// transfers; 0 means DefaultCopyMemoryMax (64 MiB: 256 buffers of 256 KiB).
+	// It allows CopyMemoryMax/CopyBufferSize buffers (at least one); a
+	// transfer that finds them all busy waits for a buffer, within its
+	// context and StallTimeout (then ErrStalled, Side SideSrc), while the
+	// holders that read sockets hand theirs round after each chunk; a source
+	// that is not a socket (a TLS client) copies through a 16 KiB overflow
+	// buffer instead of waiting (see copyPool). Buffers are mapped outside the Go heap on Unix; a few
+	// beyond those in use are kept for reuse, the rest returned to the OS.
+	CopyMemoryMax int
 
 	// StallTimeout, if positive, fails a transfer with ErrStalled when no
 	// byte moves for this long. It is enforced with deadlines refreshed
@@ -91,6 +104,9 @@ func (o Options) normalized() Options {
 	if o.CopyBufferSize <= 0 {
 		o.CopyBufferSize = DefaultCopyBufferSize
 	}
+	if o.CopyMemoryMax <= 0 {
+		o.CopyMemoryMax = DefaultCopyMemoryMax
+	}
 	if o.StallTimeout < 0 {
 		o.StallTimeout = 0
 	}
@@ -98,12 +114,12 @@ func (o Options) normalized() Options {
 }
 
 // Mover moves bodies between connections. It owns a bounded pool of pipes
-// and a pool of copy buffers. A Mover is safe for concurrent use by any
+// and a bounded pool of copy buffers. A Mover is safe for concurrent use by any
 // number of transfers; create one per process (or per listener) and Close it
 // when done.
 type Mover struct {
 	opts  Options
-	bufs  sync.Pool // *[]byte of len opts.CopyBufferSize
+	bufs  *copyPool // len opts.CopyBufferSize each, at most CopyMemoryMax in all
 	jobs  sync.Pool // *job
 	pipes *pipeSet  // platform-specific; never references the Mover
 }
@@ -112,34 +128,46 @@ type Mover struct {
 // It opens no file descriptor: pipes are created on demand.
 func NewMover(o Options) *Mover {
 	m := &Mover{opts: o.normalized()}
-	size := m.opts.CopyBufferSize
-	m.bufs.New = func() any {
-		b := make([]byte, size)
-		return &b
-	}
+	m.bufs = newCopyPool(m.opts.CopyBufferSize, m.opts.CopyMemoryMax)
 	m.jobs.New = func() any { return newJob() }
 	m.pipes = newPipeSet(m.opts)
 	// Idle pipes hold file descriptors: release them if the Mover is
 	// dropped without Close.
 	runtime.AddCleanup(m, func(s *pipeSet) { _ = s.close() }, m.pipes)
+	runtime.AddCleanup(m, func(p *copyPool) { p.close() }, m.bufs)
 	return m
 }
 
-// Close closes the idle pipes. Transfers still running finish normally;
-// their pipes are closed, not pooled, when they end. A closed Mover can
-// still Move (pipes are then created and closed per transfer). Close is
+// Close closes the idle pipes and releases the idle copy buffers. Transfers
+// still running finish normally; their pipes are closed, not pooled, and
+// their buffers released, when they end. A closed Mover can still Move
+// (pipes and buffers are then created and released per transfer). Close is
 // idempotent and safe to call concurrently with Move.
-func (m *Mover) Close() error { return m.pipes.close() }
+func (m *Mover) Close() error {
+	m.bufs.close()
+	return m.pipes.close()
+}
 
-// Stats is a snapshot of a Mover's pipe pool.
+// Stats is a snapshot of a Mover's pipe pool and copy buffers.
 type Stats struct {
 	PipesInUse int64 // pipes held by running transfers
 	PipesIdle  int64 // empty pipes waiting in the pool
 	PipeSize   int   // capacity the kernel granted the most recent fresh pipe; 0 before the first
+
+	CopyBuffersMax   int   // copy buffers that may be lent at once (CopyMemoryMax / CopyBufferSize)
+	CopyBuffersInUse int64 // copy buffers held by running transfers
+	CopyBuffersIdle  int64 // copy buffers made and kept for reuse
+	CopyWaiting      int64 // transfers waiting for a copy buffer now
+	CopyWaits        int64 // transfers that had to wait for a copy buffer, since NewMover
+	CopyOverflows    int64 // copies given a CopyOverflowBufferSize buffer past the cap (sources that cannot wait), since NewMover
 }
 
-// Stats returns a snapshot of the pipe pool. Safe for concurrent use.
-func (m *Mover) Stats() Stats { return m.pipes.stats() }
+// Stats returns a snapshot of the pipe pool and the copy buffers. Safe for concurrent use.
+func (m *Mover) Stats() Stats {
+	s := m.pipes.stats()
+	m.bufs.stats(&s)
+	return s
+}
 
 // Result reports what a Move did. It is valid also when Move fails: the
 // counts are the bytes written to dst before the failure.

@@ -27,13 +27,17 @@ const callTimeout = 2 * time.Minute
 // same client is returned on every call; it is safe for concurrent use.
 func (s *Server) Client() *s3.Client {
 	s.clientOnce.Do(func() {
-		s.client = s3.New(s3.Options{
+		o := s3.Options{
 			Region:       s.Region,
 			BaseEndpoint: aws.String(s.Endpoint),
 			UsePathStyle: true,
 			Credentials:  credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, ""),
 			Retryer:      aws.NopRetryer{},
-		})
+		}
+		if s.RootCAs != nil { // StartTLS: trust the server's CA
+			o.HTTPClient = &http.Client{Transport: s.transport(true)}
+		}
+		s.client = s3.New(o)
 	})
 	return s.client
 }

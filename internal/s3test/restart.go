@@ -47,8 +47,7 @@ func (s *Server) Restart(t testing.TB) {
 // relaunch starts a new versitygw process for s (same flags, address, data directory and keys as
 // launch used) once the previous one has exited.
 func (s *Server) relaunch(bin string) error {
-	cmd := exec.Command(bin, "--port", s.Addr, "--health", "/health", "--keep-alive", "--quiet",
-		"posix", s.DataDir)
+	cmd := exec.Command(bin, s.args()...)
 	cmd.Env = append(filterEnv(os.Environ(), "VGW_", "ROOT_ACCESS_KEY", "ROOT_SECRET_KEY"),
 		"ROOT_ACCESS_KEY="+s.AccessKey, "ROOT_SECRET_KEY="+s.SecretKey)
 	cmd.Stdout = s.output

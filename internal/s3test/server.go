@@ -2,6 +2,7 @@ package s3test
 
 import (
 	"crypto/rand"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -29,13 +30,17 @@ const (
 // data directory belongs to the server (objects are files under DataDir/<bucket>/). Methods are safe
 // for concurrent use.
 type Server struct {
-	Endpoint  string // "http://127.0.0.1:PORT"
+	Endpoint  string // "http://127.0.0.1:PORT" ("https://..." from StartTLS)
 	Addr      string // "127.0.0.1:PORT"
 	AccessKey string // root access key, random per server
 	SecretKey string // root secret key, random per server
 	Region    string // "us-east-1"
 	DataDir   string // the posix backend's root directory
+	// StartTLS only: the CA that signed the server's certificate, as a pool and as a PEM file.
+	RootCAs *x509.CertPool
+	CAFile  string
 
+	tls      *tlsFiles // nil: plain http
 	cmd      *exec.Cmd
 	exited   chan struct{} // closed when the process has been waited for
 	waitErr  error         // valid after exited is closed
@@ -106,6 +111,11 @@ func StartMain() (*Server, func(), error) {
 // start launches versitygw on dataDir on a port from pickPort, retrying with a new one when the
 // picked port was taken between the pick and the server's bind.
 func start(dataDir string, pickPort func() (int, error)) (*Server, error) {
+	return startWith(dataDir, pickPort, nil)
+}
+
+// startWith is start serving https with tf's certificate when tf is not nil.
+func startWith(dataDir string, pickPort func() (int, error), tf *tlsFiles) (*Server, error) {
 	bin, err := VersitygwPath()
 	if err != nil {
 		return nil, err
@@ -116,7 +126,7 @@ func start(dataDir string, pickPort func() (int, error)) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		s, err := launch(bin, port, dataDir)
+		s, err := launch(bin, port, dataDir, tf)
 		if err != nil {
 			return nil, err
 		}
@@ -134,7 +144,7 @@ func start(dataDir string, pickPort func() (int, error)) (*Server, error) {
 
 var errAddrInUse = errors.New("address already in use")
 
-func launch(bin string, port int, dataDir string) (*Server, error) {
+func launch(bin string, port int, dataDir string, tf *tlsFiles) (*Server, error) {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	s := &Server{
 		Endpoint:  "http://" + addr,
@@ -145,9 +155,12 @@ func launch(bin string, port int, dataDir string) (*Server, error) {
 		DataDir:   dataDir,
 		exited:    make(chan struct{}),
 		output:    &tailBuffer{max: 64 << 10},
+		tls:       tf,
 	}
-	cmd := exec.Command(bin, "--port", addr, "--health", "/health", "--keep-alive", "--quiet",
-		"posix", dataDir)
+	if tf != nil {
+		s.Endpoint, s.RootCAs, s.CAFile = "https://"+addr, tf.pool, tf.ca
+	}
+	cmd := exec.Command(bin, s.args()...)
 	// versitygw reads many flags from VGW_* variables: keep the machine's out of it.
 	cmd.Env = append(filterEnv(os.Environ(), "VGW_", "ROOT_ACCESS_KEY", "ROOT_SECRET_KEY"),
 		"ROOT_ACCESS_KEY="+s.AccessKey, "ROOT_SECRET_KEY="+s.SecretKey)
@@ -167,10 +180,7 @@ func launch(bin string, port int, dataDir string) (*Server, error) {
 
 // waitHealthy polls GET /health until it answers 200, the process exits or the deadline passes.
 func (s *Server) waitHealthy(deadline time.Time) error {
-	hc := &http.Client{
-		Transport: &http.Transport{DisableKeepAlives: true},
-		Timeout:   time.Second,
-	}
+	hc := &http.Client{Transport: s.transport(false), Timeout: time.Second}
 	url := s.Endpoint + "/health"
 	lastErr := errors.New("no answer yet")
 	for {
