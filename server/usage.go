@@ -22,7 +22,7 @@ var flagGroups = []flagGroup{
 		"complete-body-budget", "head-timeout", "idle-timeout", "body-stall-timeout", "response-timeout"}},
 	{"Upstream", []string{"dial-timeout", "upstream-max-idle", "upstream-max-conns", "upstream-idle-timeout",
 		"upstream-abort-retry-for", "auto-chunk", "multipart-threshold", "part-size", "concurrent-parts"}},
-	{"Zero-copy (splice)", []string{"zero-copy", "pipe-size", "min-pipe-size", "pipe-pool"}},
+	{"Zero-copy (splice) and the copy path", []string{"zero-copy", "pipe-size", "min-pipe-size", "pipe-pool", "copy-memory-max"}},
 	{"TLS (https listener)", []string{"tls-address", "tls-cert", "tls-key", "tls-min-version", "tls-handshake-timeout"}},
 	{"Auth: config-less start (one bucket from flags and environment)", []string{"bucket", "upstream", "upstream-bucket", "region", "auth-none"}},
 	{"Policy and authorization (config-less start)", []string{"policy-max-object-size", "policy-content-type",
