@@ -47,6 +47,7 @@ const (
 	phaseBusy                  // an inline exchange is in flight; bytes that arrive stay buffered
 	phaseDetached              // the socket was handed to a goroutine; gnet forgot it
 	phaseDrain                 // refused while the body was coming: discard it, then close
+	phaseStream                // admitted inline, body streamed upstream as it arrives (inline_stream.go)
 )
 
 // Per-request scratch that idle connections must not carry (10,000 idle connections are cheap).
@@ -99,6 +100,12 @@ type connState struct {
 	reqID   [16]byte
 	remote  string
 	scratch []byte // per-connection scratch for error responses
+
+	// phaseStream: the loop-owned upstream connection the body goes to (nil once it is all sent).
+	up *loopUp
+	// A streamed request answered before its body was all read: body bytes to discard before the
+	// connection closes (next).
+	drainAfter int64
 }
 
 // toHead readies the connection for its next request.
@@ -113,6 +120,8 @@ func (st *connState) toHead(now int64) {
 	st.noOverwrite = false
 	st.pending = decision{}
 	st.sentCont = false
+	st.up = nil
+	st.drainAfter = 0
 	st.headSince.Store(0)
 	st.since.Store(0)
 	st.idleSince.Store(now)
@@ -123,6 +132,12 @@ func (st *connState) toHead(now int64) {
 func (st *connState) toBody(now int64) {
 	st.since.Store(now)
 	st.phase.Store(phaseBody)
+}
+
+// toStream streams an inline body upstream as it arrives.
+func (st *connState) toStream(now int64) {
+	st.since.Store(now)
+	st.phase.Store(phaseStream)
 }
 
 // toAwait parks the request while its Authorizer decides.
@@ -208,6 +223,14 @@ func (e *Engine) OnClose(c gnet.Conn, err error) gnet.Action {
 	switch st.phase.Load() {
 	case phaseDetached:
 		return gnet.None
+	case phaseStream:
+		// The client vanished mid-body: reset the upstream request (no object); a half-close
+		// still reads 400 IncompleteBody, an engine stopping 503.
+		s3err, answer := errIncompleteBody, errors.Is(err, io.EOF)
+		if err == nil && e.draining.Load() {
+			s3err, answer = errShuttingDown, true
+		}
+		e.abortStream(c, st, s3err, true, answer)
 	case phaseBody:
 		var s3err *s3Error
 		switch {
@@ -268,7 +291,18 @@ func (e *Engine) process(c gnet.Conn, st *connState) gnet.Action {
 			return gnet.None
 		case phaseDrain:
 			return e.drain(c, st)
+		case phaseStream:
+			return e.pump(c, st)
 		case phaseBody:
+			if e.canStream(st) {
+				buf, _ := c.Peek(-1)
+				if action, started := e.startStream(c, st, buf); started {
+					if action == gnet.Close {
+						return action
+					}
+					continue
+				}
+			}
 			// Peek copies a wrapped ring buffer into one slice: wait until the body is whole.
 			if c.InboundBuffered() < st.req.HeadLen+int(st.bodyLen) {
 				return gnet.None
@@ -298,6 +332,14 @@ func (e *Engine) process(c gnet.Conn, st *connState) gnet.Action {
 			}
 			if action, done := e.onHead(c, st, buf); done {
 				return action
+			}
+			if e.canStream(st) {
+				if action, started := e.startStream(c, st, buf); started {
+					if action == gnet.Close {
+						return action
+					}
+					continue
+				}
 			}
 		}
 		// phaseBody: the whole body must be buffered before the inline exchange starts.
@@ -340,6 +382,15 @@ func (e *Engine) onHead(c gnet.Conn, st *connState, buf []byte) (gnet.Action, bo
 func (e *Engine) act(c gnet.Conn, st *connState, buf []byte, d *decision) (gnet.Action, bool) {
 	st.rt, st.bodyLen, st.principal, st.signed, st.chunks = d.rt, d.bodyLen, d.principal, d.signed, d.chunks
 	st.noOverwrite = d.noOverwrite
+	if e.cannotStream(d) {
+		// Above streamInlineMin a body is streamed in the loop or detached, never buffered whole
+		// on the loop's side: this one cannot stream (an https upstream, NoLoopUpstream).
+		if d.verdict == verdictAwait {
+			d.next = verdictStream
+		} else {
+			d.verdict = verdictStream
+		}
+	}
 	switch d.verdict {
 	case verdictRefuse:
 		return e.refuseRequest(c, st, buf, d.err), true
@@ -443,6 +494,16 @@ func (e *Engine) next(c gnet.Conn, st *connState, closeClient bool) {
 		return
 	}
 	if closeClient {
+		if left := st.drainAfter; left > 0 {
+			// Answered before the body was all read: discard the rest so that the client reads
+			// the answer rather than a reset, then close.
+			st.drainAfter = 0
+			st.toDrain(e.now(), min(left, lingerBytes))
+			if e.drain(c, st) == gnet.Close {
+				_ = c.Close()
+			}
+			return
+		}
 		_ = c.Close()
 		return
 	}

@@ -100,7 +100,7 @@ func (l *listFlag) Set(v string) error {
 func RegisterFlags(fs *flag.FlagSet) *Flags {
 	f := &Flags{fs: fs}
 	f.pipeSize, f.minPipe = newSize("1MiB"), newSize("256KiB")
-	f.maxHead, f.maxURI, f.inlineMax = newSize("64KiB"), newSize("16KiB"), newSize("64KiB")
+	f.maxHead, f.maxURI, f.inlineMax = newSize("64KiB"), newSize("16KiB"), newSize("1MiB")
 	f.maxObject, f.threshold, f.partSize = newSize("5TiB"), newSize("50MiB"), newSize("100MiB")
 	f.completeBudget = newSize("32MiB")
 	const sz = " (bytes, or with a unit: KiB, MiB, GiB, TiB)"

@@ -1,0 +1,14 @@
+//go:build !linux
+
+package engine
+
+import "github.com/panjf2000/gnet/v2"
+
+// loopPipe: no splice(2) here; streamed bodies are copied.
+type loopPipe struct{}
+
+func newLoopPipe() *loopPipe { return nil }
+
+func (p *loopPipe) close() {}
+
+func (e *Engine) spliceBody(gnet.Conn, *connState, *loopUp, *job) bool { return true }
