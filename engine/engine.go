@@ -275,6 +275,7 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 		// partial object) and auto-chunked uploads are aborted; give that cleanup a moment.
 		e.opts.Logger.Warn("drain deadline reached: cutting uploads in flight", "uploads", e.active.Load())
 		e.kill()
+		e.cutStreams() // in-loop streams (inline_stream.go)
 		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		e.waitIdle(cctx)
 		cancel()

@@ -225,3 +225,29 @@ func (e *Engine) abortStream(c gnet.Conn, st *connState, s3err *s3Error, inClose
 // OnTraffic runs. A streamed body's bytes beyond it are spliced, so it stays small; a head and a
 // small body still arrive in one read.
 var readBufferCap = 64 << 10
+
+// cutStreams ends, on their loops, the streamed requests still moving their bodies at the drain
+// deadline: the upstream request is reset (no object) and the client told 503.
+func (e *Engine) cutStreams() {
+	type cut struct {
+		st  *connState
+		c   gnet.Conn
+		gen uint32
+	}
+	var cuts []cut
+	e.conns.mu.Lock()
+	for st := range e.conns.m {
+		if st.phase.Load() == phaseStream {
+			cuts = append(cuts, cut{st, st.conn, st.gen.Load()})
+		}
+	}
+	e.conns.mu.Unlock()
+	for _, k := range cuts {
+		st := k.st
+		e.onLoop(st, k.c, k.gen, func(c gnet.Conn) {
+			if st.phase.Load() == phaseStream {
+				e.abortStream(c, st, errShuttingDown, false, true)
+			}
+		})
+	}
+}

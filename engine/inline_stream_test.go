@@ -3,6 +3,7 @@ package engine_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -267,4 +268,60 @@ func TestInlineStreamSlowUpstreamMemoryBounded(t *testing.T) {
 	if up.bodies != conns {
 		t.Fatalf("upstream got %d whole bodies; want %d", up.bodies, conns)
 	}
+}
+
+// Shutdown lets a streamed upload finish; at the drain deadline one still streaming is cut (the
+// upstream request reset: no object) and its client told 503.
+func TestInlineStreamDrain(t *testing.T) {
+	t.Run("finishes", func(t *testing.T) {
+		var eng *engine.Engine
+		p := startProxyEngine(t, &eng)
+		body := s3test.RandomBytes(768<<10, 3)
+		r := rawReq{Method: "PUT", Path: "/" + p.Bucket + "/drained", Body: body}
+		wire := r.bytes(t, p.Addr)
+		c := dial(t, p.Addr)
+		if _, err := c.Write(wire[:len(wire)-len(body)/2]); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the upload in flight", 5*time.Second, func() bool { return eng.ActiveUploads() == 1 })
+		done := make(chan error, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			done <- eng.Shutdown(ctx)
+		}()
+		waitFor(t, "the engine to drain", 5*time.Second, func() bool { return !eng.Ready() })
+		if _, err := c.Write(wire[len(wire)-len(body)/2:]); err != nil {
+			t.Fatal(err)
+		}
+		resp, b := readResponse(t, bufio.NewReader(c))
+		if resp.StatusCode != 200 {
+			t.Fatalf("upload during drain: %d %s", resp.StatusCode, b)
+		}
+		if err := <-done; err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+		if got, _ := upstream.GetObject(t, p.UpBucket, "drained"); !bytes.Equal(got, body) {
+			t.Fatal("drained upload differs")
+		}
+	})
+	t.Run("deadline", func(t *testing.T) {
+		var eng *engine.Engine
+		p := startProxyEngine(t, &eng)
+		size := inlineCap
+		r := rawReq{Method: "PUT", Path: "/" + p.Bucket + "/cut", Payload: "UNSIGNED-PAYLOAD",
+			Header: http.Header{"Content-Length": {fmt.Sprint(size)}}}
+		c := dial(t, p.Addr)
+		if _, err := c.Write(append(r.bytes(t, p.Addr), make([]byte, size*2/3)...)); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the upload in flight", 5*time.Second, func() bool { return eng.ActiveUploads() == 1 })
+		time.Sleep(50 * time.Millisecond) // the bytes sent reach the upstream
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		defer cancel()
+		_ = eng.Shutdown(ctx)
+		resp, b := readResponse(t, bufio.NewReader(c))
+		wantS3Error(t, resp, b, 503, "ServiceUnavailable")
+		waitNoObject(t, p.UpBucket, "cut")
+	})
 }

@@ -260,6 +260,11 @@ func (e *Engine) onUpstreamClose(u *loopUp) {
 		return
 	}
 	u.j = nil
+	if j.streaming && j.streamLeft > 0 && u.c != nil {
+		// Closed mid-body (engine stopping, response timeout, the upstream gone): gnet closes the
+		// socket after this; a reset, never a clean end of a truncated body.
+		_ = u.c.SetLinger(0)
+	}
 	if j.streaming && j.st != nil && j.st.up == u {
 		j.st.up = nil
 	}
