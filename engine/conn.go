@@ -106,6 +106,11 @@ type connState struct {
 	// A streamed request answered before its body was all read: body bytes to discard before the
 	// connection closes (next).
 	drainAfter int64
+	// loopJob: the request in flight is exchanged on a loop-owned upstream connection (finishInLoop
+	// answers it). halfFD-1: a dup of the socket of a client that half-closed after sending its
+	// whole request, kept so that finishInLoop can still answer it (gnet closes on read()==0).
+	loopJob bool
+	halfFD  int
 }
 
 // toHead readies the connection for its next request.
@@ -122,6 +127,7 @@ func (st *connState) toHead(now int64) {
 	st.sentCont = false
 	st.up = nil
 	st.drainAfter = 0
+	st.loopJob = false
 	st.headSince.Store(0)
 	st.since.Store(0)
 	st.idleSince.Store(now)
@@ -208,7 +214,8 @@ func (e *Engine) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 // OnClose forgets the connection unless it was detached (its socket lives on through a dup). A
 // client that half-closes in the middle of an inline body gets 400 IncompleteBody, and one whose
 // body is cut by the engine stopping 503 ServiceUnavailable: gnet flushes what OnClose writes
-// before it closes the socket.
+// before it closes the socket. One that half-closes after its whole request, exchanged in the
+// loop, keeps a dup of its socket for the answer (finishInLoop).
 func (e *Engine) OnClose(c gnet.Conn, err error) gnet.Action {
 	if u, ok := c.Context().(*loopUp); ok {
 		e.onUpstreamClose(u)
@@ -223,7 +230,18 @@ func (e *Engine) OnClose(c gnet.Conn, err error) gnet.Action {
 	switch st.phase.Load() {
 	case phaseDetached:
 		return gnet.None
+	case phaseBusy:
+		// A client that half-closed after its whole request still gets the answer of an in-loop
+		// exchange (gnet forgets the connection now): finishInLoop writes it to a dup of the socket.
+		if errors.Is(err, io.EOF) && st.loopJob && !st.closed && st.halfFD == 0 {
+			if fd, derr := c.Dup(); derr == nil {
+				st.halfFD = fd + 1
+			}
+		}
 	case phaseStream:
+		if errors.Is(err, io.EOF) && e.keepHalfClosed(c, st) {
+			break // the whole body was buffered while the upstream was dialled
+		}
 		// The client vanished mid-body: reset the upstream request (no object); a half-close
 		// still reads 400 IncompleteBody, an engine stopping 503.
 		s3err, answer := errIncompleteBody, errors.Is(err, io.EOF)

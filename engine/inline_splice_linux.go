@@ -111,3 +111,16 @@ func (e *Engine) spliceBody(c gnet.Conn, st *connState, u *loopUp, j *job) bool 
 	}
 	return true
 }
+
+// writeHalfClosed writes an answer to a dup of a client socket gnet has let go (the client
+// half-closed after its request), as far as the socket takes it without waiting, and closes it.
+func writeHalfClosed(fd int, b []byte) {
+	for len(b) > 0 {
+		n, err := unix.Write(fd, b)
+		if err != nil || n <= 0 {
+			break
+		}
+		b = b[n:]
+	}
+	_ = unix.Close(fd)
+}

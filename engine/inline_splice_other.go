@@ -2,7 +2,11 @@
 
 package engine
 
-import "github.com/panjf2000/gnet/v2"
+import (
+	"syscall"
+
+	"github.com/panjf2000/gnet/v2"
+)
 
 // loopPipe: no splice(2) here; streamed bodies are copied.
 type loopPipe struct{}
@@ -12,3 +16,8 @@ func newLoopPipe() *loopPipe { return nil }
 func (p *loopPipe) close() {}
 
 func (e *Engine) spliceBody(gnet.Conn, *connState, *loopUp, *job) bool { return true }
+
+func writeHalfClosed(fd int, b []byte) {
+	_, _ = syscall.Write(fd, b)
+	_ = syscall.Close(fd)
+}

@@ -76,6 +76,7 @@ func (e *Engine) startStream(c gnet.Conn, st *connState, buf []byte) (action gne
 		return e.refuse(c, st, errInvalidURI, req.Path.Bytes(buf), true), true
 	}
 	j.streaming, j.streamLeft = true, st.bodyLen
+	st.loopJob = true
 	_, _ = c.Discard(req.HeadLen)
 	st.toStream(e.now())
 	if !e.sendLoop(c, j, slot, true) {
@@ -167,6 +168,9 @@ func (e *Engine) pump(c gnet.Conn, st *connState) gnet.Action {
 // first write on a freshly dialled upstream connection (OnOpen). It reports false when the
 // request was aborted instead (a body longer than declared).
 func (e *Engine) takeBody(j *job, u *loopUp) bool {
+	if j.streamLeft == 0 {
+		return true // taken already: the client half-closed after its body (keepHalfClosed)
+	}
 	c, st := j.c, j.st
 	j.out = j.out[:j.headLen]
 	n := int(min(int64(c.InboundBuffered()), j.streamLeft))
@@ -187,6 +191,27 @@ func (e *Engine) takeBody(j *job, u *loopUp) bool {
 		st.up = nil
 		st.toBusy()
 	}
+	return true
+}
+
+// keepHalfClosed handles a client that half-closed (OnClose, io.EOF) with the rest of its body in
+// gnet's buffer while the upstream connection was still being dialled: the request is complete.
+// The body goes into j.out (OnOpen sends it) and a dup of the socket is kept for the answer
+// (finishInLoop). It reports false when that is not the case: the body is then incomplete.
+func (e *Engine) keepHalfClosed(c gnet.Conn, st *connState) bool {
+	u := st.up
+	if u == nil || u.j == nil || u.c != nil || st.closed || int64(c.InboundBuffered()) != u.j.streamLeft {
+		return false
+	}
+	fd, err := c.Dup()
+	if err != nil {
+		return false
+	}
+	if !e.takeBody(u.j, u) {
+		writeHalfClosed(fd, nil)
+		return true // aborted and answered
+	}
+	st.halfFD = fd + 1
 	return true
 }
 

@@ -275,6 +275,7 @@ func (e *Engine) onUpstreamClose(u *loopUp) {
 			return
 		}
 		if j.st != nil && !j.st.closed && !j.streaming {
+			j.st.loopJob = false
 			j.side = sideAsync
 			go e.runInline(j)
 			return
@@ -303,6 +304,12 @@ func (e *Engine) finishInLoop(j *job, status int, closeClient bool) {
 				}
 			}
 		}
+	}
+	if st := j.st; st != nil && st.halfFD > 0 {
+		// The client half-closed after its request (OnClose kept a dup): answer, then close.
+		fd := st.halfFD - 1
+		st.halfFD = 0
+		writeHalfClosed(fd, j.resp)
 	}
 	e.finish(j, outcome{status: status, bodyBytes: body, mode: "inline", closeClient: closeClient})
 }
