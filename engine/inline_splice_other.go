@@ -3,7 +3,7 @@
 package engine
 
 import (
-	"syscall"
+	"os"
 
 	"github.com/panjf2000/gnet/v2"
 )
@@ -18,6 +18,7 @@ func (p *loopPipe) close() {}
 func (e *Engine) spliceBody(gnet.Conn, *connState, *loopUp, *job) bool { return true }
 
 func writeHalfClosed(fd int, b []byte) {
-	_, _ = syscall.Write(fd, b)
-	_ = syscall.Close(fd)
+	f := os.NewFile(uintptr(fd), "") // an fd on unix, a handle on windows
+	_, _ = f.Write(b)
+	_ = f.Close()
 }
