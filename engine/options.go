@@ -87,6 +87,8 @@ type Options struct {
 	Logger *slog.Logger
 	// AccessLog, when set, receives one line per request (see Engine.accessLog for the fields).
 	AccessLog *slog.Logger
+	// Limits bound client connections and request rates (limits.go); zero = unlimited.
+	Limits Limits
 	// Now is the clock (tests); nil = time.Now.
 	Now func() time.Time
 }
@@ -246,6 +248,9 @@ func (o *Options) withDefaults() {
 // Validate reports every problem in o (after defaults) joined into one error.
 func (o *Options) Validate() error {
 	var errs []error
+	for _, s := range o.Limits.validate() {
+		errs = append(errs, errors.New(s))
+	}
 	seen := map[string]bool{}
 	for i, b := range o.Buckets {
 		if b.Name == "" {
