@@ -248,7 +248,7 @@ func TestLimitRatePerPrincipal(t *testing.T) {
 // the retryable one.
 func TestLimitRateSDKRetries(t *testing.T) {
 	p := startProxy(t, func(o *engine.Options) {
-		o.Limits.RequestsPerSecondPerIP = 20
+		o.Limits.RequestsPerSecondPerIP = 50
 		o.Limits.BurstPerIP = 1
 	})
 	cfg, err := config.LoadDefaultConfig(context.Background(),
@@ -280,3 +280,4 @@ func TestLimitRateSDKRetries(t *testing.T) {
 		t.Logf("%v requests answered 503 SlowDown and retried", g)
 	}
 }
+
