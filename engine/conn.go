@@ -332,7 +332,7 @@ func (e *Engine) onHead(c gnet.Conn, st *connState, buf []byte) (gnet.Action, bo
 	st.expect100 = req.Expect100
 	st.head = Head{req: req, buf: buf}
 	d := e.admitLimited(st) // admit behind the client limits (limits.go)
-	st.head.buf = nil // gnet's buffer is valid only during this callback
+	st.head.buf = nil       // gnet's buffer is valid only during this callback
 	if d.authErr {
 		e.metrics.authFailure(d.err)
 	} else if d.verdict != verdictRefuse {

@@ -280,4 +280,3 @@ func TestLimitRateSDKRetries(t *testing.T) {
 		t.Logf("%v requests answered 503 SlowDown and retried", g)
 	}
 }
-
