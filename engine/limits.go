@@ -20,6 +20,7 @@ package engine
 
 import (
 	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -119,8 +120,12 @@ func newLimiter(l Limits) *limiter {
 	return lm
 }
 
-// ipOf returns the address part of "ip:port" or "[ipv6]:port" (a substring: no allocation).
+// ipOf returns the address part of "ip:port" or "[ipv6]:port" (a substring: no allocation); a
+// bare address is returned as is.
 func ipOf(remote string) string {
+	if len(remote) > 0 && remote[0] != '[' && strings.Count(remote, ":") > 1 {
+		return remote // a bare IPv6 address
+	}
 	for i := len(remote) - 1; i >= 0; i-- {
 		if remote[i] == ':' {
 			h := remote[:i]
