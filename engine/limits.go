@@ -28,7 +28,8 @@ import (
 	"github.com/panjf2000/gnet/v2"
 )
 
-// Limits bound what clients may take. Zero values mean unlimited.
+// Limits bound what clients may take. Zero (or negative) values mean unlimited; the server
+// package validates its configuration keys.
 type Limits struct {
 	// MaxConns bounds client connections held at once (both listeners together).
 	MaxConns int
@@ -47,24 +48,6 @@ type Limits struct {
 // enabled reports whether any limit is set.
 func (l Limits) enabled() bool {
 	return l.MaxConns > 0 || l.MaxConnsPerIP > 0 || l.RequestsPerSecondPerIP > 0 || l.RequestsPerSecondPerPrincipal > 0
-}
-
-// validate reports nonsense values.
-func (l Limits) validate() []string {
-	var bad []string
-	if l.MaxConns < 0 || l.MaxConnsPerIP < 0 || l.BurstPerIP < 0 || l.BurstPerPrincipal < 0 {
-		bad = append(bad, "limits: connection limits and bursts must not be negative")
-	}
-	for _, r := range []float64{l.RequestsPerSecondPerIP, l.RequestsPerSecondPerPrincipal} {
-		if r < 0 || math.IsNaN(r) || math.IsInf(r, 0) {
-			bad = append(bad, "limits: request rates must be finite and not negative")
-			break
-		}
-	}
-	if l.MaxConns > 0 && l.MaxConnsPerIP > l.MaxConns {
-		bad = append(bad, "limits: the per-address connection limit exceeds the total")
-	}
-	return bad
 }
 
 var (
@@ -111,7 +94,7 @@ func newLimiter(l Limits) *limiter {
 	if !l.enabled() {
 		return nil
 	}
-	lm := &limiter{maxConns: int64(l.MaxConns), perIP: int64(l.MaxConnsPerIP)}
+	lm := &limiter{maxConns: int64(max(l.MaxConns, 0)), perIP: int64(max(l.MaxConnsPerIP, 0))}
 	for i := range lm.perIPConns {
 		lm.perIPConns[i].m = map[string]int64{}
 	}
@@ -325,7 +308,7 @@ type tokenBucket struct {
 }
 
 func newRateTable(perSecond float64, burst int) *rateTable {
-	if perSecond <= 0 {
+	if !(perSecond > 0) || math.IsInf(perSecond, 0) {
 		return nil
 	}
 	if burst <= 0 {

@@ -61,15 +61,3 @@ func TestRateTable(t *testing.T) {
 		t.Errorf("default burst %v; want 3", d.burst)
 	}
 }
-
-func TestLimitsValidate(t *testing.T) {
-	if bad := (Limits{MaxConns: 10, MaxConnsPerIP: 20}).validate(); len(bad) == 0 {
-		t.Error("per-address above total accepted")
-	}
-	if bad := (Limits{RequestsPerSecondPerIP: -1}).validate(); len(bad) == 0 {
-		t.Error("negative rate accepted")
-	}
-	if bad := (Limits{MaxConns: 10, MaxConnsPerIP: 2, RequestsPerSecondPerIP: 5}).validate(); len(bad) != 0 {
-		t.Errorf("valid limits refused: %v", bad)
-	}
-}

@@ -248,9 +248,6 @@ func (o *Options) withDefaults() {
 // Validate reports every problem in o (after defaults) joined into one error.
 func (o *Options) Validate() error {
 	var errs []error
-	for _, s := range o.Limits.validate() {
-		errs = append(errs, errors.New(s))
-	}
 	seen := map[string]bool{}
 	for i, b := range o.Buckets {
 		if b.Name == "" {
