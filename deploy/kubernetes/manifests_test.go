@@ -350,8 +350,10 @@ func TestManifests(t *testing.T) {
 
 	// Draining: the grace period covers drain_timeout plus the ~10s the cut uploads' aborts get.
 	drain := time.Duration(cfg.Server.DrainTimeout)
-	if g := pod.TerminationGracePeriodSeconds; g == nil || time.Duration(*g)*time.Second <= drain+10*time.Second {
-		t.Errorf("terminationGracePeriodSeconds %v must be above drain_timeout %v + 10s", g, drain)
+	if g := pod.TerminationGracePeriodSeconds; g == nil {
+		t.Errorf("no terminationGracePeriodSeconds: the default 30s does not cover drain_timeout %v + 10s", drain)
+	} else if time.Duration(*g)*time.Second <= drain+10*time.Second {
+		t.Errorf("terminationGracePeriodSeconds %d must be above drain_timeout %v + 10s", *g, drain)
 	}
 
 	// Hardening and resources.
