@@ -23,7 +23,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/panjf2000/gnet/v2"
 )
@@ -248,7 +247,9 @@ func (e *Engine) evictIdle() bool {
 			return false
 		}
 		e.releaseConn(&oldestNet.st)
-		_ = oldestNet.c.SetReadDeadline(time.Now()) // its read fails at once; the driver closes it
+		// Its read fails at once and the driver finishes it. In a goroutine: closing a TLS
+		// connection writes close_notify, which must not block an event loop.
+		go oldestNet.c.Close()
 	case oldest != nil && c != nil:
 		if !oldest.lim.held.Load() {
 			return false
