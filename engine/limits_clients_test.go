@@ -52,11 +52,29 @@ func (k *keptConn) put(t *testing.T, p *proxy, key, ak, sk string) (int, []byte)
 
 // listeners runs a test against the event loops and against Serve (the https listener's driver).
 func listeners(t *testing.T, f func(t *testing.T, p *proxy)) {
-	t.Run("gnet", func(t *testing.T) { f(t, startProxy(t, limitOpts...)) })
+	t.Run("gnet", func(t *testing.T) {
+		f(t, startProxy(t, limitOpts...))
+	})
 	t.Run("serve", func(t *testing.T) {
 		p := startProxy(t, limitOpts...)
 		f(t, serveOn(t, lastEngine, p))
 	})
+}
+
+// admittedConn opens a connection that the proxy serves (the connection runEngine dialled to see
+// the listener up counts against the limits until its close reaches the event loop).
+func admittedConn(t *testing.T, p *proxy, key string) *keptConn {
+	t.Helper()
+	var k *keptConn
+	waitFor(t, "a connection admitted", 5*time.Second, func() bool {
+		k = keepConn(t, p.Addr)
+		if st, _ := k.put(t, p, key, "", ""); st == 200 {
+			return true
+		}
+		k.c.Close()
+		return false
+	})
+	return k
 }
 
 // limitOpts are the options of the proxy listeners runs (set by each test before it).
@@ -67,12 +85,7 @@ var limitOpts []proxyOpt
 func TestLimitConnectionsPerIP(t *testing.T) {
 	limitOpts = []proxyOpt{func(o *engine.Options) { o.Limits.MaxConnsPerIP = 2 }}
 	listeners(t, func(t *testing.T, p *proxy) {
-		a, b := keepConn(t, p.Addr), keepConn(t, p.Addr)
-		for i, k := range []*keptConn{a, b} {
-			if st, body := k.put(t, p, fmt.Sprintf("ok-%d", i), "", ""); st != 200 {
-				t.Fatalf("connection %d: %d %s", i, st, body)
-			}
-		}
+		a, b := admittedConn(t, p, "ok-0"), admittedConn(t, p, "ok-1")
 		before := limitedSeries(t, "connections_per_ip")
 		c := keepConn(t, p.Addr)
 		if st, _ := c.put(t, p, "third", "", ""); st != 503 {
