@@ -50,10 +50,10 @@ func (l Limits) enabled() bool {
 }
 
 var (
-	errLimitConns        = &s3Error{"SlowDown", 503, "Please reduce your request rate: the proxy's connection limit is reached"}
-	errLimitConnsPerIP   = &s3Error{"SlowDown", 503, "Please reduce your request rate: too many connections from your address"}
-	errLimitRatePerIP    = &s3Error{"SlowDown", 503, "Please reduce your request rate: the request rate limit of your address is reached"}
-	errLimitRatePrincipa = &s3Error{"SlowDown", 503, "Please reduce your request rate: the request rate limit of your access key is reached"}
+	errLimitConns         = &s3Error{"SlowDown", 503, "Please reduce your request rate: the proxy's connection limit is reached"}
+	errLimitConnsPerIP    = &s3Error{"SlowDown", 503, "Please reduce your request rate: too many connections from your address"}
+	errLimitRatePerIP     = &s3Error{"SlowDown", 503, "Please reduce your request rate: the request rate limit of your address is reached"}
+	errLimitRatePrincipal = &s3Error{"SlowDown", 503, "Please reduce your request rate: the request rate limit of your access key is reached"}
 )
 
 // maxRefusingConns bounds the connections held only to answer them 503 SlowDown.
@@ -188,6 +188,11 @@ func (e *Engine) refuseConn(st *connState, s3err *s3Error, limit string) bool {
 		return false
 	}
 	st.lim.refusing, st.lim.refuse = true, s3err
+	// Its first head must come within head_timeout, not idle_timeout (the sweeper, conn.go;
+	// Serve's first read, serve.go).
+	if t := st.idleSince.Load(); t != 0 {
+		st.idleSince.Store(t - int64(e.opts.IdleTimeout) + int64(e.opts.HeadTimeout))
+	}
 	return true
 }
 
@@ -201,10 +206,18 @@ func (e *Engine) releaseConn(st *connState) {
 		st.lim.refusing = false
 		lm.refusing.Add(-1)
 	}
-	if st.lim.held.CompareAndSwap(true, false) {
-		lm.total.Add(-1)
-		lm.dropIP(st.lim.ip)
+	lm.unhold(st)
+}
+
+// unhold returns a counted connection's share; it reports false when it was not (or no longer)
+// counted, so a connection is released, or evicted, once.
+func (lm *limiter) unhold(st *connState) bool {
+	if !st.lim.held.CompareAndSwap(true, false) {
+		return false
 	}
+	lm.total.Add(-1)
+	lm.dropIP(st.lim.ip)
+	return true
 }
 
 // evictIdle closes the oldest idle keep-alive client connection (of either listener) to make
@@ -243,18 +256,16 @@ func (e *Engine) evictIdle() bool {
 	e.netConns.mu.Unlock()
 	switch {
 	case oldestNet != nil:
-		if !oldestNet.st.lim.held.Load() {
-			return false
+		if !e.lim.unhold(&oldestNet.st) {
+			return false // another new connection took this one
 		}
-		e.releaseConn(&oldestNet.st)
 		// Its read fails at once and the driver finishes it. In a goroutine: closing a TLS
 		// connection writes close_notify, which must not block an event loop.
 		go oldestNet.c.Close()
 	case oldest != nil && c != nil:
-		if !oldest.lim.held.Load() {
-			return false
+		if !e.lim.unhold(oldest) {
+			return false // another new connection took this one
 		}
-		e.releaseConn(oldest)
 		_ = c.Close()
 	default:
 		return false
@@ -284,7 +295,7 @@ func (e *Engine) admitLimited(st *connState) decision {
 	d := e.admit(&st.head)
 	if lm.principalRate != nil && d.verdict != verdictRefuse && d.principal.ID != "" && !lm.principalRate.allow(d.principal.ID, now) {
 		e.metrics.limitedBy("requests_per_principal")
-		d = refusal(d, errLimitRatePrincipa)
+		d = refusal(d, errLimitRatePrincipal)
 	}
 	return d
 }

@@ -116,6 +116,9 @@ func (nc *netConn) serveOne() bool {
 	st.toHead(e.now())
 	st.req = requestPool.Get().(*httpparse.Request)
 	deadline := e.opts.IdleTimeout
+	if st.lim.refuse != nil {
+		deadline = e.opts.HeadTimeout // over a connection limit (limits.go)
+	}
 	for {
 		err := st.parser.Parse(nc.buf, e.limits, st.req)
 		if err == nil {
