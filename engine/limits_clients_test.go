@@ -83,7 +83,7 @@ var limitOpts []proxyOpt
 // A client over its per-address connection limit gets 503 SlowDown for its first request and is
 // closed; its connections under the limit keep working.
 func TestLimitConnectionsPerIP(t *testing.T) {
-	limitOpts = []proxyOpt{func(o *engine.Options) { o.Limits.MaxConnsPerIP = 2 }}
+	limitOpts = []proxyOpt{func(o *engine.Options) { o.Limits.MaxConnsPerIP, o.HeadTimeout = 2, time.Second }}
 	listeners(t, func(t *testing.T, p *proxy) {
 		a, b := admittedConn(t, p, "ok-0"), admittedConn(t, p, "ok-1")
 		before := limitedSeries(t, "connections_per_ip")
@@ -98,6 +98,9 @@ func TestLimitConnectionsPerIP(t *testing.T) {
 		if g := limitedSeries(t, "connections_per_ip") - before; g != 1 {
 			t.Errorf("limited{connections_per_ip} grew by %v; want 1", g)
 		}
+		// One over the limit that sends nothing is closed after head_timeout (not idle_timeout).
+		silent := dial(t, p.Addr)
+		closedWithin(t, silent, 5*time.Second)
 		for i, k := range []*keptConn{a, b} {
 			if st, body := k.put(t, p, fmt.Sprintf("again-%d", i), "", ""); st != 200 {
 				t.Fatalf("connection %d after the refusal: %d %s", i, st, body)
