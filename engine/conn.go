@@ -75,6 +75,7 @@ type connState struct {
 	idleSince atomic.Int64  // unix nanos when the connection became idle between requests
 	conn      gnet.Conn     // current gnet connection (changes after re-enroll)
 	closed    bool          // OnClose ran
+	lim       connLimit     // its share of the client limits (limits.go)
 	returning bool          // handed back with Enroll; OnOpen must keep this state
 	parser    httpparse.Parser
 	req       *httpparse.Request // pooled: held from a head's first byte until the request is handed off
@@ -205,6 +206,9 @@ func (e *Engine) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	if a := c.RemoteAddr(); a != nil {
 		st.remote = a.String()
 	}
+	if !e.admitConn(st) { // limits.go
+		return nil, gnet.Close
+	}
 	c.SetContext(st)
 	e.conns.add(st)
 	e.metrics.connsOpen.Inc()
@@ -270,6 +274,7 @@ func (e *Engine) OnClose(c gnet.Conn, err error) gnet.Action {
 	}
 	st.releaseRequest()
 	e.conns.remove(st)
+	e.releaseConn(st)
 	e.metrics.connsOpen.Dec()
 	return gnet.None
 }
@@ -386,8 +391,8 @@ func (e *Engine) onHead(c gnet.Conn, st *connState, buf []byte) (gnet.Action, bo
 	st.keepAlive = req.KeepAlive
 	st.expect100 = req.Expect100
 	st.head = Head{req: req, buf: buf}
-	d := e.admit(&st.head)
-	st.head.buf = nil // gnet's buffer is valid only during this callback
+	d := e.admitLimited(st) // admit behind the client limits (limits.go)
+	st.head.buf = nil       // gnet's buffer is valid only during this callback
 	if d.authErr {
 		e.metrics.authFailure(d.err)
 	} else if d.verdict != verdictRefuse {

@@ -37,6 +37,7 @@ type Engine struct {
 	ids     *uploadid.Sealer // Options.UploadIDSecrets; nil: each bucket derives its own (sealerFor)
 	conns   registry[*connState]
 	upConns registry[*loopUp]
+	lim     *limiter // client limits (limits.go); nil: none
 
 	completeBudget *byteBudget // CompleteMultipartUpload body bytes held at once
 
@@ -108,6 +109,7 @@ func New(o Options) (*Engine, error) {
 		loops:   map[gnet.EventLoop]*loopState{},
 
 		completeBudget: newByteBudget(o.CompleteBodyBudget),
+		lim:            newLimiter(o.Limits),
 	}
 	if len(o.UploadIDSecrets) > 0 {
 		e.ids, _ = uploadid.New(o.UploadIDSecrets...) // Validate checked the keys

@@ -90,6 +90,8 @@ type Options struct {
 	Logger *slog.Logger
 	// AccessLog, when set, receives one line per request (see Engine.accessLog for the fields).
 	AccessLog *slog.Logger
+	// Limits bound client connections and request rates (limits.go); zero = unlimited.
+	Limits Limits
 	// Now is the clock (tests); nil = time.Now.
 	Now func() time.Time
 }

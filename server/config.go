@@ -62,6 +62,20 @@ type ServerConfig struct {
 	UploadIDSecrets []string `yaml:"upload_id_secrets"`
 	// TLS: an https listener for clients beside the plain one (tls.go).
 	TLS TLSConfig `yaml:"tls"`
+	// Limits: client connections and request rates (README "Client limits"); default none.
+	Limits LimitsConfig `yaml:"limits"`
+}
+
+// LimitsConfig bounds what clients may take; 0 = unlimited. Over a limit a client gets 503
+// SlowDown (SDKs retry it with back-off), counted in mizuchi_limited_total{limit}.
+type LimitsConfig struct {
+	MaxConnections         int     `yaml:"max_connections"`            // client connections held at once, both listeners
+	MaxConnectionsPerIP    int     `yaml:"max_connections_per_ip"`     // ... from one source address
+	RequestsPerSecondPerIP float64 `yaml:"requests_per_second_per_ip"` // sustained rate per source address
+	BurstPerIP             int     `yaml:"burst_per_ip"`               // requests at once; default the rate rounded up
+	// Sustained rate per authenticated principal (access key id, JWT subject).
+	RequestsPerSecondPerPrincipal float64 `yaml:"requests_per_second_per_principal"`
+	BurstPerPrincipal             int     `yaml:"burst_per_principal"` // default the rate rounded up
 }
 
 // ZeroCopyConfig configures the splice path.

@@ -180,6 +180,7 @@ func (c *Config) Validate() error {
 	if s := c.Server.CopyMemoryMax; s != 0 && (s < transfer.DefaultCopyBufferSize || s > 16<<30) {
 		errs = append(errs, fmt.Errorf("server.copy_memory_max %d: want 256KiB..16GiB (at least one copy buffer)", s))
 	}
+	errs = append(errs, checkLimits(c.Server.Limits)...)
 	if s := c.Server.CompleteBodyBudget; s != 0 && s < 4<<20 {
 		errs = append(errs, fmt.Errorf("server.complete_body_budget %d: want at least 4MiB (one largest CompleteMultipartUpload document)", s))
 	}
@@ -273,6 +274,7 @@ func (c *Config) EngineOptions(logger, access *slog.Logger) (engine.Options, err
 		},
 		VirtualHostSuffixes: append([]string(nil), c.Server.VirtualHostSuffixes...),
 		UploadIDSecrets:     uploadIDSecrets(c.Server.UploadIDSecrets),
+		Limits:              c.Server.Limits.engine(),
 		Logger:              logger,
 		AccessLog:           access,
 	}
