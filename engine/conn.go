@@ -75,6 +75,7 @@ type connState struct {
 	conn      gnet.Conn     // current gnet connection (changes after re-enroll)
 	closed    bool          // OnClose ran
 	returning bool          // handed back with Enroll; OnOpen must keep this state
+	proxyWait bool          // a PROXY header must come before the first head (proxyproto.go)
 	parser    httpparse.Parser
 	req       *httpparse.Request // pooled: held from a head's first byte until the request is handed off
 
@@ -181,7 +182,13 @@ func (e *Engine) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	}
 	st := &connState{conn: c}
 	st.idleSince.Store(e.now())
-	if a := c.RemoteAddr(); a != nil {
+	if pp := &e.opts.ProxyProtocol; pp.Enabled {
+		if !pp.trusted(c.RemoteAddr()) {
+			e.metrics.proxyRejected[ppUntrusted].Inc()
+			return nil, gnet.Close
+		}
+		st.proxyWait = true // st.remote comes with the header
+	} else if a := c.RemoteAddr(); a != nil {
 		st.remote = a.String()
 	}
 	c.SetContext(st)
@@ -252,6 +259,11 @@ func (e *Engine) OnTraffic(c gnet.Conn) gnet.Action {
 
 // process handles as many complete requests as the buffer holds. It runs on the loop only.
 func (e *Engine) process(c gnet.Conn, st *connState) gnet.Action {
+	if st.proxyWait {
+		if action, done := e.proxyHeader(c, st); done {
+			return action
+		}
+	}
 	for {
 		switch st.phase.Load() {
 		case phaseBusy:
