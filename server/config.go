@@ -62,6 +62,8 @@ type ServerConfig struct {
 	UploadIDSecrets []string `yaml:"upload_id_secrets"`
 	// TLS: an https listener for clients beside the plain one (tls.go).
 	TLS TLSConfig `yaml:"tls"`
+	// ProxyProtocol: PROXY protocol v1/v2 headers from trusted balancers (proxyproto.go).
+	ProxyProtocol ProxyProtocolConfig `yaml:"proxy_protocol"`
 }
 
 // ZeroCopyConfig configures the splice path.

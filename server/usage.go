@@ -24,6 +24,7 @@ var flagGroups = []flagGroup{
 		"upstream-abort-retry-for", "auto-chunk", "multipart-threshold", "part-size", "concurrent-parts"}},
 	{"Zero-copy (splice) and the copy path", []string{"zero-copy", "pipe-size", "min-pipe-size", "pipe-pool", "copy-memory-max"}},
 	{"TLS (https listener)", []string{"tls-address", "tls-cert", "tls-key", "tls-min-version", "tls-handshake-timeout"}},
+	{"Behind a load balancer (PROXY protocol)", []string{"proxy-protocol", "proxy-protocol-trusted-cidr"}},
 	{"Auth: config-less start (one bucket from flags and environment)", []string{"bucket", "upstream", "upstream-bucket", "region", "auth-none"}},
 	{"Policy and authorization (config-less start)", []string{"policy-max-object-size", "policy-content-type",
 		"policy-key-template", "policy-no-overwrite", "policy-require-checksum", "policy-storage-class", "policy-max-parts",
