@@ -142,6 +142,20 @@ func TestProxyProtocolHeaders(t *testing.T) {
 			t.Errorf("%s: access log remote %q, authorizer remote %q; want 203.0.113.7:51234", key, lg, az)
 		}
 
+		// A body too large for the loop: detached (spliced) on the loop, copied on Serve.
+		key = p.name + "-big"
+		big := rawReq{Method: "PUT", Path: "/" + p.px.Bucket + "/" + key, Body: make([]byte, 3<<20)}
+		_, ans = sendWith(t, p.px.Addr, append([]byte("PROXY TCP4 203.0.113.8 10.0.0.1 1 80\r\n"), big.bytes(t, p.px.Addr)...))
+		if !strings.HasPrefix(string(ans), "HTTP/1.1 200 ") {
+			t.Fatalf("%s: answer %q", key, ans)
+		}
+		if lg, az := b.remoteOf(t, key); lg != "203.0.113.8:1" || az != lg {
+			t.Errorf("%s: access log remote %q, authorizer remote %q; want 203.0.113.8:1", key, lg, az)
+		}
+		if body, _ := upstream.GetObject(t, p.px.UpBucket, key); len(body) != 3<<20 {
+			t.Errorf("%s: upstream holds %d bytes", key, len(body))
+		}
+
 		// v2 over IPv6, one byte per write, then the request in a separate write.
 		key = p.name + "-v2"
 		var chunks [][]byte
