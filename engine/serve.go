@@ -161,6 +161,11 @@ func (nc *netConn) serveOne() bool {
 	}
 	st.rt, st.bodyLen, st.principal, st.signed, st.chunks = d.rt, d.bodyLen, d.principal, d.signed, d.chunks
 	st.noOverwrite = d.noOverwrite
+	if d.verdict == verdictInline && d.bodyLen > streamInlineMin && d.rt.op != opCompleteMultipartUpload {
+		// The driver buffers an inline body whole: above streamInlineMin it is streamed instead, so
+		// a connection holds at most serveBufSize-ish bytes whatever inline_body_max says.
+		d.verdict = verdictStream
+	}
 	switch d.verdict {
 	case verdictRefuse:
 		return nc.refuseRequest(d.err)

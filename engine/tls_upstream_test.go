@@ -86,8 +86,8 @@ func TestHTTPSUpstreamKeepAliveAndResumption(t *testing.T) {
 			t.Fatalf("%s: stored body differs", key)
 		}
 	}
-	openConns := metrics.GetOrCreateCounter(`mizuchi_upstream_open_connections`)
-	open0 := openConns.Get() // process-wide: other engines' connections count too
+	openConns := func() int64 { open, _ := upGauges(); return open } // from a scrape: a gauge written with idle
+	open0 := openConns()                                             // process-wide: other engines' connections count too
 	base := readTLSCounters()
 	for i := range 6 {
 		put(fmt.Sprintf("seq/%d", i), []int{100, 200 << 10, 2 << 20}[i%3])
@@ -96,10 +96,10 @@ func TestHTTPSUpstreamKeepAliveAndResumption(t *testing.T) {
 		t.Fatalf("6 sequential PUTs: %+v; want 1 dial, 1 full handshake, 0 resumed (keep-alive)", d)
 	}
 	// The sweep closes the idle connection; the next request dials again and resumes the session.
-	if openConns.Get() != open0+1 {
-		t.Fatalf("open upstream connections %d; want %d (one kept alive)", openConns.Get(), open0+1)
+	if n := openConns(); n != open0+1 {
+		t.Fatalf("open upstream connections %d; want %d (one kept alive)", n, open0+1)
 	}
-	waitFor(t, "the idle upstream connection closed", 10*time.Second, func() bool { return openConns.Get() == open0 })
+	waitFor(t, "the idle upstream connection closed", 10*time.Second, func() bool { return openConns() == open0 })
 	put("after-idle", 1000)
 	if d := readTLSCounters().since(base); d.dials != 2 || d.handshakes != 2 || d.resumed != 1 {
 		t.Fatalf("after the idle close: %+v; want 2 dials, 2 handshakes, 1 resumed", d)

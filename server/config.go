@@ -38,7 +38,7 @@ type ServerConfig struct {
 	IdleTimeout      Duration       `yaml:"idle_timeout"`       // default 60s
 	BodyStallTimeout Duration       `yaml:"body_stall_timeout"` // default 60s
 	ResponseTimeout  Duration       `yaml:"response_timeout"`   // default 5m
-	InlineBodyMax    ByteSize       `yaml:"inline_body_max"`    // default 64KiB
+	InlineBodyMax    ByteSize       `yaml:"inline_body_max"`    // default 1MiB
 	MaxObjectSize    ByteSize       `yaml:"max_object_size"`    // default 5TiB
 	DrainTimeout     Duration       `yaml:"drain_timeout"`      // default 30s
 	// ReusePort: the listeners (plain, https, admin) set SO_REUSEPORT, so that a new process

@@ -107,7 +107,7 @@ func (l *listFlag) Set(v string) error {
 func RegisterFlags(fs *flag.FlagSet) *Flags {
 	f := &Flags{fs: fs}
 	f.pipeSize, f.minPipe = newSize("1MiB"), newSize("256KiB")
-	f.maxHead, f.maxURI, f.inlineMax = newSize("64KiB"), newSize("16KiB"), newSize("64KiB")
+	f.maxHead, f.maxURI, f.inlineMax = newSize("64KiB"), newSize("16KiB"), newSize("1MiB")
 	f.maxObject, f.threshold, f.partSize = newSize("5TiB"), newSize("50MiB"), newSize("100MiB")
 	f.completeBudget, f.copyMemoryMax = newSize("32MiB"), newSize("64MiB")
 	const sz = "" // the units are explained once, above the flags (usage.go)

@@ -50,7 +50,7 @@ func (c *Config) Normalize() {
 	}
 	setSize(&s.MaxHeadBytes, 64<<10)
 	setSize(&s.MaxURIBytes, 16<<10)
-	setSize(&s.InlineBodyMax, 64<<10)
+	setSize(&s.InlineBodyMax, 1<<20)
 	setSize(&s.MaxObjectSize, 5<<40)
 	setSize(&s.CompleteBodyBudget, engine.DefaultCompleteBodyBudget)
 	setSize(&s.CopyMemoryMax, transfer.DefaultCopyMemoryMax)
