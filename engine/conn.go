@@ -77,6 +77,7 @@ type connState struct {
 	closed    bool          // OnClose ran
 	lim       connLimit     // its share of the client limits (limits.go)
 	returning bool          // handed back with Enroll; OnOpen must keep this state
+	proxyWait bool          // a PROXY header must come before the first head (proxyproto.go)
 	parser    httpparse.Parser
 	req       *httpparse.Request // pooled: held from a head's first byte until the request is handed off
 
@@ -203,10 +204,16 @@ func (e *Engine) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	}
 	st := &connState{conn: c}
 	st.idleSince.Store(e.now())
-	if a := c.RemoteAddr(); a != nil {
+	if pp := &e.opts.ProxyProtocol; pp.Enabled {
+		if !pp.trusted(c.RemoteAddr()) {
+			e.metrics.proxyRejected[ppUntrusted].Inc()
+			return nil, gnet.Close
+		}
+		st.proxyWait = true // st.remote comes with the header
+	} else if a := c.RemoteAddr(); a != nil {
 		st.remote = a.String()
 	}
-	if !e.admitConn(st) { // limits.go
+	if !st.proxyWait && !e.admitConn(st) { // limits.go; behind a PROXY header: once it is read (proxyHeader)
 		return nil, gnet.Close
 	}
 	c.SetContext(st)
@@ -298,6 +305,11 @@ func (e *Engine) OnTraffic(c gnet.Conn) gnet.Action {
 
 // process handles as many complete requests as the buffer holds. It runs on the loop only.
 func (e *Engine) process(c gnet.Conn, st *connState) gnet.Action {
+	if st.proxyWait {
+		if action, done := e.proxyHeader(c, st); done {
+			return action
+		}
+	}
 	for {
 		switch st.phase.Load() {
 		case phaseBusy:

@@ -41,6 +41,7 @@ type engineMetrics struct {
 	uploadIDRefused       *metrics.Counter    // upload ids that did not open for their request (404 NoSuchUpload)
 	limited               [4]*metrics.Counter // client limits (limits.go), by limitNames
 	idleEvicted           *metrics.Counter
+	proxyRejected         [ppReasons]*metrics.Counter
 
 	bytesIn   *metrics.Counter
 	bytesOut  *metrics.Counter
@@ -142,6 +143,9 @@ func newEngineMetrics() *engineMetrics {
 		exposition.Help(`mizuchi_uploads_active`, "Requests in flight.")
 		exposition.Help(`mizuchi_request_duration_seconds`, "Request duration from the head's arrival to the answer, by S3 operation (refusals excluded).")
 		exposition.Help(`mizuchi_request_body_bytes`, "Request body size, by S3 operation (refusals excluded).")
+		for i, r := range ppReasonNames {
+			theMetrics.proxyRejected[i] = counter(`mizuchi_proxy_protocol_rejected_total{reason="`+r+`"}`, "Client connections closed without an answer because of the PROXY protocol: untrusted peer, missing, malformed or incomplete header.")
+		}
 		metrics.NewGauge(`mizuchi_uploads_active`, func() float64 { return float64(activeTotal.Load()) })
 		metrics.RegisterMetricsWriter(theMetrics.writeUpstreamGauges)
 		for o := op(0); o < numOps; o++ {

@@ -94,6 +94,9 @@ type Options struct {
 	Limits Limits
 	// Now is the clock (tests); nil = time.Now.
 	Now func() time.Time
+	// ProxyProtocol requires a PROXY protocol header from trusted balancers on the event loops'
+	// listener; the https listener gets it through ProxyListener (proxyproto.go).
+	ProxyProtocol ProxyProtocol
 }
 
 // UpstreamOptions configure the per-endpoint upstream connection pools.
@@ -251,6 +254,9 @@ func (o *Options) withDefaults() {
 // Validate reports every problem in o (after defaults) joined into one error.
 func (o *Options) Validate() error {
 	var errs []error
+	if err := o.ProxyProtocol.validate(); err != nil {
+		errs = append(errs, err)
+	}
 	seen := map[string]bool{}
 	for i, b := range o.Buckets {
 		if b.Name == "" {

@@ -85,6 +85,12 @@ func (e *Engine) serveConn(c net.Conn) {
 	e.metrics.connsOpen.Inc()
 	bp := serveBufPool.Get().(*[]byte)
 	nc := &netConn{e: e, c: c, buf: (*bp)[:0]}
+	if p, ok := c.(proxyHeaderReader); ok && p.ReadProxyHeader() != nil {
+		_ = c.Close() // counted by ReadProxyHeader; no answer
+		serveBufPool.Put(bp)
+		e.metrics.connsOpen.Dec()
+		return
+	}
 	if a := c.RemoteAddr(); a != nil {
 		nc.st.remote = a.String()
 	}

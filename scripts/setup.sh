@@ -8,8 +8,8 @@
 #   - the AWS SDK for JavaScript v3 (@aws-sdk/client-s3, lib-storage, s3-request-presigner at the
 #     versions scripts/node/package-lock.json locks) with `npm ci` into .tools/node
 #     (scripts/install-node-clients.sh; ~5 s cold; needs node >= 20 and npm on PATH)
-#   - Debian packages s3cmd rclone wrk curl podman runc strace systemd (podman, runc: the container
-#     image test; systemd-analyze and strace: the systemd unit tests),
+#   - Debian packages s3cmd rclone wrk curl podman runc strace systemd haproxy (podman, runc: the container
+#     image test; systemd-analyze and strace: the systemd unit tests; haproxy: the PROXY protocol test),
 #     only those whose command is missing
 #     (`apt-get update` runs only when something must be installed)
 #   - checks that `aws --version` and `python3 -c 'import boto3'` work; fails with a clear message if not
@@ -30,9 +30,9 @@ say "go: $(go version)"
 install_debian() {
 	# prometheus: the real Prometheus and promtool of the metrics tests (where systemd runs, the
 	# package's service is stopped and disabled below).
-	declare -A cmd_of=([s3cmd]=s3cmd [rclone]=rclone [wrk]=wrk [curl]=curl [podman]=podman [runc]=runc [strace]=strace [systemd]=systemd-analyze [prometheus]=promtool)
+	declare -A cmd_of=([s3cmd]=s3cmd [rclone]=rclone [wrk]=wrk [curl]=curl [podman]=podman [runc]=runc [strace]=strace [systemd]=systemd-analyze [prometheus]=promtool [haproxy]=haproxy)
 	missing=()
-	for pkg in s3cmd rclone wrk curl podman runc strace systemd prometheus; do
+	for pkg in s3cmd rclone wrk curl podman runc strace systemd prometheus haproxy; do
 		if command -v "${cmd_of[$pkg]}" >/dev/null 2>&1; then
 			echo "$pkg: present ($(command -v "${cmd_of[$pkg]}"))"
 		else

@@ -64,6 +64,8 @@ type ServerConfig struct {
 	TLS TLSConfig `yaml:"tls"`
 	// Limits: client connections and request rates (README "Client limits"); default none.
 	Limits LimitsConfig `yaml:"limits"`
+	// ProxyProtocol: PROXY protocol v1/v2 headers from trusted balancers (proxyproto.go).
+	ProxyProtocol ProxyProtocolConfig `yaml:"proxy_protocol"`
 }
 
 // LimitsConfig bounds what clients may take; 0 = unlimited. Over a limit a client gets 503

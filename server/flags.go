@@ -54,6 +54,8 @@ type Flags struct {
 	tlsHandshake                              time.Duration
 	vhostSuffixes                             listFlag
 	lim                                       LimitsConfig // -max-connections, -rate-per-ip, ...
+	proxyProtocol                             bool
+	proxyTrusted                              listFlag
 
 	// config-less single bucket
 	bucket, upstream, upstreamBucket, region string
@@ -140,6 +142,8 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key `file` of the https listener; SIGHUP reloads it (server.tls.key_file)")
 	fs.StringVar(&f.tlsMinVer, "tls-min-version", DefaultTLSMinVersion, "lowest TLS `version` accepted: 1.2 or 1.3 (server.tls.min_version)")
 	fs.DurationVar(&f.tlsHandshake, "tls-handshake-timeout", DefaultTLSHandshakeTimeout, "`duration` a client may take to complete its TLS handshake (server.tls.handshake_timeout)")
+	fs.BoolVar(&f.proxyProtocol, "proxy-protocol", false, "require a PROXY protocol header (v1 or v2) from -proxy-protocol-trusted-cidr peers on both listeners; its client address is logged and authorized; others are closed (server.proxy_protocol.enabled)")
+	fs.Var(&f.proxyTrusted, "proxy-protocol-trusted-cidr", "a balancer's network (`CIDR`, or an address) allowed to send PROXY headers; repeatable; replaces the file's list (server.proxy_protocol.trusted_cidrs)")
 	fs.DurationVar(&f.drainTime, "drain-timeout", DefaultDrainTimeout, "`duration` SIGTERM/SIGINT waits for uploads in flight before cutting them (server.drain_timeout)")
 
 	fs.DurationVar(&f.dialTimeout, "dial-timeout", DefaultDialTimeout, "upstream connect `duration` limit, also used by the readiness probe (upstream.dial_timeout)")
@@ -365,6 +369,10 @@ func (f *Flags) Apply(c *Config) error {
 			s.TLS.MinVersion = f.tlsMinVer
 		case "tls-handshake-timeout":
 			s.TLS.HandshakeTimeout = Duration(f.tlsHandshake)
+		case "proxy-protocol":
+			s.ProxyProtocol.Enabled = f.proxyProtocol
+		case "proxy-protocol-trusted-cidr":
+			s.ProxyProtocol.TrustedCIDRs = append([]string(nil), f.proxyTrusted...)
 		case "virtual-host-suffix":
 			s.VirtualHostSuffixes = nil // "-virtual-host-suffix=" alone: path style only
 			if len(f.vhostSuffixes) > 0 {

@@ -128,6 +128,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("log.format %q: want text or json", c.Log.Format))
 	}
 	errs = append(errs, c.Server.TLS.validate()...)
+	errs = append(errs, c.Server.ProxyProtocol.validate()...)
 	errs = append(errs, c.checkAddresses()...)
 	for _, d := range []struct {
 		key string
@@ -244,6 +245,10 @@ func flatten(err error) []error {
 // anomalies; access, if not nil, one line per request (the caller decides by log.access).
 func (c *Config) EngineOptions(logger, access *slog.Logger) (engine.Options, error) {
 	zc := c.Server.ZeroCopy
+	trusted, err := c.Server.ProxyProtocol.prefixes()
+	if err != nil {
+		return engine.Options{}, err
+	}
 	o := engine.Options{
 		Address:            c.Server.Address,
 		NoPlainListener:    !c.Server.plainListener(),
@@ -273,6 +278,7 @@ func (c *Config) EngineOptions(logger, access *slog.Logger) (engine.Options, err
 			AbortRetryFor: time.Duration(c.Upstream.AbortRetryFor),
 		},
 		VirtualHostSuffixes: append([]string(nil), c.Server.VirtualHostSuffixes...),
+		ProxyProtocol:       engine.ProxyProtocol{Enabled: c.Server.ProxyProtocol.Enabled, Trusted: trusted},
 		UploadIDSecrets:     uploadIDSecrets(c.Server.UploadIDSecrets),
 		Limits:              c.Server.Limits.engine(),
 		Logger:              logger,

@@ -155,7 +155,7 @@ func (s *Server) Run(ctx context.Context) error {
 	defer s.jwks.stop()
 
 	if cfg.Server.TLS.Address != "" {
-		l, err := listenTLS(cfg.Server.TLS, &s.certs, cfg.Server.ReusePort)
+		l, err := listenTLS(cfg.Server.TLS, &s.certs, cfg.Server.ReusePort, s.eng.ProxyListener)
 		if err != nil {
 			return err
 		}

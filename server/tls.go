@@ -114,14 +114,29 @@ func (l *tlsListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &handshakeConn{Conn: tls.Server(c, l.cfg), timeout: l.timeout}, nil
+	hc := &handshakeConn{Conn: tls.Server(c, l.cfg), timeout: l.timeout}
+	hc.pp, _ = c.(proxyHeaderReader)
+	return hc, nil
 }
+
+// proxyHeaderReader is engine.ProxyConn: the PROXY header under TLS.
+type proxyHeaderReader interface{ ReadProxyHeader() error }
 
 // handshakeConn runs the handshake before the first Read or Write, bounded by timeout.
 type handshakeConn struct {
 	*tls.Conn
 	timeout time.Duration
 	done    atomic.Bool
+	pp      proxyHeaderReader // the raw connection reads a PROXY header first; nil = none
+}
+
+// ReadProxyHeader reads the raw connection's PROXY header (engine.Serve calls it before it takes
+// RemoteAddr, which is then the client's); without one it does nothing.
+func (c *handshakeConn) ReadProxyHeader() error {
+	if c.pp == nil {
+		return nil
+	}
+	return c.pp.ReadProxyHeader()
 }
 
 func (c *handshakeConn) handshake() error {
@@ -153,7 +168,9 @@ func (c *handshakeConn) Write(p []byte) (int, error) {
 
 // listenTLS opens the https listener of t with the certificate store cs (loaded here); reusePort
 // as in listenTCP.
-func listenTLS(t TLSConfig, cs *certStore, reusePort bool) (net.Listener, error) {
+// wrap, when set, wraps the TCP listener under TLS (engine.ProxyListener: the PROXY header comes
+// before the handshake), with the handshake timeout.
+func listenTLS(t TLSConfig, cs *certStore, reusePort bool, wrap func(net.Listener, time.Duration) net.Listener) (net.Listener, error) {
 	cert, err := loadKeyPair(t.CertFile, t.KeyFile)
 	if err != nil {
 		return nil, err
@@ -170,6 +187,9 @@ func listenTLS(t TLSConfig, cs *certStore, reusePort bool) (net.Listener, error)
 	timeout := time.Duration(t.HandshakeTimeout)
 	if timeout <= 0 {
 		timeout = DefaultTLSHandshakeTimeout
+	}
+	if wrap != nil {
+		l = wrap(l, timeout)
 	}
 	cfg := &tls.Config{
 		MinVersion:     minV,

@@ -95,7 +95,7 @@ func TestTLSHandshakeDeadline(t *testing.T) {
 	cert, key := writePair(t, dir, "c", time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
 	var cs certStore
 	l, err := listenTLS(TLSConfig{Address: "127.0.0.1:0", CertFile: cert, KeyFile: key, MinVersion: "1.2",
-		HandshakeTimeout: Duration(200 * time.Millisecond)}, &cs, false)
+		HandshakeTimeout: Duration(200 * time.Millisecond)}, &cs, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
