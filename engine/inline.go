@@ -22,14 +22,14 @@ func (e *Engine) dispatchInline(c gnet.Conn, st *connState, buf []byte) {
 	j.out = append(j.out, buf[req.HeadLen:req.HeadLen+int(st.bodyLen)]...)
 	_, _ = c.Discard(req.HeadLen + int(st.bodyLen))
 	st.toBusy()
-	if !e.opts.NoLoopUpstream && !j.bucket.pool.ep.tls && j.op != opCompleteMultipartUpload && e.sendInLoop(c, j) {
+	if !e.opts.NoLoopUpstream && j.op != opCompleteMultipartUpload && e.sendInLoop(c, j) {
 		return
 	}
 	j.side = sideAsync
 	go e.runInline(j)
 }
 
-// runInline exchanges an inline request from a goroutine (https upstreams, Complete documents,
+// runInline exchanges an inline request from a goroutine (Complete documents,
 // the endpoint's connection limit reached, or Options.NoLoopUpstream) and finishes it.
 func (e *Engine) runInline(j *job) { e.finish(j, e.inlineExchange(j)) }
 

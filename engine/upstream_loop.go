@@ -39,6 +39,7 @@ type loopUp struct {
 	got    bool // bytes of j's answer arrived
 	inIdle bool // in ls.idle[pool] (holding one of the pool's idle places)
 	closed bool
+	tls    *loopTLS // https endpoints: crypto/tls driven from the loop (looptls.go); nil for http
 
 	busySince atomic.Int64 // unix nanos j was sent; 0 when idle
 	idleSince atomic.Int64 // unix nanos it went idle
@@ -81,7 +82,7 @@ func (e *Engine) sendInLoop(c gnet.Conn, j *job) bool {
 			p.logConn("reuse", "loop", u.c, nil)
 		}
 		// A failed write closes u inside this call; OnClose then retries or answers j.
-		_, _ = u.c.Write(j.out)
+		u.send(u.c, j.out)
 		return true
 	}
 	if !p.tryAcquireSlot() {
@@ -101,12 +102,22 @@ func (u *loopUp) start(j *job, reused bool, now int64) {
 	u.busySince.Store(now)
 }
 
-// dialForLoop dials u's endpoint and enrolls the connection on u's loop (OnOpen then sends u.j).
+// dialForLoop dials u's endpoint (and does the TLS handshake of an https one) and enrolls the
+// connection on u's loop (OnOpen then sends u.j).
 func (e *Engine) dialForLoop(u *loopUp) {
 	p := u.pool
 	p.m.upstreamDials.Inc()
 	d := net.Dialer{Timeout: p.dialTimeout, KeepAlive: 30 * time.Second}
-	if conn, err := d.Dial("tcp", p.ep.addr); err == nil {
+	conn, err := d.Dial("tcp", p.ep.addr)
+	if err == nil && p.tlsConf != nil {
+		if tc, ok := conn.(*net.TCPConn); ok {
+			_ = tc.SetNoDelay(true)
+		}
+		if u.tls, err = p.handshakeForLoop(conn); err != nil {
+			_ = conn.Close()
+		}
+	}
+	if err == nil {
 		// Enroll dups the socket into the loop and closes conn; OnOpen then sends u.j.
 		if ch, err := u.el.Enroll(gnet.NewContext(context.Background(), u), conn); err != nil {
 			_ = conn.Close()
@@ -141,15 +152,28 @@ func (e *Engine) onUpstreamOpen(c gnet.Conn, u *loopUp) ([]byte, gnet.Action) {
 	if u.j == nil {
 		return nil, gnet.Close
 	}
+	if u.tls != nil {
+		ct, err := u.tls.seal(u.j.out)
+		if err != nil {
+			return nil, gnet.Close // OnClose answers 502
+		}
+		return ct, gnet.None
+	}
 	return u.j.out, gnet.None
 }
 
 // onUpstreamTraffic parses the upstream's answer from the loop's buffer and, once it is complete,
 // relays it to the client and puts the connection back to idle.
 func (e *Engine) onUpstreamTraffic(c gnet.Conn, u *loopUp) gnet.Action {
-	buf, _ := c.Peek(-1)
+	buf, ok := u.answer(c)
+	if !ok || u.closed {
+		return gnet.Close // OnClose answers 502
+	}
 	j := u.j
 	if j == nil {
+		if u.tls != nil && len(buf) == 0 {
+			return gnet.None // TLS records with no data (session tickets) on an idle connection
+		}
 		return gnet.Close // bytes nobody asked for
 	}
 	u.got = true
@@ -162,8 +186,7 @@ func (e *Engine) onUpstreamTraffic(c gnet.Conn, u *loopUp) gnet.Action {
 			return gnet.Close // OnClose answers 502
 		}
 		if u.resp.Status >= 100 && u.resp.Status < 200 {
-			_, _ = c.Discard(u.resp.HeadLen)
-			buf = buf[u.resp.HeadLen:]
+			buf = u.discard(c, buf, u.resp.HeadLen)
 			u.parser.Reset()
 			continue
 		}
@@ -198,7 +221,7 @@ func (e *Engine) onUpstreamTraffic(c gnet.Conn, u *loopUp) gnet.Action {
 	keep := h.KeepAlive && len(buf) == total && !e.draining.Load() && u.pool.enterIdle()
 	closeClient := !j.keepAlive || e.draining.Load()
 	status := e.relay(j, buf, h, total, closeClient)
-	_, _ = c.Discard(total)
+	u.discard(c, buf, total)
 	u.j = nil
 	u.busySince.Store(0)
 	action := gnet.None
