@@ -1,4 +1,8 @@
+//go:build !race
+
 package engine
+
+// Built without -race, like alloc_test.go whose loopPut it drives.
 
 import (
 	"bytes"
