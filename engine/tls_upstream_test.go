@@ -88,8 +88,8 @@ func TestHTTPSUpstreamKeepAliveAndResumption(t *testing.T) {
 			t.Fatalf("%s: stored body differs", key)
 		}
 	}
-	openConns := func() float64 { return metricValue(t, `mizuchi_upstream_open_connections`) }
-	open0 := openConns() // process-wide: other engines' connections count too
+	openConns := func() int64 { open, _ := upGauges(); return open } // from a scrape: a gauge written with idle
+	open0 := openConns()                                             // process-wide: other engines' connections count too
 	base := readTLSCounters()
 	for i := range 6 {
 		put(fmt.Sprintf("seq/%d", i), []int{100, 200 << 10, 2 << 20}[i%3])
@@ -99,7 +99,7 @@ func TestHTTPSUpstreamKeepAliveAndResumption(t *testing.T) {
 	}
 	// The sweep closes the idle connections; the next request dials again and resumes the session.
 	if n := openConns(); n != open0+2 {
-		t.Fatalf("open upstream connections %v; want %v (one per path kept alive)", n, open0+2)
+		t.Fatalf("open upstream connections %d; want %d (one per path kept alive)", n, open0+2)
 	}
 	waitFor(t, "the idle upstream connections closed", 10*time.Second, func() bool { return openConns() == open0 })
 	put("after-idle", 1000)

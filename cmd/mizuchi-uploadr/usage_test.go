@@ -51,7 +51,7 @@ func TestHelpGroupsEveryFlag(t *testing.T) {
 		t.Fatalf("-h: %v\n%s", err, out)
 	}
 	help := string(out)
-	for _, g := range []string{"Listener:", "Limits and client timeouts:", "Upstream:", "Zero-copy (splice):", "TLS (https listener):",
+	for _, g := range []string{"Listener:", "Limits and client timeouts:", "Upstream:", "Zero-copy (splice) and the copy path:", "TLS (https listener):",
 		"Auth: config-less start", "Policy and authorization", "Metrics and admin listener:", "Logs:"} {
 		if !strings.Contains(help, "\n"+g) {
 			t.Errorf("-h has no group %q", g)
@@ -98,7 +98,7 @@ func TestHelpGroupsEveryFlag(t *testing.T) {
 		}
 	}
 	if group["reuse-port"] != "Listener:" || group["pprof"] != "Metrics and admin listener:" || group["log-level"] != "Logs:" ||
-		group["pipe-size"] != "Zero-copy (splice):" || group["tls-cert"] != "TLS (https listener):" || group["dial-timeout"] != "Upstream:" {
+		group["pipe-size"] != "Zero-copy (splice) and the copy path:" || group["tls-cert"] != "TLS (https listener):" || group["dial-timeout"] != "Upstream:" {
 		t.Errorf("flags in the wrong group: %v", group)
 	}
 }
