@@ -20,6 +20,10 @@ import (
 // maxLoopTLSPlain bounds the decrypted answer held for one request (head and body).
 const maxLoopTLSPlain = maxResponseBytes + 64<<10
 
+// loopTLSKeep is the largest buffer an idle loop TLS connection keeps (a larger one, for a large
+// inline body or answer, is dropped once used).
+const loopTLSKeep = 64 << 10
+
 // errNoCiphertext is loopTLSConn's Read when all the ciphertext gnet read has been handed to crypto/tls.
 var errNoCiphertext net.Error = noCiphertext{}
 
@@ -155,6 +159,9 @@ func (t *loopTLS) open(ct []byte) error {
 func (t *loopTLS) consume(n int) {
 	rest := copy(t.plain, t.plain[n:])
 	t.plain = t.plain[:rest]
+	if rest == 0 && cap(t.plain) > loopTLSKeep {
+		t.plain = nil
+	}
 }
 
 // send writes b to the upstream on c, through TLS when the connection has it. On the loop only; a
@@ -179,6 +186,9 @@ func (u *loopUp) answer(c gnet.Conn) (buf []byte, ok bool) {
 		return buf, true
 	}
 	u.tls.mc.out = u.tls.mc.out[:0] // what seal left there went out already
+	if cap(u.tls.mc.out) > loopTLSKeep {
+		u.tls.mc.out = nil
+	}
 	err := u.tls.open(buf)
 	_, _ = c.Discard(len(buf))
 	if out := u.tls.mc.out; len(out) > 0 && err == nil {

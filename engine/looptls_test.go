@@ -41,6 +41,7 @@ func TestHTTPSUpstreamSmallPutsInLoop(t *testing.T) {
 	logs := &lockedBuf{}
 	b := startHTTPSBed(t, func(o *engine.Options) {
 		o.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		o.InlineBodyMax = 256 << 10 // a body larger than what an idle loop TLS connection keeps
 	})
 	cl := b.p.sdkClient(t)
 	put := func(key string, size int, seed int64) {
@@ -53,8 +54,8 @@ func TestHTTPSUpstreamSmallPutsInLoop(t *testing.T) {
 			t.Errorf("%s: stored body differs (%d bytes stored, %d sent)", key, len(got), size)
 		}
 	}
-	for i := range 8 {
-		put(fmt.Sprintf("seq/%d", i), []int{0, 1, 4 << 10, 40 << 10}[i%4], int64(i))
+	for i := range 10 {
+		put(fmt.Sprintf("seq/%d", i), []int{0, 1, 4 << 10, 40 << 10, 200 << 10}[i%5], int64(i))
 	}
 	var wg sync.WaitGroup
 	for w := range 8 {
