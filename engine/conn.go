@@ -47,6 +47,7 @@ const (
 	phaseBusy                  // an inline exchange is in flight; bytes that arrive stay buffered
 	phaseDetached              // the socket was handed to a goroutine; gnet forgot it
 	phaseDrain                 // refused while the body was coming: discard it, then close
+	phaseStream                // admitted inline, body streamed upstream as it arrives (inline_stream.go)
 )
 
 // Per-request scratch that idle connections must not carry (10,000 idle connections are cheap).
@@ -74,6 +75,7 @@ type connState struct {
 	idleSince atomic.Int64  // unix nanos when the connection became idle between requests
 	conn      gnet.Conn     // current gnet connection (changes after re-enroll)
 	closed    bool          // OnClose ran
+	lim       connLimit     // its share of the client limits (limits.go)
 	returning bool          // handed back with Enroll; OnOpen must keep this state
 	parser    httpparse.Parser
 	req       *httpparse.Request // pooled: held from a head's first byte until the request is handed off
@@ -99,6 +101,17 @@ type connState struct {
 	reqID   [16]byte
 	remote  string
 	scratch []byte // per-connection scratch for error responses
+
+	// phaseStream: the loop-owned upstream connection the body goes to (nil once it is all sent).
+	up *loopUp
+	// A streamed request answered before its body was all read: body bytes to discard before the
+	// connection closes (next).
+	drainAfter int64
+	// loopJob: the request in flight is exchanged on a loop-owned upstream connection (finishInLoop
+	// answers it). halfFD-1: a dup of the socket of a client that half-closed after sending its
+	// whole request, kept so that finishInLoop can still answer it (gnet closes on read()==0).
+	loopJob bool
+	halfFD  int
 }
 
 // toHead readies the connection for its next request.
@@ -113,6 +126,9 @@ func (st *connState) toHead(now int64) {
 	st.noOverwrite = false
 	st.pending = decision{}
 	st.sentCont = false
+	st.up = nil
+	st.drainAfter = 0
+	st.loopJob = false
 	st.headSince.Store(0)
 	st.since.Store(0)
 	st.idleSince.Store(now)
@@ -123,6 +139,12 @@ func (st *connState) toHead(now int64) {
 func (st *connState) toBody(now int64) {
 	st.since.Store(now)
 	st.phase.Store(phaseBody)
+}
+
+// toStream streams an inline body upstream as it arrives.
+func (st *connState) toStream(now int64) {
+	st.since.Store(now)
+	st.phase.Store(phaseStream)
 }
 
 // toAwait parks the request while its Authorizer decides.
@@ -184,6 +206,9 @@ func (e *Engine) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	if a := c.RemoteAddr(); a != nil {
 		st.remote = a.String()
 	}
+	if !e.admitConn(st) { // limits.go
+		return nil, gnet.Close
+	}
 	c.SetContext(st)
 	e.conns.add(st)
 	e.metrics.connsOpen.Inc()
@@ -193,7 +218,8 @@ func (e *Engine) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 // OnClose forgets the connection unless it was detached (its socket lives on through a dup). A
 // client that half-closes in the middle of an inline body gets 400 IncompleteBody, and one whose
 // body is cut by the engine stopping 503 ServiceUnavailable: gnet flushes what OnClose writes
-// before it closes the socket.
+// before it closes the socket. One that half-closes after its whole request, exchanged in the
+// loop, keeps a dup of its socket for the answer (finishInLoop).
 func (e *Engine) OnClose(c gnet.Conn, err error) gnet.Action {
 	if u, ok := c.Context().(*loopUp); ok {
 		e.onUpstreamClose(u)
@@ -208,6 +234,25 @@ func (e *Engine) OnClose(c gnet.Conn, err error) gnet.Action {
 	switch st.phase.Load() {
 	case phaseDetached:
 		return gnet.None
+	case phaseBusy:
+		// A client that half-closed after its whole request still gets the answer of an in-loop
+		// exchange (gnet forgets the connection now): finishInLoop writes it to a dup of the socket.
+		if errors.Is(err, io.EOF) && st.loopJob && !st.closed && st.halfFD == 0 {
+			if fd, derr := c.Dup(); derr == nil {
+				st.halfFD = fd + 1
+			}
+		}
+	case phaseStream:
+		if errors.Is(err, io.EOF) && e.keepHalfClosed(c, st) {
+			break // the whole body was buffered while the upstream was dialled
+		}
+		// The client vanished mid-body: reset the upstream request (no object); a half-close
+		// still reads 400 IncompleteBody, an engine stopping 503.
+		s3err, answer := errIncompleteBody, errors.Is(err, io.EOF)
+		if err == nil && e.draining.Load() {
+			s3err, answer = errShuttingDown, true
+		}
+		e.abortStream(c, st, s3err, true, answer)
 	case phaseBody:
 		var s3err *s3Error
 		switch {
@@ -229,6 +274,7 @@ func (e *Engine) OnClose(c gnet.Conn, err error) gnet.Action {
 	}
 	st.releaseRequest()
 	e.conns.remove(st)
+	e.releaseConn(st)
 	e.metrics.connsOpen.Dec()
 	return gnet.None
 }
@@ -268,7 +314,18 @@ func (e *Engine) process(c gnet.Conn, st *connState) gnet.Action {
 			return gnet.None
 		case phaseDrain:
 			return e.drain(c, st)
+		case phaseStream:
+			return e.pump(c, st)
 		case phaseBody:
+			if e.canStream(st) {
+				buf, _ := c.Peek(-1)
+				if action, started := e.startStream(c, st, buf); started {
+					if action == gnet.Close {
+						return action
+					}
+					continue
+				}
+			}
 			// Peek copies a wrapped ring buffer into one slice: wait until the body is whole.
 			if c.InboundBuffered() < st.req.HeadLen+int(st.bodyLen) {
 				return gnet.None
@@ -299,6 +356,14 @@ func (e *Engine) process(c gnet.Conn, st *connState) gnet.Action {
 			if action, done := e.onHead(c, st, buf); done {
 				return action
 			}
+			if e.canStream(st) {
+				if action, started := e.startStream(c, st, buf); started {
+					if action == gnet.Close {
+						return action
+					}
+					continue
+				}
+			}
 		}
 		// phaseBody: the whole body must be buffered before the inline exchange starts.
 		need := st.req.HeadLen + int(st.bodyLen)
@@ -326,8 +391,8 @@ func (e *Engine) onHead(c gnet.Conn, st *connState, buf []byte) (gnet.Action, bo
 	st.keepAlive = req.KeepAlive
 	st.expect100 = req.Expect100
 	st.head = Head{req: req, buf: buf}
-	d := e.admit(&st.head)
-	st.head.buf = nil // gnet's buffer is valid only during this callback
+	d := e.admitLimited(st) // admit behind the client limits (limits.go)
+	st.head.buf = nil       // gnet's buffer is valid only during this callback
 	if d.authErr {
 		e.metrics.authFailure(d.err)
 	} else if d.verdict != verdictRefuse {
@@ -343,6 +408,15 @@ func (e *Engine) onHead(c gnet.Conn, st *connState, buf []byte) (gnet.Action, bo
 func (e *Engine) act(c gnet.Conn, st *connState, buf []byte, d *decision) (gnet.Action, bool) {
 	st.rt, st.bodyLen, st.principal, st.signed, st.chunks = d.rt, d.bodyLen, d.principal, d.signed, d.chunks
 	st.noOverwrite = d.noOverwrite
+	if e.cannotStream(d) {
+		// Above streamInlineMin a body is streamed in the loop or detached, never buffered whole
+		// on the loop's side: this one cannot stream (an https upstream, NoLoopUpstream).
+		if d.verdict == verdictAwait {
+			d.next = verdictStream
+		} else {
+			d.verdict = verdictStream
+		}
+	}
 	switch d.verdict {
 	case verdictRefuse:
 		return e.refuseRequest(c, st, buf, d.err), true
@@ -449,6 +523,16 @@ func (e *Engine) next(c gnet.Conn, st *connState, closeClient bool) {
 		return
 	}
 	if closeClient {
+		if left := st.drainAfter; left > 0 {
+			// Answered before the body was all read: discard the rest so that the client reads
+			// the answer rather than a reset, then close.
+			st.drainAfter = 0
+			st.toDrain(e.now(), min(left, lingerBytes))
+			if e.drain(c, st) == gnet.Close {
+				_ = c.Close()
+			}
+			return
+		}
 		_ = c.Close()
 		return
 	}

@@ -155,10 +155,11 @@ func (e *Engine) answerError(j *job, client net.Conn, s3err *s3Error, moved tran
 // see ../shared/DESIGN.md), or closes it (lingering, so an answer given before the whole body was
 // read is not destroyed by a reset). It releases j.
 func (e *Engine) handBack(j *job, reuse bool) {
-	client := j.client
+	client, lst := j.client, j.st
 	j.client = nil
 	if client == nil || !reuse || !j.keepAlive || e.draining.Load() {
 		j.release()
+		e.releaseConn(lst) // limits.go
 		e.metrics.connsOpen.Dec()
 		if client != nil {
 			lingerClose(client)
@@ -171,11 +172,13 @@ func (e *Engine) handBack(j *job, reuse bool) {
 	st.returning = true
 	ch, err := el.Enroll(gnet.NewContext(context.Background(), st), client)
 	if err != nil {
+		e.releaseConn(st)
 		e.metrics.connsOpen.Dec()
 		_ = client.Close()
 		return
 	}
 	if res := <-ch; res.Err != nil {
+		e.releaseConn(st)
 		e.metrics.connsOpen.Dec()
 		e.opts.Logger.Debug("re-enroll failed", "err", res.Err)
 	}

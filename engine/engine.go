@@ -37,6 +37,7 @@ type Engine struct {
 	ids     *uploadid.Sealer // Options.UploadIDSecrets; nil: each bucket derives its own (sealerFor)
 	conns   registry[*connState]
 	upConns registry[*loopUp]
+	lim     *limiter // client limits (limits.go); nil: none
 
 	completeBudget *byteBudget // CompleteMultipartUpload body bytes held at once
 
@@ -108,6 +109,7 @@ func New(o Options) (*Engine, error) {
 		loops:   map[gnet.EventLoop]*loopState{},
 
 		completeBudget: newByteBudget(o.CompleteBodyBudget),
+		lim:            newLimiter(o.Limits),
 	}
 	if len(o.UploadIDSecrets) > 0 {
 		e.ids, _ = uploadid.New(o.UploadIDSecrets...) // Validate checked the keys
@@ -226,6 +228,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		gnet.WithTicker(true),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 		gnet.WithTCPKeepAlive(30 * time.Second),
+		gnet.WithReadBufferCap(readBufferCap),
 		gnet.WithLogger(gnetLogger{e.opts.Logger}),
 	}
 	stop := context.AfterFunc(ctx, func() {
@@ -241,6 +244,14 @@ func (e *Engine) Run(ctx context.Context) error {
 		err = gnet.Run(e, "tcp://"+e.opts.Address, opts...)
 	}
 	e.mover.Close()
+	e.loopsMu.Lock()
+	for _, ls := range e.loops {
+		if ls.pipe != nil {
+			ls.pipe.close()
+			ls.pipe = nil
+		}
+	}
+	e.loopsMu.Unlock()
 	e.poolsMu.Lock()
 	for _, p := range e.pools {
 		p.closeIdle()
@@ -277,6 +288,7 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 		// partial object) and auto-chunked uploads are aborted; give that cleanup a moment.
 		e.opts.Logger.Warn("drain deadline reached: cutting uploads in flight", "uploads", e.active.Load())
 		e.kill()
+		e.cutStreams() // in-loop streams (inline_stream.go)
 		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		e.waitIdle(cctx)
 		cancel()
@@ -400,7 +412,7 @@ func (e *Engine) sweep() {
 			} else if e.draining.Load() && st.headSince.Load() == 0 {
 				conns = append(conns, st.conn) // idle keep-alive connection while draining
 			}
-		case phaseBody:
+		case phaseBody, phaseStream:
 			if since != 0 && now-since > body {
 				answer = append(answer, late{st, st.conn, st.gen.Load(), errRequestTimeout})
 			}
@@ -424,6 +436,10 @@ func (e *Engine) sweep() {
 		st, want, s3err := l.st, l.st.phase.Load(), l.err
 		e.onLoop(st, l.c, l.gen, func(c gnet.Conn) {
 			if st.phase.Load() != want || st.req == nil {
+				return
+			}
+			if want == phaseStream {
+				e.abortStream(c, st, s3err, false, true)
 				return
 			}
 			buf, _ := c.Peek(-1)

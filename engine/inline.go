@@ -22,9 +22,11 @@ func (e *Engine) dispatchInline(c gnet.Conn, st *connState, buf []byte) {
 	j.out = append(j.out, buf[req.HeadLen:req.HeadLen+int(st.bodyLen)]...)
 	_, _ = c.Discard(req.HeadLen + int(st.bodyLen))
 	st.toBusy()
+	st.loopJob = true // before sending: a failed write may answer j inside the call
 	if !e.opts.NoLoopUpstream && j.op != opCompleteMultipartUpload && e.sendInLoop(c, j) {
 		return
 	}
+	st.loopJob = false
 	j.side = sideAsync
 	go e.runInline(j)
 }

@@ -70,6 +70,12 @@ type inlineSide struct {
 	c       gnet.Conn
 	st      *connState
 	retried bool // in-loop: sent again after a pooled connection died
+
+	// A body streamed in the loop (inline.go startStream): the head went upstream first, the body
+	// follows as the client sends it.
+	streaming  bool
+	streamed   int64 // body bytes written upstream
+	streamLeft int64 // body bytes still to come from the client
 }
 
 // detachedSide is a job whose client socket left gnet (sideDetached).
@@ -151,6 +157,7 @@ func (j *job) release() {
 	j.principal = Principal{}
 	j.e, j.st, j.c, j.el, j.bucket, j.client, j.authz = nil, nil, nil, nil, nil, nil, nil
 	j.retried = false
+	j.streaming, j.streamed, j.streamLeft = false, 0, 0
 	j.noOverwrite = false
 	j.te = false
 	jobPool.Put(j)

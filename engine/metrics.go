@@ -36,9 +36,11 @@ type engineMetrics struct {
 	partsSent             *metrics.Counter
 	autoChunked           *metrics.Counter
 	abortFailures         *metrics.Counter
-	abortRetries          *metrics.Counter // background AbortMultipartUpload attempts (after the first)
-	abortsPending         *metrics.Gauge   // uploads whose abort is being retried
-	uploadIDRefused       *metrics.Counter // upload ids that did not open for their request (404 NoSuchUpload)
+	abortRetries          *metrics.Counter    // background AbortMultipartUpload attempts (after the first)
+	abortsPending         *metrics.Gauge      // uploads whose abort is being retried
+	uploadIDRefused       *metrics.Counter    // upload ids that did not open for their request (404 NoSuchUpload)
+	limited               [4]*metrics.Counter // client limits (limits.go), by limitNames
+	idleEvicted           *metrics.Counter
 
 	bytesIn   *metrics.Counter
 	bytesOut  *metrics.Counter
@@ -126,6 +128,10 @@ func newEngineMetrics() *engineMetrics {
 			authSigV4:             counter(`mizuchi_authenticated_requests_total{method="sigv4"}`, auth),
 			authNone:              counter(`mizuchi_authenticated_requests_total{method="none"}`, auth),
 			authPresigned:         counter(`mizuchi_authenticated_requests_total{method="sigv4-presigned"}`, auth),
+			idleEvicted:           counter(`mizuchi_connections_evicted_total`, "Idle keep-alive client connections closed to make room for a new one at the total connection limit."),
+		}
+		for i, name := range limitNames {
+			theMetrics.limited[i] = counter(`mizuchi_limited_total{limit="`+name+`"}`, "Connections and requests refused by a client limit (answered 503 SlowDown, or closed), by limit.")
 		}
 		exposition.Help(`mizuchi_requests_total`, "Finished requests by client bucket (- when none was routed, * for the buckets of the \"*\" entry), S3 operation and HTTP status.")
 		exposition.Help(`mizuchi_refusals_total`, "Requests the proxy answered itself, by S3 error code.")
@@ -235,4 +241,17 @@ func (m *engineMetrics) labelled(set map[string]*metrics.Counter, prefix, label 
 	}
 	m.mu.Unlock()
 	c.Inc()
+}
+
+// limitNames are the limit labels of mizuchi_limited_total.
+var limitNames = [...]string{"connections", "connections_per_ip", "requests_per_ip", "requests_per_principal"}
+
+// limitedBy counts one connection or request refused by the named limit.
+func (m *engineMetrics) limitedBy(name string) {
+	for i, n := range limitNames {
+		if n == name {
+			m.limited[i].Inc()
+			return
+		}
+	}
 }

@@ -40,7 +40,7 @@ func TestAccessLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := cl.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(p.Bucket), Key: aws.String("log/big"),
-		Body: bytes.NewReader(make([]byte, 1<<20))}); err != nil {
+		Body: bytes.NewReader(make([]byte, 2<<20))}); err != nil { // above the inline cap: spliced
 		t.Fatal(err)
 	}
 	r := rawReq{Method: "GET", Path: "/" + p.Bucket + "/log/x"}
@@ -70,7 +70,7 @@ func TestAccessLog(t *testing.T) {
 		recs[0]["upstream_status"] != 200.0 || recs[0]["bytes_in"] != 100.0 {
 		t.Errorf("inline record: %v", recs[0])
 	}
-	if recs[1]["mode"] != "splice" || recs[1]["bytes_in"] != float64(1<<20) {
+	if recs[1]["mode"] != "splice" || recs[1]["bytes_in"] != float64(2<<20) {
 		t.Errorf("spliced record: %v", recs[1])
 	}
 	if recs[2]["status"] != 405.0 || recs[2]["operation"] != "Unknown" || recs[2]["mode"] != "refused" {

@@ -49,8 +49,11 @@ type Options struct {
 	// NoLoopUpstream sends small (inline) requests from a goroutine with a blocking upstream
 	// connection instead of on connections owned by the event loop (a fallback and test switch).
 	NoLoopUpstream bool
-	// InlineBodyMax is the largest body handled inside the event loop (buffered, never detached);
-	// larger bodies are detached and spliced. 0 = 64 KiB.
+	// InlineBodyMax is the largest body handled inside the event loop, never detached: up to
+	// 64 KiB buffered whole, above that streamed to a loop-owned upstream connection as it arrives
+	// (inline_stream.go; an https upstream or NoLoopUpstream detaches those). Larger bodies are
+	// detached and spliced. It bounds what a connection holds in user space when the upstream is
+	// slow (gnet has no backpressure). 0 = 1 MiB.
 	InlineBodyMax int
 	// MaxObjectSize is the largest object a PutObject may create, checked before the first body byte
 	// is read; 0 = 5 TiB (S3's limit). A single upstream PUT is limited to 5 GiB by S3: larger
@@ -87,6 +90,8 @@ type Options struct {
 	Logger *slog.Logger
 	// AccessLog, when set, receives one line per request (see Engine.accessLog for the fields).
 	AccessLog *slog.Logger
+	// Limits bound client connections and request rates (limits.go); zero = unlimited.
+	Limits Limits
 	// Now is the clock (tests); nil = time.Now.
 	Now func() time.Time
 }
@@ -198,7 +203,7 @@ func (o *Options) withDefaults() {
 		o.ResponseTimeout = 5 * time.Minute
 	}
 	if o.InlineBodyMax <= 0 {
-		o.InlineBodyMax = 64 << 10
+		o.InlineBodyMax = 1 << 20
 	}
 	if o.MaxObjectSize <= 0 {
 		o.MaxObjectSize = 5 << 40

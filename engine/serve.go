@@ -127,12 +127,18 @@ func (e *Engine) serveConn(c net.Conn) {
 	if a := c.RemoteAddr(); a != nil {
 		nc.st.remote = a.String()
 	}
+	if !e.admitConn(&nc.st) { // limits.go
+		_ = c.Close()
+		e.metrics.connsOpen.Dec()
+		return
+	}
 	e.netConns.add(nc)
 	keep := true
 	for keep && !e.draining.Load() {
 		keep = nc.serveOne()
 	}
 	e.netConns.remove(nc)
+	e.releaseConn(&nc.st)
 	nc.st.releaseRequest()
 	if cap(nc.buf) == serveBufSize {
 		*bp = nc.buf[:0]
@@ -149,6 +155,9 @@ func (nc *netConn) serveOne() bool {
 	st.toHead(e.now())
 	st.req = requestPool.Get().(*httpparse.Request)
 	deadline := e.opts.IdleTimeout
+	if st.lim.refuse != nil {
+		deadline = e.opts.HeadTimeout // over a connection limit (limits.go)
+	}
 	for {
 		err := st.parser.Parse(nc.buf, e.limits, st.req)
 		if err == nil {
@@ -176,7 +185,7 @@ func (nc *netConn) serveOne() bool {
 	st.isHead = string(req.Method.Bytes(buf)) == "HEAD"
 	st.head = Head{req: req, buf: buf}
 	h := &st.head
-	d := e.admit(h)
+	d := e.admitLimited(st) // admit behind the client limits (limits.go)
 	if d.authErr {
 		e.metrics.authFailure(d.err)
 	} else if d.verdict != verdictRefuse {
@@ -194,6 +203,11 @@ func (nc *netConn) serveOne() bool {
 	}
 	st.rt, st.bodyLen, st.principal, st.signed, st.chunks = d.rt, d.bodyLen, d.principal, d.signed, d.chunks
 	st.noOverwrite = d.noOverwrite
+	if d.verdict == verdictInline && d.bodyLen > streamInlineMin && d.rt.op != opCompleteMultipartUpload {
+		// The driver buffers an inline body whole: above streamInlineMin it is streamed instead, so
+		// a connection holds at most serveBufSize-ish bytes whatever inline_body_max says.
+		d.verdict = verdictStream
+	}
 	switch d.verdict {
 	case verdictRefuse:
 		return nc.refuseRequest(d.err)

@@ -119,7 +119,7 @@ func upstreamLoad(t *testing.T, p *proxy, smallConns, smallEach, large int) {
 	t.Helper()
 	var wg sync.WaitGroup
 	small := []byte("small body")
-	big := s3test.RandomBytes(256<<10, 9)
+	big := s3test.RandomBytes(2<<20, 9) // above the inline cap (1 MiB): detached
 	for w := 0; w < smallConns; w++ {
 		wg.Add(1)
 		go func() {

@@ -20,6 +20,8 @@ import (
 // loopState is per event loop: the idle upstream connections it owns, per endpoint pool.
 type loopState struct {
 	idle map[*upstreamPool][]*loopUp
+	pipe *loopPipe // splices streamed bodies (inline_splice_linux.go); nil: copy them
+	iov  [][]byte  // pump's writev of a head and body bytes
 }
 
 // loopUp is one upstream connection registered on an event loop. Fields are touched on its loop
@@ -40,6 +42,8 @@ type loopUp struct {
 	inIdle bool // in ls.idle[pool] (holding one of the pool's idle places)
 	closed bool
 	tls    *loopTLS // https endpoints: crypto/tls driven from the loop (looptls.go); nil for http
+	// headPending: a streamed request's head waits to go out with its first body bytes (pump).
+	headPending bool
 
 	busySince atomic.Int64 // unix nanos j was sent; 0 when idle
 	idleSince atomic.Int64 // unix nanos it went idle
@@ -52,6 +56,9 @@ func (e *Engine) loopOf(el gnet.EventLoop) *loopState {
 	ls := e.loops[el]
 	if ls == nil {
 		ls = &loopState{idle: map[*upstreamPool][]*loopUp{}}
+		if !e.opts.Transfer.ForceCopy {
+			ls.pipe = newLoopPipe()
+		}
 		e.loops[el] = ls
 	}
 	return ls
@@ -59,7 +66,13 @@ func (e *Engine) loopOf(el gnet.EventLoop) *loopState {
 
 // sendInLoop sends j upstream on a loop-owned connection. It returns false when the request must take
 // the goroutine path instead (the endpoint's connection limit is reached). On the loop only.
-func (e *Engine) sendInLoop(c gnet.Conn, j *job) bool {
+func (e *Engine) sendInLoop(c gnet.Conn, j *job) bool { return e.sendLoop(c, j, false, false) }
+
+// sendLoop is sendInLoop for a caller that may already hold one of the endpoint's connection slots
+// (slot): it is used for a new connection, or given back. A streamed request (j.streaming) sends
+// its head only (or none yet with deferHead: pump sends it with the first body bytes, in one
+// writev) and becomes its client's st.up: the body follows from pump (or OnOpen).
+func (e *Engine) sendLoop(c gnet.Conn, j *job, slot, deferHead bool) bool {
 	ls := j.st.loop
 	if ls == nil { // first request of the connection: look its loop up once (a connection keeps its loop)
 		ls = e.loopOf(c.EventLoop())
@@ -77,25 +90,40 @@ func (e *Engine) sendInLoop(c gnet.Conn, j *job) bool {
 		if u.closed {
 			continue
 		}
+		if slot {
+			p.releaseSlot()
+		}
 		u.start(j, true, e.now())
 		if p.log != nil {
 			p.logConn("reuse", "loop", u.c, nil)
 		}
+		out := j.out
+		if j.streaming {
+			j.st.up = u
+			if deferHead {
+				u.headPending = true
+				return true
+			}
+			out = j.out[:j.headLen]
+		}
 		// A failed write closes u inside this call; OnClose then retries or answers j.
-		u.send(u.c, j.out)
+		u.send(u.c, out)
 		return true
 	}
-	if !p.tryAcquireSlot() {
+	if !slot && !p.tryAcquireSlot() {
 		return false
 	}
 	u := &loopUp{pool: p, ls: ls, el: c.EventLoop()}
 	u.start(j, false, e.now())
+	if j.streaming {
+		j.st.up = u
+	}
 	go e.dialForLoop(u)
 	return true
 }
 
 func (u *loopUp) start(j *job, reused bool, now int64) {
-	u.j, u.reused, u.got = j, reused, false
+	u.j, u.reused, u.got, u.headPending = j, reused, false, false
 	u.head, u.scan = false, 0
 	u.parser.Reset()
 	u.chunks.Reset()
@@ -152,7 +180,10 @@ func (e *Engine) onUpstreamOpen(c gnet.Conn, u *loopUp) ([]byte, gnet.Action) {
 	if u.j == nil {
 		return nil, gnet.Close
 	}
-	if u.tls != nil {
+	if j := u.j; j.streaming && !e.takeBody(j, u) {
+		return nil, gnet.Close // aborted: u was reset
+	}
+	if u.tls != nil { // never streaming: inline_stream.go keeps https endpoints off that path
 		ct, err := u.tls.seal(u.j.out)
 		if err != nil {
 			return nil, gnet.Close // OnClose answers 502
@@ -218,8 +249,14 @@ func (e *Engine) onUpstreamTraffic(c gnet.Conn, u *loopUp) gnet.Action {
 	default:
 		return gnet.Close // a body delimited by close is not relayed from the loop
 	}
-	keep := h.KeepAlive && len(buf) == total && !e.draining.Load() && u.pool.enterIdle()
-	closeClient := !j.keepAlive || e.draining.Load()
+	// An answer before the whole body went up (412, 403, 400 …): relay it, reset this connection
+	// (its request is unfinished), drain the rest of the body and close the client (finishInLoop).
+	early := j.streaming && j.streamLeft > 0
+	if early {
+		_ = c.SetLinger(0)
+	}
+	keep := !early && h.KeepAlive && len(buf) == total && !e.draining.Load() && u.pool.enterIdle()
+	closeClient := early || !j.keepAlive || e.draining.Load()
 	status := e.relay(j, buf, h, total, closeClient)
 	u.discard(c, buf, total)
 	u.j = nil
@@ -258,12 +295,22 @@ func (e *Engine) onUpstreamClose(u *loopUp) {
 		return
 	}
 	u.j = nil
-	if u.reused && !u.got && !j.retried {
+	if j.streaming && j.streamLeft > 0 && u.c != nil {
+		// Closed mid-body (engine stopping, response timeout, the upstream gone): gnet closes the
+		// socket after this; a reset, never a clean end of a truncated body.
+		_ = u.c.SetLinger(0)
+	}
+	if j.streaming && j.st != nil && j.st.up == u {
+		j.st.up = nil
+	}
+	// A streamed body cannot be replayed once bytes of it went out (they are discarded).
+	if u.reused && !u.got && !j.retried && j.streamed == 0 {
 		j.retried = true
 		if j.st != nil && !j.st.closed && e.sendInLoop(j.c, j) {
 			return
 		}
-		if j.st != nil && !j.st.closed {
+		if j.st != nil && !j.st.closed && !j.streaming {
+			j.st.loopJob = false
 			j.side = sideAsync
 			go e.runInline(j)
 			return
@@ -278,8 +325,28 @@ func (e *Engine) onUpstreamClose(u *loopUp) {
 }
 
 // finishInLoop finishes an in-loop request with the answer in j.resp.
+// A streamed request whose body is not all read yet closes its client after draining the rest.
 func (e *Engine) finishInLoop(j *job, status int, closeClient bool) {
-	e.finish(j, outcome{status: status, bodyBytes: int64(len(j.out) - j.headLen), mode: "inline", closeClient: closeClient})
+	body := int64(len(j.out) - j.headLen)
+	if j.streaming {
+		body = j.streamed
+		if st := j.st; st != nil {
+			st.up = nil
+			if j.streamLeft > 0 {
+				closeClient = true
+				if !st.closed {
+					st.drainAfter = j.streamLeft
+				}
+			}
+		}
+	}
+	if st := j.st; st != nil && st.halfFD > 0 {
+		// The client half-closed after its request (OnClose kept a dup): answer, then close.
+		fd := st.halfFD - 1
+		st.halfFD = 0
+		writeHalfClosed(fd, j.resp)
+	}
+	e.finish(j, outcome{status: status, bodyBytes: body, mode: "inline", closeClient: closeClient})
 }
 
 // dropIdle takes u out of its loop's idle list (if it is there) and gives its idle place back. On

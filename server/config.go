@@ -38,7 +38,7 @@ type ServerConfig struct {
 	IdleTimeout      Duration       `yaml:"idle_timeout"`       // default 60s
 	BodyStallTimeout Duration       `yaml:"body_stall_timeout"` // default 60s
 	ResponseTimeout  Duration       `yaml:"response_timeout"`   // default 5m
-	InlineBodyMax    ByteSize       `yaml:"inline_body_max"`    // default 64KiB
+	InlineBodyMax    ByteSize       `yaml:"inline_body_max"`    // default 1MiB
 	MaxObjectSize    ByteSize       `yaml:"max_object_size"`    // default 5TiB
 	DrainTimeout     Duration       `yaml:"drain_timeout"`      // default 30s
 	// ReusePort: the listeners (plain, https, admin) set SO_REUSEPORT, so that a new process
@@ -62,6 +62,20 @@ type ServerConfig struct {
 	UploadIDSecrets []string `yaml:"upload_id_secrets"`
 	// TLS: an https listener for clients beside the plain one (tls.go).
 	TLS TLSConfig `yaml:"tls"`
+	// Limits: client connections and request rates (README "Client limits"); default none.
+	Limits LimitsConfig `yaml:"limits"`
+}
+
+// LimitsConfig bounds what clients may take; 0 = unlimited. Over a limit a client gets 503
+// SlowDown (SDKs retry it with back-off), counted in mizuchi_limited_total{limit}.
+type LimitsConfig struct {
+	MaxConnections         int     `yaml:"max_connections"`            // client connections held at once, both listeners
+	MaxConnectionsPerIP    int     `yaml:"max_connections_per_ip"`     // ... from one source address
+	RequestsPerSecondPerIP float64 `yaml:"requests_per_second_per_ip"` // sustained rate per source address
+	BurstPerIP             int     `yaml:"burst_per_ip"`               // requests at once; default the rate rounded up
+	// Sustained rate per authenticated principal (access key id, JWT subject).
+	RequestsPerSecondPerPrincipal float64 `yaml:"requests_per_second_per_principal"`
+	BurstPerPrincipal             int     `yaml:"burst_per_principal"` // default the rate rounded up
 }
 
 // ZeroCopyConfig configures the splice path.

@@ -53,6 +53,7 @@ type Flags struct {
 	plain, reusePort                          bool
 	tlsHandshake                              time.Duration
 	vhostSuffixes                             listFlag
+	lim                                       LimitsConfig // -max-connections, -rate-per-ip, ...
 
 	// config-less single bucket
 	bucket, upstream, upstreamBucket, region string
@@ -105,7 +106,7 @@ func (l *listFlag) Set(v string) error {
 func RegisterFlags(fs *flag.FlagSet) *Flags {
 	f := &Flags{fs: fs}
 	f.pipeSize, f.minPipe = newSize("1MiB"), newSize("256KiB")
-	f.maxHead, f.maxURI, f.inlineMax = newSize("64KiB"), newSize("16KiB"), newSize("64KiB")
+	f.maxHead, f.maxURI, f.inlineMax = newSize("64KiB"), newSize("16KiB"), newSize("1MiB")
 	f.maxObject, f.threshold, f.partSize = newSize("5TiB"), newSize("50MiB"), newSize("100MiB")
 	f.completeBudget, f.copyMemoryMax = newSize("32MiB"), newSize("64MiB")
 	const sz = "" // the units are explained once, above the flags (usage.go)
@@ -128,6 +129,7 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	fs.Var(&f.maxObject, "max-object-size", "largest object `size` a PutObject may create"+sz+" (server.max_object_size)")
 	fs.Var(&f.completeBudget, "complete-body-budget", "total `size` of CompleteMultipartUpload documents buffered at once, at least 4MiB; a Complete that does not fit gets 503 SlowDown"+sz+" (server.complete_body_budget)")
 	fs.Var(&f.copyMemoryMax, "copy-memory-max", "total `size` of the copy path's buffers (256KiB per transfer: https upstreams and clients, zero copy off) lent at once; a transfer that finds none waits up to -body-stall-timeout"+sz+" (server.copy_memory_max)")
+	registerLimitFlags(fs, &f.lim) // limits.go
 	fs.DurationVar(&f.headTimeout, "head-timeout", DefaultHeadTimeout, "`duration` a client may take to send a request head (server.head_timeout)")
 	fs.DurationVar(&f.idleTimeout, "idle-timeout", DefaultIdleTimeout, "keep-alive idle `duration` before a client connection is closed (server.idle_timeout)")
 	fs.DurationVar(&f.stallTimeout, "body-stall-timeout", DefaultStallTimeout, "a body that moves no byte for this `duration` gets 400 RequestTimeout (server.body_stall_timeout)")
@@ -341,6 +343,8 @@ func (f *Flags) Apply(c *Config) error {
 			s.CompleteBodyBudget = ByteSize(f.completeBudget.v)
 		case "copy-memory-max":
 			s.CopyMemoryMax = ByteSize(f.copyMemoryMax.v)
+		case "max-connections", "max-connections-per-ip", "rate-per-ip", "burst-per-ip", "rate-per-principal", "burst-per-principal":
+			applyLimitFlag(fl.Name, &f.lim, &s.Limits)
 		case "head-timeout":
 			s.HeadTimeout = Duration(f.headTimeout)
 		case "idle-timeout":

@@ -50,7 +50,7 @@ func (c *Config) Normalize() {
 	}
 	setSize(&s.MaxHeadBytes, 64<<10)
 	setSize(&s.MaxURIBytes, 16<<10)
-	setSize(&s.InlineBodyMax, 64<<10)
+	setSize(&s.InlineBodyMax, 1<<20)
 	setSize(&s.MaxObjectSize, 5<<40)
 	setSize(&s.CompleteBodyBudget, engine.DefaultCompleteBodyBudget)
 	setSize(&s.CopyMemoryMax, transfer.DefaultCopyMemoryMax)
@@ -180,6 +180,7 @@ func (c *Config) Validate() error {
 	if s := c.Server.CopyMemoryMax; s != 0 && (s < transfer.DefaultCopyBufferSize || s > 16<<30) {
 		errs = append(errs, fmt.Errorf("server.copy_memory_max %d: want 256KiB..16GiB (at least one copy buffer)", s))
 	}
+	errs = append(errs, checkLimits(c.Server.Limits)...)
 	if s := c.Server.CompleteBodyBudget; s != 0 && s < 4<<20 {
 		errs = append(errs, fmt.Errorf("server.complete_body_budget %d: want at least 4MiB (one largest CompleteMultipartUpload document)", s))
 	}
@@ -273,6 +274,7 @@ func (c *Config) EngineOptions(logger, access *slog.Logger) (engine.Options, err
 		},
 		VirtualHostSuffixes: append([]string(nil), c.Server.VirtualHostSuffixes...),
 		UploadIDSecrets:     uploadIDSecrets(c.Server.UploadIDSecrets),
+		Limits:              c.Server.Limits.engine(),
 		Logger:              logger,
 		AccessLog:           access,
 	}
