@@ -9,7 +9,7 @@
 //     refuse, inline, stream, auto-chunk, or await;
 //   - decide (await.go): a bucket's Authorizer runs off the loop while the connection waits;
 //   - move: an inline body goes upstream from the loop's buffer on a loop-owned upstream connection
-//     (upstream_loop.go); a larger one is detached from gnet and spliced or copied (detach.go,
+//     (upstream_loop.go; TLS to an https endpoint is driven in the loop too, looptls.go); a larger one is detached from gnet and spliced or copied (detach.go,
 //     stream.go), or cut into a multipart upload (autochunk.go); every upstream request is signed
 //     with the bucket's upstream credentials (sign.go) and sent through one upstream client
 //     (upstream_client.go, upstream.go);

@@ -23,7 +23,7 @@ func (e *Engine) dispatchInline(c gnet.Conn, st *connState, buf []byte) {
 	_, _ = c.Discard(req.HeadLen + int(st.bodyLen))
 	st.toBusy()
 	st.loopJob = true // before sending: a failed write may answer j inside the call
-	if !e.opts.NoLoopUpstream && !j.bucket.pool.ep.tls && j.op != opCompleteMultipartUpload && e.sendInLoop(c, j) {
+	if !e.opts.NoLoopUpstream && j.op != opCompleteMultipartUpload && e.sendInLoop(c, j) {
 		return
 	}
 	st.loopJob = false
@@ -31,7 +31,7 @@ func (e *Engine) dispatchInline(c gnet.Conn, st *connState, buf []byte) {
 	go e.runInline(j)
 }
 
-// runInline exchanges an inline request from a goroutine (https upstreams, Complete documents,
+// runInline exchanges an inline request from a goroutine (Complete documents,
 // the endpoint's connection limit reached, or Options.NoLoopUpstream) and finishes it.
 func (e *Engine) runInline(j *job) { e.finish(j, e.inlineExchange(j)) }
 

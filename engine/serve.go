@@ -65,6 +65,45 @@ type netConn struct {
 	st   connState
 	buf  []byte      // unread bytes: the current head, and what followed it
 	idle atomic.Bool // waiting for the first byte of a head: Shutdown may close it at once
+	rdl  time.Time   // the read deadline set on c by this loop (zero: none); see setDeadline
+	wdl  time.Time   // the write deadline, likewise
+}
+
+// deadlineSlack is how much later than asked a driver connection's deadline may fire: a deadline
+// is set slack beyond what is asked and kept while it still lies within slack of a new ask, so a
+// keep-alive connection costs no timer operation per request (each SetDeadline call costs one),
+// and never times out early.
+func deadlineSlack(timeout time.Duration) time.Duration { return min(timeout/16, time.Second) }
+
+// setDeadline makes *cur (the deadline in force) fire between timeout and timeout+slack from now,
+// calling set only when the one in force does not.
+func setDeadline(cur *time.Time, timeout time.Duration, set func(time.Time) error) {
+	want := time.Now().Add(timeout)
+	if !cur.IsZero() && !cur.Before(want) && cur.Sub(want) <= deadlineSlack(timeout) {
+		return
+	}
+	*cur = want.Add(deadlineSlack(timeout))
+	_ = set(*cur)
+}
+
+// clearDeadlines lifts the deadlines this loop set, before code that manages its own takes the
+// connection (the streamed exchanges), and forgets them (that code leaves none behind).
+func (nc *netConn) clearDeadlines() {
+	if !nc.rdl.IsZero() {
+		_ = nc.c.SetReadDeadline(time.Time{})
+		nc.rdl = time.Time{}
+	}
+	if !nc.wdl.IsZero() {
+		_ = nc.c.SetWriteDeadline(time.Time{})
+		nc.wdl = time.Time{}
+	}
+}
+
+// write writes b to the client within BodyStallTimeout.
+func (nc *netConn) write(b []byte) bool {
+	setDeadline(&nc.wdl, nc.e.opts.BodyStallTimeout, nc.c.SetWriteDeadline)
+	_, err := nc.c.Write(b)
+	return err == nil
 }
 
 // closeIdleNetConns wakes every idle driver connection (its read fails at once, and it closes);
@@ -194,14 +233,11 @@ func (nc *netConn) fill(timeout time.Duration, max int) bool {
 		copy(nb, nc.buf)
 		nc.buf = nb
 	}
-	_ = nc.c.SetReadDeadline(time.Now().Add(timeout))
+	setDeadline(&nc.rdl, timeout, nc.c.SetReadDeadline) // left in force: the next fill reuses it
 	if nc.idle.Load() && nc.e.draining.Load() {
 		return false // Shutdown's closeIdle may have run before the deadline above replaced its own
 	}
 	n, err := nc.c.Read(nc.buf[len(nc.buf):min(cap(nc.buf), max)])
-	if err == nil || !nc.e.draining.Load() {
-		_ = nc.c.SetReadDeadline(time.Time{})
-	}
 	nc.buf = nc.buf[:len(nc.buf)+n]
 	return n > 0 || err == nil
 }
@@ -241,7 +277,7 @@ func (nc *netConn) refuse(s3err *s3Error, resource []byte, closeConn bool) {
 	m := reqMeta{reqID: st.reqID, bucket: st.rt.bucket, op: st.rt.op, keyStart: st.rt.keyStart, started: time.Now(), remote: st.remote,
 		principal: st.principal, resource: resource}
 	nc.e.record(&m, outcome{status: s3err.Status, mode: "refused", closeClient: closeConn}, int64(len(st.scratch)))
-	writeAll(nc.c, st.scratch, nc.e.opts.BodyStallTimeout)
+	nc.write(st.scratch)
 }
 
 // inline reads the whole (small) body into the buffer and exchanges it from memory.
@@ -256,7 +292,7 @@ func (nc *netConn) inline() bool {
 	}
 	if len(nc.buf) < need && st.expect100 {
 		st.sentCont = true
-		if !writeAll(nc.c, continueResponse, e.opts.BodyStallTimeout) {
+		if !nc.write(continueResponse) {
 			return false
 		}
 	}
@@ -279,7 +315,7 @@ func (nc *netConn) inline() bool {
 	j.out = append(j.out, nc.buf[req.HeadLen:need]...)
 	nc.consume(need)
 	o := e.inlineExchange(j)
-	if !writeAll(nc.c, j.resp, e.opts.BodyStallTimeout) {
+	if !nc.write(j.resp) {
 		o.closeClient = true
 	}
 	e.finish(j, o)
@@ -298,6 +334,7 @@ func (nc *netConn) moved(kind verdict) bool {
 		return false
 	}
 	nc.consume(j.consumed) // what follows is the next request's
+	nc.clearDeadlines()
 	if kind == verdictAutoChunk {
 		e.metrics.autoChunked.Inc()
 	}

@@ -41,6 +41,7 @@ type loopUp struct {
 	got    bool // bytes of j's answer arrived
 	inIdle bool // in ls.idle[pool] (holding one of the pool's idle places)
 	closed bool
+	tls    *loopTLS // https endpoints: crypto/tls driven from the loop (looptls.go); nil for http
 	// headPending: a streamed request's head waits to go out with its first body bytes (pump).
 	headPending bool
 
@@ -106,7 +107,7 @@ func (e *Engine) sendLoop(c gnet.Conn, j *job, slot, deferHead bool) bool {
 			out = j.out[:j.headLen]
 		}
 		// A failed write closes u inside this call; OnClose then retries or answers j.
-		_, _ = u.c.Write(out)
+		u.send(u.c, out)
 		return true
 	}
 	if !slot && !p.tryAcquireSlot() {
@@ -129,12 +130,22 @@ func (u *loopUp) start(j *job, reused bool, now int64) {
 	u.busySince.Store(now)
 }
 
-// dialForLoop dials u's endpoint and enrolls the connection on u's loop (OnOpen then sends u.j).
+// dialForLoop dials u's endpoint (and does the TLS handshake of an https one) and enrolls the
+// connection on u's loop (OnOpen then sends u.j).
 func (e *Engine) dialForLoop(u *loopUp) {
 	p := u.pool
 	p.m.upstreamDials.Inc()
 	d := net.Dialer{Timeout: p.dialTimeout, KeepAlive: 30 * time.Second}
-	if conn, err := d.Dial("tcp", p.ep.addr); err == nil {
+	conn, err := d.Dial("tcp", p.ep.addr)
+	if err == nil && p.tlsConf != nil {
+		if tc, ok := conn.(*net.TCPConn); ok {
+			_ = tc.SetNoDelay(true)
+		}
+		if u.tls, err = p.handshakeForLoop(conn); err != nil {
+			_ = conn.Close()
+		}
+	}
+	if err == nil {
 		// Enroll dups the socket into the loop and closes conn; OnOpen then sends u.j.
 		if ch, err := u.el.Enroll(gnet.NewContext(context.Background(), u), conn); err != nil {
 			_ = conn.Close()
@@ -172,15 +183,28 @@ func (e *Engine) onUpstreamOpen(c gnet.Conn, u *loopUp) ([]byte, gnet.Action) {
 	if j := u.j; j.streaming && !e.takeBody(j, u) {
 		return nil, gnet.Close // aborted: u was reset
 	}
+	if u.tls != nil { // never streaming: inline_stream.go keeps https endpoints off that path
+		ct, err := u.tls.seal(u.j.out)
+		if err != nil {
+			return nil, gnet.Close // OnClose answers 502
+		}
+		return ct, gnet.None
+	}
 	return u.j.out, gnet.None
 }
 
 // onUpstreamTraffic parses the upstream's answer from the loop's buffer and, once it is complete,
 // relays it to the client and puts the connection back to idle.
 func (e *Engine) onUpstreamTraffic(c gnet.Conn, u *loopUp) gnet.Action {
-	buf, _ := c.Peek(-1)
+	buf, ok := u.answer(c)
+	if !ok || u.closed {
+		return gnet.Close // OnClose answers 502
+	}
 	j := u.j
 	if j == nil {
+		if u.tls != nil && len(buf) == 0 {
+			return gnet.None // TLS records with no data (session tickets) on an idle connection
+		}
 		return gnet.Close // bytes nobody asked for
 	}
 	u.got = true
@@ -193,8 +217,7 @@ func (e *Engine) onUpstreamTraffic(c gnet.Conn, u *loopUp) gnet.Action {
 			return gnet.Close // OnClose answers 502
 		}
 		if u.resp.Status >= 100 && u.resp.Status < 200 {
-			_, _ = c.Discard(u.resp.HeadLen)
-			buf = buf[u.resp.HeadLen:]
+			buf = u.discard(c, buf, u.resp.HeadLen)
 			u.parser.Reset()
 			continue
 		}
@@ -235,7 +258,7 @@ func (e *Engine) onUpstreamTraffic(c gnet.Conn, u *loopUp) gnet.Action {
 	keep := !early && h.KeepAlive && len(buf) == total && !e.draining.Load() && u.pool.enterIdle()
 	closeClient := early || !j.keepAlive || e.draining.Load()
 	status := e.relay(j, buf, h, total, closeClient)
-	_, _ = c.Discard(total)
+	u.discard(c, buf, total)
 	u.j = nil
 	u.busySince.Store(0)
 	action := gnet.None

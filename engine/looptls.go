@@ -1,0 +1,209 @@
+package engine
+
+import (
+	"crypto/tls"
+	"errors"
+	"net"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+)
+
+// TLS on loop-owned upstream connections (https endpoints): the connection is dialled and its
+// handshake done in a goroutine over the socket, then the socket joins the loop like a plain one and
+// crypto/tls is driven from the loop's callbacks over an in-memory transport (loopTLSConn): what it
+// writes is ciphertext the loop sends with gnet, what it reads is the ciphertext gnet read. When no
+// ciphertext is left, loopTLSConn's Read fails with a temporary net.Error, which crypto/tls does not
+// keep (a partial record stays in its own buffer), so tls.Conn.Read is called again on the next
+// OnTraffic. No goroutine hop per request, as for plain http endpoints.
+
+// maxLoopTLSPlain bounds the decrypted answer held for one request (head and body).
+const maxLoopTLSPlain = maxResponseBytes + 64<<10
+
+// loopTLSKeep is the largest buffer an idle loop TLS connection keeps (a larger one, for a large
+// inline body or answer, is dropped once used).
+const loopTLSKeep = 64 << 10
+
+// errNoCiphertext is loopTLSConn's Read when all the ciphertext gnet read has been handed to crypto/tls.
+var errNoCiphertext net.Error = noCiphertext{}
+
+type noCiphertext struct{}
+
+func (noCiphertext) Error() string   { return "loop tls: no ciphertext buffered" }
+func (noCiphertext) Timeout() bool   { return false }
+func (noCiphertext) Temporary() bool { return true }
+
+// loopTLSConn is the transport under a loop-owned tls.Conn. During the handshake (in the dialling
+// goroutine) it passes through to the socket; afterwards it only touches in and out, on the loop.
+type loopTLSConn struct {
+	sock net.Conn // the socket while handshaking; nil once the connection belongs to the loop
+	in   []byte   // ciphertext not yet read by crypto/tls (aliases gnet's buffer during OnTraffic)
+	out  []byte   // ciphertext crypto/tls wrote, not yet given to gnet
+	addr net.Addr
+	peer net.Addr
+}
+
+func (m *loopTLSConn) Read(b []byte) (int, error) {
+	if m.sock != nil {
+		return m.sock.Read(b)
+	}
+	if len(m.in) == 0 {
+		return 0, errNoCiphertext
+	}
+	n := copy(b, m.in)
+	m.in = m.in[n:]
+	return n, nil
+}
+
+func (m *loopTLSConn) Write(b []byte) (int, error) {
+	if m.sock != nil {
+		return m.sock.Write(b)
+	}
+	m.out = append(m.out, b...)
+	return len(b), nil
+}
+
+func (m *loopTLSConn) Close() error {
+	if m.sock != nil {
+		return m.sock.Close()
+	}
+	return nil
+}
+
+func (m *loopTLSConn) LocalAddr() net.Addr  { return m.addr }
+func (m *loopTLSConn) RemoteAddr() net.Addr { return m.peer }
+
+func (m *loopTLSConn) SetDeadline(t time.Time) error {
+	if m.sock != nil {
+		return m.sock.SetDeadline(t)
+	}
+	return nil
+}
+
+func (m *loopTLSConn) SetReadDeadline(t time.Time) error {
+	if m.sock != nil {
+		return m.sock.SetReadDeadline(t)
+	}
+	return nil
+}
+
+func (m *loopTLSConn) SetWriteDeadline(t time.Time) error {
+	if m.sock != nil {
+		return m.sock.SetWriteDeadline(t)
+	}
+	return nil
+}
+
+// loopTLS is the TLS state of one loop-owned upstream connection.
+type loopTLS struct {
+	mc    loopTLSConn
+	tc    *tls.Conn
+	plain []byte // decrypted answer bytes not yet consumed
+}
+
+// handshakeForLoop runs the TLS handshake of a freshly dialled socket (in the dialling goroutine)
+// and returns the state the loop drives afterwards.
+func (p *upstreamPool) handshakeForLoop(conn net.Conn) (*loopTLS, error) {
+	t := &loopTLS{}
+	t.mc = loopTLSConn{sock: conn, addr: conn.LocalAddr(), peer: conn.RemoteAddr()}
+	t.tc = tls.Client(&t.mc, p.tlsConf)
+	_ = conn.SetDeadline(time.Now().Add(p.dialTimeout))
+	if err := t.tc.Handshake(); err != nil {
+		return nil, err
+	}
+	_ = conn.SetDeadline(time.Time{})
+	p.m.upstreamTLSHandshakes.Inc()
+	if t.tc.ConnectionState().DidResume {
+		p.m.upstreamTLSResumed.Inc()
+	}
+	t.mc.sock = nil // from here on the loop owns the socket (Enroll) and feeds crypto/tls from memory
+	return t, nil
+}
+
+// seal encrypts b and returns the ciphertext to send (valid until the next call on t).
+func (t *loopTLS) seal(b []byte) ([]byte, error) {
+	t.mc.out = t.mc.out[:0]
+	if _, err := t.tc.Write(b); err != nil {
+		return nil, err
+	}
+	return t.mc.out, nil
+}
+
+// open hands ciphertext (all of it is consumed: crypto/tls keeps a partial record) to crypto/tls
+// and appends what it decrypts to t.plain. Ciphertext crypto/tls wants to send in reply (a key
+// update) is left in t.mc.out for flush.
+func (t *loopTLS) open(ct []byte) error {
+	t.mc.in = ct
+	defer func() { t.mc.in = nil }()
+	for {
+		if len(t.plain) == cap(t.plain) {
+			if cap(t.plain) >= maxLoopTLSPlain {
+				return errors.New("loop tls: answer too large")
+			}
+			n := make([]byte, len(t.plain), max(2*cap(t.plain), 4<<10))
+			copy(n, t.plain)
+			t.plain = n
+		}
+		n, err := t.tc.Read(t.plain[len(t.plain):cap(t.plain)])
+		t.plain = t.plain[:len(t.plain)+n]
+		if err == errNoCiphertext {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// consume drops the first n decrypted bytes (an answer relayed).
+func (t *loopTLS) consume(n int) {
+	rest := copy(t.plain, t.plain[n:])
+	t.plain = t.plain[:rest]
+	if rest == 0 && cap(t.plain) > loopTLSKeep {
+		t.plain = nil
+	}
+}
+
+// send writes b to the upstream on c, through TLS when the connection has it. On the loop only; a
+// failed write closes the connection (OnClose runs inside this call).
+func (u *loopUp) send(c gnet.Conn, b []byte) {
+	if u.tls != nil {
+		ct, err := u.tls.seal(b)
+		if err != nil {
+			_ = c.Close()
+			return
+		}
+		b = ct
+	}
+	_, _ = c.Write(b)
+}
+
+// answer returns the answer bytes received so far: gnet's buffer, or for TLS the decrypted bytes
+// (the ciphertext is taken out of gnet's buffer). ok is false when the TLS stream failed.
+func (u *loopUp) answer(c gnet.Conn) (buf []byte, ok bool) {
+	buf, _ = c.Peek(-1)
+	if u.tls == nil {
+		return buf, true
+	}
+	u.tls.mc.out = u.tls.mc.out[:0] // what seal left there went out already
+	if cap(u.tls.mc.out) > loopTLSKeep {
+		u.tls.mc.out = nil
+	}
+	err := u.tls.open(buf)
+	_, _ = c.Discard(len(buf))
+	if out := u.tls.mc.out; len(out) > 0 && err == nil {
+		_, _ = c.Write(out)
+		u.tls.mc.out = out[:0]
+	}
+	return u.tls.plain, err == nil
+}
+
+// discard drops the first n answer bytes of buf (what answer returned) and returns the rest.
+func (u *loopUp) discard(c gnet.Conn, buf []byte, n int) []byte {
+	if u.tls != nil {
+		u.tls.consume(n)
+		return u.tls.plain
+	}
+	_, _ = c.Discard(n)
+	return buf[n:]
+}

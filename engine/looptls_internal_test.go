@@ -1,0 +1,180 @@
+//go:build !race
+
+package engine
+
+// Built without -race, like alloc_test.go whose loopPut it drives.
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+)
+
+// loopTLSPair makes a handshaken loop TLS client (what dialForLoop leaves on a loopUp) and an
+// in-memory TLS server to talk to it, both driven through loopTLS.
+func loopTLSPair(tb testing.TB, m *engineMetrics) (client, server *loopTLS) {
+	tb.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "upstream.test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), DNSNames: []string{"upstream.test"},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	roots := x509.NewCertPool()
+	roots.AddCert(leaf)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer l.Close()
+	a, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	b, err := l.Accept()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { a.Close(); b.Close() })
+	p := &upstreamPool{tlsConf: &tls.Config{ServerName: "upstream.test", RootCAs: roots, MinVersion: tls.VersionTLS13,
+		ClientSessionCache: tls.NewLRUClientSessionCache(4)},
+		dialTimeout: 5 * time.Second, m: m}
+	server = &loopTLS{}
+	server.mc = loopTLSConn{sock: b}
+	server.tc = tls.Server(&server.mc, &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}})
+	done := make(chan error, 1)
+	go func() { done <- server.tc.Handshake() }()
+	client, err = p.handshakeForLoop(a)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		tb.Fatal(err)
+	}
+	server.mc.sock = nil
+	return client, server
+}
+
+// exchangeTLS is the upstream's side of one request on the fake connection: it decrypts what the
+// loop sent, checks it is the request, and puts the encrypted answer in upc's inbound bytes (in
+// records of at most chunk bytes, when chunk > 0, to cut the answer across records).
+func exchangeTLS(tb testing.TB, upc *fakeConn, srv *loopTLS, answer []byte, chunk int) {
+	tb.Helper()
+	srv.plain = srv.plain[:0]
+	if err := srv.open(upc.out); err != nil {
+		tb.Fatalf("upstream decrypting the request: %v", err)
+	}
+	if !bytes.HasPrefix(srv.plain, []byte("PUT /upstream/photos/2025/cat.jpg HTTP/1.1\r\n")) {
+		tb.Fatalf("upstream got %q", srv.plain)
+	}
+	upc.in, upc.off = upc.in[:0], 0
+	for len(answer) > 0 {
+		n := len(answer)
+		if chunk > 0 {
+			n = min(n, chunk)
+		}
+		ct, err := srv.seal(answer[:n])
+		if err != nil {
+			tb.Fatal(err)
+		}
+		upc.in = append(upc.in, ct...)
+		answer = answer[n:]
+	}
+	upc.out = upc.out[:0]
+}
+
+var upstreamOKBytes = []byte(upstreamOK)
+
+// newTLSLoopPut is loopPut (alloc_test.go) on a loop-owned https upstream connection.
+func newTLSLoopPut(tb testing.TB) (*loopPut, *loopTLS) {
+	p := newLoopPut(tb, 1024)
+	cl, srv := loopTLSPair(tb, p.u.pool.m)
+	p.u.tls = cl
+	p.upc.in = make([]byte, 0, 4096)
+	return p, srv
+}
+
+func (p *loopPut) runTLS(tb testing.TB, srv *loopTLS, split int) {
+	p.client.reset()
+	p.upc.reset()
+	if a := p.e.process(p.client, p.st); a != gnet.None {
+		tb.Fatalf("process = %v; want None (answer %q)", a, p.client.out)
+	}
+	if p.u.j == nil || p.st.phase.Load() != phaseBusy {
+		tb.Fatalf("not sent on the loop's upstream connection: phase %d, answer %q", p.st.phase.Load(), p.client.out)
+	}
+	exchangeTLS(tb, p.upc, srv, upstreamOKBytes, 0)
+	full := p.upc.in
+	if split > 0 { // the answer's ciphertext arrives in two reads, cut inside a record
+		p.upc.in = full[:split]
+		if a := p.e.onUpstreamTraffic(p.upc, p.u); a != gnet.None || len(p.client.out) != 0 {
+			tb.Fatalf("a partial record: onUpstreamTraffic = %v, client got %q; want None and nothing", a, p.client.out)
+		}
+		p.upc.in, p.upc.off = full[split:], 0
+	}
+	if a := p.e.onUpstreamTraffic(p.upc, p.u); a != gnet.None {
+		tb.Fatalf("onUpstreamTraffic = %v; want None", a)
+	}
+	if !bytes.HasPrefix(p.client.out, []byte("HTTP/1.1 200 OK\r\n")) || p.st.phase.Load() != phaseHead {
+		tb.Fatalf("client got %q, phase %d", p.client.out, p.st.phase.Load())
+	}
+	if len(p.u.tls.plain) != 0 {
+		tb.Fatalf("%d decrypted bytes left after the answer", len(p.u.tls.plain))
+	}
+}
+
+// The loop's TLS path relays the upstream's answer whether its ciphertext comes in one read or is
+// cut inside a record, and keeps the connection for the next request.
+func TestLoopTLSAnswerAcrossReads(t *testing.T) {
+	p, srv := newTLSLoopPut(t)
+	for _, split := range []int{0, 1, 5, 20, 60, 0} {
+		p.runTLS(t, srv, split)
+		p.upc.in = p.upc.in[:0:cap(p.upc.in)]
+	}
+}
+
+// A close_notify on an idle loop TLS connection closes it. (Session tickets, records without data,
+// are read with the first answer; TestHTTPSUpstreamKeepAliveAndResumption shows a later dial
+// resuming with a ticket a loop-owned connection received.)
+func TestLoopTLSIdleCloseNotify(t *testing.T) {
+	p, srv := newTLSLoopPut(t)
+	p.runTLS(t, srv, 0)
+	if err := srv.tc.Close(); err != nil { // close_notify, into srv.mc.out
+		t.Fatal(err)
+	}
+	p.upc.in, p.upc.off = append([]byte(nil), srv.mc.out...), 0
+	if a := p.e.onUpstreamTraffic(p.upc, p.u); a != gnet.Close {
+		t.Fatalf("close_notify on an idle connection: %v; want Close", a)
+	}
+}
+
+// The in-loop path of a small request to an https upstream allocates nothing of its own once warm.
+// crypto/tls allocates one small reader each time it reads ciphertext from its transport
+// (readFromUntil's atLeastReader, in conn.go), the goroutine path's too: here twice per request on
+// each side (the record, then the look for the next one), so 4 per request with the test's server.
+func TestAllocInlineLoopTLS(t *testing.T) {
+	p, srv := newTLSLoopPut(t)
+	for range 3 {
+		p.runTLS(t, srv, 0)
+	}
+	if n := testing.AllocsPerRun(100, func() { p.runTLS(t, srv, 0) }); n > 4 {
+		t.Errorf("small signed PutObject to an https upstream through the loop: %v allocs per request; want at most 4 (crypto/tls's own)", n)
+	}
+}
