@@ -276,8 +276,8 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	e.closeListeners()
-	if e.opts.ReusePort && !e.opts.NoPlainListener {
-		e.closeReusePortListeners() // the process taking over gets every new connection
+	if !e.opts.NoPlainListener {
+		e.closeListenersForDrain() // new connections are refused (or go to the process taking over)
 	}
 	if !e.booted.Load() {
 		return errors.New("engine: not running")

@@ -8,9 +8,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// closeReusePortListeners ends this process's share of a SO_REUSEPORT address (Options.ReusePort)
-// when it starts draining, so that the kernel hands every new connection to the process that took
-// over. gnet offers no way to close its listeners without stopping the event loops (and with them
+// closeListenersForDrain closes the plain listener when the engine starts draining: new
+// connections are refused at once (a load balancer retries them on another node; with
+// Options.ReusePort the kernel hands them to the process that took over) instead of being
+// accepted and closed unanswered. gnet offers no way to close its listeners without stopping the event loops (and with them
 // the uploads in flight), and with ReusePort each loop owns a listener of its own that gnet does
 // not expose. So the listening sockets are found among the process's descriptors (listening,
 // SO_REUSEPORT, bound to Options.Address) and each descriptor is atomically replaced (dup3) by a
@@ -19,7 +20,7 @@ import (
 // reset, unless net.ipv4.tcp_migrate_req moves them to the other process), while gnet keeps a
 // valid descriptor whose accept(2) returns EAGAIN — a closed or shut-down socket would make it
 // fail, and gnet stops the event loop on that — and closes it when the engine stops.
-func (e *Engine) closeReusePortListeners() {
+func (e *Engine) closeListenersForDrain() {
 	want, err := net.ResolveTCPAddr("tcp", e.opts.Address)
 	if err != nil {
 		return
@@ -32,7 +33,7 @@ func (e *Engine) closeReusePortListeners() {
 	closed := 0
 	for _, ent := range ents {
 		fd, err := strconv.Atoi(ent.Name())
-		if err != nil || !isReusePortListener(fd, want) {
+		if err != nil || !isListener(fd, want, e.opts.ReusePort) {
 			continue
 		}
 		if err := retireListener(fd); err != nil {
@@ -41,15 +42,16 @@ func (e *Engine) closeReusePortListeners() {
 		}
 		closed++
 	}
-	e.opts.Logger.Info("draining: listeners closed, the address is left to the other process", "address", e.opts.Address, "listeners", closed)
+	e.opts.Logger.Info("draining: listeners closed, new connections are refused", "address", e.opts.Address, "listeners", closed)
 }
 
-// isReusePortListener reports whether fd is a listening TCP socket with SO_REUSEPORT bound to want.
-func isReusePortListener(fd int, want *net.TCPAddr) bool {
+// isListener reports whether fd is a listening TCP socket bound to want (with SO_REUSEPORT when
+// reusePort).
+func isListener(fd int, want *net.TCPAddr, reusePort bool) bool {
 	if v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN); err != nil || v != 1 {
 		return false
 	}
-	if v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT); err != nil || v != 1 {
+	if v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT); reusePort && (err != nil || v != 1) {
 		return false
 	}
 	sa, err := unix.Getsockname(fd)
@@ -76,7 +78,7 @@ func isReusePortListener(fd int, want *net.TCPAddr) bool {
 }
 
 // retireListener replaces the socket behind fd by a listening, non-blocking Unix socket with an
-// autobound abstract name (see closeReusePortListeners).
+// autobound abstract name (see closeListenersForDrain).
 func retireListener(fd int) error {
 	s, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {

@@ -2,6 +2,6 @@
 
 package engine
 
-// closeReusePortListeners does nothing on this platform: the listeners close when the engine
+// closeListenersForDrain does nothing on this platform: the listeners close when the engine
 // stops (see handover_linux.go).
-func (e *Engine) closeReusePortListeners() {}
+func (e *Engine) closeListenersForDrain() {}
