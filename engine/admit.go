@@ -44,6 +44,7 @@ type decision struct {
 	chunks    chunkInfo // a signed aws-chunked body: how it is framed (zero otherwise)
 	// noOverwrite: the bucket policy makes the upstream write conditional (If-None-Match: *).
 	noOverwrite bool
+	span        Span // the request's span when it is recorded (trace.go)
 }
 
 // admit decides what a complete request head becomes. It is pure: no gnet, no I/O, no logging and

@@ -46,7 +46,7 @@ func (j *job) copyHeaders(req *httpparse.Request, buf, signed []byte) {
 		h := req.Headers[i]
 		name := h.Name.Bytes(buf)
 		if isHopHeader(name) && !(len(name) == len("x-amz-content-sha256") && equalFoldASCII(name, "x-amz-content-sha256")) ||
-			!forwardHeader(name, signed) {
+			!forwardHeader(name, signed) || j.trace.span != nil && isTraceHeader(name) {
 			continue
 		}
 		value := h.Value.Bytes(buf)
@@ -99,6 +99,8 @@ type chunkedPut struct {
 	status     int
 	s3err      *s3Error // the proxy's own answer; nil when an upstream answer was relayed into j.resp
 	clientGone bool
+
+	parts []Span // a recorded request's part spans (trace.go); nil otherwise
 }
 
 // fail records the first failure of the upload (later ones are ignored) and stops the other parts.
@@ -198,12 +200,14 @@ func (e *Engine) createUpload(j *job) ([]byte, int, *s3Error) {
 		}
 	}
 	j.query = append(j.query[:0], "uploads="...)
+	j.traceUpstream(upstreamNames[opCreateMultipartUpload], nil)
 	head, err := e.appendSignedHead(j.tmp2[:0], j, b, []byte("POST"), hs, []byte(s3sig.UnsignedPayload), "Content-Length: 0\r\n")
 	j.tmp2 = head
 	if err != nil {
 		return nil, 0, errInternal
 	}
 	u, resp, s3err := e.roundTrip(j, head, nil)
+	j.endUpstream(resp.head.Status, s3err)
 	if s3err != nil {
 		return nil, 0, s3err
 	}
@@ -233,6 +237,7 @@ func (e *Engine) sendParts(p *chunkedPut, digests *wholeDigests) {
 	partSize := partSizeFor(j.total, b.upload.PartSize)
 	nparts := int((j.total + partSize - 1) / partSize)
 	p.etags = make([]string, nparts)
+	p.traceAutoChunk(nparts)
 	var tee io.Writer
 	if digests != nil {
 		tee = digests.writer()
@@ -253,8 +258,10 @@ func (e *Engine) sendParts(p *chunkedPut, digests *wholeDigests) {
 			break
 		}
 		partLen := min(partSize, remaining)
+		p.tracePart(i+1, partLen)
 		u, s3err := e.sendPartHead(j, p.uploadID, i+1, partLen)
 		if s3err != nil {
+			p.endPart(i+1, 0, s3err)
 			<-sem
 			p.fail(s3err, nil)
 			break
@@ -275,6 +282,7 @@ func (e *Engine) sendParts(p *chunkedPut, digests *wholeDigests) {
 		p.moved.Mode = res.Mode
 		if err != nil {
 			e.partBodyFailed(p, u, w, err)
+			p.endPart(i+1, 0, p.failure())
 			<-sem
 			break
 		}
@@ -352,6 +360,9 @@ func (e *Engine) partAnswered(p *chunkedPut, i int, u *upConn, w *watcher) {
 	defer w.cancel()
 	_ = u.c.SetReadDeadline(time.Now().Add(e.opts.ResponseTimeout))
 	a := <-w.done
+	if p.parts != nil {
+		p.traceAnswer(i, &a)
+	}
 	switch {
 	case a.err != nil:
 		u.close()
@@ -398,12 +409,14 @@ func (e *Engine) completeUpload(p *chunkedPut) (status int, ok bool) {
 	}
 	j.query = append(j.query[:0], "uploadId="...)
 	j.query = append(j.query, p.uploadID...)
+	j.traceUpstream(upstreamNames[opCompleteMultipartUpload], nil)
 	head, err := e.appendSignedHead(j.tmp2[:0], j, b, []byte("POST"), hs, payload, "")
 	j.tmp2 = head
 	if err != nil {
 		return e.errorResponse(j, errInternal, true), false
 	}
 	u, resp, s3err := e.roundTrip(j, head, doc)
+	j.endUpstream(resp.head.Status, s3err)
 	if s3err != nil {
 		return e.errorResponse(j, s3err, true), false
 	}

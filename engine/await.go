@@ -51,10 +51,11 @@ func (e *Engine) resume(c gnet.Conn, st *connState, s3err *s3Error) {
 // Authorizer with its own, shorter deadline returns it too, and the engine counts it as a timeout.
 var ErrAuthorizeTimeout = errAuthorizeTimeout
 
-// authorize asks a for a decision within Options.AuthorizeTimeout. A decision that does not
+// authorizeOnce asks a for a decision within Options.AuthorizeTimeout (authorize, trace.go, wraps
+// it in a span). A decision that does not
 // come in time is not waited for (the Authorizer's goroutine is left to finish on its own): the
 // client gets 503 SlowDown.
-func (e *Engine) authorize(a Authorizer, in *AuthzInput) *s3Error {
+func (e *Engine) authorizeOnce(a Authorizer, in *AuthzInput) *s3Error {
 	ctx, cancel := context.WithTimeout(e.killCtx, e.opts.AuthorizeTimeout)
 	defer cancel()
 	ch := make(chan *s3Error, 1)

@@ -102,6 +102,7 @@ type connState struct {
 	reqID   [16]byte
 	remote  string
 	scratch []byte // per-connection scratch for error responses
+	span    Span   // the current request's span until a job or refusal takes it (trace.go)
 
 	// phaseStream: the loop-owned upstream connection the body goes to (nil once it is all sent).
 	up *loopUp
@@ -117,6 +118,7 @@ type connState struct {
 
 // toHead readies the connection for its next request.
 func (st *connState) toHead(now int64) {
+	st.dropSpan()
 	st.releaseRequest()
 	st.parser.Reset()
 	st.rt = route{}
@@ -279,6 +281,7 @@ func (e *Engine) OnClose(c gnet.Conn, err error) gnet.Action {
 		e.completeBudget.release(st.budget)
 		st.budget = 0
 	}
+	st.dropSpan()
 	st.releaseRequest()
 	e.conns.remove(st)
 	e.releaseConn(st)
@@ -499,7 +502,7 @@ func (e *Engine) refuse(c gnet.Conn, st *connState, s3err *s3Error, resource []b
 	// Counted before the answer goes out: a client that reads it finds the counters moved.
 	e.metrics.refusal(s3err)
 	m := reqMeta{reqID: st.reqID, bucket: st.rt.bucket, op: st.rt.op, keyStart: st.rt.keyStart, started: time.Now(), remote: st.remote,
-		principal: st.principal, resource: resource}
+		principal: st.principal, resource: resource, trace: st.takeTrace(s3err)}
 	e.record(&m, outcome{status: s3err.Status, mode: "refused", closeClient: closeConn}, int64(len(st.scratch)))
 	_, _ = c.Write(st.scratch)
 	if len(st.scratch) > 64<<10 {

@@ -125,6 +125,9 @@ func (e *Engine) exchange(j *job, client net.Conn) outcome {
 	var status int
 	var reuse bool
 	var moved transfer.Result
+	if j.kind != verdictAutoChunk {
+		j.traceUpstream(upstreamNames[j.op], j.out) // the head prepare built names it
+	}
 	switch {
 	case j.kind == verdictAutoChunk:
 		status, reuse, moved = e.autoChunk(j, client)

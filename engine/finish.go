@@ -80,6 +80,9 @@ func (e *Engine) record(m *reqMeta, o outcome, respBytes int64) {
 	if al := e.opts.AccessLog; al != nil {
 		e.accessLog(al, m, name, o, respBytes, d)
 	}
+	if m.trace.span != nil {
+		endTrace(m, o, respBytes, m.started.Add(d))
+	}
 }
 
 // accessLog writes one access log line. It never logs headers, signatures or secrets; the key is

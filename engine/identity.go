@@ -72,6 +72,8 @@ type AuthzInput struct {
 	// Headers holds the first value of each header named by Bucket.AuthzHeaders that the request
 	// carries, by lower-case name; nil when the bucket names none.
 	Headers map[string]string
+
+	span Span // the request's span when it is recorded (trace.go)
 }
 
 // Head is a read-only view of a parsed request head, handed to Authenticators. Every slice it
@@ -137,6 +139,7 @@ func newAuthzInput(h *Head, d *decision, reqID []byte, remote string) *AuthzInpu
 		Operation: d.rt.op.String(),
 		Bucket:    d.rt.bucket.name,
 		Size:      d.size,
+		span:      d.span,
 	}
 	path := h.Path()
 	if key, err := s3sig.AppendPercentDecode(nil, path[d.rt.keyStart:d.rt.keyEnd]); err == nil {

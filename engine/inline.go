@@ -51,6 +51,7 @@ func (e *Engine) inlineExchange(j *job) outcome {
 // exchangeBuffered sends j.out (head and whole body) upstream and builds the client response in
 // j.resp. A reused connection that fails before any response byte is retried once on a new one.
 func (e *Engine) exchangeBuffered(j *job) (status int, closeClient bool) {
+	j.traceUpstream(upstreamNames[j.op], j.out)
 	u, resp, s3err := e.roundTrip(j, j.out, nil)
 	if s3err != nil {
 		return e.errorResponse(j, s3err, true), true

@@ -55,6 +55,7 @@ type reqMeta struct {
 	expect100 bool   // the client waits for 100 Continue before it sends the body
 	upStatus  int    // the upstream's status, 0 when it was not asked
 	upReqID   []byte // the upstream's x-amz-request-id
+	trace     reqTrace
 }
 
 // upHead is the scratch one upstream request head is built and signed in.
@@ -115,6 +116,7 @@ func (e *Engine) newJob(st *connState, resource []byte, s side) *job {
 	j.st = st
 	j.reqMeta.reset(st.reqID, st.rt.bucket, st.rt.op, st.remote, st.principal, resource)
 	j.keyStart = st.rt.keyStart
+	j.trace = st.takeTrace(nil)
 	j.keepAlive = st.keepAlive && !e.draining.Load()
 	j.expect100 = st.expect100 && !st.sentCont
 	j.budget = st.budget
@@ -155,6 +157,11 @@ func (j *job) release() {
 	j.e.active.Add(-1)
 	activeTotal.Add(-1)
 	j.principal = Principal{}
+	if j.trace.span != nil { // released without an answer recorded
+		j.trace.span.SetError("abandoned")
+		j.trace.span.End(time.Time{})
+	}
+	j.trace = reqTrace{}
 	j.e, j.st, j.c, j.el, j.bucket, j.client, j.authz = nil, nil, nil, nil, nil, nil, nil
 	j.retried = false
 	j.streaming, j.streamed, j.streamLeft = false, 0, 0

@@ -274,11 +274,11 @@ func (e *Engine) evictIdle() bool {
 	return true
 }
 
-// admitLimited is admit behind the limits: a connection over a connection limit gets 503 SlowDown
+// admitWithLimits is admit behind the limits: a connection over a connection limit gets 503 SlowDown
 // for its first request (and closes); a request over its address's rate is refused before it is
 // routed or authenticated; one over its principal's rate after authentication. It allocates
 // nothing for a client whose token buckets exist.
-func (e *Engine) admitLimited(st *connState) decision {
+func (e *Engine) admitWithLimits(st *connState) decision {
 	lm := e.lim
 	if lm == nil {
 		return e.admit(&st.head)

@@ -97,6 +97,10 @@ type Options struct {
 	// ProxyProtocol requires a PROXY protocol header from trusted balancers on the event loops'
 	// listener; the https listener gets it through ProxyListener (proxyproto.go).
 	ProxyProtocol ProxyProtocol
+	// Tracer records requests as spans (trace.go); nil = tracing off, at the cost of a nil check.
+	Tracer Tracer
+	// TraceKeys adds the decoded object key to request spans (aws.s3.key).
+	TraceKeys bool
 }
 
 // UpstreamOptions configure the per-endpoint upstream connection pools.

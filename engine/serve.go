@@ -275,7 +275,7 @@ func (nc *netConn) refuse(s3err *s3Error, resource []byte, closeConn bool) {
 	st.scratch = appendErrorResponse(st.scratch[:0], s3err, resource, st.reqID[:], closeConn)
 	nc.e.metrics.refusal(s3err)
 	m := reqMeta{reqID: st.reqID, bucket: st.rt.bucket, op: st.rt.op, keyStart: st.rt.keyStart, started: time.Now(), remote: st.remote,
-		principal: st.principal, resource: resource}
+		principal: st.principal, resource: resource, trace: st.takeTrace(s3err)}
 	nc.e.record(&m, outcome{status: s3err.Status, mode: "refused", closeClient: closeConn}, int64(len(st.scratch)))
 	nc.write(st.scratch)
 }

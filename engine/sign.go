@@ -89,6 +89,9 @@ func (e *Engine) buildUpstreamHead(j *job, st *connState, b *bucketState, buf []
 		if isHopHeader(name) || !forwardHeader(name, signed) {
 			continue // unsigned headers never go upstream under the proxy's signature (headers.go)
 		}
+		if j.trace.span != nil && isTraceHeader(name) {
+			continue // the proxy sends its own (trace.go)
+		}
 		if st.noOverwrite && isIfNoneMatch(name) {
 			continue // replaced by the policy's If-None-Match: * below
 		}
@@ -238,6 +241,9 @@ func (e *Engine) appendSignedHead(dst []byte, j *job, b *bucketState, method []b
 		dst = append(dst, "\r\n"...)
 	}
 	dst = append(dst, extra...)
+	if j.trace.span != nil {
+		dst = j.trace.appendTraceHeaders(dst) // not signed (trace.go)
+	}
 	dst = append(dst, "Authorization: "...)
 	dst = append(dst, j.auth...)
 	dst = append(dst, "\r\n\r\n"...)

@@ -73,6 +73,7 @@ func (e *Engine) sendInLoop(c gnet.Conn, j *job) bool { return e.sendLoop(c, j, 
 // its head only (or none yet with deferHead: pump sends it with the first body bytes, in one
 // writev) and becomes its client's st.up: the body follows from pump (or OnOpen).
 func (e *Engine) sendLoop(c gnet.Conn, j *job, slot, deferHead bool) bool {
+	j.traceUpstream(upstreamNames[j.op], j.out)
 	ls := j.st.loop
 	if ls == nil { // first request of the connection: look its loop up once (a connection keeps its loop)
 		ls = e.loopOf(c.EventLoop())
