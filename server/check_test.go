@@ -165,12 +165,13 @@ func TestEveryTuningKeyHasAFlag(t *testing.T) {
 		t    reflect.Type
 	}{{"server", reflect.TypeOf(ServerConfig{})}, {"upstream", reflect.TypeOf(UpstreamConfig{})},
 		{"metrics", reflect.TypeOf(MetricsConfig{})}, {"log", reflect.TypeOf(LogConfig{})},
-		{"buckets[].upload", reflect.TypeOf(UploadConfig{})}} {
+		{"buckets[].upload", reflect.TypeOf(UploadConfig{})}, {"tracing", reflect.TypeOf(TracingConfig{})}} {
 		walk(sec.t, sec.name)
 	}
 	sort.Strings(keys)
-	// Secrets are never flags: a config-less start reads them from the environment.
-	secrets := map[string]bool{"server.upload_id_secrets": true}
+	// Secrets are never flags: a config-less start reads them from the environment (tracing.headers
+	// carries a backend's key: the file, with ${ENV} expansion).
+	secrets := map[string]bool{"server.upload_id_secrets": true, "tracing.headers": true}
 	keys = slices.DeleteFunc(keys, func(k string) bool { return secrets[k] })
 	for _, k := range keys {
 		if _, ok := named[k]; !ok {

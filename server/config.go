@@ -23,6 +23,7 @@ type Config struct {
 	Upstream UpstreamConfig `yaml:"upstream"`
 	Metrics  MetricsConfig  `yaml:"metrics"`
 	Log      LogConfig      `yaml:"log"`
+	Tracing  TracingConfig  `yaml:"tracing"` // OpenTelemetry (tracing.go); default off
 	Buckets  []BucketConfig `yaml:"buckets"`
 }
 

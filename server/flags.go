@@ -56,6 +56,7 @@ type Flags struct {
 	lim                                       LimitsConfig // -max-connections, -rate-per-ip, ...
 	proxyProtocol                             bool
 	proxyTrusted                              listFlag
+	tracing                                   tracingFlags // -tracing, -tracing-endpoint, ...
 
 	// config-less single bucket
 	bucket, upstream, upstreamBucket, region string
@@ -144,6 +145,7 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	fs.DurationVar(&f.tlsHandshake, "tls-handshake-timeout", DefaultTLSHandshakeTimeout, "`duration` a client may take to complete its TLS handshake (server.tls.handshake_timeout)")
 	fs.BoolVar(&f.proxyProtocol, "proxy-protocol", false, "require a PROXY protocol header (v1 or v2) from -proxy-protocol-trusted-cidr peers on both listeners; its client address is logged and authorized; others are closed (server.proxy_protocol.enabled)")
 	fs.Var(&f.proxyTrusted, "proxy-protocol-trusted-cidr", "a balancer's network (`CIDR`, or an address) allowed to send PROXY headers; repeatable; replaces the file's list (server.proxy_protocol.trusted_cidrs)")
+	registerTracingFlags(fs, &f.tracing) // tracing.go
 	fs.DurationVar(&f.drainTime, "drain-timeout", DefaultDrainTimeout, "`duration` SIGTERM/SIGINT waits for uploads in flight before cutting them (server.drain_timeout)")
 
 	fs.DurationVar(&f.dialTimeout, "dial-timeout", DefaultDialTimeout, "upstream connect `duration` limit, also used by the readiness probe (upstream.dial_timeout)")
@@ -369,6 +371,9 @@ func (f *Flags) Apply(c *Config) error {
 			s.TLS.MinVersion = f.tlsMinVer
 		case "tls-handshake-timeout":
 			s.TLS.HandshakeTimeout = Duration(f.tlsHandshake)
+		case "tracing", "tracing-endpoint", "tracing-sample-ratio", "tracing-service-name", "tracing-timeout",
+			"tracing-queue-size", "tracing-record-keys":
+			applyTracingFlag(fl.Name, &f.tracing, &c.Tracing)
 		case "proxy-protocol":
 			s.ProxyProtocol.Enabled = f.proxyProtocol
 		case "proxy-protocol-trusted-cidr":

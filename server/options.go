@@ -38,6 +38,7 @@ const (
 // Normalize fills defaults in place: every zero value takes the default README.md documents.
 func (c *Config) Normalize() {
 	s, zc := &c.Server, &c.Server.ZeroCopy
+	c.Tracing.normalize()
 	setStr(&s.Address, DefaultAddress)
 	setSize(&zc.PipeBufferSize, 1<<20)
 	setSize(&zc.MinPipeSize, 256<<10)
@@ -129,6 +130,7 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.Server.TLS.validate()...)
 	errs = append(errs, c.Server.ProxyProtocol.validate()...)
+	errs = append(errs, c.Tracing.validate()...)
 	errs = append(errs, c.checkAddresses()...)
 	for _, d := range []struct {
 		key string
@@ -283,6 +285,7 @@ func (c *Config) EngineOptions(logger, access *slog.Logger) (engine.Options, err
 		Limits:              c.Server.Limits.engine(),
 		Logger:              logger,
 		AccessLog:           access,
+		TraceKeys:           c.Tracing.RecordKeys, // the Tracer itself is set by New (it owns the exporter)
 	}
 	var policyErrs []error // reported with the engine's own problems, not one at a time
 	var authzErrs []error

@@ -19,6 +19,7 @@ import (
 
 	"github.com/mizuchi/uploadr/engine"
 	"github.com/mizuchi/uploadr/internal/exposition"
+	"github.com/mizuchi/uploadr/tracing"
 )
 
 // current is the server the process-wide gauges read (one server per process in production).
@@ -69,7 +70,8 @@ type Server struct {
 	eng    *engine.Engine
 	access *AccessWriter // nil without an access log
 	probe  *prober
-	jwks   *jwksRunner // the JWKS refreshers of auth.jwt buckets (jwt.go)
+	jwks   *jwksRunner     // the JWKS refreshers of auth.jwt buckets (jwt.go)
+	tracer *tracing.Tracer // nil unless tracing.enabled (tracing.go)
 
 	mu  sync.Mutex // guards cfg (Reload), tlsL and tlsCfg
 	cfg *Config
@@ -101,7 +103,11 @@ func New(cfg *Config, log *slog.Logger, access io.Writer) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.tracer, opts.Tracer, err = newTracer(cfg.Tracing); err != nil { // tracing.go
+		return nil, err
+	}
 	if s.eng, err = engine.New(opts); err != nil {
+		_ = shutdownTracer(s.tracer)
 		return nil, err
 	}
 	s.jwks = &jwksRunner{log: log, auths: jwtAuthenticators(opts)}
@@ -132,6 +138,9 @@ func endpoints(cfg *Config) []string {
 func (s *Server) Run(ctx context.Context) error {
 	current.Store(s)
 	defer func() {
+		if err := shutdownTracer(s.tracer); err != nil { // after the engine: every span has ended
+			s.log.Warn("tracing: spans still queued were not exported", "err", err)
+		}
 		if s.access != nil {
 			_ = s.access.Close()
 		}
@@ -305,7 +314,8 @@ func fixedChanges(a, b *Config) []string {
 	for _, sec := range []struct {
 		name string
 		a, b any
-	}{{"server", a.Server, b.Server}, {"upstream", a.Upstream, b.Upstream}, {"metrics", a.Metrics, b.Metrics}, {"log", a.Log, b.Log}} {
+	}{{"server", a.Server, b.Server}, {"upstream", a.Upstream, b.Upstream}, {"metrics", a.Metrics, b.Metrics}, {"log", a.Log, b.Log},
+		{"tracing", a.Tracing, b.Tracing}} {
 		if !reflect.DeepEqual(sec.a, sec.b) {
 			out = append(out, sec.name)
 		}

@@ -33,6 +33,8 @@ var flagGroups = []flagGroup{
 		"opa-url", "opa-path"}},
 	{"Metrics and admin listener", []string{"metrics", "admin-address", "pprof"}},
 	{"Logs", []string{"log-level", "log-format", "access-log"}},
+	{"Tracing (OpenTelemetry, OTLP/HTTP)", []string{"tracing", "tracing-endpoint", "tracing-sample-ratio",
+		"tracing-service-name", "tracing-timeout", "tracing-queue-size", "tracing-record-keys"}},
 }
 
 // printUsage is the FlagSet's Usage: the synopsis, then every flag under its topic with its default.

@@ -38,6 +38,11 @@ func TestImportRules(t *testing.T) {
 		"authz/openfga": nil,
 		"uploadid":      nil,
 		"proxyproto":    nil,
+		// OpenTelemetry: the SDK and the OTLP/HTTP exporter live here only (engine sees its Tracer
+		// interface, server adapts).
+		"tracing": {"go.opentelemetry.io/otel/attribute", "go.opentelemetry.io/otel/codes",
+			"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp", "go.opentelemetry.io/otel/sdk/resource",
+			"go.opentelemetry.io/otel/sdk/trace", "go.opentelemetry.io/otel/trace"},
 	}
 	for leaf, allowed := range leaves {
 		for _, imp := range imports(t, filepath.Join(r, leaf)) {
@@ -47,11 +52,11 @@ func TestImportRules(t *testing.T) {
 				ok = ok || imp == a
 			}
 			if !ok {
-				t.Errorf("leaf %s imports %s; leaves use the standard library only (transfer: x/sys/unix, jwtauth: golang-jwt)", leaf, imp)
+				t.Errorf("leaf %s imports %s; leaves use the standard library only (transfer: x/sys/unix, jwtauth: golang-jwt, tracing: OpenTelemetry)", leaf, imp)
 			}
 		}
 	}
-	for _, pkg := range []string{"httpparse", "s3sig", "transfer", "jwtauth", "policy", "uploadid", "proxyproto", "authz/opa", "authz/openfga", "server", "engine", "cmd/mizuchi-uploadr"} {
+	for _, pkg := range []string{"httpparse", "s3sig", "transfer", "jwtauth", "policy", "uploadid", "proxyproto", "tracing", "authz/opa", "authz/openfga", "server", "engine", "cmd/mizuchi-uploadr"} {
 		for _, imp := range imports(t, filepath.Join(r, pkg)) {
 			if strings.HasPrefix(imp, "github.com/panjf2000/gnet") && pkg != "engine" {
 				t.Errorf("%s imports gnet; only engine may", pkg)
@@ -61,6 +66,9 @@ func TestImportRules(t *testing.T) {
 			}
 			if pkg == "engine" && imp == module+"/server" {
 				t.Errorf("engine imports server")
+			}
+			if pkg == "engine" && (strings.HasPrefix(imp, "go.opentelemetry.io/") || imp == module+"/tracing") {
+				t.Errorf("engine imports %s; it traces through its Tracer interface (server adapts package tracing)", imp)
 			}
 		}
 	}
