@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"net"
 	"strconv"
 	"time"
 
@@ -74,6 +75,7 @@ const (
 	attrUpStatus    = "mizuchi.upstream.status_code"
 	attrMethod      = "http.request.method"
 	attrClient      = "client.address" // the PROXY protocol's client when there is one
+	attrClientPort  = "client.port"
 	attrPrincipal   = "enduser.id"
 	attrPartBytes   = "mizuchi.part_bytes"
 	traceparentName = "traceparent"
@@ -137,7 +139,14 @@ func (e *Engine) traceHead(st *connState, d *decision, sp Span) {
 	sp.SetString(attrOperation, d.rt.op.String())
 	sp.SetString(attrMethod, string(st.head.Method()))
 	sp.SetString(attrRequestID, string(st.reqID[:]))
-	sp.SetString(attrClient, st.remote)
+	if host, port, err := net.SplitHostPort(st.remote); err == nil {
+		sp.SetString(attrClient, host)
+		if n, err := strconv.Atoi(port); err == nil {
+			sp.SetInt(attrClientPort, int64(n))
+		}
+	} else if st.remote != "" {
+		sp.SetString(attrClient, st.remote)
+	}
 	if d.principal.ID != "" {
 		sp.SetString(attrPrincipal, d.principal.ID)
 	}

@@ -109,7 +109,7 @@ func TestTraceInlineLoop(t *testing.T) {
 		t.Errorf("parentage: %v", spans)
 	}
 	want := map[string]any{attrOperation: "PutObject", attrBucket: "sig", attrPath: "inline", attrStatus: int64(200),
-		attrBodyBytes: int64(1024), attrPrincipal: admitAK, attrAuthMethod: "sigv4", attrClient: "192.0.2.1:40000",
+		attrBodyBytes: int64(1024), attrPrincipal: admitAK, attrAuthMethod: "sigv4", attrClient: "192.0.2.1", attrClientPort: int64(40000),
 		attrUpStatus: int64(200), attrMethod: "PUT", attrUpReqID: "0123456789ABCDEF0123"}
 	for k, v := range want {
 		if req.attrs[k] != v {
