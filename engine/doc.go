@@ -15,6 +15,9 @@
 //     (upstream_client.go, upstream.go);
 //   - finish (finish.go) records the request and keeps or closes the connection.
 //
+// Tracing (trace.go) hooks into these steps behind Options.Tracer: with none (the default) every
+// hook is a nil check.
+//
 // conn.go holds the connection state machine and its diagram. The same pipeline serves connections
 // from any net.Listener (serve.go, one goroutine per connection). Every request that is not one of
 // the six operations gets an S3 XML error and nothing is sent upstream.

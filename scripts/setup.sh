@@ -5,6 +5,8 @@
 #   - versitygw v1.8.0 into .tools/bin (scripts/install-versitygw.sh; ~3 min cold)
 #   - OPA v1.22.3 into .tools/bin (scripts/install-opa.sh; ~3.5–5 min cold) and OpenFGA v1.22.1
 #     (scripts/install-openfga.sh; 7–10 min cold): the real policy servers of the authorization tests
+#   - Jaeger v1.76.0 into .tools/bin (scripts/install-jaeger.sh; ~5 min and 2.2 GB of RAM cold): the trace
+#     backend of the tracing test
 #   - the AWS SDK for JavaScript v3 (@aws-sdk/client-s3, lib-storage, s3-request-presigner at the
 #     versions scripts/node/package-lock.json locks) with `npm ci` into .tools/node
 #     (scripts/install-node-clients.sh; ~5 s cold; needs node >= 20 and npm on PATH)
@@ -14,7 +16,7 @@
 #     (`apt-get update` runs only when something must be installed)
 #   - checks that `aws --version` and `python3 -c 'import boto3'` work; fails with a clear message if not
 #
-# The five installs run in parallel; each one's output is printed when it ends, and the script fails
+# The six installs run in parallel; each one's output is printed when it ends, and the script fails
 # (exit 1, naming the failed steps) if any of them failed. Idempotent; prints what it did. Run from
 # anywhere: scripts/setup.sh
 set -euo pipefail
@@ -70,7 +72,7 @@ install_debian() {
 logdir=$(mktemp -d /tmp/setup.XXXXXX)
 trap 'rm -rf "$logdir"' EXIT
 declare -A pid_of
-steps=(versitygw opa openfga node-clients debian)
+steps=(versitygw opa openfga jaeger node-clients debian)
 start() { # start NAME CMD...: run CMD in the background, output to $logdir/NAME.log
 	local name=$1
 	shift
@@ -87,6 +89,7 @@ say "installing in parallel: ${steps[*]}"
 start versitygw bash "$root/scripts/install-versitygw.sh"
 start opa bash "$root/scripts/install-opa.sh"
 start openfga bash "$root/scripts/install-openfga.sh"
+start jaeger bash "$root/scripts/install-jaeger.sh"
 start node-clients bash "$root/scripts/install-node-clients.sh"
 start debian install_debian
 failed=()
