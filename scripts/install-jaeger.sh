@@ -5,8 +5,9 @@
 # <repo root>/.tools/bin/jaeger (git-ignored). `go install jaeger@v1.76.0` is refused (its go.mod has a
 # `replace`), so the module is downloaded with `go mod download`, copied out of the read-only module cache
 # and built as the main module, with its version stamped into the binary the way Jaeger's own Makefile does
-# (-X .../internal/version.latestVersion). Same scheme as scripts/install-gotool.sh: idempotent (does
-# nothing when .tools/bin/jaeger exists and `go version -m` shows that stamp), a flock on .tools/jaeger.lock
+# (-X .../internal/version.latestVersion; -trimpath keeps ldflags out of the build info, so the check asks
+# `jaeger version`). Same scheme as scripts/install-gotool.sh: idempotent (does nothing when
+# .tools/bin/jaeger exists, is that module's cmd/jaeger and reports v1.76.0), a flock on .tools/jaeger.lock
 # serialises parallel callers (the .tools directory is shared between worktrees), and the binary is built
 # in a temporary directory and renamed into place. A cold build takes about 5 minutes and 2.2 GB of RAM;
 # the binary is about 120 MB.
@@ -22,9 +23,10 @@ bin="$bindir/jaeger"
 
 have_version() {
 	[[ -x "$bin" ]] || return 1
-	# The build settings line reads: "<tab>build<tab>-ldflags=\"-X ...latestVersion=v1.76.0\"".
-	go version -m "$bin" 2>/dev/null | awk -v s="$STAMP" \
-		'$1 == "build" && index($0, s) { found = 1 } END { exit !found }'
+	# The path line reads "<tab>path<tab>github.com/jaegertracing/jaeger/cmd/jaeger"; `jaeger version`
+	# prints {"gitCommit":"","gitVersion":"v1.76.0",...}.
+	go version -m "$bin" 2>/dev/null | awk -v p="$MODULE/cmd/jaeger" '$1 == "path" && $2 == p { found = 1 } END { exit !found }' &&
+		timeout 30 "$bin" version 2>/dev/null | grep -q "\"gitVersion\":\"$VERSION\""
 }
 
 if have_version; then
