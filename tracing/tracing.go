@@ -1,6 +1,6 @@
-// Package tracing records OpenTelemetry spans and exports them with OTLP over HTTP: the SDK setup
-// (tracer provider, resource, exporter), the sampling decision, and a bounded export queue whose
-// losses are counted. It imports no project package; engine reaches it through an adapter in
+// Package tracing records OpenTelemetry spans and exports them with OTLP over HTTP (JSON encoding,
+// otlpjson.go): the SDK setup (tracer provider, resource), the exporter, the sampling decision, and
+// a bounded export queue whose losses are counted. It imports no project package; engine reaches it through an adapter in
 // server.
 //
 // Sampling is ParentBased(TraceIDRatio(SampleRatio)), decided before the SDK is asked so that a
@@ -24,7 +24,6 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
@@ -110,15 +109,7 @@ func New(c Config) (*Tracer, error) {
 	if c.ServiceName == "" {
 		c.ServiceName = "mizuchi-uploadr"
 	}
-	exp, err := otlptracehttp.New(context.Background(),
-		otlptracehttp.WithEndpointURL(c.endpointURL()),
-		otlptracehttp.WithHeaders(c.Headers),
-		otlptracehttp.WithTimeout(c.Timeout),
-		otlptracehttp.WithRetry(otlptracehttp.RetryConfig{Enabled: true, InitialInterval: c.Timeout / 10,
-			MaxInterval: c.Timeout, MaxElapsedTime: 3 * c.Timeout}))
-	if err != nil {
-		return nil, fmt.Errorf("tracing: exporter: %w", err)
-	}
+	exp := newExporter(&c) // otlpjson.go
 	attrs := []attribute.KeyValue{attribute.String("service.name", c.ServiceName)}
 	if c.ServiceVersion != "" {
 		attrs = append(attrs, attribute.String("service.version", c.ServiceVersion))

@@ -2,6 +2,7 @@ package tracing
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -202,5 +203,95 @@ func TestValidate(t *testing.T) {
 	}
 	if c := (Config{Endpoint: "http://x:4318/custom"}); !strings.HasSuffix(c.endpointURL(), "/custom") {
 		t.Errorf("a path is kept: %s", c.endpointURL())
+	}
+}
+
+// The export is an OTLP/HTTP JSON ExportTraceServiceRequest: hex ids, the parent, kinds, typed
+// attributes (int64 as strings), an error status, the resource's service.name.
+func TestExportJSON(t *testing.T) {
+	var mu sync.Mutex
+	var body []byte
+	var ctype string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		body, ctype = b, r.Header.Get("Content-Type")
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	tr := newTracer(t, Config{Endpoint: srv.URL, ServiceName: "svc", ServiceVersion: "v9"})
+	parent := []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	s := tr.Start("PutObject", parent, []byte("k=v"), time.Unix(100, 5))
+	s.SetString("a.s", "x")
+	s.SetInt("a.i", 42)
+	c := s.Child("upstream PutObject", time.Time{}, true)
+	c.SetError("HTTP 502")
+	c.End(time.Time{})
+	s.End(time.Unix(101, 0))
+	if err := tr.ForceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if ctype != "application/json" {
+		t.Errorf("Content-Type %q", ctype)
+	}
+	var req otlpRequest
+	if err := json.Unmarshal(body, &req); err != nil || len(req.ResourceSpans) != 1 {
+		t.Fatalf("%v: %s", err, body)
+	}
+	rs := req.ResourceSpans[0]
+	attrs := func(kvs []otlpKeyValue) map[string]string {
+		m := map[string]string{}
+		for _, kv := range kvs {
+			switch v := kv.Value; {
+			case v.String != nil:
+				m[kv.Key] = *v.String
+			case v.Int != nil:
+				m[kv.Key] = "int:" + *v.Int
+			}
+		}
+		return m
+	}
+	if ra := attrs(rs.Resource.Attributes); ra["service.name"] != "svc" || ra["service.version"] != "v9" {
+		t.Errorf("resource %v", ra)
+	}
+	spans := map[string]otlpSpan{}
+	for _, ss := range rs.ScopeSpans {
+		for _, sp := range ss.Spans {
+			spans[sp.Name] = sp
+		}
+	}
+	req0, up := spans["PutObject"], spans["upstream PutObject"]
+	if req0.TraceID != "4bf92f3577b34da6a3ce929d0e0e4736" || req0.ParentSpanID != "00f067aa0ba902b7" || req0.Kind != 2 ||
+		req0.TraceState != "k=v" || req0.Start != "100000000005" || req0.End != "101000000000" || req0.Status.Code != 0 {
+		t.Errorf("request span %+v", req0)
+	}
+	if a := attrs(req0.Attributes); a["a.s"] != "x" || a["a.i"] != "int:42" {
+		t.Errorf("attributes %v", a)
+	}
+	if up.ParentSpanID != req0.SpanID || up.Kind != 3 || up.Status.Code != 2 || up.Status.Message != "HTTP 502" || len(up.SpanID) != 16 {
+		t.Errorf("upstream span %+v (request %s)", up, req0.SpanID)
+	}
+}
+
+// Retryable answers (503) are retried within 3×Timeout; the export then succeeds.
+func TestExportRetries(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) < 3 {
+			http.Error(w, "busy", 503)
+		}
+	}))
+	defer srv.Close()
+	var exported, errs atomic.Int64
+	tr := newTracer(t, Config{Endpoint: srv.URL, SampleRatio: 1, Timeout: 300 * time.Millisecond,
+		OnExported: func(k int) { exported.Add(int64(k)) }, OnExportError: func(error) { errs.Add(1) }})
+	tr.Start("r", nil, nil, time.Now()).End(time.Time{})
+	if err := tr.ForceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n.Load() != 3 || exported.Load() != 1 || errs.Load() != 0 {
+		t.Errorf("%d requests, %d exported, %d errors; want 3, 1, 0", n.Load(), exported.Load(), errs.Load())
 	}
 }

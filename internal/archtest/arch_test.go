@@ -38,10 +38,10 @@ func TestImportRules(t *testing.T) {
 		"authz/openfga": nil,
 		"uploadid":      nil,
 		"proxyproto":    nil,
-		// OpenTelemetry: the SDK and the OTLP/HTTP exporter live here only (engine sees its Tracer
-		// interface, server adapts).
+		// OpenTelemetry: the SDK lives here only (engine sees its Tracer interface, server adapts);
+		// its OTLP/HTTP exporter is its own, on net/http (not otlptracehttp, which links gRPC).
 		"tracing": {"go.opentelemetry.io/otel/attribute", "go.opentelemetry.io/otel/codes",
-			"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp", "go.opentelemetry.io/otel/sdk/resource",
+			"go.opentelemetry.io/otel/sdk/resource",
 			"go.opentelemetry.io/otel/sdk/trace", "go.opentelemetry.io/otel/trace"},
 	}
 	for leaf, allowed := range leaves {
