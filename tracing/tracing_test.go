@@ -224,6 +224,7 @@ func TestExportJSON(t *testing.T) {
 	s := tr.Start("PutObject", parent, []byte("k=v"), time.Unix(100, 5))
 	s.SetString("a.s", "x")
 	s.SetInt("a.i", 42)
+	s.SetString("a.odd", "q\"b\\n\nü\x01")
 	c := s.Child("upstream PutObject", time.Time{}, true)
 	c.SetError("HTTP 502")
 	c.End(time.Time{})
@@ -267,7 +268,7 @@ func TestExportJSON(t *testing.T) {
 		req0.TraceState != "k=v" || req0.Start != "100000000005" || req0.End != "101000000000" || req0.Status.Code != 0 {
 		t.Errorf("request span %+v", req0)
 	}
-	if a := attrs(req0.Attributes); a["a.s"] != "x" || a["a.i"] != "int:42" {
+	if a := attrs(req0.Attributes); a["a.s"] != "x" || a["a.i"] != "int:42" || a["a.odd"] != "q\"b\\n\nü\x01" {
 		t.Errorf("attributes %v", a)
 	}
 	if up.ParentSpanID != req0.SpanID || up.Kind != 3 || up.Status.Code != 2 || up.Status.Message != "HTTP 502" || len(up.SpanID) != 16 {
