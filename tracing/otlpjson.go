@@ -207,7 +207,7 @@ func appendAttrs(dst []byte, kvs []attribute.KeyValue) []byte {
 			fallthrough
 		default:
 			dst = append(dst, `"stringValue":`...)
-			dst = appendString(dst, kv.Value.Emit()) // strings; slices as their text form
+			dst = appendString(dst, kv.Value.String()) // strings; slices as their text form
 		}
 		dst = append(dst, "}}"...)
 	}
