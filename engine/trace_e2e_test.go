@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -154,7 +155,7 @@ func TestTraceparentReachesUpstream(t *testing.T) {
 	t.Cleanup(func() { l.Close(); <-done })
 
 	const trace = "4bf92f3577b34da6a3ce929d0e0e4736"
-	for _, c := range []struct {
+	for n, c := range []struct {
 		name, addr, path string
 		size             int
 	}{
@@ -182,15 +183,16 @@ func TestTraceparentReachesUpstream(t *testing.T) {
 			for {
 				spans := tr.ended()
 				req, ups = spans["PutObject"], spans["upstream PutObject"]
-				if len(req) > 0 && len(ups) > 0 || time.Now().After(deadline) {
+				// The answer goes out before the request is recorded: wait for this one's spans.
+				if len(req) > n && len(ups) > n || time.Now().After(deadline) {
 					break
 				}
 				time.Sleep(10 * time.Millisecond)
 			}
-			if len(req) == 0 || len(ups) == 0 {
+			if len(req) != n+1 || len(ups) != n+1 {
 				t.Fatalf("spans %v", tr.ended())
 			}
-			r, u := req[len(req)-1], ups[len(ups)-1]
+			r, u := req[n], ups[n]
 			want := "00-" + trace + "-" + u.id + "-01"
 			if len(tps) != 1 || tps[0] != want {
 				t.Errorf("upstream traceparent %q; want exactly %q (the upstream span)", tps, want)
@@ -206,5 +208,67 @@ func TestTraceparentReachesUpstream(t *testing.T) {
 				t.Errorf("request span %+v, upstream span %+v", r, u)
 			}
 		})
+	}
+}
+
+// TestTraceAuthorize: a bucket's Authorizer runs inside an authorize span, a child of the request
+// span, with its decision; a denial ends the request span refused, with the S3 code, and sends
+// nothing upstream.
+func TestTraceAuthorize(t *testing.T) {
+	up := startHeadUpstream(t)
+	tr := &recTracer{}
+	deny := &engine.Error{Status: 403, Code: "AccessDenied", Message: "policy says no"}
+	o := engine.Options{
+		Address:    fmt.Sprintf("127.0.0.1:%d", s3test.FreePort(t)),
+		EventLoops: 1,
+		Logger:     slog.New(slog.DiscardHandler),
+		Tracer:     tr,
+		Buckets: []engine.Bucket{{Name: "open", AuthNone: true,
+			Authorizer: engine.AuthorizerFunc(func(_ context.Context, in *engine.AuthzInput) *engine.Error {
+				if in.Key == "deny" {
+					return deny
+				}
+				return nil
+			}),
+			Upstream: engine.Upstream{Endpoint: "http://" + up.l.Addr().String(), Bucket: "up", Region: "us-east-1", AccessKey: "ak", SecretKey: "sk"}}},
+	}
+	runEngine(t, o)
+	for _, key := range []string{"allow", "deny"} {
+		conn, err := net.Dial("tcp", o.Address)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "PUT /open/%s HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc", key)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		conn.Close()
+		if err != nil || (key == "allow") != (resp.StatusCode == 200) {
+			t.Fatalf("%s: %v %v", key, resp, err)
+		}
+	}
+	var spans map[string][]*recSpan
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if spans = tr.ended(); len(spans["PutObject"]) == 2 && len(spans["authorize"]) == 2 {
+			break
+		}
+	}
+	if len(spans["PutObject"]) != 2 || len(spans["authorize"]) != 2 || len(spans["upstream PutObject"]) != 1 {
+		t.Fatalf("spans %v", spans)
+	}
+	for i, r := range spans["PutObject"] {
+		a := spans["authorize"][i]
+		if a.parent != r.id {
+			t.Errorf("authorize span's parent %s; want the request span %s", a.parent, r.id)
+		}
+		switch i {
+		case 0:
+			if a.attrs["mizuchi.authz.decision"] != "allow" || a.err != "" || r.attrs["mizuchi.path"] != "inline" {
+				t.Errorf("allowed: authorize %+v, request %+v", a, r)
+			}
+		case 1:
+			if a.attrs["mizuchi.authz.decision"] != "deny" || a.err != "AccessDenied" ||
+				r.attrs["mizuchi.path"] != "refused" || r.err != "AccessDenied" || r.attrs["http.response.status_code"] != int64(403) {
+				t.Errorf("denied: authorize %+v, request %+v", a, r)
+			}
+		}
 	}
 }
