@@ -1,8 +1,18 @@
 package server
 
 import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/mizuchi/uploadr/internal/s3test"
 )
 
 // -check places tracing problems on their lines: a bad endpoint, a ratio outside 0..1 and a
@@ -52,5 +62,57 @@ buckets:
 	if !tc.Enabled || tc.Endpoint != "http://collector:4318" || tc.SampleRatio != 0.1 || !tc.RecordKeys ||
 		tc.ServiceName != DefaultTracingService || tc.QueueSize != DefaultTracingQueue || tc.Headers["Authorization"] != "Bearer secret-token" {
 		t.Errorf("tracing config %+v", tc)
+	}
+}
+
+// Run exports the spans still queued when it returns (after the drain), instead of leaving them to
+// the next batch tick: a request answered just before the stop is in the collector once Run returned.
+func TestRunFlushesSpansOnExit(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	col := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got = append(got, string(b))
+		mu.Unlock()
+	}))
+	defer col.Close()
+	up := s3test.Start(t)
+	up.CreateBucket(t, "flushed")
+	addr := "127.0.0.1:" + strconv.Itoa(s3test.FreePort(t))
+	cfg := &Config{
+		Server:  ServerConfig{Address: addr, DrainTimeout: Duration(time.Second)},
+		Metrics: MetricsConfig{Enabled: boolPtr(false)},
+		Tracing: TracingConfig{Enabled: true, Endpoint: col.URL, SampleRatio: 1},
+		Buckets: []BucketConfig{{Name: "flushed", S3: S3Config{Bucket: "flushed", Endpoint: up.Endpoint, AccessKey: up.AccessKey, SecretKey: up.SecretKey},
+			Auth: AuthConfig{None: true}}},
+	}
+	cfg.Normalize()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(cfg, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	(&authzProxy{srv: srv}).waitReady(t, true)
+	req, _ := http.NewRequest(http.MethodPut, "http://"+addr+"/flushed/k", strings.NewReader("abc"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("PUT: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	all := strings.Join(got, "")
+	if !strings.Contains(all, `"name":"PutObject"`) || !strings.Contains(all, `"name":"upstream PutObject"`) {
+		t.Errorf("the collector has %d exports without the request's spans: %.400s", len(got), all)
 	}
 }
