@@ -115,30 +115,54 @@ func (c *Config) Rules() []Rule {
 	return out
 }
 
-func compile(dst *rule, r Rule) error {
+// Problems lists what is wrong with r, each problem naming its key (`allowed_methods "PATCH": …`)
+// when it is about one entry; nil when New would accept it.
+func (r Rule) Problems() []error {
+	var errs []error
 	if len(r.AllowedOrigins) == 0 {
-		return ErrNoOrigin
+		errs = append(errs, ErrNoOrigin)
 	}
 	if len(r.AllowedMethods) == 0 {
-		return ErrNoMethod
+		errs = append(errs, ErrNoMethod)
 	}
 	if r.MaxAgeSeconds < 0 {
-		return ErrMaxAge
+		errs = append(errs, fmt.Errorf("max_age_seconds %d: %w", r.MaxAgeSeconds, ErrMaxAge))
 	}
 	for _, o := range r.AllowedOrigins {
-		p, err := compilePattern(o)
-		if err != nil {
-			return fmt.Errorf("allowed_origins %q: %w", o, err)
+		if _, err := compilePattern(o); err != nil {
+			errs = append(errs, fmt.Errorf("allowed_origins %q: %w", o, err))
 		}
+	}
+	for _, m := range r.AllowedMethods {
+		if methodBit([]byte(m)) == 0 {
+			errs = append(errs, fmt.Errorf("allowed_methods %q: %w", m, ErrMethod))
+		}
+	}
+	for _, h := range r.AllowedHeaders {
+		if _, err := compilePattern(h); err != nil {
+			errs = append(errs, fmt.Errorf("allowed_headers %q: %w", h, err))
+		}
+	}
+	for _, h := range r.ExposeHeaders {
+		if !isToken(h) {
+			errs = append(errs, fmt.Errorf("expose_headers %q: %w", h, ErrHeaderName))
+		}
+	}
+	return errs
+}
+
+func compile(dst *rule, r Rule) error {
+	if errs := r.Problems(); len(errs) > 0 {
+		return errs[0]
+	}
+	for _, o := range r.AllowedOrigins {
+		p, _ := compilePattern(o)
 		dst.origins = append(dst.origins, p)
 		dst.anyOrig = append(dst.anyOrig, o == "*")
 	}
 	var names []string
 	for _, m := range r.AllowedMethods {
 		b := methodBit([]byte(m))
-		if b == 0 {
-			return fmt.Errorf("allowed_methods %q: %w", m, ErrMethod)
-		}
 		if dst.methods&b == 0 {
 			names = append(names, m)
 		}
@@ -146,16 +170,8 @@ func compile(dst *rule, r Rule) error {
 	}
 	dst.allowM = strings.Join(names, ", ")
 	for _, h := range r.AllowedHeaders {
-		p, err := compilePattern(h)
-		if err != nil {
-			return fmt.Errorf("allowed_headers %q: %w", h, err)
-		}
+		p, _ := compilePattern(h)
 		dst.headers = append(dst.headers, p)
-	}
-	for _, h := range r.ExposeHeaders {
-		if !isToken(h) {
-			return fmt.Errorf("expose_headers %q: %w", h, ErrHeaderName)
-		}
 	}
 	dst.expose = strings.Join(r.ExposeHeaders, ", ")
 	if r.MaxAgeSeconds > 0 {
