@@ -40,7 +40,7 @@ type browserEnv struct {
 	Up       *s3test.Server
 	UpBucket string
 	Proxy    *running
-	Endpoint string              // the proxy, "http://127.0.0.1:PORT"
+	Endpoint string // the proxy, "http://127.0.0.1:PORT"
 	Browser  *browsertest.Browser
 	Page     *browsertest.Origin // allowed by the bucket's CORS rules
 	Other    *browsertest.Origin // allowed by none
