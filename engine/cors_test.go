@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/xml"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -228,5 +229,26 @@ func TestCORSActualResponses(t *testing.T) {
 		check("CompleteMultipartUpload", resp, body, 200, appCORS)
 		resp, body = send(rawReq{Method: "DELETE", Path: key, Query: q, Header: origin.Clone()})
 		check("AbortMultipartUpload (after Complete: NoSuchUpload)", resp, body, 404, appCORS)
+	}
+}
+
+// The "*" entry's rules serve every bucket it serves: a preflight and a PutObject to a bucket
+// only the "*" entry knows.
+func TestCORSWildcardBucket(t *testing.T) {
+	p := startProxy(t, withCORS(testCORS(t)), withWildcard(map[string]string{clientAK: clientSK}))
+	name := fmt.Sprintf("wild-cors-%d", bucketSeq.Add(1))
+	upstream.CreateBucket(t, name)
+	resp, body := p.do(t, []byte("OPTIONS /"+name+"/k HTTP/1.1\r\nHost: "+p.Addr+"\r\nOrigin: "+appOrigin+
+		"\r\nAccess-Control-Request-Method: PUT\r\n\r\n"))
+	if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != appOrigin {
+		t.Fatalf("preflight to a \"*\" bucket: %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+	r := rawReq{Method: "PUT", Path: "/" + name + "/k", Header: http.Header{"Origin": {appOrigin}}, Body: []byte("wild")}
+	resp, body = p.do(t, r.bytes(t, p.Addr))
+	if resp.StatusCode != 200 || corsOf(resp.Header) != appCORS {
+		t.Fatalf("PutObject to a \"*\" bucket: %d %+v %s", resp.StatusCode, corsOf(resp.Header), body)
+	}
+	if got, _ := upstream.GetObject(t, name, "k"); string(got) != "wild" {
+		t.Errorf("stored %q", got)
 	}
 }
