@@ -698,7 +698,7 @@ func FuzzAdmit(f *testing.F) {
 		h := Head{req: req, buf: b}
 		d := e.admit(&h)
 		checkInvariants(t, e, &h, &d)
-		checkCORS(t, &h, &d)
+		checkCORS(t, e, &h, &d)
 		if d.verdict != verdictRefuse && d.verdict != verdictPreflight {
 			checkAdmitted(t, e, &h, &d)
 		}
@@ -708,14 +708,14 @@ func FuzzAdmit(f *testing.F) {
 // checkCORS checks a decision's CORS side: a preflight is admitted only for OPTIONS to a bucket
 // with CORS rules, without a principal; the header lines every answer gets are well formed (no
 // header of the request can inject a line).
-func checkCORS(t *testing.T, h *Head, d *decision) {
+func checkCORS(t *testing.T, e *Engine, h *Head, d *decision) {
 	t.Helper()
 	if d.verdict == verdictPreflight {
 		if !d.preflight || string(h.Method()) != "OPTIONS" || d.rt.bucket == nil || d.rt.bucket.cors == nil || d.principal.ID != "" || d.principal.Method != "" {
 			t.Fatalf("preflight admitted: method %q, bucket %v, principal %+v", h.Method(), d.rt.bucket != nil, d.principal)
 		}
 	}
-	out := string(appendCORS(nil, h, d))
+	out := string(e.appendCORS(nil, h, d))
 	for _, line := range strings.SplitAfter(out, "\r\n") {
 		if line == "" {
 			continue

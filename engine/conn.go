@@ -406,7 +406,7 @@ func (e *Engine) onHead(c gnet.Conn, st *connState, buf []byte) (gnet.Action, bo
 	st.expect100 = req.Expect100
 	st.head = Head{req: req, buf: buf}
 	d := e.admitLimited(st) // admit behind the client limits (limits.go)
-	st.cors = appendCORS(st.cors[:0], &st.head, &d)
+	st.cors = e.appendCORS(st.cors[:0], &st.head, &d)
 	st.head.buf = nil // gnet's buffer is valid only during this callback
 	e.metrics.decided(&d)
 	if e.debugOn() {

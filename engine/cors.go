@@ -14,7 +14,7 @@ import "github.com/mizuchi/uploadr/cors"
 // matching rule's headers (Access-Control-Allow-Origin, -Allow-Methods, -Allow-Credentials,
 // -Expose-Headers, -Max-Age) and Vary, or Vary alone when no rule allows the request's origin and
 // method: relayed upstream answers, the proxy's own S3 errors, everything. The transports render
-// these lines once per request, right after admit (appendCORS, from the head's buffer), into an
+// these lines once per request, right after admit (Engine.appendCORS, from the head's buffer), into an
 // owned buffer (connState.cors, copied into reqMeta.cors by newJob); the two places that assemble
 // answers append it — appendErrorResponse (every S3 error) and relayHead (every relayed upstream
 // answer) — and a new kind of answer appends j.cors the same way (appendCORSHeaders). A request
@@ -70,15 +70,25 @@ func (e *Engine) preflight(h *Head) (d decision) {
 // the decision d admit made about it: for an allowed preflight the rule's preflight headers, for
 // any other request with an Origin to a bucket with CORS rules those of the first rule allowing
 // its origin and method, or Vary alone. It appends nothing for a request without an Origin or to
-// a bucket without CORS rules. h's buffer must still be valid; it allocates only when dst grows.
-func appendCORS(dst []byte, h *Head, d *decision) []byte {
+// a bucket without CORS rules. A request refused before it was routed (a client limit) is routed
+// here, for its answer's sake, when it has an Origin. h's buffer must still be valid; it
+// allocates only when dst grows (or for a refusal routed to a bucket of the "*" entry).
+func (e *Engine) appendCORS(dst []byte, h *Head, d *decision) []byte {
 	b := d.rt.bucket
-	if b == nil || b.cors == nil {
+	if b != nil && b.cors == nil {
 		return dst
 	}
 	req, buf := h.req, h.buf
 	ov, ok := req.Lookup(buf, "origin")
 	if !ok {
+		return dst
+	}
+	if b == nil && d.verdict == verdictRefuse && !d.preflight {
+		if path := req.Path.Bytes(buf); len(path) > 0 && path[0] == '/' {
+			b, _, _ = e.routeBucket(req.Host.Bytes(buf), path)
+		}
+	}
+	if b == nil || b.cors == nil {
 		return dst
 	}
 	origin := ov.Bytes(buf)

@@ -252,3 +252,21 @@ func TestCORSWildcardBucket(t *testing.T) {
 		t.Errorf("stored %q", got)
 	}
 }
+
+// A request refused by a client limit before it was routed still carries its bucket's CORS
+// headers, so the page's script reads the 503 SlowDown (and retries) instead of a network error.
+func TestCORSOnLimitRefusal(t *testing.T) {
+	p := startProxy(t, withCORS(testCORS(t)), func(o *engine.Options) {
+		o.Limits.RequestsPerSecondPerIP, o.Limits.BurstPerIP = 0.001, 1
+	})
+	var last *http.Response
+	var body []byte
+	for range 2 {
+		r := rawReq{Method: "PUT", Path: "/" + p.Bucket + "/limited", Header: http.Header{"Origin": {appOrigin}}, Body: []byte("x")}
+		last, body = p.do(t, r.bytes(t, p.Addr))
+	}
+	wantS3Error(t, last, body, 503, "SlowDown")
+	if got := corsOf(last.Header); got != appCORS {
+		t.Errorf("503 SlowDown of the per-IP limit: CORS headers %+v; want %+v", got, appCORS)
+	}
+}

@@ -192,7 +192,7 @@ func (nc *netConn) serveOne() bool {
 	st.head = Head{req: req, buf: buf}
 	h := &st.head
 	d := e.admitLimited(st) // admit behind the client limits (limits.go)
-	st.cors = appendCORS(st.cors[:0], h, &d)
+	st.cors = e.appendCORS(st.cors[:0], h, &d)
 	e.metrics.decided(&d)
 	if e.debugOn() {
 		e.logAuth(&d, st.reqID[:]) // debuglog.go
