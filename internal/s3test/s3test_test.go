@@ -299,7 +299,7 @@ func TestStartMain(t *testing.T) {
 	stop()
 	stop() // idempotent
 	select {
-	case <-s.exited:
+	case <-s.proc.exited:
 	default:
 		t.Fatalf("versitygw still running after stop")
 	}

@@ -71,35 +71,42 @@ func (g *goTool) check(bin string) error {
 // process is a server the tests started: its output kept, stopped by pid with a deadline, and
 // killed by the kernel if the test binary dies first.
 type process struct {
-	name     string
+	name     string // for messages: "opa on 127.0.0.1:PORT"
 	cmd      *exec.Cmd
-	exited   chan struct{}
-	waitErr  error
-	output   *tailBuffer
+	exited   chan struct{} // closed when the process has been waited for
+	waitErr  error         // valid after exited is closed
+	output   *tailBuffer   // the process's stdout and stderr, last 64 KiB
 	stopOnce sync.Once
 }
 
+// startProcess runs a Go tool's server: bin with args, in the test's environment without OPA_
+// and OPENFGA_ variables.
 func startProcess(name, bin string, args ...string) (*process, error) {
-	p := &process{name: name, exited: make(chan struct{}), output: &tailBuffer{max: 64 << 10}}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = filterEnv(os.Environ(), "OPA_", "OPENFGA_")
-	p.cmd.Stdout = p.output
-	p.cmd.Stderr = p.output
-	p.cmd.SysProcAttr = sysProcAttr()
-	if err := p.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", bin, err)
+	cmd := exec.Command(bin, args...)
+	cmd.Env = filterEnv(os.Environ(), "OPA_", "OPENFGA_")
+	return spawn(name, cmd, &tailBuffer{max: 64 << 10})
+}
+
+// spawn starts cmd with its stdout and stderr going to output, and waits for it in the background.
+func spawn(name string, cmd *exec.Cmd, output *tailBuffer) (*process, error) {
+	p := &process{name: name, cmd: cmd, exited: make(chan struct{}), output: output}
+	cmd.Stdout = output
+	cmd.Stderr = output
+	cmd.SysProcAttr = sysProcAttr()
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", cmd.Args[0], err)
 	}
 	go func() {
-		p.waitErr = p.cmd.Wait()
+		p.waitErr = cmd.Wait()
 		close(p.exited)
 	}()
 	return p, nil
 }
 
-// waitOK polls GET url until it answers 200, the process exits (errAddrInUse when its output says
-// so) or the deadline passes.
-func (p *process) waitOK(url string, deadline time.Time) error {
-	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}, Timeout: time.Second}
+// waitOK polls GET url through tr (keep-alives off) until it answers 200, the process exits
+// (errAddrInUse when its output says so) or the deadline passes.
+func (p *process) waitOK(url string, deadline time.Time, tr *http.Transport) error {
+	hc := &http.Client{Transport: tr, Timeout: time.Second}
 	lastErr := errors.New("no answer yet")
 	for {
 		select {
@@ -112,7 +119,7 @@ func (p *process) waitOK(url string, deadline time.Time) error {
 		default:
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not healthy (last: %v); output:\n%s", p.name, lastErr, tail(p.output.Bytes(), 4096))
+			return fmt.Errorf("%s not healthy after %v (last: %v); output:\n%s", p.name, startTimeout, lastErr, tail(p.output.Bytes(), 4096))
 		}
 		resp, err := hc.Get(url)
 		if err == nil {
@@ -128,6 +135,11 @@ func (p *process) waitOK(url string, deadline time.Time) error {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
+}
+
+// plainTransport is the transport of a health check over http: no keep-alive, no proxy.
+func plainTransport() *http.Transport {
+	return &http.Transport{DisableKeepAlives: true, Proxy: nil}
 }
 
 // stop sends SIGTERM, waits up to stopGrace, then kills. Idempotent.
