@@ -433,7 +433,7 @@ func TestCheckVersitygw(t *testing.T) {
 		{"not a Go binary", text, "text"},
 		{"other Go binary", self, "want github.com/versity/versitygw v1.8.0"},
 	} {
-		err := checkVersitygw(tc.path)
+		err := versitygwTool.check(tc.path)
 		switch {
 		case tc.errHas == "" && err != nil:
 			t.Errorf("%s: got %v; want nil", tc.name, err)

@@ -16,8 +16,8 @@ import (
 	"time"
 )
 
-// A Go tool the tests run as a server (OPA, OpenFGA): built once into <repo root>/.tools/bin by its
-// install script, checked by its build info.
+// A Go tool the tests run as a server (versitygw, OPA, OpenFGA): built once into <repo root>/.tools/bin
+// by its install script, checked by its build info.
 type goTool struct {
 	name, module, version, script string
 
@@ -25,8 +25,7 @@ type goTool struct {
 	bin string // set once ensured
 }
 
-// path returns the tool's binary, running its install script first when the binary is missing or
-// another version (the script holds a file lock, so parallel test binaries build it once).
+// path returns the tool's binary in <repo root>/.tools/bin (see ensure), cached once found.
 func (g *goTool) path() (string, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -37,26 +36,45 @@ func (g *goTool) path() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	bin := filepath.Join(root, ".tools", "bin", g.name)
-	if err := g.check(bin); err != nil {
-		script := filepath.Join(root, "scripts", g.script)
-		cmd := exec.Command("bash", script)
-		cmd.Dir = root
-		out, rerr := cmd.CombinedOutput()
-		if rerr != nil {
-			return "", fmt.Errorf("s3test: %s (binary: %v): %w\n%s", script, err, rerr, tail(out, 4096))
-		}
-		if err := g.check(bin); err != nil {
-			return "", fmt.Errorf("s3test: after %s: %w", script, err)
-		}
+	bin, err := g.ensure(root)
+	if err != nil {
+		return "", err
 	}
 	g.bin = bin
 	return bin, nil
 }
 
+// ensure returns root/.tools/bin/<name>, running root/scripts/<script> first when the binary is
+// missing or another version (the script holds a file lock, so parallel test binaries build it
+// once).
+func (g *goTool) ensure(root string) (string, error) {
+	bin := filepath.Join(root, ".tools", "bin", g.name)
+	err := g.check(bin)
+	if err == nil {
+		return bin, nil
+	}
+	script := filepath.Join(root, "scripts", g.script)
+	cmd := exec.Command("bash", script)
+	cmd.Dir = root
+	out, rerr := cmd.CombinedOutput()
+	if rerr != nil {
+		return "", fmt.Errorf("s3test: %s (binary: %v): %w\n%s", script, err, rerr, tail(out, 4096))
+	}
+	if err := g.check(bin); err != nil {
+		return "", fmt.Errorf("s3test: after %s: %w", script, err)
+	}
+	return bin, nil
+}
+
+// check reports whether bin is an executable Go binary whose main module is the tool's at the
+// pinned version (the build info `go version -m` prints).
 func (g *goTool) check(bin string) error {
-	if _, err := os.Stat(bin); err != nil {
+	st, err := os.Stat(bin)
+	if err != nil {
 		return err
+	}
+	if st.Mode()&0o111 == 0 {
+		return fmt.Errorf("%s is not executable", bin)
 	}
 	info, err := buildinfo.ReadFile(bin)
 	if err != nil {
