@@ -442,25 +442,3 @@ func TestCheckVersitygw(t *testing.T) {
 		}
 	}
 }
-
-func TestInstallScriptIdempotent(t *testing.T) {
-	t.Parallel()
-	root, err := repoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := VersitygwPath(); err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	out, err := exec.Command("bash", filepath.Join(root, "scripts", "install-versitygw.sh")).CombinedOutput()
-	if err != nil {
-		t.Fatalf("install-versitygw.sh: %v\n%s", err, out)
-	}
-	if !strings.Contains(string(out), "already installed") {
-		t.Errorf("install-versitygw.sh with the binary present: got %q; want \"already installed\"", out)
-	}
-	if d := time.Since(start); d > 10*time.Second {
-		t.Errorf("install-versitygw.sh with the binary present took %v; want a quick no-op", d)
-	}
-}
