@@ -291,27 +291,7 @@ func TestOverlapTailNotCorked(t *testing.T) {
 	const rounds, size = 4, 3<<20 + 1000
 	m := testMover(t, transfer.ModeSplice, transfer.Options{})
 	r := newRig(t)
-	arrived := make(chan time.Time)
-	go func() {
-		buf := make([]byte, size)
-		for {
-			if _, err := io.ReadFull(r.up, buf); err != nil {
-				return
-			}
-			arrived <- time.Now()
-		}
-	}()
-	var worst time.Duration
-	for range rounds {
-		send(r.client, size-1000, 20*time.Millisecond, body(size))
-		if _, err := m.Move(context.Background(), r.dst, r.src, nil, size); err != nil {
-			t.Fatalf("Move = %v", err)
-		}
-		done := time.Now()
-		if d := (<-arrived).Sub(done); d > worst {
-			worst = d
-		}
-	}
+	worst := worstTailDelay(t, m, r, rounds, size)
 	if n := m.Overlapped(); n != rounds {
 		t.Errorf("overlapped transfers = %d; want %d", n, rounds)
 	}
