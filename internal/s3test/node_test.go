@@ -109,13 +109,7 @@ for (const k of Object.keys(process.env).sort()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []string
-	for _, l := range strings.Split(strings.TrimSpace(stdout), "\n") {
-		if strings.HasPrefix(l, "AWS_CONFIG_FILE=") || strings.HasPrefix(l, "AWS_SHARED_CREDENTIALS_FILE=") {
-			l, _, _ = strings.Cut(l, "=")
-		}
-		got = append(got, l)
-	}
+	got := envLines(stdout)
 	want := []string{
 		"AWS_ACCESS_KEY_ID=AK",
 		"AWS_CONFIG_FILE",

@@ -150,6 +150,19 @@ func TestRunPythonBoto3PutObject(t *testing.T) {
 	}
 }
 
+// envLines splits a client's printed environment into lines, the values of AWS_CONFIG_FILE and
+// AWS_SHARED_CREDENTIALS_FILE (temporary paths) cut off.
+func envLines(stdout string) []string {
+	var got []string
+	for _, l := range strings.Split(strings.TrimSpace(stdout), "\n") {
+		if strings.HasPrefix(l, "AWS_CONFIG_FILE=") || strings.HasPrefix(l, "AWS_SHARED_CREDENTIALS_FILE=") {
+			l, _, _ = strings.Cut(l, "=")
+		}
+		got = append(got, l)
+	}
+	return got
+}
+
 // Not parallel: t.Setenv.
 func TestClientEnvironment(t *testing.T) {
 	t.Setenv("AWS_PROFILE", "leaky") // the test's AWS_* variables must not reach the client
@@ -169,13 +182,7 @@ print("credentials=" + open(os.environ["AWS_SHARED_CREDENTIALS_FILE"]).read())
 	if err != nil {
 		t.Fatalf("python3: %v\n%s", err, stderr)
 	}
-	var got []string
-	for _, l := range strings.Split(strings.TrimSpace(stdout), "\n") {
-		if strings.HasPrefix(l, "AWS_CONFIG_FILE=") || strings.HasPrefix(l, "AWS_SHARED_CREDENTIALS_FILE=") {
-			l, _, _ = strings.Cut(l, "=")
-		}
-		got = append(got, l)
-	}
+	got := envLines(stdout)
 	want := []string{
 		"AWS_ACCESS_KEY_ID=AK",
 		"AWS_CONFIG_FILE",
