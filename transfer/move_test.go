@@ -234,17 +234,7 @@ func TestMoveUpstreamFails(t *testing.T) {
 						r.up.Close()
 					}
 				}()
-				done := make(chan struct{})
-				var err error
-				go func() {
-					_, err = m.Move(context.Background(), r.dst, r.src, nil, 64<<20)
-					close(done)
-				}()
-				select {
-				case <-done:
-				case <-time.After(20 * time.Second):
-					t.Fatal("Move did not return after the upstream went away")
-				}
+				_, err := awaitMove(t, moveAsync(m, context.Background(), r, 64<<20), 20*time.Second, "the upstream went away")
 				wantError(t, err, transfer.SideDst, syscall.ECONNRESET, syscall.EPIPE)
 			})
 		}
