@@ -242,56 +242,10 @@ func (p *Parser) requestLine(buf []byte, i, end, maxTarget int, req *Request) (i
 			p.mark, p.query = int32(i), -1
 			p.state = stTarget
 		case stTarget:
-			mark := int(p.mark)
-			if i == mark && buf[i] != '/' {
-				switch buf[i] {
-				case ' ', '\r':
-					return i, ErrRequestLine
-				case '\n':
-					return i, ErrBareLF
-				}
-				return i, ErrTarget
+			var e *Error
+			if i, e = p.target(buf, i, end, maxTarget, req); e != nil {
+				return i, e
 			}
-			// At most maxTarget+1 bytes of target are looked at: one more
-			// than allowed proves the target too long.
-			stop := end
-			if t := mark + maxTarget + 1; t < stop {
-				stop = t
-			}
-			for i < stop {
-				c := buf[i]
-				if class[c]&cTarget == 0 {
-					break
-				}
-				if c == '?' && p.query < 0 {
-					p.query = int32(i)
-				}
-				i++
-			}
-			if i == stop {
-				if i-mark > maxTarget {
-					return i, ErrURITooLong
-				}
-				return i, needMore
-			}
-			switch buf[i] {
-			case ' ':
-			case '\r':
-				return i, ErrRequestLine
-			case '\n':
-				return i, ErrBareLF
-			default:
-				return i, ErrTarget
-			}
-			req.Target = span(mark, i)
-			if q := int(p.query); q >= 0 {
-				req.Path, req.Query, req.HasQuery = span(mark, q), span(q+1, i), true
-			} else {
-				req.Path = req.Target
-			}
-			i++
-			p.mark = int32(i)
-			p.state = stVersion
 		case stVersion:
 			for i < end {
 				var e *Error
@@ -310,6 +264,66 @@ func (p *Parser) requestLine(buf []byte, i, end, maxTarget int, req *Request) (i
 		return i, nil
 	}
 	return i, needMore
+}
+
+// target scans the origin-form request-target from p.mark to the SP after it (i < end), splitting
+// it at the first '?' into Path and Query, then moves to stVersion with p.mark at the version's
+// start. p.query (the '?' seen so far, or -1) carries over a needMore. A target longer than
+// maxTarget is ErrURITooLong.
+//
+//	origin-form = absolute-path [ "?" query ]
+func (p *Parser) target(buf []byte, i, end, maxTarget int, req *Request) (int, *Error) {
+	mark := int(p.mark)
+	if i == mark && buf[i] != '/' {
+		switch buf[i] {
+		case ' ', '\r':
+			return i, ErrRequestLine
+		case '\n':
+			return i, ErrBareLF
+		}
+		return i, ErrTarget
+	}
+	// At most maxTarget+1 bytes of target are looked at: one more
+	// than allowed proves the target too long.
+	stop := end
+	if t := mark + maxTarget + 1; t < stop {
+		stop = t
+	}
+	for i < stop {
+		c := buf[i]
+		if class[c]&cTarget == 0 {
+			break
+		}
+		if c == '?' && p.query < 0 {
+			p.query = int32(i)
+		}
+		i++
+	}
+	if i == stop {
+		if i-mark > maxTarget {
+			return i, ErrURITooLong
+		}
+		return i, needMore
+	}
+	switch buf[i] {
+	case ' ':
+	case '\r':
+		return i, ErrRequestLine
+	case '\n':
+		return i, ErrBareLF
+	default:
+		return i, ErrTarget
+	}
+	req.Target = span(mark, i)
+	if q := int(p.query); q >= 0 {
+		req.Path, req.Query, req.HasQuery = span(mark, q), span(q+1, i), true
+	} else {
+		req.Path = req.Target
+	}
+	i++
+	p.mark = int32(i)
+	p.state = stVersion
+	return i, nil
 }
 
 // version checks byte c at offset i of "HTTP/D.D" followed by term (CR for a

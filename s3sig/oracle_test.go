@@ -117,18 +117,9 @@ type randomCase struct {
 	httpReq *http.Request
 }
 
-func newRandomCase(t *testing.T, r *rand.Rand) randomCase {
-	t.Helper()
-	hosts := []string{"examplebucket.s3.amazonaws.com", "s3.us-west-2.amazonaws.com", "127.0.0.1:9000", "minio.local:8443"}
-	host := hosts[r.IntN(len(hosts))]
-	key := randString(r, r.IntN(1025))
-	decodedPath := "/" + key
-	if r.IntN(2) == 0 {
-		decodedPath = "/bucket-" + fmt.Sprint(r.IntN(10)) + "/" + key
-	}
-	wirePath := wireEncode(r, decodedPath, unreservedChars+"/$&,:;=@!*'()+")
-
-	// Query: uploadId/partNumber/x-id and friends, random names and values.
+// randomQuery is a raw query of up to 6 parameters: uploadId/partNumber/x-id and friends, random
+// names and values, percent-encoded at random where S3 allows either form.
+func randomQuery(r *rand.Rand) string {
 	var params []string
 	names := []string{"uploadId", "partNumber", "x-id", "versionId", "prefix", "max-keys", "acl", "tagging", "uploads", "list-type"}
 	for n := r.IntN(7); n > 0; n-- {
@@ -151,7 +142,21 @@ func newRandomCase(t *testing.T, r *rand.Rand) randomCase {
 		}
 		params = append(params, p)
 	}
-	rawQuery := strings.Join(params, "&")
+	return strings.Join(params, "&")
+}
+
+func newRandomCase(t *testing.T, r *rand.Rand) randomCase {
+	t.Helper()
+	hosts := []string{"examplebucket.s3.amazonaws.com", "s3.us-west-2.amazonaws.com", "127.0.0.1:9000", "minio.local:8443"}
+	host := hosts[r.IntN(len(hosts))]
+	key := randString(r, r.IntN(1025))
+	decodedPath := "/" + key
+	if r.IntN(2) == 0 {
+		decodedPath = "/bucket-" + fmt.Sprint(r.IntN(10)) + "/" + key
+	}
+	wirePath := wireEncode(r, decodedPath, unreservedChars+"/$&,:;=@!*'()+")
+
+	rawQuery := randomQuery(r)
 
 	when := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(r.Int64N(int64(100 * 365 * 24 * time.Hour)))).Truncate(time.Second)
 	amzDate := s3sig.AppendAmzDate(nil, when)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # install-gotool.sh NAME MODULE PACKAGE VERSION — `go install PACKAGE@VERSION` into <repo root>/.tools/bin/NAME, once.
 #
-# The shared body of install-opa.sh and install-openfga.sh (same scheme as install-versitygw.sh):
+# The shared body of install-versitygw.sh, install-opa.sh and install-openfga.sh:
 # idempotent (does nothing when .tools/bin/NAME exists and `go version -m` shows MODULE VERSION), a flock
 # on .tools/NAME.lock serialises parallel callers (the .tools directory is shared between worktrees), and
 # the binary is built into a temporary directory and renamed into place, so nobody ever sees a

@@ -56,7 +56,7 @@ dir=$(cd "$tmp" && GOFLAGS=-mod=mod go mod download -json "$MODULE@$VERSION" |
 [[ -n "$dir" && -d "$dir" ]] || { echo "install-jaeger.sh: go mod download gave no module directory" >&2; exit 1; }
 cp -r "$dir" "$tmp/src"
 chmod -R u+w "$tmp/src"
-(cd "$tmp/src" && GOFLAGS= go build -trimpath -ldflags "-X $STAMP" -o "$tmp/jaeger" ./cmd/jaeger)
+(cd "$tmp/src" && GOFLAGS='' go build -trimpath -ldflags "-X $STAMP" -o "$tmp/jaeger" ./cmd/jaeger)
 mv -f "$tmp/jaeger" "$bin"
 
 if ! have_version; then

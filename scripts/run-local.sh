@@ -43,7 +43,7 @@ if [[ -z ${UPSTREAM_ENDPOINT:-} ]]; then
 	pids+=($!)
 	for _ in $(seq 100); do curl -fsS "$UPSTREAM_ENDPOINT/health" >/dev/null 2>&1 && break; sleep 0.1; done
 	curl -fsS "$UPSTREAM_ENDPOINT/health" >/dev/null || { cat "$run/versitygw.log" >&2; echo "run-local: versitygw did not start" >&2; exit 1; }
-	env -u AWS_CA_BUNDLE AWS_ACCESS_KEY_ID=$UPSTREAM_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$UPSTREAM_SECRET_KEY AWS_DEFAULT_REGION=us-east-1 \
+	env -u AWS_CA_BUNDLE AWS_ACCESS_KEY_ID="$UPSTREAM_ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$UPSTREAM_SECRET_KEY" AWS_DEFAULT_REGION=us-east-1 \
 		aws --endpoint-url "$UPSTREAM_ENDPOINT" s3api create-bucket --bucket "$UPSTREAM_BUCKET" >/dev/null 2>&1 || true
 	echo "run-local: versitygw on $UPSTREAM_ENDPOINT (data in $run/versitygw-data), bucket $UPSTREAM_BUCKET"
 fi

@@ -173,3 +173,16 @@ func readTrailer(t *testing.T, c net.Conn, want []byte) {
 		t.Fatalf("trailer left in src = %q; want %q", got, want)
 	}
 }
+
+// awaitMove waits up to d for the outcome of a moveAsync, failing the test when Move has not
+// returned by then ("Move did not return after <what>").
+func awaitMove(t *testing.T, ch <-chan moveOutcome, d time.Duration, what string) (transfer.Result, error) {
+	t.Helper()
+	select {
+	case o := <-ch:
+		return o.res, o.err
+	case <-time.After(d):
+		t.Fatal("Move did not return after " + what)
+	}
+	return transfer.Result{}, nil
+}

@@ -234,17 +234,7 @@ func TestMoveUpstreamFails(t *testing.T) {
 						r.up.Close()
 					}
 				}()
-				done := make(chan struct{})
-				var err error
-				go func() {
-					_, err = m.Move(context.Background(), r.dst, r.src, nil, 64<<20)
-					close(done)
-				}()
-				select {
-				case <-done:
-				case <-time.After(20 * time.Second):
-					t.Fatal("Move did not return after the upstream went away")
-				}
+				_, err := awaitMove(t, moveAsync(m, context.Background(), r, 64<<20), 20*time.Second, "the upstream went away")
 				wantError(t, err, transfer.SideDst, syscall.ECONNRESET, syscall.EPIPE)
 			})
 		}
@@ -465,32 +455,39 @@ func TestMoveTailNotCorked(t *testing.T) {
 		t.Run(mode.String(), func(t *testing.T) {
 			m := testMover(t, mode, transfer.Options{})
 			r := newRig(t)
-			arrived := make(chan time.Time)
-			go func() {
-				buf := make([]byte, size)
-				for {
-					if _, err := io.ReadFull(r.up, buf); err != nil {
-						return
-					}
-					arrived <- time.Now()
-				}
-			}()
-			var worst time.Duration
-			for range rounds {
-				// The tail comes after a pause, when everything before
-				// it is acknowledged: only then would a cork hold it.
-				send(r.client, size-1000, 20*time.Millisecond, body(size))
-				if _, err := m.Move(context.Background(), r.dst, r.src, nil, size); err != nil {
-					t.Fatalf("Move = %v", err)
-				}
-				done := time.Now()
-				if d := (<-arrived).Sub(done); d > worst {
-					worst = d
-				}
-			}
+			worst := worstTailDelay(t, m, r, rounds, size)
 			if worst > 100*time.Millisecond {
 				t.Errorf("tail reached the upstream up to %v after Move returned; want it sent at once (SPLICE_F_MORE left on?)", worst)
 			}
 		})
 	}
+}
+
+// worstTailDelay moves rounds bodies of size bytes whose last 1000 bytes the client sends after a
+// 20 ms pause (when everything before them is acknowledged: only then would a cork hold them) and
+// returns the longest time from Move's return to the whole body's arrival upstream.
+func worstTailDelay(t *testing.T, m *transfer.Mover, r *rig, rounds, size int) time.Duration {
+	t.Helper()
+	arrived := make(chan time.Time)
+	go func() {
+		buf := make([]byte, size)
+		for {
+			if _, err := io.ReadFull(r.up, buf); err != nil {
+				return
+			}
+			arrived <- time.Now()
+		}
+	}()
+	var worst time.Duration
+	for range rounds {
+		send(r.client, size-1000, 20*time.Millisecond, body(size))
+		if _, err := m.Move(context.Background(), r.dst, r.src, nil, int64(size)); err != nil {
+			t.Fatalf("Move = %v", err)
+		}
+		done := time.Now()
+		if d := (<-arrived).Sub(done); d > worst {
+			worst = d
+		}
+	}
+	return worst
 }

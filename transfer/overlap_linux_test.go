@@ -198,18 +198,7 @@ func TestOverlapUpstreamFails(t *testing.T) {
 						r.up.Close()
 					}
 				}()
-				done := make(chan struct{})
-				var err error
-				var res transfer.Result
-				go func() {
-					res, err = m.Move(context.Background(), r.dst, r.src, nil, 64<<20)
-					close(done)
-				}()
-				select {
-				case <-done:
-				case <-time.After(20 * time.Second):
-					t.Fatal("Move did not return after the upstream went away")
-				}
+				res, err := awaitMove(t, moveAsync(m, context.Background(), r, 64<<20), 20*time.Second, "the upstream went away")
 				wantError(t, err, transfer.SideDst, syscall.ECONNRESET, syscall.EPIPE)
 				if res.Spliced < 256<<10 || res.Spliced >= 64<<20 {
 					t.Errorf("Spliced = %d; want at least what the upstream read, less than the body", res.Spliced)
@@ -291,27 +280,7 @@ func TestOverlapTailNotCorked(t *testing.T) {
 	const rounds, size = 4, 3<<20 + 1000
 	m := testMover(t, transfer.ModeSplice, transfer.Options{})
 	r := newRig(t)
-	arrived := make(chan time.Time)
-	go func() {
-		buf := make([]byte, size)
-		for {
-			if _, err := io.ReadFull(r.up, buf); err != nil {
-				return
-			}
-			arrived <- time.Now()
-		}
-	}()
-	var worst time.Duration
-	for range rounds {
-		send(r.client, size-1000, 20*time.Millisecond, body(size))
-		if _, err := m.Move(context.Background(), r.dst, r.src, nil, size); err != nil {
-			t.Fatalf("Move = %v", err)
-		}
-		done := time.Now()
-		if d := (<-arrived).Sub(done); d > worst {
-			worst = d
-		}
-	}
+	worst := worstTailDelay(t, m, r, rounds, size)
 	if n := m.Overlapped(); n != rounds {
 		t.Errorf("overlapped transfers = %d; want %d", n, rounds)
 	}
@@ -413,21 +382,11 @@ func TestOverlapUpstreamResetWhileWaiting(t *testing.T) {
 			}
 			send(r.client, 0, 0, body(tc.sent)) // then silence, never closed
 			time.Sleep(50 * time.Millisecond)   // all of it in src before Move
-			done := make(chan struct{})
-			var err error
-			var res transfer.Result
-			go func() {
-				res, err = m.Move(context.Background(), r.dst, r.src, nil, 16<<20)
-				close(done)
-			}()
+			moved := moveAsync(m, context.Background(), r, 16<<20)
 			waitFor(t, "Move to take its pipes", func() bool { return m.Stats().PipesInUse == 2 })
 			time.Sleep(100 * time.Millisecond) // Move is waiting for the upstream
 			transfer.ResetClose(r.up)
-			select {
-			case <-done:
-			case <-time.After(10 * time.Second):
-				t.Fatal("Move did not return after the upstream reset")
-			}
+			res, err := awaitMove(t, moved, 10*time.Second, "the upstream reset")
 			wantError(t, err, transfer.SideDst, syscall.ECONNRESET, syscall.EPIPE)
 			if tc.name == "pipe" && m.ReadAheads() == 0 {
 				t.Errorf("no read-ahead; want one while the upstream made Move wait")

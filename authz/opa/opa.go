@@ -1,6 +1,7 @@
 // Package opa asks an Open Policy Agent server for upload decisions over its REST data API
-// (POST /v1/data/<path> {"input": …}). It is a leaf: the standard library only, no logging, no
-// metrics; the caller caches decisions, counts them and maps errors to S3 answers.
+// (POST /v1/data/<path> {"input": …}). It is a leaf: the standard library only (and
+// authz/internal/httpclient, the HTTP side it shares with authz/openfga), no logging, no metrics;
+// the caller caches decisions, counts them and maps errors to S3 answers.
 package opa
 
 import (
@@ -9,11 +10,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
 	"strings"
 	"time"
+
+	"github.com/mizuchi/uploadr/authz/internal/httpclient"
 )
 
 // Errors a decision may fail with, compared with errors.Is. A failed decision is a denial (fail
@@ -26,9 +26,6 @@ var (
 	// ErrBadAnswer: the answer was not the JSON document the data API returns.
 	ErrBadAnswer = errors.New("opa: malformed answer")
 )
-
-// maxAnswer bounds the bytes read from a decision answer.
-const maxAnswer = 1 << 20
 
 // Config addresses a policy decision.
 type Config struct {
@@ -62,46 +59,24 @@ type Input struct {
 // Client asks one OPA server. Safe for concurrent use; it keeps connections alive.
 type Client struct {
 	endpoint string // <URL>/v1/data/<Path>
-	timeout  time.Duration
-	hc       *http.Client
+	hc       *httpclient.Client
 }
 
 // New checks cfg and returns a client. It does not dial.
 func New(cfg Config) (*Client, error) {
-	u, err := url.Parse(cfg.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("opa: url %q: want http://host:port or https://host:port", cfg.URL)
-	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("opa: url %q: no query or fragment", cfg.URL)
+	if err := httpclient.CheckURL("opa", cfg.URL); err != nil {
+		return nil, err
 	}
 	path := strings.Trim(cfg.Path, "/")
 	if err := checkPath(path); err != nil {
 		return nil, err
 	}
-	if cfg.Timeout < 0 || cfg.MaxConns < 0 {
-		return nil, errors.New("opa: negative timeout or max conns")
+	hc, err := httpclient.New("opa", cfg.Timeout, cfg.MaxConns, httpclient.Errors{
+		Timeout: ErrTimeout, Unavailable: ErrUnavailable, BadAnswer: ErrBadAnswer})
+	if err != nil {
+		return nil, err
 	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = time.Second
-	}
-	if cfg.MaxConns == 0 {
-		cfg.MaxConns = 64
-	}
-	tr := &http.Transport{
-		Proxy:               nil, // a policy server is local infrastructure: never via HTTP_PROXY
-		MaxConnsPerHost:     cfg.MaxConns,
-		MaxIdleConnsPerHost: cfg.MaxConns,
-		MaxIdleConns:        cfg.MaxConns,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
-		ForceAttemptHTTP2:   false,
-	}
-	return &Client{
-		endpoint: strings.TrimRight(cfg.URL, "/") + "/v1/data/" + path,
-		timeout:  cfg.Timeout,
-		hc:       &http.Client{Transport: tr},
-	}, nil
+	return &Client{endpoint: strings.TrimRight(cfg.URL, "/") + "/v1/data/" + path, hc: hc}, nil
 }
 
 // checkPath accepts a slash-separated path of Rego identifiers ("mizuchi/allow").
@@ -131,39 +106,11 @@ func (c *Client) Endpoint() string { return c.endpoint }
 // (false, nil). An error means no decision was had (ErrTimeout, ErrUnavailable, ErrBadAnswer); the
 // caller must treat it as a denial too.
 func (c *Client) Decide(ctx context.Context, in *Input) (bool, error) {
-	body, err := json.Marshal(struct {
+	raw, err := c.hc.PostJSON(ctx, c.endpoint, struct {
 		Input *Input `json:"input"`
 	}{in})
 	if err != nil {
-		return false, fmt.Errorf("%w: %v", ErrBadAnswer, err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(body))
-	if err != nil {
-		return false, fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return false, ErrTimeout
-		}
-		return false, fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
-	if err != nil {
-		if ctx.Err() != nil {
-			return false, ErrTimeout
-		}
-		return false, fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return false, fmt.Errorf("%w: %s: %s", ErrUnavailable, resp.Status, quote(raw))
-	}
-	if len(raw) > maxAnswer {
-		return false, fmt.Errorf("%w: answer larger than %d bytes", ErrBadAnswer, maxAnswer)
+		return false, err
 	}
 	return decision(raw)
 }
@@ -174,7 +121,7 @@ func decision(raw []byte) (bool, error) {
 		Result json.RawMessage `json:"result"`
 	}
 	if err := json.Unmarshal(raw, &ans); err != nil {
-		return false, fmt.Errorf("%w: %v: %s", ErrBadAnswer, err, quote(raw))
+		return false, fmt.Errorf("%w: %v: %s", ErrBadAnswer, err, httpclient.Quote(raw))
 	}
 	r := bytes.TrimSpace(ans.Result)
 	switch {
@@ -192,13 +139,5 @@ func decision(raw []byte) (bool, error) {
 	return string(r) == "true", nil
 }
 
-// quote returns at most 200 bytes of b, quoted, for an error message.
-func quote(b []byte) string {
-	if len(b) > 200 {
-		return fmt.Sprintf("%q…", b[:200])
-	}
-	return fmt.Sprintf("%q", b)
-}
-
 // CloseIdle closes the client's idle connections (after a configuration reload replaced it).
-func (c *Client) CloseIdle() { c.hc.CloseIdleConnections() }
+func (c *Client) CloseIdle() { c.hc.CloseIdle() }

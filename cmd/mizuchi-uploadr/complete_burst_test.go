@@ -106,8 +106,32 @@ func TestCompleteBurstBoundedMemory(t *testing.T) {
 	r := startBinary(t, up, "burst", nil, nil)
 
 	// A real upload id, created through the proxy.
-	create := signedRequest(t, "POST", r.addr, "/uploads/burst-object", "uploads=", nil)
-	c, err := net.Dial("tcp", r.addr)
+	query := "uploadId=" + url.QueryEscape(createUploadID(t, r.addr, "/uploads/burst-object"))
+
+	doc := bigCompleteDoc(4 << 20)
+	if len(doc) != 4<<20-512 {
+		t.Fatalf("document is %d bytes; want just under 4 MiB", len(doc))
+	}
+	req := signedRequest(t, "POST", r.addr, "/uploads/burst-object", query, doc)
+	before := vmHWM(t, r.cmd.Process.Pid)
+	outcomes, took := burst(t, r.addr, req, clients)
+	hwm := vmHWM(t, r.cmd.Process.Pid)
+	t.Logf("%d CompleteMultipartUploads of %d bytes in %v: %s; proxy peak RSS %.1f MiB (%.1f MiB before)",
+		clients, len(doc), took.Round(time.Millisecond), summarize(outcomes), float64(hwm)/(1<<20), float64(before)/(1<<20))
+	checkBurstOutcomes(t, outcomes)
+	if hwm >= rssLimit {
+		t.Errorf("proxy peak RSS %d MiB; want < %d MiB", hwm>>20, rssLimit>>20)
+	}
+	if code, _ := (&proc{admin: r.admin}).get(t, "/readyz"); code != 200 {
+		t.Errorf("proxy not ready after the burst: /readyz %d", code)
+	}
+}
+
+// createUploadID creates a multipart upload of path through the proxy on addr and returns its id.
+func createUploadID(t *testing.T, addr, path string) string {
+	t.Helper()
+	create := signedRequest(t, "POST", addr, path, "uploads=", nil)
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,23 +148,22 @@ func TestCompleteBurstBoundedMemory(t *testing.T) {
 	if resp.StatusCode != 200 || m == nil {
 		t.Fatalf("CreateMultipartUpload: %d %s", resp.StatusCode, body)
 	}
-	query := "uploadId=" + url.QueryEscape(string(m[1]))
+	return string(m[1])
+}
 
-	doc := bigCompleteDoc(4 << 20)
-	if len(doc) != 4<<20-512 {
-		t.Fatalf("document is %d bytes; want just under 4 MiB", len(doc))
-	}
-	req := signedRequest(t, "POST", r.addr, "/uploads/burst-object", query, doc)
-	before := vmHWM(t, r.cmd.Process.Pid)
-
-	conns := make([]net.Conn, clients)
+// burst sends req on n connections to addr at once, each sender not waiting for an answer before
+// its body, and returns what each got and how long it all took.
+func burst(t *testing.T, addr string, req []byte, n int) ([]burstOutcome, time.Duration) {
+	t.Helper()
+	var err error
+	conns := make([]net.Conn, n)
 	for i := range conns {
-		if conns[i], err = net.Dial("tcp", r.addr); err != nil {
+		if conns[i], err = net.Dial("tcp", addr); err != nil {
 			t.Fatal(err)
 		}
 		defer conns[i].Close()
 	}
-	outcomes := make([]burstOutcome, clients)
+	outcomes := make([]burstOutcome, n)
 	start := make(chan struct{})
 	var wg sync.WaitGroup
 	for i, c := range conns {
@@ -170,8 +193,11 @@ func TestCompleteBurstBoundedMemory(t *testing.T) {
 	began := time.Now()
 	close(start)
 	wg.Wait()
-	hwm := vmHWM(t, r.cmd.Process.Pid)
+	return outcomes, time.Since(began)
+}
 
+// summarize counts the outcomes by kind ("3× 400 InvalidPart, …; N sends failed").
+func summarize(outcomes []burstOutcome) string {
 	seen := map[string]int{}
 	writeFailed := 0
 	for _, o := range outcomes {
@@ -185,10 +211,13 @@ func TestCompleteBurstBoundedMemory(t *testing.T) {
 		summary = append(summary, fmt.Sprintf("%d× %s", n, k))
 	}
 	sort.Strings(summary)
-	t.Logf("%d CompleteMultipartUploads of %d bytes in %v: %s; %d sends failed; proxy peak RSS %.1f MiB (%.1f MiB before)",
-		clients, len(doc), time.Since(began).Round(time.Millisecond), strings.Join(summary, ", "), writeFailed,
-		float64(hwm)/(1<<20), float64(before)/(1<<20))
+	return fmt.Sprintf("%s; %d sends failed", strings.Join(summary, ", "), writeFailed)
+}
 
+// checkBurstOutcomes: every client got a whole answer, InvalidPart from the upstream (forwarded) or
+// SlowDown (over the budget), and some documents were forwarded.
+func checkBurstOutcomes(t *testing.T, outcomes []burstOutcome) {
+	t.Helper()
 	forwarded := 0
 	for i, o := range outcomes {
 		switch {
@@ -203,11 +232,5 @@ func TestCompleteBurstBoundedMemory(t *testing.T) {
 	}
 	if forwarded == 0 {
 		t.Errorf("no document reached the upstream: the budget must let some through")
-	}
-	if hwm >= rssLimit {
-		t.Errorf("proxy peak RSS %d MiB; want < %d MiB", hwm>>20, rssLimit>>20)
-	}
-	if code, _ := (&proc{admin: r.admin}).get(t, "/readyz"); code != 200 {
-		t.Errorf("proxy not ready after the burst: /readyz %d", code)
 	}
 }

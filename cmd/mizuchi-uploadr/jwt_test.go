@@ -49,12 +49,7 @@ buckets:
 func TestJWTProcess(t *testing.T) {
 	up := s3test.Start(t)
 	up.CreateBucket(t, "jwt")
-	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	pub, _ := k.PublicKey.Bytes()
-	enc := base64.RawURLEncoding.EncodeToString
-	idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprintf(w, `{"keys":[{"kty":"EC","kid":"k1","crv":"P-256","x":%q,"y":%q}]}`, enc(pub[1:33]), enc(pub[33:]))
-	}))
+	k, idp := startJWKS(t)
 	defer idp.Close()
 
 	dir := publicTempDir(t)
@@ -109,6 +104,35 @@ func TestJWTProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	jwtUploads(t, r, up, dir, tok)
+	stop()
+	log := stdout.String()
+	if strings.Count(log, "principal=alice") != 2 || strings.Count(log, "auth=jwt") != 2 {
+		t.Errorf("access log: want 2 lines with principal=alice auth=jwt:\n%s", log)
+	}
+	if strings.Contains(log+stderr.String(), tok[strings.LastIndexByte(tok, '.')+1:]) {
+		t.Error("a token's signature was logged")
+	}
+	checkJWKSReachability(t, path, envv, addr, admin, up.Endpoint)
+}
+
+// startJWKS serves a JWKS holding one ES256 key (kid k1) and returns the key and the server.
+func startJWKS(t *testing.T) (*ecdsa.PrivateKey, *httptest.Server) {
+	t.Helper()
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	pub, _ := k.PublicKey.Bytes()
+	enc := base64.RawURLEncoding.EncodeToString
+	idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintf(w, `{"keys":[{"kty":"EC","kid":"k1","crv":"P-256","x":%q,"y":%q}]}`, enc(pub[1:33]), enc(pub[33:]))
+	}))
+	return k, idp
+}
+
+// jwtUploads: curl uploads through r with tok as a bearer token and as ?token= (both stored
+// upstream), a tampered token is AccessDenied, and the metric counts two jwt authentications.
+func jwtUploads(t *testing.T, r *running, up *s3test.Server, dir, tok string) {
+	t.Helper()
+	addr := r.addr
 	// No kid: a JWKS holding a single key verifies a token without one.
 	file := filepath.Join(dir, "body.txt")
 	if err := os.WriteFile(file, []byte("uploaded with a bearer token"), 0o644); err != nil {
@@ -137,15 +161,13 @@ func TestJWTProcess(t *testing.T) {
 	if n := r.metric(t, `mizuchi_authenticated_requests_total{method="jwt"}`); n != 2 {
 		t.Errorf("jwt authentications = %v; want 2", n)
 	}
-	stop()
-	log := stdout.String()
-	if strings.Count(log, "principal=alice") != 2 || strings.Count(log, "auth=jwt") != 2 {
-		t.Errorf("access log: want 2 lines with principal=alice auth=jwt:\n%s", log)
-	}
-	if strings.Contains(log+stderr.String(), tok[strings.LastIndexByte(tok, '.')+1:]) {
-		t.Error("a token's signature was logged")
-	}
+}
 
+// checkJWKSReachability: -check with a reachable JWKS passes quietly; an unreachable one is a
+// warning, not a failure; the proxy run with it listens but is not ready, and /readyz says why.
+// It rewrites the config at path.
+func checkJWKSReachability(t *testing.T, path string, envv []string, addr, admin, endpoint string) {
+	t.Helper()
 	// -check: a reachable JWKS passes quietly; an unreachable one is a warning, not a failure.
 	chk := exec.Command(binPath, "-check", "-config", path)
 	chk.Env = envv
@@ -156,7 +178,7 @@ func TestJWTProcess(t *testing.T) {
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	dead := "http://" + l.Addr().String() + "/jwks"
 	l.Close()
-	if err := os.WriteFile(path, []byte(jwtConfigYAML(addr, admin, "jwt", up.Endpoint, dead)), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(jwtConfigYAML(addr, admin, "jwt", endpoint, dead)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	chk = exec.Command(binPath, "-check", "-config", path)

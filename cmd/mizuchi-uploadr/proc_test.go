@@ -71,6 +71,14 @@ func launch(t *testing.T, addr, admin string, args, env []string) *proc {
 	t.Helper()
 	cmd := exec.Command(binPath, args...)
 	cmd.Env = env
+	return startProc(t, "proxy", cmd, addr, admin, false)
+}
+
+// startProc starts cmd (the proxy, or a script that runs it on addr and admin) with its output
+// kept. At cleanup it sends SIGTERM and waits up to 20 s (then kills it and fails: "<name> did not
+// exit after SIGTERM"); when the test failed it logs the stderr (and the stdout, withStdout).
+func startProc(t *testing.T, name string, cmd *exec.Cmd, addr, admin string, withStdout bool) *proc {
+	t.Helper()
 	p := &proc{cmd: cmd, addr: addr, admin: admin, stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -83,15 +91,19 @@ func launch(t *testing.T, addr, admin string, args, env []string) *proc {
 		close(p.exited)
 	}()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Process.Signal(syscall.SIGTERM) // run-local.sh's trap passes it on to the proxy and versitygw
 		select {
 		case <-p.exited:
 		case <-time.After(20 * time.Second):
 			_ = cmd.Process.Kill()
-			t.Errorf("proxy did not exit after SIGTERM")
+			t.Errorf("%s did not exit after SIGTERM", name)
 		}
-		if t.Failed() {
-			t.Logf("proxy stderr:\n%s", p.stderr.String())
+		switch {
+		case !t.Failed():
+		case withStdout:
+			t.Logf("%s stdout:\n%s\nstderr:\n%s", name, p.stdout.String(), p.stderr.String())
+		default:
+			t.Logf("%s stderr:\n%s", name, p.stderr.String())
 		}
 	})
 	return p

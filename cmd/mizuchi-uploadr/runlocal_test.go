@@ -4,7 +4,6 @@ import (
 	"net"
 	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,30 +17,7 @@ func runLocal(t *testing.T, proxy, admin string) *proc {
 	cmd := exec.Command("bash", "../../scripts/run-local.sh")
 	cmd.Env = cleanEnv("MIZUCHI_BIN="+binPath, "RUN_DIR="+t.TempDir(), "PROXY_ADDRESS="+proxy, "ADMIN_ADDRESS="+admin,
 		"VERSITYGW_PORT="+strings.Split(mustFreeAddr(t), ":")[1], "READY_TIMEOUT=20")
-	p := &proc{cmd: cmd, addr: proxy, admin: admin, stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, exited: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		_ = cmd.Wait()
-		p.exitCode = cmd.ProcessState.ExitCode()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM) // its trap stops the proxy and versitygw
-		select {
-		case <-p.exited:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			t.Errorf("run-local.sh did not exit after SIGTERM")
-		}
-		if t.Failed() {
-			t.Logf("run-local.sh stdout:\n%s\nstderr:\n%s", p.stdout.String(), p.stderr.String())
-		}
-	})
-	return p
+	return startProc(t, "run-local.sh", cmd, proxy, admin, true)
 }
 
 func mustFreeAddr(t *testing.T) string { a, _ := addrs(t); return a }

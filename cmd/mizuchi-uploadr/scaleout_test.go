@@ -379,8 +379,42 @@ func TestScaleOutBehindHAProxy(t *testing.T) {
 	var dials atomic.Int64 // one connection per attempt: keep-alive is off
 	var retried retryLog
 	cl := fleetClient(t, "http://"+front, &dials, &retried)
+	waitThrough(t, cl)
 
-	// Wait until HAProxy sees the nodes up and a request goes through.
+	t.Run("multipart across nodes", func(t *testing.T) { multipartAcrossNodes(t, cl, nodes, up, bucket) })
+	if t.Failed() {
+		return
+	}
+
+	t.Run("rolling restart under load", func(t *testing.T) {
+		ups := loadUploads()
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		dialsBefore, retriedBefore := dials.Load(), len(retried.all())
+		const afterRestart = 150
+		restarted := make(chan struct{})
+		start := time.Now()
+		wait := putAll(ctx, cl, ups, afterRestart, restarted)
+		// Roll node2 once it has uploads in flight.
+		n := nodes[1]
+		rollNode(t, n, start, restarted)
+		errs := wait()
+		t.Logf("200 uploads finished in %v with %d connections (attempts)", time.Since(start), dials.Load()-dialsBefore)
+		for _, e := range retried.all()[retriedBefore:] {
+			t.Logf("client retryer saw: %s", e)
+		}
+		if m := regexp.MustCompile(`msg=draining timeout=\S+ uploads=(\d+)`).FindStringSubmatch(n.out.String()); m == nil {
+			t.Errorf("node2 did not log its drain")
+		} else {
+			t.Logf("node2 had %s uploads in flight at SIGTERM", m[1])
+		}
+		checkLoadUpstream(ctx, t, ups, errs, up, bucket, n)
+	})
+}
+
+// waitThrough waits until HAProxy sees the nodes up and a request goes through (at most 20 s).
+func waitThrough(t *testing.T, cl *s3.Client) {
+	t.Helper()
 	for deadline := time.Now().Add(20 * time.Second); ; {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_, err := cl.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("uploads"), Key: aws.String("warm-up"),
@@ -394,174 +428,180 @@ func TestScaleOutBehindHAProxy(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
 
-	t.Run("multipart across nodes", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		before := make([]float64, len(nodes))
-		for i, n := range nodes {
-			before[i] = n.uploadPartsServed(t)
-		}
-		const key, parts, partSize = "spread", 6, 5 << 20
-		cr, err := cl.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("uploads"), Key: aws.String(key)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var done []types.CompletedPart
-		for p := 1; p <= parts; p++ {
-			out, err := cl.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String("uploads"), Key: aws.String(key),
-				UploadId: cr.UploadId, PartNumber: aws.Int32(int32(p)),
-				Body: &seededBody{size: partSize, seed: p}})
-			if err != nil {
-				t.Fatalf("UploadPart %d: %v", p, err)
-			}
-			done = append(done, types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(int32(p))})
-		}
-		if _, err := cl.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String("uploads"),
-			Key: aws.String(key), UploadId: cr.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: done}}); err != nil {
-			t.Fatalf("CompleteMultipartUpload: %v", err)
-		}
-		served := 0
-		var counts []float64
-		for i, n := range nodes {
-			d := n.uploadPartsServed(t) - before[i]
-			counts = append(counts, d)
-			if d > 0 {
-				served++
-			}
-		}
-		t.Logf("UploadPart requests served per node: %v", counts)
-		if served < 2 {
-			t.Errorf("the %d parts went through %d node(s) %v; want at least 2", parts, served, counts)
-		}
-		body, _ := up.GetObject(t, bucket, key)
-		want := md5.New()
-		for p := 1; p <= parts; p++ {
-			_, _ = io.Copy(want, &seededBody{size: partSize, seed: p})
-		}
-		if len(body) != parts*partSize || md5Of(t, bytes.NewReader(body)) != hex.EncodeToString(want.Sum(nil)) {
-			t.Errorf("upstream object: %d bytes, not the %d bytes uploaded", len(body), parts*partSize)
-		}
-	})
-	if t.Failed() {
-		return
+// multipartAcrossNodes sends the parts of one multipart upload through HAProxy: at least two
+// nodes must serve parts, and the upstream object must be the parts in order.
+func multipartAcrossNodes(t *testing.T, cl *s3.Client, nodes []*fleetNode, up *s3test.Server, bucket string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	before := make([]float64, len(nodes))
+	for i, n := range nodes {
+		before[i] = n.uploadPartsServed(t)
 	}
+	const key, parts, partSize = "spread", 6, 5 << 20
+	cr, err := cl.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("uploads"), Key: aws.String(key)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var done []types.CompletedPart
+	for p := 1; p <= parts; p++ {
+		out, err := cl.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String("uploads"), Key: aws.String(key),
+			UploadId: cr.UploadId, PartNumber: aws.Int32(int32(p)),
+			Body: &seededBody{size: partSize, seed: p}})
+		if err != nil {
+			t.Fatalf("UploadPart %d: %v", p, err)
+		}
+		done = append(done, types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(int32(p))})
+	}
+	if _, err := cl.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String("uploads"),
+		Key: aws.String(key), UploadId: cr.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: done}}); err != nil {
+		t.Fatalf("CompleteMultipartUpload: %v", err)
+	}
+	served := 0
+	var counts []float64
+	for i, n := range nodes {
+		d := n.uploadPartsServed(t) - before[i]
+		counts = append(counts, d)
+		if d > 0 {
+			served++
+		}
+	}
+	t.Logf("UploadPart requests served per node: %v", counts)
+	if served < 2 {
+		t.Errorf("the %d parts went through %d node(s) %v; want at least 2", parts, served, counts)
+	}
+	body, _ := up.GetObject(t, bucket, key)
+	want := md5.New()
+	for p := 1; p <= parts; p++ {
+		_, _ = io.Copy(want, &seededBody{size: partSize, seed: p})
+	}
+	if len(body) != parts*partSize || md5Of(t, bytes.NewReader(body)) != hex.EncodeToString(want.Sum(nil)) {
+		t.Errorf("upstream object: %d bytes, not the %d bytes uploaded", len(body), parts*partSize)
+	}
+}
 
-	t.Run("rolling restart under load", func(t *testing.T) {
-		type upload struct {
-			key  string
-			size int64
-			seed int
+// fleetUpload is one upload of the rolling-restart load: a key and its seeded body.
+type fleetUpload struct {
+	key  string
+	size int64
+	seed int
+}
+
+// loadUploads are the 200 uploads of the rolling-restart load: 4 KiB .. 260 KiB, and a few of
+// 16 to 64 MiB that start around the SIGTERM.
+func loadUploads() []fleetUpload {
+	var ups []fleetUpload
+	for i := range 200 {
+		size := int64(4<<10) + int64(i*7919)%(256<<10) // 4 KiB .. 260 KiB
+		switch i {                                     // the big ones start around the SIGTERM
+		case 18:
+			size = 64 << 20
+		case 20:
+			size = 32 << 20
+		case 16, 19, 21, 23:
+			size = 16 << 20
 		}
-		var ups []upload
-		for i := range 200 {
-			size := int64(4<<10) + int64(i*7919)%(256<<10) // 4 KiB .. 260 KiB
-			switch i {                                     // the big ones start around the SIGTERM
-			case 18:
-				size = 64 << 20
-			case 20:
-				size = 32 << 20
-			case 16, 19, 21, 23:
-				size = 16 << 20
+		ups = append(ups, fleetUpload{key: fmt.Sprintf("load/%03d", i), size: size, seed: i})
+	}
+	return ups
+}
+
+// putAll starts every upload through cl, spread over 3 s (15 ms apart) so that they begin before,
+// during and after the drain; those from afterRestart on also wait for restarted. The returned
+// function waits for all and returns their errors, by index.
+func putAll(ctx context.Context, cl *s3.Client, ups []fleetUpload, afterRestart int, restarted chan struct{}) func() []error {
+	errs := make([]error, len(ups))
+	var wg sync.WaitGroup
+	for i, u := range ups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case <-time.After(time.Duration(i) * 15 * time.Millisecond):
+			case <-ctx.Done():
 			}
-			ups = append(ups, upload{key: fmt.Sprintf("load/%03d", i), size: size, seed: i})
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-		defer cancel()
-		dialsBefore, retriedBefore := dials.Load(), len(retried.all())
-		errs := make([]error, len(ups))
-		const afterRestart = 150
-		restarted := make(chan struct{})
-		var wg sync.WaitGroup
-		start := time.Now()
-		for i, u := range ups {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				// Spread the starts over 3 s so that uploads begin before, during and after the drain,
-				// and the last 50 after the restart.
+			if i >= afterRestart { // these also wait until HAProxy can see node2 back up
 				select {
-				case <-time.After(time.Duration(i) * 15 * time.Millisecond):
+				case <-restarted:
 				case <-ctx.Done():
 				}
-				if i >= afterRestart { // these also wait until HAProxy can see node2 back up
-					select {
-					case <-restarted:
-					case <-ctx.Done():
-					}
-				}
-				_, errs[i] = cl.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("uploads"), Key: aws.String(u.key),
-					Body: &seededBody{size: u.size, seed: u.seed}, ContentLength: aws.Int64(u.size)})
-			}()
-		}
-		// Roll node2 once it has uploads in flight: SIGTERM, wait for its exit, start it again on the
-		// same ports, wait for /readyz.
-		n := nodes[1]
-		time.Sleep(300 * time.Millisecond)
-		for deadline := time.Now().Add(3 * time.Second); n.scrapeActive(t) == 0 && time.Now().Before(deadline); {
-			time.Sleep(5 * time.Millisecond)
-		}
-		if err := n.stop(t, 20*time.Second); err != nil {
-			t.Error(err)
-		}
-		drained := time.Since(start)
-		n.start(t)
-		time.AfterFunc(time.Second, func() { close(restarted) }) // rise 2 × inter 200ms, with room
-		t.Logf("node2 drained and exited at %v, ready again at %v", drained, time.Since(start))
+			}
+			_, errs[i] = cl.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("uploads"), Key: aws.String(u.key),
+				Body: &seededBody{size: u.size, seed: u.seed}, ContentLength: aws.Int64(u.size)})
+		}()
+	}
+	return func() []error {
 		wg.Wait()
-		t.Logf("200 uploads finished in %v with %d connections (attempts)", time.Since(start), dials.Load()-dialsBefore)
-		for _, e := range retried.all()[retriedBefore:] {
-			t.Logf("client retryer saw: %s", e)
-		}
-		if m := regexp.MustCompile(`msg=draining timeout=\S+ uploads=(\d+)`).FindStringSubmatch(n.out.String()); m == nil {
-			t.Errorf("node2 did not log its drain")
-		} else {
-			t.Logf("node2 had %s uploads in flight at SIGTERM", m[1])
-		}
-		failed := 0
-		for i, err := range errs {
-			if err != nil {
-				failed++
-				if failed <= 10 {
-					t.Errorf("PutObject %s (%d bytes): %v", ups[i].key, ups[i].size, err)
-				}
+		return errs
+	}
+}
+
+// rollNode waits (at most 3 s) for uploads in flight on n, then sends SIGTERM, waits for its exit,
+// starts it again on the same ports and waits for /readyz; restarted closes a second later (HAProxy's
+// rise 2 × inter 200ms, with room).
+func rollNode(t *testing.T, n *fleetNode, start time.Time, restarted chan struct{}) {
+	t.Helper()
+	time.Sleep(300 * time.Millisecond)
+	for deadline := time.Now().Add(3 * time.Second); n.scrapeActive(t) == 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := n.stop(t, 20*time.Second); err != nil {
+		t.Error(err)
+	}
+	drained := time.Since(start)
+	n.start(t)
+	time.AfterFunc(time.Second, func() { close(restarted) }) // rise 2 × inter 200ms, with room
+	t.Logf("node2 drained and exited at %v, ready again at %v", drained, time.Since(start))
+}
+
+// checkLoadUpstream: every upload succeeded, the upstream holds exactly those objects, intact, the
+// restarted node n served some, and no multipart upload is left over.
+func checkLoadUpstream(ctx context.Context, t *testing.T, ups []fleetUpload, errs []error, up *s3test.Server, bucket string, n *fleetNode) {
+	t.Helper()
+	failed := 0
+	for i, err := range errs {
+		if err != nil {
+			failed++
+			if failed <= 10 {
+				t.Errorf("PutObject %s (%d bytes): %v", ups[i].key, ups[i].size, err)
 			}
 		}
-		if failed > 0 {
-			t.Fatalf("%d of %d uploads failed", failed, len(ups))
+	}
+	if failed > 0 {
+		t.Fatalf("%d of %d uploads failed", failed, len(ups))
+	}
+	keys := map[string]bool{}
+	for _, k := range up.ListKeys(t, bucket) {
+		if strings.HasPrefix(k, "load/") {
+			keys[k] = true
 		}
-		keys := map[string]bool{}
-		for _, k := range up.ListKeys(t, bucket) {
-			if strings.HasPrefix(k, "load/") {
-				keys[k] = true
-			}
+	}
+	if len(keys) != len(ups) {
+		t.Errorf("upstream holds %d load/ objects; want %d", len(keys), len(ups))
+	}
+	for _, u := range ups {
+		if !keys[u.key] {
+			t.Errorf("upstream lacks %s", u.key)
+			continue
 		}
-		if len(keys) != len(ups) {
-			t.Errorf("upstream holds %d load/ objects; want %d", len(keys), len(ups))
+		out, err := up.Client().GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(u.key)})
+		if err != nil {
+			t.Errorf("GetObject %s: %v", u.key, err)
+			continue
 		}
-		for _, u := range ups {
-			if !keys[u.key] {
-				t.Errorf("upstream lacks %s", u.key)
-				continue
-			}
-			out, err := up.Client().GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(u.key)})
-			if err != nil {
-				t.Errorf("GetObject %s: %v", u.key, err)
-				continue
-			}
-			got := md5Of(t, out.Body)
-			out.Body.Close()
-			if aws.ToInt64(out.ContentLength) != u.size || got != seededMD5(u.size, u.seed) {
-				t.Errorf("upstream %s: %d bytes, MD5 %s; not the %d bytes uploaded", u.key, aws.ToInt64(out.ContentLength), got, u.size)
-			}
+		got := md5Of(t, out.Body)
+		out.Body.Close()
+		if aws.ToInt64(out.ContentLength) != u.size || got != seededMD5(u.size, u.seed) {
+			t.Errorf("upstream %s: %d bytes, MD5 %s; not the %d bytes uploaded", u.key, aws.ToInt64(out.ContentLength), got, u.size)
 		}
-		served := n.putsServed(t)
-		t.Logf("the restarted node2 served %v PutObject requests", served)
-		if served == 0 {
-			t.Errorf("the restarted node2 served no upload")
-		}
-		if left := up.ListMultipartUploads(t, bucket); len(left) != 0 {
-			t.Errorf("%d multipart uploads left over upstream", len(left))
-		}
-	})
+	}
+	served := n.putsServed(t)
+	t.Logf("the restarted node2 served %v PutObject requests", served)
+	if served == 0 {
+		t.Errorf("the restarted node2 served no upload")
+	}
+	if left := up.ListMultipartUploads(t, bucket); len(left) != 0 {
+		t.Errorf("%d multipart uploads left over upstream", len(left))
+	}
 }

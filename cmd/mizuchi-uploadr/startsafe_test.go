@@ -132,67 +132,12 @@ func TestReusePortHandOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer slowConn.Close()
-	go func() {
-		head := signedHead(t, "PUT", addr, "/uploads/slow", slowSize, clientAK, clientSK, nil)
-		if _, err := io.WriteString(slowConn, head); err != nil {
-			slowDone <- err
-			return
-		}
-		src := io.LimitReader(&pattern{}, slowSize)
-		buf := make([]byte, 128<<10)
-		for {
-			n, rerr := src.Read(buf)
-			if n > 0 {
-				if _, err := slowConn.Write(buf[:n]); err != nil {
-					slowDone <- err
-					return
-				}
-				time.Sleep(100 * time.Millisecond) // ~3 s for the whole body
-			}
-			if rerr != nil {
-				break
-			}
-		}
-		resp, err := http.ReadResponse(bufio.NewReader(slowConn), nil)
-		if err != nil {
-			slowDone <- err
-			return
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			err = fmt.Errorf("status %d", resp.StatusCode)
-		}
-		slowDone <- err
-	}()
+	go func() { slowDone <- slowPut(t, slowConn, addr, slowSize) }()
 
 	// Uploads on fresh connections, all along.
-	var (
-		stop     atomic.Bool
-		ok, fail atomic.Int64
-		mu       sync.Mutex
-		failures []string
-		wg       sync.WaitGroup
-	)
-	for w := range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; !stop.Load(); i++ {
-				key := fmt.Sprintf("fresh/%d-%d", w, i)
-				err := putFresh(t, addr, key, 8<<10)
-				if err != nil {
-					fail.Add(1)
-					mu.Lock()
-					failures = append(failures, key+": "+err.Error())
-					mu.Unlock()
-				} else {
-					ok.Add(1)
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
-		}()
-	}
-	defer func() { stop.Store(true); wg.Wait() }()
+	var fresh freshUploads
+	fresh.start(t, addr)
+	defer fresh.halt()
 
 	time.Sleep(300 * time.Millisecond)
 	next := launch(t, addr, admin, args, env)
@@ -205,15 +150,14 @@ func TestReusePortHandOver(t *testing.T) {
 	if code := old.wait(t, 30*time.Second); code != 0 {
 		t.Errorf("old process exit %d after its drain, want 0", code)
 	}
-	before := ok.Load()
+	before := fresh.ok.Load()
 	time.Sleep(500 * time.Millisecond)
-	stop.Store(true)
-	wg.Wait()
-	if after := ok.Load(); after <= before {
+	fresh.halt()
+	if after := fresh.ok.Load(); after <= before {
 		t.Errorf("no upload succeeded after the old process exited (%d)", after)
 	}
-	if fail.Load() > 0 {
-		t.Errorf("%d of %d uploads failed during the hand-over:\n%s", fail.Load(), fail.Load()+ok.Load(), strings.Join(failures, "\n"))
+	if fresh.fail.Load() > 0 {
+		t.Errorf("%d of %d uploads failed during the hand-over:\n%s", fresh.fail.Load(), fresh.fail.Load()+fresh.ok.Load(), strings.Join(fresh.failures, "\n"))
 	}
 	if !up.ObjectExists(t, "handover", "slow") {
 		t.Error("the slow upload's object is missing")
@@ -221,8 +165,78 @@ func TestReusePortHandOver(t *testing.T) {
 	if code, body := next.get(t, "/readyz"); code != 200 {
 		t.Errorf("/readyz after the hand-over: %d %s", code, body)
 	}
-	t.Logf("%d uploads on fresh connections, old process served %d requests, new %d", ok.Load(),
+	t.Logf("%d uploads on fresh connections, old process served %d requests, new %d", fresh.ok.Load(),
 		strings.Count(old.stdout.String(), "\n"), strings.Count(next.stdout.String(), "\n"))
+}
+
+// slowPut sends a signed PUT of size bytes to /uploads/slow on c, 128 KiB every 100 ms, and returns
+// the error of the exchange, or of a status other than 200.
+func slowPut(t *testing.T, c net.Conn, addr string, size int64) error {
+	head := signedHead(t, "PUT", addr, "/uploads/slow", size, clientAK, clientSK, nil)
+	if _, err := io.WriteString(c, head); err != nil {
+		return err
+	}
+	src := io.LimitReader(&pattern{}, size)
+	buf := make([]byte, 128<<10)
+	for {
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			if _, err := c.Write(buf[:n]); err != nil {
+				return err
+			}
+			time.Sleep(100 * time.Millisecond) // ~3 s for 4 MiB
+		}
+		if rerr != nil {
+			break
+		}
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		err = fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return err
+}
+
+// freshUploads PUTs 8 KiB objects, each on a new connection, from two goroutines until halted,
+// and counts what succeeded and what failed.
+type freshUploads struct {
+	stop     atomic.Bool
+	ok, fail atomic.Int64
+	mu       sync.Mutex
+	failures []string // guarded by mu until halt returns
+	wg       sync.WaitGroup
+}
+
+func (f *freshUploads) start(t *testing.T, addr string) {
+	for w := range 2 {
+		f.wg.Add(1)
+		go func() {
+			defer f.wg.Done()
+			for i := 0; !f.stop.Load(); i++ {
+				key := fmt.Sprintf("fresh/%d-%d", w, i)
+				err := putFresh(t, addr, key, 8<<10)
+				if err != nil {
+					f.fail.Add(1)
+					f.mu.Lock()
+					f.failures = append(f.failures, key+": "+err.Error())
+					f.mu.Unlock()
+				} else {
+					f.ok.Add(1)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}()
+	}
+}
+
+// halt stops the uploads and waits for those in flight. Idempotent.
+func (f *freshUploads) halt() {
+	f.stop.Store(true)
+	f.wg.Wait()
 }
 
 // putFresh PUTs size bytes to key of bucket "uploads" on a new connection (t only signs: safe

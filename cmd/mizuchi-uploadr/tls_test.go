@@ -4,16 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -32,67 +27,43 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/mizuchi/uploadr/internal/s3test"
+	"github.com/mizuchi/uploadr/internal/testca"
 )
 
 // testCA is a certificate authority made by the test, and the PEM file of its certificate.
 type testCA struct {
-	cert   *x509.Certificate
-	key    *ecdsa.PrivateKey
+	*testca.Cert
 	pemOut string
 	pool   *x509.CertPool
 }
 
 func newTestCA(t *testing.T, dir string) *testCA {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	c, err := testca.New(testca.Spec{CommonName: "mizuchi test CA", Validity: 24 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "mizuchi test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	ca := &testCA{cert: cert, key: key, pemOut: filepath.Join(dir, "ca.pem"), pool: x509.NewCertPool()}
-	ca.pool.AddCert(cert)
-	writePEM(t, ca.pemOut, "CERTIFICATE", der)
+	ca := &testCA{Cert: c, pemOut: filepath.Join(dir, "ca.pem"), pool: c.Pool()}
+	writeFile(t, ca.pemOut, c.CertPEM())
 	return ca
 }
 
 // issue writes a server certificate for 127.0.0.1 and localhost with serial to certFile and its
-// key to keyFile.
+// key to keyFile (the key first).
 func (ca *testCA) issue(t *testing.T, serial int64, certFile, keyFile string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	leaf, err := ca.Issue(testca.Spec{Serial: serial, CommonName: "127.0.0.1", Validity: 23 * time.Hour,
+		IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(23 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kd, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writePEM(t, keyFile, "PRIVATE KEY", kd)
-	writePEM(t, certFile, "CERTIFICATE", der)
+	writeFile(t, keyFile, leaf.KeyPEM())
+	writeFile(t, certFile, leaf.CertPEM())
 }
 
-func writePEM(t *testing.T, path, typ string, der []byte) {
+func writeFile(t *testing.T, path string, b []byte) {
 	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o644); err != nil {
+	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -221,8 +221,16 @@ func TestManifests(t *testing.T) {
 		t.Fatalf("%d containers; want 1", len(pod.Containers))
 	}
 	c := pod.Containers[0]
+	checkSelectors(t, &dep, &svc, &pdb)
+	env := podEnv(t, &c, objs["Secret"])
+	cfg := checkConfig(t, objs["ConfigMap"], &pod, &c, env)
+	checkPorts(t, &c, &svc, cfg)
+	checkDrainAndHardening(t, &pod, &c, cfg)
+}
 
-	// Labels: the Deployment's selector picks its pods; the Service and the PDB select the same.
+// checkSelectors: the Deployment's selector picks its pods; the Service and the PDB select the same.
+func checkSelectors(t *testing.T, dep *deploymentSpec, svc *serviceSpec, pdb *pdbSpec) {
+	t.Helper()
 	podLabels := dep.Template.Metadata.Labels
 	if !subset(dep.Selector.MatchLabels, podLabels) {
 		t.Errorf("Deployment selector %v does not match its pod labels %v", dep.Selector.MatchLabels, podLabels)
@@ -236,9 +244,11 @@ func TestManifests(t *testing.T) {
 	if (pdb.MinAvailable == nil) == (pdb.MaxUnavailable == nil) {
 		t.Errorf("PodDisruptionBudget: set exactly one of minAvailable and maxUnavailable")
 	}
+}
 
-	// The environment the pod gets: every variable from the Secret, whose keys must exist.
-	secret := objs["Secret"]
+// podEnv is the environment the pod gets: every variable from the Secret, whose keys must exist.
+func podEnv(t *testing.T, c *container, secret *object) map[string]string {
+	t.Helper()
 	env := map[string]string{}
 	for _, e := range c.Env {
 		switch {
@@ -256,10 +266,13 @@ func TestManifests(t *testing.T) {
 			env[e.Name] = e.Value
 		}
 	}
+	return env
+}
 
-	// The configuration: from the ConfigMap, mounted where -config points, valid by the proxy's
-	// own rules with the Deployment's environment.
-	cm := objs["ConfigMap"]
+// checkConfig returns the configuration: from the ConfigMap, mounted where -config points, valid
+// by the proxy's own rules with the Deployment's environment.
+func checkConfig(t *testing.T, cm *object, pod *podSpec, c *container, env map[string]string) *server.Config {
+	t.Helper()
 	raw, ok := cm.Data["config.yaml"]
 	if !ok {
 		t.Fatalf("ConfigMap %s has no config.yaml", cm.Metadata.Name)
@@ -298,8 +311,12 @@ func TestManifests(t *testing.T) {
 	if !mounted {
 		t.Errorf("-config %q is not the ConfigMap's config.yaml as mounted", configPath)
 	}
+	return cfg
+}
 
-	// Ports: the container's match the listen and admin addresses; probes hit the admin port.
+// checkPorts: the container's ports match the listen and admin addresses; probes hit the admin port.
+func checkPorts(t *testing.T, c *container, svc *serviceSpec, cfg *server.Config) {
+	t.Helper()
 	ports := map[string]int{}
 	for _, p := range c.Ports {
 		ports[p.Name] = p.ContainerPort
@@ -347,8 +364,12 @@ func TestManifests(t *testing.T) {
 	if !svcPorts[listen] || !svcPorts[admin] {
 		t.Errorf("Service target ports %v; want the S3 port %d and the admin port %d", svcPorts, listen, admin)
 	}
+}
 
-	// Draining: the grace period covers drain_timeout plus the ~10s the cut uploads' aborts get.
+// checkDrainAndHardening: the grace period covers drain_timeout plus the ~10s the cut uploads'
+// aborts get; the pod runs hardened, with resources.
+func checkDrainAndHardening(t *testing.T, pod *podSpec, c *container, cfg *server.Config) {
+	t.Helper()
 	drain := time.Duration(cfg.Server.DrainTimeout)
 	if g := pod.TerminationGracePeriodSeconds; g == nil {
 		t.Errorf("no terminationGracePeriodSeconds: the default 30s does not cover drain_timeout %v + 10s", drain)
@@ -356,7 +377,6 @@ func TestManifests(t *testing.T) {
 		t.Errorf("terminationGracePeriodSeconds %d must be above drain_timeout %v + 10s", *g, drain)
 	}
 
-	// Hardening and resources.
 	if sc := pod.SecurityContext; sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot || sc.RunAsUser == 0 {
 		t.Errorf("pod securityContext must run as a non-root user: %+v", sc)
 	}

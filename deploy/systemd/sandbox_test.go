@@ -70,6 +70,18 @@ buckets:
 	}()
 	waitReady(t, admin, exited)
 
+	uploadThrough(t, addr, up)
+	if _, err := http.Get("http://" + admin + "/metrics"); err != nil {
+		t.Fatal(err)
+	}
+	reloadAndDrain(t, cmd.Process.Pid, exited, &stderr)
+	checkTrace(t, trace)
+}
+
+// uploadThrough puts an inline, a spliced and an auto-chunked object through the proxy on addr and
+// checks that each reached the upstream whole.
+func uploadThrough(t *testing.T, addr string, up *s3test.Server) {
+	t.Helper()
 	c, err := config.LoadDefaultConfig(context.Background(), config.WithRegion("us-east-1"),
 		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("AKIDSANDBOX", "sandbox-secret", "")),
 		config.WithRetryMaxAttempts(1))
@@ -90,11 +102,14 @@ buckets:
 			t.Fatalf("%s differs on versitygw", key)
 		}
 	}
-	if _, err := http.Get("http://" + admin + "/metrics"); err != nil {
-		t.Fatal(err)
-	}
+}
+
+// reloadAndDrain sends SIGHUP, then SIGTERM to the proxy under strace (pid: strace's) and waits
+// for it to drain and exit 0; its log must show the reload.
+func reloadAndDrain(t *testing.T, stracePID int, exited chan error, stderr *bytes.Buffer) {
+	t.Helper()
 	// strace's child is the proxy: signal it, not strace.
-	pid := proxyPID(t, cmd.Process.Pid)
+	pid := proxyPID(t, stracePID)
 	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +128,12 @@ buckets:
 	if !strings.Contains(stderr.String(), "reload") {
 		t.Errorf("no reload in the proxy's log after SIGHUP")
 	}
+}
 
+// checkTrace holds what the strace output in trace shows against the unit's sandbox: system
+// calls, socket families, writable and executable mappings.
+func checkTrace(t *testing.T, trace string) {
+	t.Helper()
 	raw, err := os.ReadFile(trace)
 	if err != nil {
 		t.Fatal(err)

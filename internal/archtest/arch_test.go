@@ -33,11 +33,14 @@ func TestImportRules(t *testing.T) {
 		"transfer":  {"golang.org/x/sys/unix"},
 		"jwtauth":   {"github.com/golang-jwt/jwt/v5"},
 		"policy":    nil,
-		// The authorization clients: stdlib net/http, no project package, no metrics, no logging.
-		"authz/opa":     nil,
-		"authz/openfga": nil,
-		"uploadid":      nil,
-		"proxyproto":    nil,
+		// The authorization clients: stdlib net/http and their shared HTTP helper (itself a leaf),
+		// no other project package, no metrics, no logging.
+		"authz/opa":                 {module + "/authz/internal/httpclient"},
+		"authz/openfga":             {module + "/authz/internal/httpclient"},
+		"authz/internal/httpclient": nil,
+		"uploadid":                  nil,
+		"proxyproto":                nil,
+		"cors":                      nil,
 		// OpenTelemetry: the SDK lives here only (engine sees its Tracer interface, server adapts);
 		// its OTLP/HTTP exporter is its own, on net/http (not otlptracehttp, which links gRPC).
 		"tracing": {"go.opentelemetry.io/otel/attribute", "go.opentelemetry.io/otel/codes",
@@ -52,11 +55,11 @@ func TestImportRules(t *testing.T) {
 				ok = ok || imp == a
 			}
 			if !ok {
-				t.Errorf("leaf %s imports %s; leaves use the standard library only (transfer: x/sys/unix, jwtauth: golang-jwt, tracing: OpenTelemetry)", leaf, imp)
+				t.Errorf("leaf %s imports %s; leaves use the standard library only (transfer: x/sys/unix, jwtauth: golang-jwt, authz clients: authz/internal/httpclient, tracing: OpenTelemetry)", leaf, imp)
 			}
 		}
 	}
-	for _, pkg := range []string{"httpparse", "s3sig", "transfer", "jwtauth", "policy", "uploadid", "proxyproto", "tracing", "authz/opa", "authz/openfga", "server", "engine", "cmd/mizuchi-uploadr"} {
+	for _, pkg := range []string{"httpparse", "s3sig", "transfer", "jwtauth", "policy", "uploadid", "proxyproto", "cors", "tracing", "authz/opa", "authz/openfga", "server", "engine", "cmd/mizuchi-uploadr"} {
 		for _, imp := range imports(t, filepath.Join(r, pkg)) {
 			if strings.HasPrefix(imp, "github.com/panjf2000/gnet") && pkg != "engine" {
 				t.Errorf("%s imports gnet; only engine may", pkg)

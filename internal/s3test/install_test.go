@@ -31,7 +31,7 @@ func TestEnsureVersitygwRunsInstallScript(t *testing.T) {
 	// The stub "installs" by copying the real binary, so the check after it passes.
 	root := fakeRoot(t, "set -e\nmkdir -p .tools/bin\ncp '"+real+"' .tools/bin/versitygw\necho ran >> ran.log\n")
 	for range 2 { // the second call finds the binary and does not run the script
-		got, err := ensureVersitygw(root)
+		got, err := versitygwTool.ensure(root)
 		if err != nil {
 			t.Fatalf("ensureVersitygw: %v", err)
 		}
@@ -53,7 +53,7 @@ func TestEnsureVersitygwFailures(t *testing.T) {
 		{"script installs nothing", "exit 0\n", "after"},
 		{"script installs a non-binary", "mkdir -p .tools/bin && printf '#!/bin/sh\\n' > .tools/bin/versitygw && chmod +x .tools/bin/versitygw\n", "after"},
 	} {
-		_, err := ensureVersitygw(fakeRoot(t, tc.script))
+		_, err := versitygwTool.ensure(fakeRoot(t, tc.script))
 		if err == nil || !strings.Contains(err.Error(), tc.errHas) {
 			t.Errorf("%s: got %v; want an error containing %q", tc.name, err, tc.errHas)
 		}

@@ -163,7 +163,7 @@ func launchJaeger(t testing.TB, bin string, deadline time.Time) (*Jaeger, error)
 		return nil, err
 	}
 	j := &Jaeger{OTLPURL: "http://" + otlp + "/v1/traces", QueryURL: "http://" + query, proc: p}
-	if err := p.waitOK(j.QueryURL+"/api/services", deadline); err != nil {
+	if err := p.waitOK(j.QueryURL+"/api/services", deadline, plainTransport()); err != nil {
 		p.stop()
 		return nil, err
 	}

@@ -29,3 +29,24 @@ func TestStartJaeger(t *testing.T) {
 		t.Errorf("span %+v", s)
 	}
 }
+
+// install-jaeger.sh is a quick no-op once the binary is in place, and another binary is not taken
+// for Jaeger.
+func TestJaegerInstallIdempotent(t *testing.T) {
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, err := JaegerPath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantQuickNoop(t, root, "install-jaeger.sh", "jaeger v1.76.0 already installed: "+bin)
+	other, err := OPAPath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkJaeger(other); err == nil {
+		t.Errorf("%s taken for Jaeger", other)
+	}
+}

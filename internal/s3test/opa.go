@@ -68,7 +68,7 @@ func (o *OPA) launch(deadline time.Time) error {
 	if err != nil {
 		return err
 	}
-	if err := p.waitOK(o.URL+"/health", deadline); err != nil {
+	if err := p.waitOK(o.URL+"/health", deadline, plainTransport()); err != nil {
 		p.stop()
 		return err
 	}

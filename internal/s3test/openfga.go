@@ -48,7 +48,7 @@ func StartOpenFGA(t testing.TB) *OpenFGA {
 			"--grpc-addr", loopback(ports[1]), "--metrics-addr", loopback(ports[2]),
 			"--playground-enabled=false", "--log-level", "error")
 		if err == nil {
-			if err = f.proc.waitOK(f.URL+"/healthz", deadline); err == nil {
+			if err = f.proc.waitOK(f.URL+"/healthz", deadline, plainTransport()); err == nil {
 				t.Cleanup(f.proc.stop)
 				return f
 			}

@@ -2,10 +2,6 @@ package s3test
 
 import (
 	"errors"
-	"fmt"
-	"os"
-	"os/exec"
-	"sync"
 	"testing"
 	"time"
 )
@@ -29,7 +25,7 @@ func (s *Server) Restart(t testing.TB) {
 	}
 	deadline := time.Now().Add(startTimeout)
 	for {
-		err := s.relaunch(bin)
+		err := s.spawn(bin)
 		if err == nil {
 			err = s.waitHealthy(deadline)
 			if err == nil {
@@ -42,28 +38,4 @@ func (s *Server) Restart(t testing.TB) {
 		}
 		time.Sleep(50 * time.Millisecond) // the address is still taken: try again shortly
 	}
-}
-
-// relaunch starts a new versitygw process for s (same flags, address, data directory and keys as
-// launch used) once the previous one has exited.
-func (s *Server) relaunch(bin string) error {
-	cmd := exec.Command(bin, s.args()...)
-	cmd.Env = append(filterEnv(os.Environ(), "VGW_", "ROOT_ACCESS_KEY", "ROOT_SECRET_KEY"),
-		"ROOT_ACCESS_KEY="+s.AccessKey, "ROOT_SECRET_KEY="+s.SecretKey)
-	cmd.Stdout = s.output
-	cmd.Stderr = s.output
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", bin, err)
-	}
-	// The previous process was waited for (stop returns after its exited channel closed), so
-	// nothing else touches these fields now.
-	exited := make(chan struct{})
-	s.cmd, s.exited, s.waitErr, s.stopOnce = cmd, exited, nil, sync.Once{}
-	go func() {
-		err := cmd.Wait()
-		s.waitErr = err
-		close(exited)
-	}()
-	return nil
 }

@@ -150,6 +150,19 @@ func TestRunPythonBoto3PutObject(t *testing.T) {
 	}
 }
 
+// envLines splits a client's printed environment into lines, the values of AWS_CONFIG_FILE and
+// AWS_SHARED_CREDENTIALS_FILE (temporary paths) cut off.
+func envLines(stdout string) []string {
+	var got []string
+	for _, l := range strings.Split(strings.TrimSpace(stdout), "\n") {
+		if strings.HasPrefix(l, "AWS_CONFIG_FILE=") || strings.HasPrefix(l, "AWS_SHARED_CREDENTIALS_FILE=") {
+			l, _, _ = strings.Cut(l, "=")
+		}
+		got = append(got, l)
+	}
+	return got
+}
+
 // Not parallel: t.Setenv.
 func TestClientEnvironment(t *testing.T) {
 	t.Setenv("AWS_PROFILE", "leaky") // the test's AWS_* variables must not reach the client
@@ -169,13 +182,7 @@ print("credentials=" + open(os.environ["AWS_SHARED_CREDENTIALS_FILE"]).read())
 	if err != nil {
 		t.Fatalf("python3: %v\n%s", err, stderr)
 	}
-	var got []string
-	for _, l := range strings.Split(strings.TrimSpace(stdout), "\n") {
-		if strings.HasPrefix(l, "AWS_CONFIG_FILE=") || strings.HasPrefix(l, "AWS_SHARED_CREDENTIALS_FILE=") {
-			l, _, _ = strings.Cut(l, "=")
-		}
-		got = append(got, l)
-	}
+	got := envLines(stdout)
 	want := []string{
 		"AWS_ACCESS_KEY_ID=AK",
 		"AWS_CONFIG_FILE",
@@ -299,7 +306,7 @@ func TestStartMain(t *testing.T) {
 	stop()
 	stop() // idempotent
 	select {
-	case <-s.exited:
+	case <-s.proc.exited:
 	default:
 		t.Fatalf("versitygw still running after stop")
 	}
@@ -433,34 +440,12 @@ func TestCheckVersitygw(t *testing.T) {
 		{"not a Go binary", text, "text"},
 		{"other Go binary", self, "want github.com/versity/versitygw v1.8.0"},
 	} {
-		err := checkVersitygw(tc.path)
+		err := versitygwTool.check(tc.path)
 		switch {
 		case tc.errHas == "" && err != nil:
 			t.Errorf("%s: got %v; want nil", tc.name, err)
 		case tc.errHas != "" && (err == nil || !strings.Contains(err.Error(), tc.errHas)):
 			t.Errorf("%s: got %v; want an error containing %q", tc.name, err, tc.errHas)
 		}
-	}
-}
-
-func TestInstallScriptIdempotent(t *testing.T) {
-	t.Parallel()
-	root, err := repoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := VersitygwPath(); err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	out, err := exec.Command("bash", filepath.Join(root, "scripts", "install-versitygw.sh")).CombinedOutput()
-	if err != nil {
-		t.Fatalf("install-versitygw.sh: %v\n%s", err, out)
-	}
-	if !strings.Contains(string(out), "already installed") {
-		t.Errorf("install-versitygw.sh with the binary present: got %q; want \"already installed\"", out)
-	}
-	if d := time.Since(start); d > 10*time.Second {
-		t.Errorf("install-versitygw.sh with the binary present took %v; want a quick no-op", d)
 	}
 }

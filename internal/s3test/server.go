@@ -6,13 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -40,12 +38,9 @@ type Server struct {
 	RootCAs *x509.CertPool
 	CAFile  string
 
-	tls      *tlsFiles // nil: plain http
-	cmd      *exec.Cmd
-	exited   chan struct{} // closed when the process has been waited for
-	waitErr  error         // valid after exited is closed
-	output   *tailBuffer   // the process's stdout and stderr, last 64 KiB
-	stopOnce sync.Once
+	tls    *tlsFiles   // nil: plain http
+	proc   *process    // the running (or last) versitygw; Restart replaces it
+	output *tailBuffer // every versitygw process's stdout and stderr, last 64 KiB
 
 	clientOnce sync.Once
 	client     *s3.Client
@@ -153,85 +148,40 @@ func launch(bin string, port int, dataDir string, tf *tlsFiles) (*Server, error)
 		SecretKey: (rand.Text() + rand.Text())[:40],
 		Region:    "us-east-1",
 		DataDir:   dataDir,
-		exited:    make(chan struct{}),
 		output:    &tailBuffer{max: 64 << 10},
 		tls:       tf,
 	}
 	if tf != nil {
 		s.Endpoint, s.RootCAs, s.CAFile = "https://"+addr, tf.pool, tf.ca
 	}
+	if err := s.spawn(bin); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// spawn starts a versitygw process for s (flags from s.args, the root keys in its environment).
+// The previous process, if any, must have exited.
+func (s *Server) spawn(bin string) error {
 	cmd := exec.Command(bin, s.args()...)
 	// versitygw reads many flags from VGW_* variables: keep the machine's out of it.
 	cmd.Env = append(filterEnv(os.Environ(), "VGW_", "ROOT_ACCESS_KEY", "ROOT_SECRET_KEY"),
 		"ROOT_ACCESS_KEY="+s.AccessKey, "ROOT_SECRET_KEY="+s.SecretKey)
-	cmd.Stdout = s.output
-	cmd.Stderr = s.output
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", bin, err)
+	p, err := spawn("versitygw on "+s.Addr, cmd, s.output)
+	if err != nil {
+		return err
 	}
-	s.cmd = cmd
-	go func() {
-		s.waitErr = cmd.Wait()
-		close(s.exited)
-	}()
-	return s, nil
+	s.proc = p
+	return nil
 }
 
 // waitHealthy polls GET /health until it answers 200, the process exits or the deadline passes.
 func (s *Server) waitHealthy(deadline time.Time) error {
-	hc := &http.Client{Transport: s.transport(false), Timeout: time.Second}
-	url := s.Endpoint + "/health"
-	lastErr := errors.New("no answer yet")
-	for {
-		select {
-		case <-s.exited:
-			out := s.output.Bytes()
-			if strings.Contains(string(out), "address already in use") {
-				return fmt.Errorf("versitygw on %s: %w", s.Addr, errAddrInUse)
-			}
-			return fmt.Errorf("versitygw on %s exited before it was healthy (%v):\n%s", s.Addr, s.waitErr, tail(out, 4096))
-		default:
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("versitygw on %s not healthy after %v (last: %v); output:\n%s",
-				s.Addr, startTimeout, lastErr, tail(s.output.Bytes(), 4096))
-		}
-		resp, err := hc.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = fmt.Errorf("GET /health: %s", resp.Status)
-		}
-		lastErr = err
-		select {
-		case <-s.exited:
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+	return s.proc.waitOK(s.Endpoint+"/health", deadline, s.transport(false))
 }
 
-// stop sends SIGTERM, waits up to stopGrace, then kills. Idempotent.
-func (s *Server) stop() {
-	s.stopOnce.Do(func() {
-		select {
-		case <-s.exited:
-			return
-		default:
-		}
-		if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			_ = s.cmd.Process.Kill()
-		}
-		select {
-		case <-s.exited:
-		case <-time.After(stopGrace):
-			_ = s.cmd.Process.Kill()
-			<-s.exited
-		}
-	})
-}
+// stop stops the versitygw process (SIGTERM, SIGKILL after stopGrace). Idempotent.
+func (s *Server) stop() { s.proc.stop() }
 
 // filterEnv returns env without the variables whose names start with any of prefixes.
 func filterEnv(env []string, prefixes ...string) []string {

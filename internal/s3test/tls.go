@@ -1,21 +1,17 @@
 package s3test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/mizuchi/uploadr/internal/testca"
 )
 
 // StartTLS is Start with versitygw serving https itself (`--cert FILE --key FILE`): a certificate
@@ -57,52 +53,24 @@ func makeTLSFiles(dir string) (*tlsFiles, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := testca.New(testca.Spec{CommonName: "s3test CA", Validity: 24 * time.Hour})
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "s3test CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		return nil, err
-	}
-	caCert, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return nil, err
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(23 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
-	if err != nil {
-		return nil, err
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	leaf, err := ca.Issue(testca.Spec{CommonName: "127.0.0.1", Validity: 23 * time.Hour,
+		IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"}})
 	if err != nil {
 		return nil, err
 	}
 	tf := &tlsFiles{
 		cert: filepath.Join(dir, "cert.pem"), key: filepath.Join(dir, "key.pem"), ca: filepath.Join(dir, "ca.pem"),
-		pool: x509.NewCertPool(),
+		pool: ca.Pool(),
 	}
-	tf.pool.AddCert(caCert)
 	for _, f := range []struct {
-		path, typ string
-		der       []byte
-	}{{tf.ca, "CERTIFICATE", caDER}, {tf.cert, "CERTIFICATE", der}, {tf.key, "PRIVATE KEY", keyDER}} {
-		if err := os.WriteFile(f.path, pem.EncodeToMemory(&pem.Block{Type: f.typ, Bytes: f.der}), 0o600); err != nil {
+		path string
+		pem  []byte
+	}{{tf.ca, ca.CertPEM()}, {tf.cert, leaf.CertPEM()}, {tf.key, leaf.KeyPEM()}} {
+		if err := os.WriteFile(f.path, f.pem, 0o600); err != nil {
 			return nil, fmt.Errorf("write %s: %w", f.path, err)
 		}
 	}

@@ -20,42 +20,15 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/mizuchi/uploadr/bench/internal/runfile"
 )
 
-// result mirrors bench/cmd/runner's Result.
-type result struct {
-	Phase      string  `json:"phase"`
-	Workload   string  `json:"workload"`
-	Kind       string  `json:"kind"`
-	Target     string  `json:"target"`
-	Rep        int     `json:"rep"`
-	Size       int64   `json:"size"`
-	Conns      int     `json:"conns"`
-	Requests   int64   `json:"requests"`
-	Errors     int64   `json:"errors"`
-	Aborted    int64   `json:"aborted"`
-	BodyBytes  int64   `json:"body_bytes"`
-	Seconds    float64 `json:"seconds"`
-	RPS        float64 `json:"rps"`
-	MiBps      float64 `json:"mib_per_s"`
-	P50        float64 `json:"p50_ms"`
-	P90        float64 `json:"p90_ms"`
-	P99        float64 `json:"p99_ms"`
-	CPUSeconds float64 `json:"cpu_s"`
-	PeakRSS    int64   `json:"peak_rss"`
-	IdleRSS    int64   `json:"idle_rss"`
-	UpCPU      float64 `json:"upstream_cpu_s"`
-	Opened     int64   `json:"opened"`
-	Alive      int64   `json:"alive"`
-	FirstError string  `json:"first_error"`
-	TLS        string  `json:"tls"`
-}
-
-type runFile struct {
-	Meta    map[string]string `json:"meta"`
-	Results []result          `json:"results"`
-	Perf    map[string]string `json:"perf"`
-}
+// result and runFile are the runner's JSON (bench/internal/runfile).
+type (
+	result  = runfile.Result
+	runFile = runfile.File
+)
 
 // agg is the median over repetitions of one (phase, workload, target).
 type agg struct {
@@ -141,7 +114,7 @@ func aggregate(rs []result) map[[3]string]*agg {
 			if r.BodyBytes == 0 {
 				return math.NaN()
 			}
-			return r.UpCPU / (float64(r.BodyBytes) / gib)
+			return r.SinkCPUSeconds / (float64(r.BodyBytes) / gib)
 		})
 		a.peakRSS = col(func(r result) float64 { return float64(r.PeakRSS) / (1 << 20) })
 		a.idleRSS = col(func(r result) float64 { return float64(r.IdleRSS) / (1 << 20) })

@@ -37,7 +37,33 @@ var phaseTitles = map[string]string{
 	"versitygw": "Upstream: versitygw",
 }
 
+// markdown writes the results file: the header, the ratios against the baseline, the verdicts of
+// issues 5 and 11, what was measured, one section per phase, the micro-benchmarks and the profiles.
 func (r *report) markdown(w io.Writer, vs, v11 []verdict, base []cmpRow, png, cmdline string) {
+	r.markdownHeader(w, png, cmdline)
+	if r.hasBaseline() {
+		r.markdownBaseline(w, base)
+	}
+	if len(vs) > 0 {
+		fmt.Fprintln(w, "## Targets of issue 5")
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "mizuchi-uploadr with splice, against the sink (so the figures are the proxy's own cost), medians.")
+		fmt.Fprintln(w)
+		verdictTable(w, vs)
+	}
+	if len(v11) > 0 {
+		r.markdownIssue11(w, v11)
+	}
+	r.markdownMeasured(w)
+	for _, phase := range []string{"sink", "tls", "versitygw"} {
+		r.markdownPhase(w, phase)
+	}
+	r.markdownMicros(w)
+	r.markdownProfiles(w)
+}
+
+// markdownHeader writes the title, the revisions, the machine and how to reproduce the run.
+func (r *report) markdownHeader(w io.Writer, png, cmdline string) {
 	m := r.rf.Meta
 	fmt.Fprintf(w, "# Benchmark results %s (%s run)\n\n", strings.SplitN(m["date"], "T", 2)[0], m["mode"])
 	fmt.Fprintf(w, "mizuchi-uploadr revision `%s`", m["rev"])
@@ -62,40 +88,37 @@ func (r *report) markdown(w io.Writer, vs, v11 []verdict, base []cmpRow, png, cm
 	if png != "" {
 		fmt.Fprintf(w, "![chart](%s)\n\n", png)
 	}
-	if r.hasBaseline() {
-		r.markdownBaseline(w, base)
+}
+
+// verdictTable writes one row per verdict.
+func verdictTable(w io.Writer, vs []verdict) {
+	fmt.Fprintln(w, "| target | workload | measured | goal | verdict | figures |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|")
+	for _, v := range vs {
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", v.goal, v.workload, v.valueString(), v.limitString(), v.status(), v.detail)
 	}
-	if len(vs) > 0 {
-		fmt.Fprintln(w, "## Targets of issue 5")
-		fmt.Fprintln(w)
-		fmt.Fprintln(w, "mizuchi-uploadr with splice, against the sink (so the figures are the proxy's own cost), medians.")
-		fmt.Fprintln(w)
-		fmt.Fprintln(w, "| target | workload | measured | goal | verdict | figures |")
-		fmt.Fprintln(w, "|---|---|---|---|---|---|")
-		for _, v := range vs {
-			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", v.goal, v.workload, v.valueString(), v.limitString(), v.status(), v.detail)
-		}
-		fmt.Fprintln(w)
+	fmt.Fprintln(w)
+}
+
+// markdownIssue11 writes the by-path table, the TLS suites negotiated and the verdicts of issue 11.
+func (r *report) markdownIssue11(w io.Writer, v11 []verdict) {
+	fmt.Fprintln(w, "## By path, and the targets of issue 11 (HAProxy and TLS)")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Medians against the sink. The plain rows are the sink phase (mizuchi-uploadr splices; the relay is the bare")
+	fmt.Fprintln(w, "splice relay); the TLS rows are the tls phase, where every proxy copies in user space (the relay is crypto/tls")
+	fmt.Fprintln(w, "+ io.Copy). CPU is the proxy's own (all its processes); peak RSS is VmHWM of a freshly started proxy.")
+	fmt.Fprintln(w)
+	r.pathTable(w)
+	if r.rf.Meta["tls_upstream_suites"] != "" || len(r.workloads("tls", "")) > 0 {
+		fmt.Fprintf(w, "TLS negotiated: load → proxy %s; proxy → sink %s (every peer pinned to TLS 1.3; one ECDSA P-256 certificate made for the run).\n\n",
+			orDash(r.clientSuites()), orDash(r.rf.Meta["tls_upstream_suites"]))
 	}
-	if len(v11) > 0 {
-		fmt.Fprintln(w, "## By path, and the targets of issue 11 (HAProxy and TLS)")
-		fmt.Fprintln(w)
-		fmt.Fprintln(w, "Medians against the sink. The plain rows are the sink phase (mizuchi-uploadr splices; the relay is the bare")
-		fmt.Fprintln(w, "splice relay); the TLS rows are the tls phase, where every proxy copies in user space (the relay is crypto/tls")
-		fmt.Fprintln(w, "+ io.Copy). CPU is the proxy's own (all its processes); peak RSS is VmHWM of a freshly started proxy.")
-		fmt.Fprintln(w)
-		r.pathTable(w)
-		if m["tls_upstream_suites"] != "" || len(r.workloads("tls", "")) > 0 {
-			fmt.Fprintf(w, "TLS negotiated: load → proxy %s; proxy → sink %s (every peer pinned to TLS 1.3; one ECDSA P-256 certificate made for the run).\n\n",
-				orDash(r.clientSuites()), orDash(m["tls_upstream_suites"]))
-		}
-		fmt.Fprintln(w, "| target | workload | measured | goal | verdict | figures |")
-		fmt.Fprintln(w, "|---|---|---|---|---|---|")
-		for _, v := range v11 {
-			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", v.goal, v.workload, v.valueString(), v.limitString(), v.status(), v.detail)
-		}
-		fmt.Fprintln(w)
-	}
+	verdictTable(w, v11)
+}
+
+// markdownMeasured describes the targets that ran, the upstreams, the load and the proxy's configuration.
+func (r *report) markdownMeasured(w io.Writer) {
+	m := r.rf.Meta
 	fmt.Fprintln(w, "## What was measured")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| target | what it is |")
@@ -133,44 +156,56 @@ func (r *report) markdown(w io.Writer, vs, v11 []verdict, base []cmpRow, png, cm
 		fmt.Fprintln(w, "configuration for the run: defaults except `upstream.max_idle: 1024` and `idle_timeout: 300s`.")
 	}
 	fmt.Fprintln(w)
+}
 
-	for _, phase := range []string{"sink", "tls", "versitygw"} {
-		if len(r.workloads(phase, "")) == 0 {
-			continue
-		}
-		fmt.Fprintf(w, "## %s\n\n", phaseTitles[phase])
-		for _, kind := range []string{"load", "wrk"} {
-			for _, wl := range r.workloads(phase, kind) {
-				r.loadTable(w, phase, wl)
-			}
-		}
-		for _, wl := range r.workloads(phase, "idle") {
-			r.idleTable(w, phase, wl)
+// markdownPhase writes the section of one phase (nothing if it ran no workload): load and wrk
+// tables first, then the idle ones.
+func (r *report) markdownPhase(w io.Writer, phase string) {
+	if len(r.workloads(phase, "")) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "## %s\n\n", phaseTitles[phase])
+	for _, kind := range []string{"load", "wrk"} {
+		for _, wl := range r.workloads(phase, kind) {
+			r.loadTable(w, phase, wl)
 		}
 	}
-	if len(r.micros) > 0 {
-		fmt.Fprintln(w, "## Go micro-benchmarks")
-		fmt.Fprintln(w)
-		fmt.Fprintln(w, "| package | benchmark | ns/op | MB/s | B/op | allocs/op |")
-		fmt.Fprintln(w, "|---|---|---|---|---|---|")
-		for _, m := range r.micros {
-			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", m.pkg, m.name, fmtNum(m.nsOp), fmtNum(m.mbS), fmtNum(m.bytesOp), fmtNum(m.allocsOp))
-		}
-		fmt.Fprintln(w)
+	for _, wl := range r.workloads(phase, "idle") {
+		r.idleTable(w, phase, wl)
 	}
-	if len(r.rf.Perf) > 0 {
-		fmt.Fprintln(w, "## Profiles")
-		fmt.Fprintln(w)
-		keys := make([]string, 0, len(r.rf.Perf))
-		for k := range r.rf.Perf {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			fmt.Fprintf(w, "- %s: [%s](%s)\n", k, filepath.Base(r.rf.Perf[k]), filepath.Join(filepath.Base(filepath.Dir(r.rf.Perf[k])), filepath.Base(r.rf.Perf[k])))
-		}
-		fmt.Fprintln(w)
+}
+
+// markdownMicros writes the Go micro-benchmarks, if any were read.
+func (r *report) markdownMicros(w io.Writer) {
+	if len(r.micros) == 0 {
+		return
 	}
+	fmt.Fprintln(w, "## Go micro-benchmarks")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| package | benchmark | ns/op | MB/s | B/op | allocs/op |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|")
+	for _, m := range r.micros {
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", m.pkg, m.name, fmtNum(m.nsOp), fmtNum(m.mbS), fmtNum(m.bytesOp), fmtNum(m.allocsOp))
+	}
+	fmt.Fprintln(w)
+}
+
+// markdownProfiles links the perf profiles of the run, sorted by name, if any were recorded.
+func (r *report) markdownProfiles(w io.Writer) {
+	if len(r.rf.Perf) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "## Profiles")
+	fmt.Fprintln(w)
+	keys := make([]string, 0, len(r.rf.Perf))
+	for k := range r.rf.Perf {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(w, "- %s: [%s](%s)\n", k, filepath.Base(r.rf.Perf[k]), filepath.Join(filepath.Base(filepath.Dir(r.rf.Perf[k])), filepath.Base(r.rf.Perf[k])))
+	}
+	fmt.Fprintln(w)
 }
 
 func (r *report) loadTable(w io.Writer, phase, wl string) {

@@ -40,46 +40,14 @@ import (
 	"github.com/mizuchi/uploadr/bench/internal/benchtls"
 	"github.com/mizuchi/uploadr/bench/internal/loadgen"
 	"github.com/mizuchi/uploadr/bench/internal/procstat"
+	"github.com/mizuchi/uploadr/bench/internal/runfile"
 )
 
-// Result is one measurement of one workload against one target.
-type Result struct {
-	Phase    string `json:"phase"` // upstream: sink or versitygw
-	Workload string `json:"workload"`
-	Kind     string `json:"kind"` // load, wrk, idle
-	Target   string `json:"target"`
-	Rep      int    `json:"rep"`
-	Size     int64  `json:"size"`
-	Conns    int    `json:"conns"`
-
-	Requests  int64   `json:"requests"`
-	Errors    int64   `json:"errors"`
-	Aborted   int64   `json:"aborted"`
-	BodyBytes int64   `json:"body_bytes"`
-	Seconds   float64 `json:"seconds"`
-	RPS       float64 `json:"rps"`
-	MiBps     float64 `json:"mib_per_s"`
-	P50       float64 `json:"p50_ms"`
-	P90       float64 `json:"p90_ms"`
-	P99       float64 `json:"p99_ms"`
-	Max       float64 `json:"max_ms"`
-
-	CPUSeconds     float64 `json:"cpu_s"`          // the target's processes (0 for direct)
-	PeakRSS        int64   `json:"peak_rss"`       // the target's VmHWM during the run (bytes)
-	IdleRSS        int64   `json:"idle_rss"`       // idle workload: VmRSS with every connection open and idle
-	SinkCPUSeconds float64 `json:"upstream_cpu_s"` // the upstream's CPU during the run
-	Opened         int64   `json:"opened,omitempty"`
-	Alive          int64   `json:"alive,omitempty"`
-	FirstError     string  `json:"first_error,omitempty"`
-	TLS            string  `json:"tls,omitempty"` // the load's negotiated TLS version and suite
-}
-
-// Run is the file the runner writes.
-type Run struct {
-	Meta    map[string]string `json:"meta"`
-	Results []Result          `json:"results"`
-	Perf    map[string]string `json:"perf,omitempty"` // workload -> perf report path (text)
-}
+// Result and Run are the JSON the runner writes (bench/internal/runfile).
+type (
+	Result = runfile.Result
+	Run    = runfile.File
+)
 
 type workload struct {
 	name     string
@@ -115,23 +83,69 @@ type runner struct {
 
 func main() { os.Exit(run()) }
 
+// options are the flags that configure the run rather than the runner's processes.
+type options struct {
+	mode, out, only, targets, perfList, straceList, phases, baseRev, rev string
+	dur                                                                  time.Duration
+	reps                                                                 int
+}
+
 func run() int {
-	var (
-		r        runner
-		mode     = flag.String("mode", "quick", "quick (a subset, ~6 min), full, compare (4 KiB, 1 MiB and 1 GiB PUTs; direct, mizuchi-splice, mizuchi-base-splice; needs -baseline), or single (one 1 GiB PUT, proxy pinned: single.go)")
-		out      = flag.String("out", "", "write the JSON results here (default: stdout)")
-		dur      = flag.Duration("duration", 0, "duration of each load run (default: quick 2s, full 4s)")
-		reps     = flag.Int("reps", 0, "repetitions of the whole interleaved matrix (default: quick 1, full 3, compare 5)")
-		only     = flag.String("only", "", "comma-separated workload names to run (debugging)")
-		targets  = flag.String("targets", "", "comma-separated targets to run (default: all; compare: direct,mizuchi-splice,mizuchi-base-splice)")
-		perfList = flag.String("perf", "", "comma-separated workload names: record a perf profile of mizuchi-splice, nginx and haproxy (sink phase) and of the mizuchi, nginx and haproxy tls-phase targets on each (needs perf)")
-		straceL  = flag.String("strace", "", "comma-separated workload names: count the system calls per request of mizuchi-splice, nginx, haproxy and the splice relay (sink phase) and of every tls-phase proxy on each (strace -c -f)")
-		phases   = flag.String("phases", "", "comma-separated phases to run: sink, tls, versitygw (default: all that apply; compare: sink)")
-	)
+	var r runner
+	o, code := r.parseFlags()
+	if code != 0 {
+		return code
+	}
+	if o.targets != "" {
+		r.targets = set(o.targets)
+	}
+	if err := r.prepare(o); err != nil {
+		fmt.Fprintln(os.Stderr, "runner:", err)
+		return 1
+	}
+	o.setDefaults()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	defer r.stopAll()
+
+	res := r.newRun(o)
+	if o.mode == "single" {
+		if err := r.single(ctx, o.reps, &res); err != nil {
+			fmt.Fprintln(os.Stderr, "runner:", err)
+			r.writeOut(o.out, &res)
+			return 1
+		}
+		return exitWrite(r.writeOut(o.out, &res))
+	}
+	if err := r.runPhases(ctx, o, &res); err != nil {
+		fmt.Fprintln(os.Stderr, "runner:", err)
+		r.writeOut(o.out, &res)
+		return 1
+	}
+	if err := r.writeOut(o.out, &res); err != nil {
+		fmt.Fprintln(os.Stderr, "runner:", err)
+		return 1
+	}
+	return 0
+}
+
+// parseFlags parses the command line into r (the processes and where they write) and the options,
+// and checks it. It returns the exit code of a bad command line, or 0.
+func (r *runner) parseFlags() (*options, int) {
+	o := &options{}
+	flag.StringVar(&o.mode, "mode", "quick", "quick (a subset, ~6 min), full, compare (4 KiB, 1 MiB and 1 GiB PUTs; direct, mizuchi-splice, mizuchi-base-splice; needs -baseline), or single (one 1 GiB PUT, proxy pinned: single.go)")
+	flag.StringVar(&o.out, "out", "", "write the JSON results here (default: stdout)")
+	flag.DurationVar(&o.dur, "duration", 0, "duration of each load run (default: quick 2s, full 4s)")
+	flag.IntVar(&o.reps, "reps", 0, "repetitions of the whole interleaved matrix (default: quick 1, full 3, compare 5)")
+	flag.StringVar(&o.only, "only", "", "comma-separated workload names to run (debugging)")
+	flag.StringVar(&o.targets, "targets", "", "comma-separated targets to run (default: all; compare: direct,mizuchi-splice,mizuchi-base-splice)")
+	flag.StringVar(&o.perfList, "perf", "", "comma-separated workload names: record a perf profile of mizuchi-splice, nginx and haproxy (sink phase) and of the mizuchi, nginx and haproxy tls-phase targets on each (needs perf)")
+	flag.StringVar(&o.straceList, "strace", "", "comma-separated workload names: count the system calls per request of mizuchi-splice, nginx, haproxy and the splice relay (sink phase) and of every tls-phase proxy on each (strace -c -f)")
+	flag.StringVar(&o.phases, "phases", "", "comma-separated phases to run: sink, tls, versitygw (default: all that apply; compare: sink)")
 	flag.StringVar(&r.bin, "bin", "", "directory holding the sink, loadgen, splicerelay and goproxy binaries")
 	flag.StringVar(&r.mizuchi, "mizuchi", "bin/mizuchi-uploadr", "mizuchi-uploadr binary")
 	flag.StringVar(&r.baseline, "baseline", "", "mizuchi-uploadr binary of a baseline revision: adds the target mizuchi-base-splice, run like mizuchi-splice")
-	baseRev := flag.String("baseline-rev", "", "the baseline's revision, recorded in the results")
+	flag.StringVar(&o.baseRev, "baseline-rev", "", "the baseline's revision, recorded in the results")
 	flag.StringVar(&r.versitygw, "versitygw", "", "versitygw binary (empty: no end-to-end phase)")
 	flag.StringVar(&r.nginx, "nginx", "", "nginx binary (empty: no nginx target)")
 	flag.StringVar(&r.haproxy, "haproxy", "", "haproxy binary (empty: no HAProxy target)")
@@ -139,38 +153,66 @@ func run() int {
 	flag.StringVar(&r.wrkScript, "wrk-script", "scripts/wrk-put.lua", "wrk Lua script")
 	flag.StringVar(&r.work, "work", "", "scratch directory (logs, configs); default a new temp dir")
 	flag.StringVar(&r.perfDir, "perf-dir", "", "where perf reports go (default: -work)")
-	rev := flag.String("rev", "", "the mizuchi-uploadr revision measured, recorded in the results")
+	flag.StringVar(&o.rev, "rev", "", "the mizuchi-uploadr revision measured, recorded in the results")
 	flag.Parse()
 	if r.bin == "" {
 		fmt.Fprintln(os.Stderr, "runner: -bin is required")
-		return 2
+		return nil, 2
 	}
-	switch *mode {
+	return o, o.checkMode(r.baseline)
+}
+
+// checkMode checks -mode and applies its own defaults (single: reps; compare: targets). It
+// returns the exit code of a bad command line, or 0.
+func (o *options) checkMode(baseline string) int {
+	switch o.mode {
 	case "quick", "full":
 	case "single": // one 1 GiB PUT, the proxy on its own core (single.go)
-		if *reps == 0 {
-			*reps = singleReps
+		if o.reps == 0 {
+			o.reps = singleReps
 		}
 	case "compare":
-		if r.baseline == "" {
+		if baseline == "" {
 			fmt.Fprintln(os.Stderr, "runner: -mode compare needs -baseline")
 			return 2
 		}
-		if *targets == "" {
-			*targets = "direct,mizuchi-splice," + baseTarget
+		if o.targets == "" {
+			o.targets = "direct,mizuchi-splice," + baseTarget
 		}
 	default:
-		fmt.Fprintf(os.Stderr, "runner: unknown -mode %q\n", *mode)
+		fmt.Fprintf(os.Stderr, "runner: unknown -mode %q\n", o.mode)
 		return 2
 	}
-	if *targets != "" {
-		r.targets = set(*targets)
+	return 0
+}
+
+// setDefaults fills in the duration and repetitions the flags left at zero.
+func (o *options) setDefaults() {
+	full := o.mode == "full"
+	if o.reps == 0 && o.mode == "compare" {
+		o.reps = 5
 	}
+	if o.dur == 0 {
+		o.dur = 2 * time.Second
+		if full {
+			o.dur = 4 * time.Second
+		}
+	}
+	if o.reps == 0 {
+		o.reps = 1
+		if full {
+			o.reps = 3
+		}
+	}
+}
+
+// prepare makes the scratch directory, makes every path handed to a process absolute and finds
+// perf and strace if the run asks for them (without them it warns and goes on).
+func (r *runner) prepare(o *options) error {
 	if r.work == "" {
 		d, err := os.MkdirTemp("", "mizuchi-bench-")
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "runner:", err)
-			return 1
+			return err
 		}
 		r.work = d
 	}
@@ -179,88 +221,68 @@ func run() int {
 		if *p != "" {
 			abs, err := filepath.Abs(*p)
 			if err != nil {
-				fmt.Fprintln(os.Stderr, "runner:", err)
-				return 1
+				return err
 			}
 			*p = abs
 		}
 	}
 	if err := os.MkdirAll(r.work, 0o755); err != nil {
-		fmt.Fprintln(os.Stderr, "runner:", err)
-		return 1
+		return err
 	}
 	if r.perfDir == "" {
 		r.perfDir = r.work
 	}
-	if *perfList != "" {
+	if o.perfList != "" {
 		if p, err := exec.LookPath("perf"); err == nil {
 			r.perf = p
-			r.perfWorkloads = set(*perfList)
+			r.perfWorkloads = set(o.perfList)
 		} else {
 			fmt.Fprintln(os.Stderr, "runner: perf not found; no profiles")
 		}
 	}
-	if *straceL != "" {
+	if o.straceList != "" {
 		if p, err := exec.LookPath("strace"); err == nil {
 			r.strace = p
-			r.straceWorkloads = set(*straceL)
+			r.straceWorkloads = set(o.straceList)
 		} else {
 			fmt.Fprintln(os.Stderr, "runner: strace not found; no system call counts")
 		}
 	}
-	full := *mode == "full"
-	if *reps == 0 && *mode == "compare" {
-		*reps = 5
-	}
-	if *dur == 0 {
-		*dur = 2 * time.Second
-		if full {
-			*dur = 4 * time.Second
-		}
-	}
-	if *reps == 0 {
-		*reps = 1
-		if full {
-			*reps = 3
-		}
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	defer r.stopAll()
+	return nil
+}
 
+// newRun starts the results with the run's metadata: mode, machine, versions and revisions.
+func (r *runner) newRun(o *options) Run {
 	res := Run{Meta: map[string]string{
-		"mode": *mode, "date": time.Now().UTC().Format(time.RFC3339), "duration": dur.String(),
-		"reps": strconv.Itoa(*reps), "cpus": strconv.Itoa(runtime.NumCPU()), "go": runtime.Version(),
+		"mode": o.mode, "date": time.Now().UTC().Format(time.RFC3339), "duration": o.dur.String(),
+		"reps": strconv.Itoa(o.reps), "cpus": strconv.Itoa(runtime.NumCPU()), "go": runtime.Version(),
 		"kernel": kernel(), "cpu_model": cpuModel(), "nginx": r.nginxVersion(), "haproxy": r.haproxyVersion(), "work": r.work,
-		"rev": *rev, "mizuchi_go": goVersionOf(r.mizuchi),
+		"rev": o.rev, "mizuchi_go": goVersionOf(r.mizuchi),
 	}, Perf: map[string]string{}}
 	if r.baseline != "" {
-		res.Meta["baseline_rev"] = *baseRev
+		res.Meta["baseline_rev"] = o.baseRev
 		res.Meta["baseline_go"] = goVersionOf(r.baseline)
 		if res.Meta["baseline_go"] != res.Meta["mizuchi_go"] {
 			fmt.Fprintf(os.Stderr, "runner: warning: the baseline was built with %s, the measured binary with %s\n", res.Meta["baseline_go"], res.Meta["mizuchi_go"])
 		}
 	}
+	return res
+}
 
-	if *mode == "single" {
-		if err := r.single(ctx, *reps, &res); err != nil {
-			fmt.Fprintln(os.Stderr, "runner:", err)
-			r.writeOut(*out, &res)
-			return 1
-		}
-		return exitWrite(r.writeOut(*out, &res))
-	}
+// runPhases runs the workloads of each phase selected (-phases, -only) in turn; versitygw only
+// with a versitygw binary.
+func (r *runner) runPhases(ctx context.Context, o *options, res *Run) error {
 	var phaseSet map[string]bool
-	if *phases != "" {
-		phaseSet = set(*phases)
+	if o.phases != "" {
+		phaseSet = set(o.phases)
 	}
 	for _, phase := range []string{"sink", "tls", "versitygw"} {
 		if phase == "versitygw" && r.versitygw == "" || phaseSet != nil && !phaseSet[phase] {
 			continue
 		}
-		wls := workloads(phase, *mode, *dur, r.wrk != "")
-		if *only != "" {
-			keep := set(*only)
+		wls := workloads(phase, o.mode, o.dur, r.wrk != "")
+		if o.only != "" {
+			keep := set(o.only)
 			var sel []workload
 			for _, w := range wls {
 				if keep[w.name] {
@@ -272,17 +294,11 @@ func run() int {
 		if len(wls) == 0 {
 			continue
 		}
-		if err := r.phase(ctx, phase, wls, *reps, &res); err != nil {
-			fmt.Fprintln(os.Stderr, "runner:", err)
-			r.writeOut(*out, &res)
-			return 1
+		if err := r.phase(ctx, phase, wls, o.reps, res); err != nil {
+			return err
 		}
 	}
-	if err := r.writeOut(*out, &res); err != nil {
-		fmt.Fprintln(os.Stderr, "runner:", err)
-		return 1
-	}
-	return 0
+	return nil
 }
 
 func (r *runner) writeOut(path string, res *Run) error {

@@ -5,20 +5,16 @@
 package benchtls
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/mizuchi/uploadr/internal/testca"
 )
 
 // Suite is the TLS 1.3 cipher suite nginx and HAProxy are pinned to (OpenSSL's name); Go peers pick
@@ -40,46 +36,18 @@ func Write(dir string) (Files, error) {
 		CA: filepath.Join(dir, "bench-ca.pem"), Cert: filepath.Join(dir, "bench-cert.pem"),
 		Key: filepath.Join(dir, "bench-key.pem"), Combined: filepath.Join(dir, "bench-combined.pem"),
 	}
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := testca.New(testca.Spec{CommonName: "mizuchi bench CA", Validity: 24 * time.Hour})
 	if err != nil {
 		return f, err
 	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "mizuchi bench CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	leaf, err := ca.Issue(testca.Spec{CommonName: "localhost", Validity: 24 * time.Hour,
+		DNSNames: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}})
 	if err != nil {
 		return f, err
 	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return f, err
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return f, err
-	}
-	leafTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		return f, err
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return f, err
-	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER})
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	certPEM, keyPEM := leaf.CertPEM(), leaf.KeyPEM()
 	for path, b := range map[string][]byte{
-		f.CA:       pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		f.CA:       ca.CertPEM(),
 		f.Cert:     certPEM,
 		f.Key:      keyPEM,
 		f.Combined: append(append([]byte{}, certPEM...), keyPEM...),

@@ -386,19 +386,51 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		}
 		defer conns[i].closeFile()
 	}
-	var (
-		firstErr  atomic.Pointer[string]
-		errs      atomic.Int64
-		aborted   atomic.Int64
-		completed atomic.Int64
-		tickets   atomic.Int64
-	)
-	noteErr := func(err error) {
-		errs.Add(1)
-		s := err.Error()
-		firstErr.CompareAndSwap(nil, &s)
+	var t tally
+	t.dialAll(conns)
+
+	start := time.Now()
+	var deadline time.Time
+	if cfg.Duration > 0 {
+		deadline = start.Add(cfg.Duration)
 	}
-	// Dial first so that connection setup is not measured (1,000 connections take a while).
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, w := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.drive(ctx, &cfg, deadline, &t)
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if !deadline.IsZero() && elapsed > cfg.Duration {
+		elapsed = cfg.Duration // bytes after the deadline are not sent: the window is the duration
+	}
+	return t.result(conns, elapsed), nil
+}
+
+// tally is what the connections of one Run count together; safe for concurrent use.
+type tally struct {
+	firstErr  atomic.Pointer[string]
+	errs      atomic.Int64
+	aborted   atomic.Int64
+	completed atomic.Int64
+	tickets   atomic.Int64 // a run of Count requests: how many were handed out
+}
+
+// noteErr counts a failure and keeps the first one's text.
+func (t *tally) noteErr(err error) {
+	t.errs.Add(1)
+	s := err.Error()
+	t.firstErr.CompareAndSwap(nil, &s)
+}
+
+// dialAll dials every connection, 256 at a time, before the clock starts, so that connection
+// setup is not measured (1,000 connections take a while).
+func (t *tally) dialAll(conns []*conn) {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 256)
 	for _, w := range conns {
@@ -408,78 +440,70 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			defer wg.Done()
 			defer func() { <-sem }()
 			if err := w.dial(time.Time{}); err != nil {
-				noteErr(err)
+				t.noteErr(err)
 			}
 		}()
 	}
 	wg.Wait()
+}
 
-	start := time.Now()
-	var deadline time.Time
-	if cfg.Duration > 0 {
-		deadline = start.Add(cfg.Duration)
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	for _, w := range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer w.close()
-			stop := context.AfterFunc(ctx, func() { w.setDeadline(time.Now()) })
-			defer stop()
-			for {
-				if ctx.Err() != nil {
-					return
-				}
-				if deadline.IsZero() {
-					if tickets.Add(1) > cfg.Count {
-						return
-					}
-				} else if !time.Now().Before(deadline) {
-					return
-				}
-				if w.c == nil {
-					if err := w.dial(deadline); err != nil {
-						if !deadline.IsZero() && !time.Now().Before(deadline) {
-							return
-						}
-						noteErr(err)
-						time.Sleep(10 * time.Millisecond)
-						continue
-					}
-				}
-				t0 := time.Now()
-				if deadline.IsZero() {
-					w.setDeadline(t0.Add(cfg.Timeout))
-				} else {
-					w.setDeadline(deadline)
-				}
-				reuse, err := w.put(t0)
-				switch {
-				case err == nil:
-					completed.Add(1)
-					w.lat = append(w.lat, float64(time.Since(t0).Microseconds())/1000)
-				case errors.Is(err, errStatus):
-					noteErr(err)
-				case ctx.Err() != nil || (!deadline.IsZero() && !time.Now().Before(deadline)):
-					aborted.Add(1)
-					reuse = false
-				default:
-					noteErr(err)
-					reuse = false
-				}
-				if !reuse {
-					w.close()
-				}
+// drive sends requests on w, one at a time, until ctx ends, the deadline passes or (no deadline)
+// cfg.Count requests have been handed out over all connections; it redials a closed connection.
+// A request still in flight when ctx ends or the deadline passes counts as aborted, not failed.
+func (w *conn) drive(ctx context.Context, cfg *Config, deadline time.Time, t *tally) {
+	defer w.close()
+	stop := context.AfterFunc(ctx, func() { w.setDeadline(time.Now()) })
+	defer stop()
+	for {
+		if ctx.Err() != nil {
+			return
+		}
+		if deadline.IsZero() {
+			if t.tickets.Add(1) > cfg.Count {
+				return
 			}
-		}()
+		} else if !time.Now().Before(deadline) {
+			return
+		}
+		if w.c == nil {
+			if err := w.dial(deadline); err != nil {
+				if !deadline.IsZero() && !time.Now().Before(deadline) {
+					return
+				}
+				t.noteErr(err)
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+		}
+		t0 := time.Now()
+		if deadline.IsZero() {
+			w.setDeadline(t0.Add(cfg.Timeout))
+		} else {
+			w.setDeadline(deadline)
+		}
+		reuse, err := w.put(t0)
+		switch {
+		case err == nil:
+			t.completed.Add(1)
+			w.lat = append(w.lat, float64(time.Since(t0).Microseconds())/1000)
+		case errors.Is(err, errStatus):
+			t.noteErr(err)
+		case ctx.Err() != nil || (!deadline.IsZero() && !time.Now().Before(deadline)):
+			t.aborted.Add(1)
+			reuse = false
+		default:
+			t.noteErr(err)
+			reuse = false
+		}
+		if !reuse {
+			w.close()
+		}
 	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	if !deadline.IsZero() && elapsed > cfg.Duration {
-		elapsed = cfg.Duration // bytes after the deadline are not sent: the window is the duration
-	}
+}
+
+// result sums the connections' bytes and latencies into the Result of a run that took elapsed.
+// The connections must be done.
+func (t *tally) result(conns []*conn, elapsed time.Duration) Result {
 	var lat []float64
 	var total int64
 	negotiated := ""
@@ -491,20 +515,20 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		}
 	}
 	r := Result{
-		Requests:  completed.Load(),
-		Errors:    errs.Load(),
-		Aborted:   aborted.Load(),
+		Requests:  t.completed.Load(),
+		Errors:    t.errs.Load(),
+		Aborted:   t.aborted.Load(),
 		BodyBytes: total,
 		Seconds:   elapsed.Seconds(),
 		TLS:       negotiated,
 	}
-	if p := firstErr.Load(); p != nil {
+	if p := t.firstErr.Load(); p != nil {
 		r.FirstError = *p
 	}
 	r.RPS = float64(r.Requests) / r.Seconds
 	r.MiBps = float64(r.BodyBytes) / (1 << 20) / r.Seconds
 	r.P50, r.P90, r.P99, r.Max = percentiles(lat)
-	return r, nil
+	return r
 }
 
 func (w *conn) setDeadline(t time.Time) {

@@ -1,0 +1,103 @@
+package httpclient
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+var (
+	errTimeout     = errors.New("t: timeout")
+	errUnavailable = errors.New("t: unavailable")
+	errBadAnswer   = errors.New("t: bad answer")
+	errs           = Errors{Timeout: errTimeout, Unavailable: errUnavailable, BadAnswer: errBadAnswer}
+)
+
+func TestCheckURL(t *testing.T) {
+	for _, tc := range []struct{ url, want string }{
+		{"http://127.0.0.1:8181", ""},
+		{"https://opa.example:443/base/", ""},
+		{"ftp://h", "want http://host:port"},
+		{"http://", "want http://host:port"},
+		{"127.0.0.1:8181", "want http://host:port"},
+		{"http://h?x=1", "no query or fragment"},
+		{"http://h#f", "no query or fragment"},
+	} {
+		err := CheckURL("t", tc.url)
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.HasPrefix(err.Error(), "t: url ") || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("CheckURL(%q) = %v; want %q", tc.url, err, tc.want)
+		}
+	}
+	if _, err := New("t", -time.Second, 0, errs); err == nil || err.Error() != "t: negative timeout or max conns" {
+		t.Errorf("negative timeout: %v", err)
+	}
+	if _, err := New("t", 0, -1, errs); err == nil {
+		t.Error("negative max conns accepted")
+	}
+}
+
+// Each way a POST fails wraps the caller's sentinel; a 200 returns the answer as sent.
+func TestPostJSON(t *testing.T) {
+	long := strings.Repeat("x", MaxAnswer+1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("request %s %q", r.Method, r.Header.Get("Content-Type"))
+		}
+		switch r.URL.Path {
+		case "/ok":
+			_, _ = w.Write(b)
+		case "/status":
+			w.WriteHeader(http.StatusInternalServerError)
+			_, _ = io.WriteString(w, `{"code":"internal"}`)
+		case "/long":
+			_, _ = io.WriteString(w, long)
+		case "/slow":
+			time.Sleep(300 * time.Millisecond)
+		}
+	}))
+	defer srv.Close()
+	c, err := New("t", 100*time.Millisecond, 0, errs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseIdle()
+	raw, err := c.PostJSON(context.Background(), srv.URL+"/ok", map[string]int{"a": 1})
+	if err != nil || string(raw) != `{"a":1}` {
+		t.Errorf("ok: %q, %v", raw, err)
+	}
+	for _, tc := range []struct {
+		path string
+		v    any
+		want error
+		text string
+	}{
+		{"/status", 1, errUnavailable, `500 Internal Server Error: "{\"code\":\"internal\"}"`},
+		{"/long", 1, errBadAnswer, "answer larger than 1048576 bytes"},
+		{"/slow", 1, errTimeout, ""},
+		{"/ok", func() {}, errBadAnswer, "unsupported type"},
+	} {
+		_, err := c.PostJSON(context.Background(), srv.URL+tc.path, tc.v)
+		if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.text) {
+			t.Errorf("%s: %v; want %v with %q", tc.path, err, tc.want, tc.text)
+		}
+	}
+	srv.Close()
+	if _, err := c.PostJSON(context.Background(), srv.URL+"/ok", 1); !errors.Is(err, errUnavailable) {
+		t.Errorf("closed server: %v; want unavailable", err)
+	}
+}
+
+func TestQuote(t *testing.T) {
+	if got := Quote([]byte("a\"b")); got != `"a\"b"` {
+		t.Errorf("Quote: %s", got)
+	}
+	if got := Quote([]byte(strings.Repeat("y", 300))); got != `"`+strings.Repeat("y", 200)+`"…` {
+		t.Errorf("Quote of 300 bytes: %s", got)
+	}
+}
