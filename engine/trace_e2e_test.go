@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -270,5 +271,39 @@ func TestTraceAuthorize(t *testing.T) {
 				t.Errorf("denied: authorize %+v, request %+v", a, r)
 			}
 		}
+	}
+}
+
+// TestTraceProxyProtocolClient: behind a balancer the request span's client is the one the PROXY
+// header names, not the balancer.
+func TestTraceProxyProtocolClient(t *testing.T) {
+	up := startHeadUpstream(t)
+	tr := &recTracer{}
+	o := engine.Options{
+		Address:       fmt.Sprintf("127.0.0.1:%d", s3test.FreePort(t)),
+		EventLoops:    1,
+		Logger:        slog.New(slog.DiscardHandler),
+		Tracer:        tr,
+		ProxyProtocol: engine.ProxyProtocol{Enabled: true, Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}},
+		Buckets: []engine.Bucket{{Name: "open", AuthNone: true,
+			Upstream: engine.Upstream{Endpoint: "http://" + up.l.Addr().String(), Bucket: "up", Region: "us-east-1", AccessKey: "ak", SecretKey: "sk"}}},
+	}
+	runEngine(t, o)
+	conn, err := net.Dial("tcp", o.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "PROXY TCP4 203.0.113.7 127.0.0.1 40001 80\r\nPUT /open/pp HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok")
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("%v %v", resp, err)
+	}
+	var req []*recSpan
+	for deadline := time.Now().Add(5 * time.Second); len(req) == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		req = tr.ended()["PutObject"]
+	}
+	if len(req) != 1 || req[0].attrs["client.address"] != "203.0.113.7" || req[0].attrs["client.port"] != int64(40001) {
+		t.Fatalf("request spans %+v", req)
 	}
 }
