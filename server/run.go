@@ -103,7 +103,7 @@ func New(cfg *Config, log *slog.Logger, access io.Writer) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.tracer, opts.Tracer, err = newTracer(cfg.Tracing); err != nil { // tracing.go
+	if s.tracer, opts.Tracer, err = newTracer(cfg.Tracing, log); err != nil { // tracing.go
 		return nil, err
 	}
 	if s.eng, err = engine.New(opts); err != nil {

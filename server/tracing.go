@@ -4,6 +4,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -53,18 +55,28 @@ func (t *TracingConfig) normalize() {
 	setInt(&t.QueueSize, DefaultTracingQueue)
 }
 
-func (t *TracingConfig) leaf() tracing.Config {
+// leaf converts tracing for package tracing; failed exports are counted and logged on log (at most
+// once a minute: a collector that is down must not flood the log), when log is not nil.
+func (t *TracingConfig) leaf(log *slog.Logger) tracing.Config {
+	var lastLog atomic.Int64
 	return tracing.Config{Endpoint: t.Endpoint, Headers: t.Headers, Timeout: time.Duration(t.Timeout),
 		SampleRatio: t.SampleRatio, ServiceName: t.ServiceName, ServiceVersion: buildinfo.Version,
 		QueueSize:  t.QueueSize,
 		OnExported: func(n int) { tracingExported.Add(n) }, OnDropped: func(n int) { tracingDropped.Add(n) },
-		OnExportError: func(error) { tracingExportErrors.Inc() }}
+		OnExportError: func(err error) {
+			tracingExportErrors.Inc()
+			now, last := time.Now().UnixNano(), lastLog.Load()
+			if log != nil && now-last > int64(time.Minute) && lastLog.CompareAndSwap(last, now) {
+				log.Warn("tracing: OTLP export failed; its spans are dropped (mizuchi_tracing_spans_dropped_total)",
+					"endpoint", t.Endpoint, "err", err)
+			}
+		}}
 }
 
 // validate checks tracing (whether enabled or not, so -check finds a bad endpoint before it is
 // switched on); each problem names its key.
 func (t *TracingConfig) validate() []error {
-	c := t.leaf()
+	c := t.leaf(nil)
 	var errs []error
 	if c.Endpoint != "" {
 		if err := (&tracing.Config{Endpoint: c.Endpoint}).Validate(); err != nil {
@@ -96,12 +108,13 @@ func init() {
 	exposition.Help(`mizuchi_tracing_export_errors_total`, "OTLP export requests that failed after retries (their spans are counted as dropped).")
 }
 
-// newTracer builds the engine's Tracer from tracing; nil when tracing is off.
-func newTracer(t TracingConfig) (*tracing.Tracer, engine.Tracer, error) {
+// newTracer builds the engine's Tracer from tracing; nil when tracing is off. log receives failed
+// exports (at most once a minute); nil: none.
+func newTracer(t TracingConfig, log *slog.Logger) (*tracing.Tracer, engine.Tracer, error) {
 	if !t.Enabled {
 		return nil, nil, nil
 	}
-	tr, err := tracing.New(t.leaf())
+	tr, err := tracing.New(t.leaf(log))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -10,7 +10,7 @@ import (
 // The adapter the engine calls: a request that is not recorded (ratio 0 without a traceparent, or
 // an unsampled one) costs no allocation, as with tracing off.
 func TestTracerAdapterNotRecordedAllocs(t *testing.T) {
-	tr, et, err := newTracer(TracingConfig{Enabled: true, Endpoint: "http://127.0.0.1:9/v1/traces", Timeout: Duration(time.Second)})
+	tr, et, err := newTracer(TracingConfig{Enabled: true, Endpoint: "http://127.0.0.1:9/v1/traces", Timeout: Duration(time.Second)}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func TestTracerAdapterNotRecordedAllocs(t *testing.T) {
 
 // Disabled tracing builds no tracer at all: the engine's Options.Tracer stays nil.
 func TestTracingOffNoTracer(t *testing.T) {
-	tr, et, err := newTracer(TracingConfig{Endpoint: DefaultTracingEndpoint})
+	tr, et, err := newTracer(TracingConfig{Endpoint: DefaultTracingEndpoint}, nil)
 	if tr != nil || et != nil || err != nil {
 		t.Fatalf("%v %v %v", tr, et, err)
 	}

@@ -116,3 +116,28 @@ func TestRunFlushesSpansOnExit(t *testing.T) {
 		t.Errorf("the collector has %d exports without the request's spans: %.400s", len(got), all)
 	}
 }
+
+// A collector that cannot be reached costs counted drops and one log line, not a line per batch.
+func TestTracingExportFailureLogged(t *testing.T) {
+	var buf syncBuffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	tr, et, err := newTracer(TracingConfig{Enabled: true, Endpoint: "http://127.0.0.1:1/v1/traces", SampleRatio: 1,
+		Timeout: Duration(50 * time.Millisecond), QueueSize: 16}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shutdownTracer(tr)
+	errs0, dropped0 := tracingExportErrors.Get(), tracingDropped.Get()
+	for range 2 {
+		et.StartRequest("PutObject", nil, nil, time.Now()).End(time.Time{})
+		if err := tr.ForceFlush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if tracingExportErrors.Get()-errs0 != 2 || tracingDropped.Get()-dropped0 != 2 {
+		t.Errorf("export errors +%d, dropped +%d; want 2, 2", tracingExportErrors.Get()-errs0, tracingDropped.Get()-dropped0)
+	}
+	if n := strings.Count(buf.String(), "level=WARN"); n != 1 {
+		t.Errorf("%d log lines; want 1:\n%s", n, buf.String())
+	}
+}
