@@ -1,0 +1,113 @@
+package engine_test
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/mizuchi/uploadr/internal/s3test"
+)
+
+// tlsPut dials addr over TLS (trusting pool) and returns the connection and its reader.
+func tlsDial(t *testing.T, addr string, pool *x509.CertPool) (*tls.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	if p := c.ConnectionState().NegotiatedProtocol; p != "http/1.1" {
+		t.Fatalf("ALPN = %q; want http/1.1", p)
+	}
+	return c, bufio.NewReader(c)
+}
+
+// The loop driver holds no goroutine per connection: 40 idle keep-alive TLS connections that
+// each sent a request cost the goroutine driver 40 goroutines and the loop driver none.
+func TestServeTLSLoopNoGoroutinePerConnection(t *testing.T) {
+	for _, driver := range []string{"goroutine", "loop"} {
+		t.Run(driver, func(t *testing.T) {
+			g := startProxy(t)
+			cert, pool := selfSigned(t)
+			addr := serveTLS(t, driver, cert)
+			time.Sleep(100 * time.Millisecond)
+			before := runtime.NumGoroutine()
+			for i := range 40 {
+				c, br := tlsDial(t, addr, pool)
+				key := fmt.Sprintf("idle/%s-%d", driver, i)
+				r := rawReq{Method: "PUT", Path: "/" + g.Bucket + "/" + key, Body: []byte("x")}
+				if _, err := c.Write(r.bytes(t, addr)); err != nil {
+					t.Fatal(err)
+				}
+				if resp, body := readResponse(t, br); resp.StatusCode != 200 {
+					t.Fatalf("PUT %s: %d %s", key, resp.StatusCode, body)
+				}
+			}
+			time.Sleep(200 * time.Millisecond)
+			grew := runtime.NumGoroutine() - before
+			t.Logf("%s driver: %d goroutines more with 40 idle TLS connections", driver, grew)
+			if driver == "loop" && grew >= 10 {
+				t.Fatalf("loop driver: %d goroutines more with 40 idle TLS connections; want none per connection", grew)
+			}
+			if driver == "goroutine" && grew < 40 {
+				t.Fatalf("goroutine driver: %d goroutines more; the assertion above would not tell the drivers apart", grew)
+			}
+		})
+	}
+}
+
+// On one loop-served TLS connection: pipelined small PUTs, a body large enough to detach to a
+// goroutine (through the tls.Conn, over the socket), then small PUTs again after the connection
+// rejoined its loop; a refusal keeps the connection. Every object is stored byte for byte.
+func TestServeTLSLoopDetachAndReturn(t *testing.T) {
+	g := startProxy(t)
+	cert, pool := selfSigned(t)
+	addr := serveTLS(t, "loop", cert)
+	c, br := tlsDial(t, addr, pool)
+	put := func(key string, body []byte) []byte {
+		r := rawReq{Method: "PUT", Path: "/" + g.Bucket + "/" + key, Body: body}
+		return r.bytes(t, addr)
+	}
+	expect := func(key string, body []byte, status int) {
+		t.Helper()
+		resp, rb := readResponse(t, br)
+		if resp.StatusCode != status {
+			t.Fatalf("PUT %s: %d %s; want %d", key, resp.StatusCode, rb, status)
+		}
+		if status != 200 {
+			return
+		}
+		if got, _ := upstream.GetObject(t, g.UpBucket, key); !bytes.Equal(got, body) {
+			t.Fatalf("%s: upstream has %d bytes; want %d", key, len(got), len(body))
+		}
+	}
+	a, b := s3test.RandomBytes(3000, 1), s3test.RandomBytes(10, 2)
+	if _, err := c.Write(append(put("loop/a", a), put("loop/b", b)...)); err != nil {
+		t.Fatal(err)
+	}
+	expect("loop/a", a, 200)
+	expect("loop/b", b, 200)
+	for i, size := range []int{1 << 20, 200 << 10, 5000} {
+		key := fmt.Sprintf("loop/after-%d", i)
+		body := s3test.RandomBytes(size, int64(10+i))
+		go func(w []byte) { _, _ = c.Write(w) }(put(key, body))
+		expect(key, body, 200)
+	}
+	bad := rawReq{Method: "PUT", Path: "/" + g.Bucket + "/loop/bad", Body: []byte("zz"), SK: "wrong", AK: clientAK}
+	if _, err := c.Write(bad.bytes(t, addr)); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := readResponse(t, br)
+	wantS3Error(t, resp, body, 403, "SignatureDoesNotMatch")
+	last := s3test.RandomBytes(100, 20)
+	if _, err := c.Write(put("loop/last", last)); err != nil {
+		t.Fatal(err)
+	}
+	expect("loop/last", last, 200)
+}
