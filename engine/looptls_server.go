@@ -178,8 +178,7 @@ func (st *connState) tlsReturning(c gnet.Conn) gnet.Conn {
 // tlsDetached points a detached TLS client's transport at its socket again and returns the
 // tls.Conn the exchange reads and answers through.
 func (st *connState) tlsDetached(sock net.Conn) net.Conn {
-	st.tls.mc.sock = sock
-	st.tls.gc.Conn = nil
+	st.tls.mc.sock = sock // gc.Conn is left to the loop: OnClose of the old connection reads it
 	return st.tls.tc
 }
 
