@@ -32,7 +32,7 @@ const maxTLSClientPlain = 64 << 20
 
 // serverTLS is the TLS state of one loop-served TLS client connection.
 type serverTLS struct {
-	loopTLS
+	*loopTLS
 	gc tlsGConn
 }
 
@@ -242,8 +242,8 @@ func (e *Engine) serveTLSConn(c net.Conn, cfg *tls.Config, timeout time.Duration
 		fail(nil)
 		return
 	}
-	t := &serverTLS{}
-	t.gc.t = &t.loopTLS
+	t := &serverTLS{loopTLS: &loopTLS{}}
+	t.gc.t = t.loopTLS
 	t.mc = loopTLSConn{sock: c, addr: c.LocalAddr(), peer: c.RemoteAddr()}
 	t.tc = tls.Server(&t.mc, cfg)
 	_ = c.SetDeadline(time.Now().Add(timeout))
