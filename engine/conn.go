@@ -197,10 +197,10 @@ func (e *Engine) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	if st, ok := c.Context().(*connState); ok && st.returning {
 		st.returning = false
 		st.conn = c
-		if st.tls != nil {
-			st.conn = st.tlsReturning(c)
-		}
 		st.toHead(e.now())
+		if st.tls != nil {
+			st.conn = e.tlsReturning(st, c) // looptls_server.go
+		}
 		e.conns.add(st)
 		return nil, gnet.None
 	}

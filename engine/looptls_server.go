@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
@@ -33,7 +34,8 @@ const maxTLSClientPlain = 64 << 20
 // serverTLS is the TLS state of one loop-served TLS client connection.
 type serverTLS struct {
 	*loopTLS
-	gc tlsGConn
+	gc       tlsGConn
+	enrolled bool // joined a loop once
 }
 
 // tlsGConn is the gnet connection of a TLS client as the pipeline sees it: reads return the
@@ -169,7 +171,12 @@ func clientConn(st *connState, c gnet.Conn) gnet.Conn {
 
 // tlsReturning takes a TLS client back on a loop (its first enroll after the handshake, or a
 // re-enroll after a detached exchange): bytes crypto/tls already holds are served at once.
-func (st *connState) tlsReturning(c gnet.Conn) gnet.Conn {
+func (e *Engine) tlsReturning(st *connState, c gnet.Conn) gnet.Conn {
+	if !st.tls.enrolled && st.lim.refuse != nil {
+		// Over a client limit: its first head must come within head_timeout (refuseConn).
+		st.idleSince.Add(int64(e.opts.HeadTimeout) - int64(e.opts.IdleTimeout))
+	}
+	st.tls.enrolled = true
 	st.tls.gc.Conn = c
 	_ = c.Wake(nil) // OnTraffic: decrypt what crypto/tls buffered, if anything
 	return &st.tls.gc
@@ -325,6 +332,33 @@ func (p *loopPicker) probe(c gnet.Conn) bool {
 	return true
 }
 
+// bindProbe binds a probe's socket to an ephemeral port of host and notes its address.
+func (p *loopPicker) bindProbe(fd int, host string) (string, error) {
+	ip := net.ParseIP(host)
+	var sa syscall.Sockaddr = &syscall.SockaddrInet6{}
+	if ip4 := ip.To4(); ip4 != nil {
+		sa = &syscall.SockaddrInet4{Addr: [4]byte(ip4)}
+	}
+	if err := syscall.Bind(fd, sa); err != nil {
+		return "", err
+	}
+	got, err := syscall.Getsockname(fd)
+	if err != nil {
+		return "", err
+	}
+	var local string
+	switch a := got.(type) {
+	case *syscall.SockaddrInet4:
+		local = net.JoinHostPort(net.IP(a.Addr[:]).String(), strconv.Itoa(a.Port))
+	case *syscall.SockaddrInet6:
+		local = net.JoinHostPort(net.IP(a.Addr[:]).String(), strconv.Itoa(a.Port))
+	}
+	p.mu.Lock()
+	p.probes[local] = true
+	p.mu.Unlock()
+	return local, nil
+}
+
 // numLoops is how many event loops gnet runs (its own rule).
 func (e *Engine) numLoops() int {
 	if e.opts.EventLoops > 0 {
@@ -361,14 +395,17 @@ func (e *Engine) discoverLoops() {
 	defer p.want.Store(false)
 	n := e.numLoops()
 	for i := 0; i < 4*n && known < n; i++ {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
+		var local string
+		d := net.Dialer{Timeout: time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
+			// Bind first and note the address before connecting: OnOpen may run before Dial returns.
+			var err error
+			cerr := rc.Control(func(fd uintptr) { local, err = p.bindProbe(int(fd), host) })
+			return errors.Join(cerr, err)
+		}}
+		c, err := d.Dial("tcp", addr)
 		if err != nil {
-			return
+			break
 		}
-		local := c.LocalAddr().String()
-		p.mu.Lock()
-		p.probes[local] = true
-		p.mu.Unlock()
 		for wait := 0; wait < 200; wait++ { // until OnOpen saw it (at most 200 ms)
 			p.mu.Lock()
 			seen := !p.probes[local]
@@ -383,6 +420,9 @@ func (e *Engine) discoverLoops() {
 		delete(p.probes, local)
 		p.mu.Unlock()
 		_ = c.Close()
+	}
+	if known == 0 {
+		e.opts.Logger.Warn("https clients: no event loop found; they are served one goroutine per connection")
 	}
 	e.opts.Logger.Debug("tls: event loops learnt", "loops", strconv.Itoa(known), "of", strconv.Itoa(n))
 }
