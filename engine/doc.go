@@ -16,7 +16,8 @@
 //   - finish (finish.go) records the request and keeps or closes the connection.
 //
 // conn.go holds the connection state machine and its diagram. The same pipeline serves connections
-// from any net.Listener (serve.go, one goroutine per connection). Every request that is not one of
+// from any net.Listener (serve.go, one goroutine per connection), and TLS clients join the event
+// loops after their handshake, crypto/tls driven in the loop (looptls_server.go). Every request that is not one of
 // the six operations gets an S3 XML error and nothing is sent upstream.
 //
 // engine is the only package that imports gnet. It never imports server: server turns its Config into
