@@ -255,7 +255,7 @@ func (e *Engine) OnClose(c gnet.Conn, err error) gnet.Action {
 	case phaseBusy:
 		// A client that half-closed after its whole request still gets the answer of an in-loop
 		// exchange (gnet forgets the connection now): finishInLoop writes it to a dup of the socket.
-		if errors.Is(err, io.EOF) && st.loopJob && !st.closed && st.halfFD == 0 && st.tls == nil {
+		if errors.Is(err, io.EOF) && st.loopJob && !st.closed && st.halfFD == 0 {
 			if fd, derr := c.Dup(); derr == nil {
 				st.halfFD = fd + 1
 			}

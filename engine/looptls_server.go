@@ -129,11 +129,11 @@ func (e *Engine) tlsTraffic(c gnet.Conn, st *connState) gnet.Action {
 		_, _ = c.Write(out) // crypto/tls's own answer (a key update)
 		t.mc.out = out[:0]
 	}
-	if err != nil {
-		if len(t.plain) == 0 || !errors.Is(err, io.EOF) {
-			return gnet.Close // a bad record, or close_notify with nothing left to serve
-		}
+	if err != nil && (!errors.Is(err, io.EOF) || len(t.plain) == 0 && !st.inFlight()) {
+		return gnet.Close // a bad record, or close_notify with nothing left to serve or answer
 	}
+	// After close_notify the answer of a request in flight is still written: the client's FIN then
+	// comes to OnClose, which keeps a dup of the socket for it (finishInLoop, halfClosedAnswer).
 	return e.process(&t.gc, st)
 }
 
@@ -159,6 +159,25 @@ func (t *loopTLS) openClient(ct []byte) error {
 			return err
 		}
 	}
+}
+
+// inFlight reports whether a request is being exchanged or decided for the connection.
+func (st *connState) inFlight() bool {
+	p := st.phase.Load()
+	return p == phaseBusy || p == phaseAwait
+}
+
+// halfClosedAnswer is what finishInLoop writes to the socket of a client that half-closed: the
+// answer, sealed for a TLS client.
+func (st *connState) halfClosedAnswer(resp []byte) []byte {
+	if st.tls == nil {
+		return resp
+	}
+	ct, err := st.tls.seal(resp)
+	if err != nil {
+		return nil
+	}
+	return ct
 }
 
 // clientConn is the connection the pipeline uses for c: the sealing wrapper for a TLS client.

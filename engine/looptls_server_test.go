@@ -111,3 +111,33 @@ func TestServeTLSLoopDetachAndReturn(t *testing.T) {
 	}
 	expect("loop/last", last, 200)
 }
+
+// A TLS client that closes its side (close_notify, then FIN) right after its request still reads
+// the answer, on both drivers.
+func TestServeTLSHalfClosedClientGetsAnswer(t *testing.T) {
+	for _, driver := range []string{"goroutine", "loop"} {
+		t.Run(driver, func(t *testing.T) {
+			g := startProxy(t)
+			cert, pool := selfSigned(t)
+			addr := serveTLS(t, driver, cert)
+			for i := range 5 {
+				c, br := tlsDial(t, addr, pool)
+				key := fmt.Sprintf("half/%s-%d", driver, i)
+				body := s3test.RandomBytes(2000, int64(i))
+				r := rawReq{Method: "PUT", Path: "/" + g.Bucket + "/" + key, Body: body}
+				if _, err := c.Write(r.bytes(t, addr)); err != nil {
+					t.Fatal(err)
+				}
+				if err := c.CloseWrite(); err != nil {
+					t.Fatal(err)
+				}
+				if resp, rb := readResponse(t, br); resp.StatusCode != 200 {
+					t.Fatalf("PUT %s: %d %s", key, resp.StatusCode, rb)
+				}
+				if got, _ := upstream.GetObject(t, g.UpBucket, key); !bytes.Equal(got, body) {
+					t.Fatalf("%s: upstream has %d bytes", key, len(got))
+				}
+			}
+		})
+	}
+}
