@@ -6,10 +6,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
+	"net/http"
 	"runtime"
 	"testing"
 	"time"
 
+	"github.com/mizuchi/uploadr/engine"
 	"github.com/mizuchi/uploadr/internal/s3test"
 )
 
@@ -139,5 +142,69 @@ func TestServeTLSHalfClosedClientGetsAnswer(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The client limits hold on loop-served TLS connections: over the per-address limit the first
+// request is 503 SlowDown and the connection closes; one over the limit that sends nothing after
+// its handshake is closed after head_timeout; the connections under the limit keep working.
+func TestServeTLSLoopClientLimits(t *testing.T) {
+	p := startProxy(t, func(o *engine.Options) { o.Limits.MaxConnsPerIP, o.HeadTimeout = 2, time.Second })
+	cert, pool := selfSigned(t)
+	addr := serveTLS(t, "loop", cert)
+	put := func(c *tls.Conn, br *bufio.Reader, key string) int {
+		r := rawReq{Method: "PUT", Path: "/" + p.Bucket + "/" + key, Body: []byte("limits " + key)}
+		if _, err := c.Write(r.bytes(t, addr)); err != nil {
+			return 0
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			return 0
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 503 {
+			wantS3Error(t, resp, body, 503, "SlowDown")
+		}
+		return resp.StatusCode
+	}
+	type kept struct {
+		c  *tls.Conn
+		br *bufio.Reader
+	}
+	var ok []kept
+	for i := range 2 {
+		waitFor(t, "a TLS connection admitted", 5*time.Second, func() bool {
+			c, br := tlsDial(t, addr, pool)
+			if put(c, br, fmt.Sprintf("tls-limit-%d", i)) == 200 {
+				ok = append(ok, kept{c, br})
+				return true
+			}
+			c.Close()
+			return false
+		})
+	}
+	before := limitedSeries(t, "connections_per_ip")
+	c, br := tlsDial(t, addr, pool)
+	if st := put(c, br, "tls-third"); st != 503 {
+		t.Fatalf("third TLS connection: status %d; want 503", st)
+	}
+	closedWithin(t, c, 5*time.Second)
+	if upstream.ObjectExists(t, p.UpBucket, "tls-third") {
+		t.Errorf("the refused request reached the upstream")
+	}
+	if g := limitedSeries(t, "connections_per_ip") - before; g != 1 {
+		t.Errorf("limited{connections_per_ip} grew by %v; want 1", g)
+	}
+	silent, _ := tlsDial(t, addr, pool)
+	start := time.Now()
+	closedWithin(t, silent, 5*time.Second)
+	if d := time.Since(start); d > 4*time.Second {
+		t.Errorf("silent TLS connection over the limit closed after %v; want about head_timeout (1s)", d)
+	}
+	for i, k := range ok {
+		if st := put(k.c, k.br, fmt.Sprintf("tls-again-%d", i)); st != 200 {
+			t.Fatalf("connection %d after the refusal: %d", i, st)
+		}
 	}
 }
