@@ -72,7 +72,15 @@ func TestServeTLSLoopDetachAndReturn(t *testing.T) {
 	g := startProxy(t)
 	cert, pool := selfSigned(t)
 	addr := serveTLS(t, "loop", cert)
+	active := metricValue(t, "mizuchi_connections_active")
 	c, br := tlsDial(t, addr, pool)
+	defer func() {
+		// The gauge counts the connection through its detach and return, and forgets it once closed.
+		c.Close()
+		waitFor(t, "mizuchi_connections_active back to its value", 5*time.Second, func() bool {
+			return metricValue(t, "mizuchi_connections_active") == active
+		})
+	}()
 	put := func(key string, body []byte) []byte {
 		r := rawReq{Method: "PUT", Path: "/" + g.Bucket + "/" + key, Body: body}
 		return r.bytes(t, addr)
@@ -113,6 +121,9 @@ func TestServeTLSLoopDetachAndReturn(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect("loop/last", last, 200)
+	if got := metricValue(t, "mizuchi_connections_active"); got != active+1 {
+		t.Errorf("mizuchi_connections_active = %v with the connection open; want %v", got, active+1)
+	}
 }
 
 // A TLS client that closes its side (close_notify, then FIN) right after its request still reads
