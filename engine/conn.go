@@ -115,6 +115,8 @@ type connState struct {
 	// whole request, kept so that finishInLoop can still answer it (gnet closes on read()==0).
 	loopJob bool
 	halfFD  int
+
+	tls *serverTLS // a TLS client served by the loop (looptls_server.go); nil: plain
 }
 
 // toHead readies the connection for its next request.
@@ -200,8 +202,14 @@ func (e *Engine) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		st.returning = false
 		st.conn = c
 		st.toHead(e.now())
+		if st.tls != nil {
+			st.conn = e.tlsReturning(st, c) // looptls_server.go
+		}
 		e.conns.add(st)
 		return nil, gnet.None
+	}
+	if e.tlsLoops.probe(c) {
+		return nil, gnet.Close // ServeTLS learnt this loop (looptls_server.go)
 	}
 	if e.draining.Load() {
 		return nil, gnet.Close
@@ -237,6 +245,9 @@ func (e *Engine) OnClose(c gnet.Conn, err error) gnet.Action {
 		return gnet.None
 	}
 	st, ok := c.Context().(*connState)
+	if ok {
+		c = clientConn(st, c) // a TLS client's sealing wrapper
+	}
 	if !ok || st.conn != c {
 		// Detached (st.conn was cleared before the goroutine that owns it now started, which may
 		// already have handed it back to a new gnet connection): this close is gnet forgetting it.
@@ -301,6 +312,9 @@ func (e *Engine) OnTick() (delay time.Duration, action gnet.Action) {
 func (e *Engine) OnTraffic(c gnet.Conn) gnet.Action {
 	switch x := c.Context().(type) {
 	case *connState:
+		if x.tls != nil {
+			return e.tlsTraffic(c, x) // looptls_server.go
+		}
 		return e.process(c, x)
 	case *loopUp:
 		return e.onUpstreamTraffic(c, x)
@@ -422,7 +436,7 @@ func (e *Engine) onHead(c gnet.Conn, st *connState, buf []byte) (gnet.Action, bo
 func (e *Engine) act(c gnet.Conn, st *connState, buf []byte, d *decision) (gnet.Action, bool) {
 	st.rt, st.bodyLen, st.principal, st.signed, st.chunks = d.rt, d.bodyLen, d.principal, d.signed, d.chunks
 	st.noOverwrite = d.noOverwrite
-	if e.cannotStream(d) {
+	if e.cannotStream(d) || st.tls != nil && tlsDetaches(d) {
 		// Above streamInlineMin a body is streamed in the loop or detached, never buffered whole
 		// on the loop's side: this one cannot stream (an https upstream, NoLoopUpstream).
 		if d.verdict == verdictAwait {

@@ -108,6 +108,9 @@ func (e *Engine) runDetached(j *job) {
 		e.finish(j, outcome{status: 500, mode: "none", closeClient: true})
 		return
 	}
+	if j.st.tls != nil {
+		client = j.st.tlsDetached(client) // read and answer through TLS (looptls_server.go)
+	}
 	j.client = client
 	e.finish(j, e.exchange(j, client))
 }
@@ -173,6 +176,9 @@ func (e *Engine) handBack(j *job, reuse bool) {
 	j.release()
 	st.toHead(e.now())
 	st.returning = true
+	if st.tls != nil {
+		client = st.tlsSocket()
+	}
 	ch, err := el.Enroll(gnet.NewContext(context.Background(), st), client)
 	if err != nil {
 		e.releaseConn(st)

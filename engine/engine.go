@@ -52,6 +52,7 @@ type Engine struct {
 	loops   map[gnet.EventLoop]*loopState
 
 	gnetEngine gnet.Engine
+	tlsLoops   loopPicker // the loops TLS clients join (looptls_server.go)
 	booted     atomic.Bool
 	bootCh     chan struct{}
 	stopped    chan struct{} // closed by Shutdown when there is no plain listener (runHousekeeping)

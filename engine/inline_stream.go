@@ -31,7 +31,7 @@ const streamInlineMin = 64 << 10
 
 // canStream reports whether the request admitted inline on st streams its body in the loop.
 func (e *Engine) canStream(st *connState) bool {
-	return st.bodyLen > streamInlineMin && st.rt.op != opCompleteMultipartUpload && e.loopStreams(st.rt.bucket)
+	return st.tls == nil && st.bodyLen > streamInlineMin && st.rt.op != opCompleteMultipartUpload && e.loopStreams(st.rt.bucket)
 }
 
 // loopStreams reports whether b's requests can stream in the loop: on loop-owned plain-TCP

@@ -51,21 +51,42 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 // peeked) and every kind of exchange completes — inline, streamed, auto-chunked — with the SDK's
 // default checksums (aws-chunked with a Content-Length over https) up to the auto-chunk threshold
 // and with RequestChecksumCalculationWhenRequired above it; a refusal is the S3 XML error.
+// Both drivers: Serve (a goroutine per connection) and ServeTLS (the event loops; bodies above
+// the in-loop size detach through the tls.Conn).
 func TestServeTLSListener(t *testing.T) {
-	g := startProxy(t, withAutoChunk("", 6<<20, 5<<20, 2))
-	cert, pool := selfSigned(t)
-	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}})
+	for _, driver := range []string{"goroutine", "loop"} {
+		t.Run(driver, func(t *testing.T) { testServeTLS(t, driver) })
+	}
+}
+
+// serveTLS serves https on a new loopback listener with the given driver and returns its address.
+func serveTLS(t *testing.T, driver string, cert tls.Certificate) string {
+	t.Helper()
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	e := lastEngine
 	done := make(chan error, 1)
-	go func() { done <- lastEngine.Serve(l) }()
+	if driver == "loop" {
+		go func() { done <- e.ServeTLS(l, cfg, 5*time.Second) }()
+	} else {
+		go func() { done <- e.Serve(tls.NewListener(l, cfg)) }()
+	}
 	t.Cleanup(func() {
 		l.Close()
 		if err := <-done; err != nil {
 			t.Errorf("Serve: %v", err)
 		}
 	})
+	return l.Addr().String()
+}
+
+func testServeTLS(t *testing.T, driver string) {
+	g := startProxy(t, withAutoChunk("", 6<<20, 5<<20, 2))
+	cert, pool := selfSigned(t)
+	addr := serveTLS(t, driver, cert)
 	hc := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool}
 	})
@@ -75,7 +96,7 @@ func TestServeTLSListener(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	endpoint := "https://" + l.Addr().String()
+	endpoint := "https://" + addr
 	cl := s3.NewFromConfig(cfg, func(o *s3.Options) { o.BaseEndpoint = aws.String(endpoint); o.UsePathStyle = true })
 	whenRequired := s3.NewFromConfig(cfg, func(o *s3.Options) {
 		o.BaseEndpoint = aws.String(endpoint)

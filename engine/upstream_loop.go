@@ -345,7 +345,7 @@ func (e *Engine) finishInLoop(j *job, status int, closeClient bool) {
 		// The client half-closed after its request (OnClose kept a dup): answer, then close.
 		fd := st.halfFD - 1
 		st.halfFD = 0
-		writeHalfClosed(fd, j.resp)
+		writeHalfClosed(fd, st.halfClosedAnswer(j.resp)) // sealed for a TLS client
 	}
 	e.finish(j, outcome{status: status, bodyBytes: body, mode: "inline", closeClient: closeClient})
 }

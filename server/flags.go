@@ -52,6 +52,7 @@ type Flags struct {
 	tlsAddress, tlsCert, tlsKey, tlsMinVer    string
 	plain, reusePort                          bool
 	tlsHandshake                              time.Duration
+	tlsDriver                                 string
 	vhostSuffixes                             listFlag
 	lim                                       LimitsConfig // -max-connections, -rate-per-ip, ...
 	proxyProtocol                             bool
@@ -143,6 +144,7 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key `file` of the https listener; SIGHUP reloads it (server.tls.key_file)")
 	fs.StringVar(&f.tlsMinVer, "tls-min-version", DefaultTLSMinVersion, "lowest TLS `version` accepted: 1.2 or 1.3 (server.tls.min_version)")
 	fs.DurationVar(&f.tlsHandshake, "tls-handshake-timeout", DefaultTLSHandshakeTimeout, "`duration` a client may take to complete its TLS handshake (server.tls.handshake_timeout)")
+	fs.StringVar(&f.tlsDriver, "tls-driver", DefaultTLSDriver, "who serves https clients: loop (the event loops) or goroutine (one per connection) (server.tls.driver)")
 	fs.BoolVar(&f.proxyProtocol, "proxy-protocol", false, "require a PROXY protocol header (v1 or v2) from -proxy-protocol-trusted-cidr peers on both listeners; its client address is logged and authorized; others are closed (server.proxy_protocol.enabled)")
 	fs.Var(&f.proxyTrusted, "proxy-protocol-trusted-cidr", "a balancer's network (`CIDR`, or an address) allowed to send PROXY headers; repeatable; replaces the file's list (server.proxy_protocol.trusted_cidrs)")
 	registerTracingFlags(fs, &f.tracing) // tracing.go
@@ -371,6 +373,8 @@ func (f *Flags) Apply(c *Config) error {
 			s.TLS.MinVersion = f.tlsMinVer
 		case "tls-handshake-timeout":
 			s.TLS.HandshakeTimeout = Duration(f.tlsHandshake)
+		case "tls-driver":
+			s.TLS.Driver = f.tlsDriver
 		case "tracing", "tracing-endpoint", "tracing-sample-ratio", "tracing-service-name", "tracing-timeout",
 			"tracing-queue-size", "tracing-record-keys":
 			applyTracingFlag(fl.Name, &f.tracing, &c.Tracing)

@@ -62,6 +62,7 @@ func (c *Config) Normalize() {
 	setDur(&s.DrainTimeout, DefaultDrainTimeout)
 	setStr(&s.TLS.MinVersion, DefaultTLSMinVersion)
 	setDur(&s.TLS.HandshakeTimeout, DefaultTLSHandshakeTimeout)
+	setStr(&s.TLS.Driver, DefaultTLSDriver)
 	setDur(&c.Upstream.DialTimeout, DefaultDialTimeout)
 	setInt(&c.Upstream.MaxIdle, DefaultUpstreamMaxIdle)
 	setDur(&c.Upstream.IdleTimeout, DefaultUpstreamIdleTimeout)

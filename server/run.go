@@ -197,7 +197,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	if s.tlsL != nil {
 		go func() {
-			if err := s.eng.Serve(s.tlsL); err != nil {
+			if err := s.serveTLS(s.tlsL, cfg.Server.TLS.Driver); err != nil {
 				s.log.Error("https listener failed", "address", s.tlsL.Addr().String(), "err", err)
 			}
 		}()

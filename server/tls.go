@@ -11,7 +11,8 @@ import (
 )
 
 // TLSConfig is server.tls: an https listener for clients beside the plain one. It serves the same
-// pipeline (engine.Serve, one goroutine per connection); its bodies take the copy path.
+// pipeline (engine.ServeTLS on the event loops, or engine.Serve, one goroutine per connection);
+// its bodies take the copy path.
 type TLSConfig struct {
 	Address    string `yaml:"address"`     // https listen address; empty = no https listener
 	CertFile   string `yaml:"cert_file"`   // PEM certificate chain, leaf first
@@ -19,12 +20,16 @@ type TLSConfig struct {
 	MinVersion string `yaml:"min_version"` // "1.2" (default) or "1.3"
 	// HandshakeTimeout bounds each connection's TLS handshake; default 10s.
 	HandshakeTimeout Duration `yaml:"handshake_timeout"`
+	// Driver serves the connections after the handshake: "loop" (default: the event loops, as
+	// plain connections; large bodies detach to a goroutine) or "goroutine" (one per connection).
+	Driver string `yaml:"driver"`
 }
 
 // Defaults of server.tls.
 const (
 	DefaultTLSMinVersion       = "1.2"
 	DefaultTLSHandshakeTimeout = 10 * time.Second
+	DefaultTLSDriver           = "loop"
 	// tlsExpiryWarning: -check warns about a certificate that expires within this.
 	tlsExpiryWarning = 30 * 24 * time.Hour
 )
@@ -63,6 +68,11 @@ func (t TLSConfig) validate() []error {
 	var errs []error
 	if _, err := tlsVersion(t.MinVersion); err != nil {
 		errs = append(errs, err)
+	}
+	switch t.Driver {
+	case "", "loop", "goroutine":
+	default:
+		errs = append(errs, fmt.Errorf("server.tls.driver %q: want loop or goroutine", t.Driver))
 	}
 	if t.HandshakeTimeout < 0 {
 		errs = append(errs, fmt.Errorf("server.tls.handshake_timeout %s: must be >= 0", t.HandshakeTimeout))
@@ -219,6 +229,14 @@ func (s *Server) ReloadCertificate() error {
 	s.certs.cert.Store(cert)
 	s.log.Info("TLS certificate reloaded", "cert_file", t.CertFile, "not_after", cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
 	return nil
+}
+
+// serveTLS serves the https listener l (listenTLS's) with the configured driver.
+func (s *Server) serveTLS(l net.Listener, driver string) error {
+	if tl, ok := l.(*tlsListener); ok && driver != "goroutine" {
+		return s.eng.ServeTLS(tl.Listener, tl.cfg, tl.timeout)
+	}
+	return s.eng.Serve(l)
 }
 
 // TLSAddr returns the https listener's address once Run opened it; "" without one.

@@ -56,6 +56,8 @@ func TestTLSConfigValidation(t *testing.T) {
 		{"unreadable", TLSConfig{Address: ":8443", CertFile: filepath.Join(dir, "nope"), KeyFile: goodKey, MinVersion: "1.2"}, "no such file"},
 		{"not a pair", TLSConfig{Address: ":8443", CertFile: good, KeyFile: otherKey, MinVersion: "1.2"}, "does not match"},
 		{"expired", TLSConfig{Address: ":8443", CertFile: old, KeyFile: oldKey, MinVersion: "1.2"}, "expired"},
+		{"goroutine driver", TLSConfig{Address: ":8443", CertFile: good, KeyFile: goodKey, MinVersion: "1.2", Driver: "goroutine"}, ""},
+		{"driver", TLSConfig{Address: ":8443", CertFile: good, KeyFile: goodKey, MinVersion: "1.2", Driver: "threads"}, `driver "threads"`},
 	} {
 		errs := tc.tls.validate()
 		switch {
@@ -77,12 +79,12 @@ func TestTLSConfigValidation(t *testing.T) {
 
 func TestTLSFlags(t *testing.T) {
 	f := parseFlags(t, "-tls-address", "127.0.0.1:8443", "-tls-cert", "c.pem", "-tls-key", "k.pem",
-		"-tls-min-version", "1.3", "-tls-handshake-timeout", "3s")
+		"-tls-min-version", "1.3", "-tls-handshake-timeout", "3s", "-tls-driver", "goroutine")
 	var c Config
 	if err := f.Apply(&c); err != nil {
 		t.Fatal(err)
 	}
-	want := TLSConfig{Address: "127.0.0.1:8443", CertFile: "c.pem", KeyFile: "k.pem", MinVersion: "1.3", HandshakeTimeout: Duration(3 * time.Second)}
+	want := TLSConfig{Address: "127.0.0.1:8443", CertFile: "c.pem", KeyFile: "k.pem", MinVersion: "1.3", HandshakeTimeout: Duration(3 * time.Second), Driver: "goroutine"}
 	if c.Server.TLS != want {
 		t.Errorf("got %+v, want %+v", c.Server.TLS, want)
 	}

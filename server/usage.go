@@ -25,7 +25,7 @@ var flagGroups = []flagGroup{
 	{"Zero-copy (splice) and the copy path", []string{"zero-copy", "pipe-size", "min-pipe-size", "pipe-pool", "copy-memory-max"}},
 	{"Client limits (503 SlowDown over them; 0 = unlimited)", []string{"max-connections", "max-connections-per-ip",
 		"rate-per-ip", "burst-per-ip", "rate-per-principal", "burst-per-principal"}},
-	{"TLS (https listener)", []string{"tls-address", "tls-cert", "tls-key", "tls-min-version", "tls-handshake-timeout"}},
+	{"TLS (https listener)", []string{"tls-address", "tls-cert", "tls-key", "tls-min-version", "tls-handshake-timeout", "tls-driver"}},
 	{"Behind a load balancer (PROXY protocol)", []string{"proxy-protocol", "proxy-protocol-trusted-cidr"}},
 	{"Auth: config-less start (one bucket from flags and environment)", []string{"bucket", "upstream", "upstream-bucket", "region", "auth-none"}},
 	{"Policy and authorization (config-less start)", []string{"policy-max-object-size", "policy-content-type",

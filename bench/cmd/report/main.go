@@ -46,7 +46,7 @@ type agg struct {
 }
 
 var targetOrder = []string{"direct", "mizuchi-splice", baseTarget, "mizuchi-copy", "nginx", "haproxy", "splicerelay", "goproxy",
-	"mizuchi-tls-client", "nginx-tls-client", "haproxy-tls-client", "tlsrelay-client",
+	"mizuchi-tls-client", "mizuchi-tls-client-goroutine", "nginx-tls-client", "haproxy-tls-client", "tlsrelay-client",
 	"mizuchi-tls-upstream", "nginx-tls-upstream", "haproxy-tls-upstream", "tlsrelay-upstream"}
 
 const gib = 1 << 30

@@ -20,14 +20,15 @@ var targetNotes = map[string]string{
 	"goproxy":        "bench/cmd/goproxy: net/http + httputil.ReverseProxy (goroutine per connection), re-signs with s3sig",
 	"haproxy":        "Debian's HAProxy: mode http, option splice-auto, http-reuse always, tune.pipesize 1 MiB, nbthread 2, keep-alive both sides, no log",
 
-	"mizuchi-tls-client":   "tls phase: mizuchi-uploadr's https listener (server.tls, min_version 1.3) in front of the plain sink; bodies take the copy path",
-	"nginx-tls-client":     "tls phase: nginx as above with `listen … ssl` (TLS 1.3, ssl_conf_command Ciphersuites pinned) in front of the plain sink",
-	"haproxy-tls-client":   "tls phase: HAProxy as above with `bind … ssl crt` (TLS 1.3, ciphersuites pinned) in front of the plain sink",
-	"tlsrelay-client":      "tls phase: bench/cmd/tlsrelay, crypto/tls server + io.Copy to the plain sink, no HTTP (the floor of a Go TLS relay)",
-	"mizuchi-tls-upstream": "tls phase: mizuchi-uploadr (plain listener) with an https endpoint (s3.ca_file = the run's CA); bodies take the copy path",
-	"nginx-tls-upstream":   "tls phase: nginx as above with `proxy_pass https://` (keep-alive pool, proxy_ssl_session_reuse, certificate verified, TLS 1.3 pinned)",
-	"haproxy-tls-upstream": "tls phase: HAProxy as above with `server … ssl verify required ca-file` (connections reused, TLS 1.3 pinned)",
-	"tlsrelay-upstream":    "tls phase: bench/cmd/tlsrelay, plain listener, crypto/tls client to the https sink + io.Copy, no HTTP",
+	"mizuchi-tls-client":           "tls phase: mizuchi-uploadr's https listener (server.tls, min_version 1.3) in front of the plain sink; bodies take the copy path",
+	"mizuchi-tls-client-goroutine": "tls phase: mizuchi-tls-client with server.tls.driver goroutine (one goroutine per connection, the older driver) instead of the event loops",
+	"nginx-tls-client":             "tls phase: nginx as above with `listen … ssl` (TLS 1.3, ssl_conf_command Ciphersuites pinned) in front of the plain sink",
+	"haproxy-tls-client":           "tls phase: HAProxy as above with `bind … ssl crt` (TLS 1.3, ciphersuites pinned) in front of the plain sink",
+	"tlsrelay-client":              "tls phase: bench/cmd/tlsrelay, crypto/tls server + io.Copy to the plain sink, no HTTP (the floor of a Go TLS relay)",
+	"mizuchi-tls-upstream":         "tls phase: mizuchi-uploadr (plain listener) with an https endpoint (s3.ca_file = the run's CA); bodies take the copy path",
+	"nginx-tls-upstream":           "tls phase: nginx as above with `proxy_pass https://` (keep-alive pool, proxy_ssl_session_reuse, certificate verified, TLS 1.3 pinned)",
+	"haproxy-tls-upstream":         "tls phase: HAProxy as above with `server … ssl verify required ca-file` (connections reused, TLS 1.3 pinned)",
+	"tlsrelay-upstream":            "tls phase: bench/cmd/tlsrelay, plain listener, crypto/tls client to the https sink + io.Copy, no HTTP",
 }
 
 // phaseTitles are the section titles of the phases.

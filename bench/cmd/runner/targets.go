@@ -355,7 +355,11 @@ func (r *runner) startMizuchi(name, bin string, zeroCopy bool, up *upstream, tls
 		if loadAddr, err = freePort(); err != nil {
 			return nil, err
 		}
-		serverTLS = fmt.Sprintf("  tls: {address: %q, cert_file: %q, key_file: %q, min_version: \"1.3\"}\n", loadAddr, r.tls.Cert, r.tls.Key)
+		driver := ""
+		if tls.goroutine {
+			driver = ", driver: goroutine"
+		}
+		serverTLS = fmt.Sprintf("  tls: {address: %q, cert_file: %q, key_file: %q, min_version: \"1.3\"%s}\n", loadAddr, r.tls.Cert, r.tls.Key, driver)
 	}
 	yaml := fmt.Sprintf("server:\n  address: %q\n  idle_timeout: 300s\n%supstream:\n  max_idle: 1024\nmetrics: {enabled: true, address: %q}\nlog: {level: warn}\nbuckets:\n", addr, serverTLS, admin) +
 		bucket("bench", fmt.Sprintf("{sigv4: {credentials: [{access_key: %s, secret_key: %s}]}}", accessKey, secretKey)) +

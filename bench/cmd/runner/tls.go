@@ -24,13 +24,16 @@ import (
 type tlsSides struct {
 	client   bool // the load speaks https to the target
 	upstream bool // the target speaks https to the sink
+	// goroutine: mizuchi-uploadr serves its https clients with server.tls.driver goroutine (one
+	// goroutine per connection) instead of the event loops.
+	goroutine bool
 }
 
 // tlsPhaseTargets are the TLS phase's targets in report order; direct is the load speaking https
 // straight to the sink.
 var tlsPhaseTargets = []string{
 	"direct",
-	"mizuchi-tls-client", "nginx-tls-client", "haproxy-tls-client", "tlsrelay-client",
+	"mizuchi-tls-client", "mizuchi-tls-client-goroutine", "nginx-tls-client", "haproxy-tls-client", "tlsrelay-client",
 	"mizuchi-tls-upstream", "nginx-tls-upstream", "haproxy-tls-upstream", "tlsrelay-upstream",
 }
 
@@ -55,6 +58,9 @@ func (r *runner) startTLSTargets(ctx context.Context, up *upstream) ([]*target, 
 	starts := map[string]func() (*target, error){
 		"mizuchi-tls-client": func() (*target, error) {
 			return r.startMizuchi("mizuchi-tls-client", r.mizuchi, true, up, tlsSides{client: true})
+		},
+		"mizuchi-tls-client-goroutine": func() (*target, error) {
+			return r.startMizuchi("mizuchi-tls-client-goroutine", r.mizuchi, true, up, tlsSides{client: true, goroutine: true})
 		},
 		"mizuchi-tls-upstream": func() (*target, error) {
 			return r.startMizuchi("mizuchi-tls-upstream", r.mizuchi, true, up, tlsSides{upstream: true})
