@@ -23,8 +23,9 @@ run: build ## run the proxy (starts a local versitygw upstream when none is conf
 setup: ## install what the tests need (versitygw, OPA, OpenFGA, the JS SDK, s3cmd, rclone, wrk; checks aws cli and boto3)
 	scripts/setup.sh
 
-test: setup ## run every test (race detector on) against real versitygw and real clients
+test: setup ## run every test (race detector on) against real versitygw and real clients, then the !race ones (allocation budgets)
 	$(GO) test -race -count=1 -timeout 40m $(PKGS)
+	GO=$(GO) scripts/test-norace.sh
 
 lint: ## gofmt, go vet, staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -32,7 +33,7 @@ lint: ## gofmt, go vet, staticcheck
 	$(GO) tool staticcheck $(PKGS)
 
 fuzz: ## run each fuzz target for FUZZTIME (default 10s)
-	@set -e; for pkg in ./httpparse ./s3sig ./policy ./uploadid ./engine ./jwtauth ./proxyproto; do \
+	@set -e; for pkg in ./httpparse ./s3sig ./policy ./uploadid ./engine ./jwtauth ./proxyproto ./cors; do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 	    echo "fuzz $$pkg $$f"; \
 	    if ! out=$$($(GO) test -run=NONE -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg 2>&1); then echo "$$out"; \
