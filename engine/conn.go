@@ -208,9 +208,6 @@ func (e *Engine) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		e.conns.add(st)
 		return nil, gnet.None
 	}
-	if e.tlsLoops.probe(c) {
-		return nil, gnet.Close // ServeTLS learnt this loop (looptls_server.go)
-	}
 	if e.draining.Load() {
 		return nil, gnet.Close
 	}
@@ -304,6 +301,8 @@ func (e *Engine) OnClose(c gnet.Conn, err error) gnet.Action {
 
 // OnTick sweeps connections that exceeded the head, body, decision or idle timeouts.
 func (e *Engine) OnTick() (delay time.Duration, action gnet.Action) {
+	// gnet starts its ticker once every loop runs (and its loop list is complete).
+	e.loopsOnce.Do(func() { close(e.loopsUp) })
 	e.sweep()
 	return sweepInterval, gnet.None
 }

@@ -52,9 +52,11 @@ type Engine struct {
 	loops   map[gnet.EventLoop]*loopState
 
 	gnetEngine gnet.Engine
-	tlsLoops   loopPicker // the loops TLS clients join (looptls_server.go)
 	booted     atomic.Bool
 	bootCh     chan struct{}
+	loopsUp    chan struct{} // closed by the first OnTick: gnet's event loops run
+	loopsOnce  sync.Once
+	gnetDone   chan struct{} // closed when gnet.Run returned
 	stopped    chan struct{} // closed by Shutdown when there is no plain listener (runHousekeeping)
 	draining   atomic.Bool
 	killCtx    context.Context // cancelled at the drain deadline: cuts transfers still running
@@ -101,15 +103,17 @@ func New(o Options) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{
-		opts:    o,
-		vhosts:  hostSuffixes(o.VirtualHostSuffixes),
-		limits:  httpparse.Limits{MaxHeadBytes: o.MaxHeadBytes, MaxTargetBytes: o.MaxURIBytes},
-		keys:    s3sig.NewKeyCache(1024),
-		pools:   map[string]*upstreamPool{},
-		metrics: newEngineMetrics(),
-		bootCh:  make(chan struct{}),
-		stopped: make(chan struct{}),
-		loops:   map[gnet.EventLoop]*loopState{},
+		opts:     o,
+		vhosts:   hostSuffixes(o.VirtualHostSuffixes),
+		limits:   httpparse.Limits{MaxHeadBytes: o.MaxHeadBytes, MaxTargetBytes: o.MaxURIBytes},
+		keys:     s3sig.NewKeyCache(1024),
+		pools:    map[string]*upstreamPool{},
+		metrics:  newEngineMetrics(),
+		bootCh:   make(chan struct{}),
+		loopsUp:  make(chan struct{}),
+		gnetDone: make(chan struct{}),
+		stopped:  make(chan struct{}),
+		loops:    map[gnet.EventLoop]*loopState{},
 
 		completeBudget: newByteBudget(o.CompleteBodyBudget),
 		lim:            newLimiter(o.Limits),
@@ -234,6 +238,11 @@ func (e *Engine) Run(ctx context.Context) error {
 		gnet.WithTCPKeepAlive(30 * time.Second),
 		gnet.WithReadBufferCap(readBufferCap),
 		gnet.WithLogger(gnetLogger{e.opts.Logger}),
+		// ServeTLS enrolls its clients with Engine.Register, which asks the balancer for a loop
+		// beside gnet's acceptor: the round-robin balancer's counter would race. The source-address
+		// hash only reads (crc32 of the client's ip:port modulo the loops), and spreads the clients
+		// as the kernel spreads them over the loops' sockets with reuse_port.
+		gnet.WithLoadBalancing(gnet.SourceAddrHash),
 	}
 	stop := context.AfterFunc(ctx, func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -246,6 +255,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		e.runHousekeeping()
 	} else {
 		err = gnet.Run(e, "tcp://"+e.opts.Address, opts...)
+		close(e.gnetDone)
 	}
 	e.mover.Close()
 	e.loopsMu.Lock()

@@ -6,11 +6,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"runtime"
-	"strconv"
-	"sync"
-	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
@@ -218,8 +213,9 @@ func (st *connState) tlsSocket() net.Conn {
 
 // ServeTLS serves TLS clients accepted on l (plain TCP sockets, or a ProxyListener's) with the
 // event loops: each connection's PROXY header and handshake (cfg, within handshakeTimeout) run in a
-// goroutine, then the connection joins a loop. Without event loops (no plain listener) the
-// connections are served by the goroutine driver, as by Serve. Shutdown closes l.
+// goroutine, then the connection joins the loop gnet's balancer gives it (Engine.Register).
+// Without event loops (no plain listener: gnet runs none without one) the connections are served
+// by the goroutine driver, as by Serve. Shutdown closes l.
 func (e *Engine) ServeTLS(l net.Listener, cfg *tls.Config, handshakeTimeout time.Duration) error {
 	e.listenersMu.Lock()
 	if e.draining.Load() {
@@ -228,7 +224,6 @@ func (e *Engine) ServeTLS(l net.Listener, cfg *tls.Config, handshakeTimeout time
 	}
 	e.listeners = append(e.listeners, l)
 	e.listenersMu.Unlock()
-	e.discoverLoops()
 	for {
 		c, err := l.Accept()
 		if err != nil {
@@ -278,8 +273,8 @@ func (e *Engine) serveTLSConn(c net.Conn, cfg *tls.Config, timeout time.Duration
 		return
 	}
 	_ = c.SetDeadline(time.Time{})
-	raw, el := socketOf(c), e.tlsLoop()
-	if raw == nil || el == nil {
+	raw := socketOf(c)
+	if raw == nil || !e.loopsRunning() {
 		// No loop to join (no plain listener) or not a TCP socket: the goroutine driver serves it.
 		e.releaseConn(st)
 		e.metrics.connsOpen.Dec()
@@ -289,7 +284,9 @@ func (e *Engine) serveTLSConn(c net.Conn, cfg *tls.Config, timeout time.Duration
 	st.tls = t
 	st.returning = true
 	t.mc.sock = nil // from here on the loop owns the socket and feeds crypto/tls from memory
-	ch, err := el.Enroll(gnet.NewContext(context.Background(), st), raw)
+	// gnet's balancer picks the loop, as for an accepted connection (SourceAddrHash: see Run).
+	ctx := gnet.NewNetConnContext(gnet.NewContext(context.Background(), st), raw)
+	ch, err := e.gnetEngine.Register(ctx)
 	if err != nil {
 		fail(st)
 		return
@@ -314,147 +311,18 @@ func socketOf(c net.Conn) *net.TCPConn {
 	return tc
 }
 
-// loopPicker spreads TLS clients over the event loops. gnet offers no list of its loops, and its
-// round-robin balancer must not be called beside its acceptor, so the loops are learnt from
-// connections: ServeTLS dials the plain listener a few times first (probes, closed at once in
-// OnOpen, never counted) until it has seen every loop.
-type loopPicker struct {
-	want   atomic.Bool
-	mu     sync.Mutex
-	loops  []gnet.EventLoop
-	probes map[string]bool // the probes' local addresses (the listener's remote ones)
-	next   atomic.Uint32
-}
-
-// probe reports whether c is one of ServeTLS's probes and notes its loop. On the loop.
-func (p *loopPicker) probe(c gnet.Conn) bool {
-	if !p.want.Load() {
-		return false
-	}
-	a := c.RemoteAddr()
-	if a == nil {
-		return false
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !p.probes[a.String()] {
-		return false
-	}
-	delete(p.probes, a.String())
-	el := c.EventLoop()
-	for _, l := range p.loops {
-		if l == el {
-			return true
-		}
-	}
-	p.loops = append(p.loops, el)
-	return true
-}
-
-// bindProbe binds a probe's socket to an ephemeral port of host and notes its address.
-func (p *loopPicker) bindProbe(fd int, host string) (string, error) {
-	ip := net.ParseIP(host)
-	var sa syscall.Sockaddr = &syscall.SockaddrInet6{}
-	if ip4 := ip.To4(); ip4 != nil {
-		sa = &syscall.SockaddrInet4{Addr: [4]byte(ip4)}
-	}
-	if err := syscall.Bind(fd, sa); err != nil {
-		return "", err
-	}
-	got, err := syscall.Getsockname(fd)
-	if err != nil {
-		return "", err
-	}
-	var local string
-	switch a := got.(type) {
-	case *syscall.SockaddrInet4:
-		local = net.JoinHostPort(net.IP(a.Addr[:]).String(), strconv.Itoa(a.Port))
-	case *syscall.SockaddrInet6:
-		local = net.JoinHostPort(net.IP(a.Addr[:]).String(), strconv.Itoa(a.Port))
-	}
-	p.mu.Lock()
-	p.probes[local] = true
-	p.mu.Unlock()
-	return local, nil
-}
-
-// numLoops is how many event loops gnet runs (its own rule).
-func (e *Engine) numLoops() int {
-	if e.opts.EventLoops > 0 {
-		return e.opts.EventLoops
-	}
-	return runtime.NumCPU()
-}
-
-// discoverLoops learns the event loops (see loopPicker). Once; without a plain listener, nothing.
-func (e *Engine) discoverLoops() {
-	p := &e.tlsLoops
+// loopsRunning waits until gnet's event loops run and reports whether they do: false without a
+// plain listener (no gnet engine) or once the engine stopped without starting them.
+func (e *Engine) loopsRunning() bool {
 	if e.opts.NoPlainListener {
-		return
+		return false
 	}
-	<-e.bootCh
-	p.mu.Lock()
-	if p.probes == nil {
-		p.probes = map[string]bool{}
+	select {
+	case <-e.loopsUp:
+		return true
+	case <-e.gnetDone:
+		return false
 	}
-	known := len(p.loops)
-	p.mu.Unlock()
-	host, port, err := net.SplitHostPort(e.opts.Address)
-	if err != nil || known > 0 {
-		return
-	}
-	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
-		host = "127.0.0.1"
-		if ip != nil && ip.To4() == nil {
-			host = "::1"
-		}
-	}
-	addr := net.JoinHostPort(host, port)
-	p.want.Store(true)
-	defer p.want.Store(false)
-	n := e.numLoops()
-	for i := 0; i < 4*n && known < n; i++ {
-		var local string
-		d := net.Dialer{Timeout: time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
-			// Bind first and note the address before connecting: OnOpen may run before Dial returns.
-			var err error
-			cerr := rc.Control(func(fd uintptr) { local, err = p.bindProbe(int(fd), host) })
-			return errors.Join(cerr, err)
-		}}
-		c, err := d.Dial("tcp", addr)
-		if err != nil {
-			break
-		}
-		for wait := 0; wait < 200; wait++ { // until OnOpen saw it (at most 200 ms)
-			p.mu.Lock()
-			seen := !p.probes[local]
-			known = len(p.loops)
-			p.mu.Unlock()
-			if seen {
-				break
-			}
-			time.Sleep(time.Millisecond)
-		}
-		p.mu.Lock()
-		delete(p.probes, local)
-		p.mu.Unlock()
-		_ = c.Close()
-	}
-	if known == 0 {
-		e.opts.Logger.Warn("https clients: no event loop found; they are served one goroutine per connection")
-	}
-	e.opts.Logger.Debug("tls: event loops learnt", "loops", strconv.Itoa(known), "of", strconv.Itoa(n))
-}
-
-// tlsLoop picks the loop the next TLS client joins (round robin); nil when none is known.
-func (e *Engine) tlsLoop() gnet.EventLoop {
-	p := &e.tlsLoops
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.loops) == 0 {
-		return nil
-	}
-	return p.loops[int(p.next.Add(1))%len(p.loops)]
 }
 
 // tlsDetaches reports whether d admits inline a body a TLS client would stream in the loop: it

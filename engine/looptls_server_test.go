@@ -72,6 +72,11 @@ func TestServeTLSLoopDetachAndReturn(t *testing.T) {
 	g := startProxy(t)
 	cert, pool := selfSigned(t)
 	addr := serveTLS(t, "loop", cert)
+	// The gauge is the process's: let the readiness dial of startProxy (closed, but its OnClose may
+	// still be due) leave it first, or the baseline counts a connection that goes away later.
+	waitFor(t, "no client connection before the test's", 5*time.Second, func() bool {
+		return metricValue(t, "mizuchi_connections_active") == 0
+	})
 	active := metricValue(t, "mizuchi_connections_active")
 	c, br := tlsDial(t, addr, pool)
 	defer func() {
