@@ -44,7 +44,8 @@ type Config struct {
 	ServiceName string
 	// ServiceVersion is the resource's service.version; empty leaves it out.
 	ServiceVersion string
-	// QueueSize bounds the spans waiting for export (default 4096); more are dropped.
+	// QueueSize bounds the spans waiting for export (default 4096), besides the batch (BatchSize) being
+	// exported; more are dropped.
 	QueueSize int
 	// BatchSize is the most spans one export request carries (default 512).
 	BatchSize int
