@@ -236,10 +236,10 @@ func TestParseErrors(t *testing.T) {
 
 func TestBoundary(t *testing.T) {
 	for ct, want := range map[string]string{
-		"multipart/form-data; boundary=----WebKitFormBoundaryabc": "----WebKitFormBoundaryabc",
-		`Multipart/Form-Data; boundary="a b"`:                    "a b",
-		"multipart/form-data":                                    "",
-		"multipart/mixed; boundary=x":                            "",
+		"multipart/form-data; boundary=----WebKitFormBoundaryabc":  "----WebKitFormBoundaryabc",
+		`Multipart/Form-Data; boundary="a b"`:                      "a b",
+		"multipart/form-data":                                      "",
+		"multipart/mixed; boundary=x":                              "",
 		"multipart/form-data; boundary=" + strings.Repeat("x", 71): "",
 	} {
 		got, err := postform.Boundary(ct)
