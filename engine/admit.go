@@ -55,6 +55,9 @@ type decision struct {
 // principal; they too allocate nothing and come before any 100 Continue.
 func (e *Engine) admit(h *Head) (d decision) {
 	req, buf := h.req, h.buf
+	if b, ok := e.postObjectOp(h); ok {
+		return e.admitPostObject(h, b) // a browser form upload (postobject.go)
+	}
 	_, copySrc := req.Lookup(buf, "x-amz-copy-source")
 	var s3err *s3Error
 	d.rt, s3err = e.routeRequest(req.Method.Bytes(buf), req.Host.Bytes(buf), req.Path.Bytes(buf), req.Query.Bytes(buf), req.HasQuery, copySrc)
