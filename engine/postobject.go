@@ -32,7 +32,6 @@ var (
 	errPostNoCredentials = &s3Error{"AccessDenied", 403, "Browser form uploads are signed with the bucket's client credentials, and this bucket has none"}
 	errPostHeaderValue   = &s3Error{"InvalidArgument", 400, "Form field values sent on as object headers must not contain control characters"}
 	errEntityTooSmall    = &s3Error{"EntityTooSmall", 400, "Your proposed upload is smaller than the minimum allowed size"}
-	errPostAutoChunk     = &s3Error{"EntityTooLarge", 400, "Your proposed upload exceeds the bucket's multipart_threshold: browser form uploads larger than that are not cut into parts by this proxy"}
 )
 
 // postObjectOp reports whether a POST head is a PostObject: a multipart/form-data Content-Type on
@@ -100,6 +99,9 @@ type postJob struct {
 	bucket   string // client-facing bucket name
 	vhost    bool   // addressed virtual-hosted (resource "/")
 	bodyLen  int64
+	scheme   string      // "http://" or "https://" (a TLS client of Serve)
+	up       *postUpload // the verified form
+	src      *postSource // an auto-chunked file (postobject_autochunk.go)
 }
 
 // preparePost copies what exchangePost needs out of the head's buffer: the boundary, Host and

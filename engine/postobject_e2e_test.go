@@ -383,3 +383,38 @@ func crc32b64(b []byte) string {
 	binary.BigEndian.PutUint32(sum[:], crc32.ChecksumIEEE(b))
 	return base64.StdEncoding.EncodeToString(sum[:])
 }
+
+// A file above the bucket's multipart_threshold is cut into a multipart upload; a broken one is
+// aborted and stores nothing.
+func TestPostObjectAutoChunked(t *testing.T) {
+	p := startProxy(t, func(o *engine.Options) {
+		o.Buckets[0].Upload = engine.UploadOptions{MultipartThreshold: 5 << 20, PartSize: 5 << 20}
+	})
+	conds := []any{map[string]string{"bucket": p.Bucket}, []any{"starts-with", "$key", "big/"},
+		[]any{"starts-with", "$Content-Type", ""}, []any{"starts-with", "$x-amz-meta-owner", ""},
+		[]any{"content-length-range", 0, 64 << 20}, []any{"eq", "$success_action_status", "201"}}
+	auth := postPolicy{Conditions: conds}.sign(t)
+	file := s3test.RandomBytes(12<<20+17, 9)
+	fields := append([][2]string{{"key", "big/${filename}"}, {"Content-Type", "video/mp4"}, {"x-amz-meta-owner", "alice"},
+		{"success_action_status", "201"}}, auth...)
+	body, ct := postBody(t, fields, "film.mp4", file)
+	resp, rb := p.do(t, postWire(p.Addr, "/"+p.Bucket, ct, body))
+	if resp.StatusCode != 201 || !bytes.Contains(rb, []byte("<Key>big/film.mp4</Key>")) || !strings.Contains(resp.Header.Get("ETag"), "-3") {
+		t.Fatalf("POST: %d %s (ETag %q)", resp.StatusCode, rb, resp.Header.Get("ETag"))
+	}
+	got, head := upstream.GetObject(t, p.UpBucket, "big/film.mp4")
+	if !bytes.Equal(got, file) || deref(head.ContentType) != "video/mp4" || head.Metadata["owner"] != "alice" {
+		t.Fatalf("stored %d bytes, type %q, metadata %v", len(got), deref(head.ContentType), head.Metadata)
+	}
+	// A part after the file, found in the last part: the upload is aborted.
+	body, ct = postBody(t, append([][2]string{{"key", "big/after.mp4"}, {"Content-Type", "video/mp4"}, {"x-amz-meta-owner", "a"},
+		{"success_action_status", "201"}}, auth...), "after.mp4", file, [2]string{"submit", "go"})
+	resp, rb = p.do(t, postWire(p.Addr, "/"+p.Bucket, ct, body))
+	wantS3Error(t, resp, rb, 400, "MalformedPOSTRequest")
+	if upstream.ObjectExists(t, p.UpBucket, "big/after.mp4") {
+		t.Fatal("big/after.mp4 was stored")
+	}
+	if ups := upstream.ListMultipartUploads(t, p.UpBucket); len(ups) != 0 {
+		t.Fatalf("%d multipart uploads left behind", len(ups))
+	}
+}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"crypto/tls"
 	"errors"
 	"net"
 	"strings"
@@ -53,6 +54,14 @@ func (e *Engine) exchangePost(j *job, client net.Conn) outcome {
 	if s3err != nil {
 		return e.postRefused(j, client, s3err, read)
 	}
+	j.post.up = up
+	j.post.scheme = "http://"
+	if _, ok := client.(*tls.Conn); ok {
+		j.post.scheme = "https://"
+	}
+	if j.bucket.autoChunks(up.size) {
+		return e.autoChunkPost(j, client, sr, j.out[form.DataStart:], up)
+	}
 	return e.streamPost(j, client, sr, j.out[form.DataStart:], up)
 }
 
@@ -99,15 +108,9 @@ func (e *Engine) readPostForm(j *job, sr *stallReader) (*postform.Form, *s3Error
 // the rest of the body is not read).
 func (e *Engine) postRefused(j *job, client net.Conn, s3err *s3Error, read int64) outcome {
 	e.metrics.refusal(s3err)
-	e.postErrorResponse(j, s3err)
+	e.errorResponse(j, s3err, true)
 	writeAll(client, j.resp, e.opts.BodyStallTimeout)
 	return outcome{status: s3err.Status, bodyBytes: read, mode: "refused", closeClient: true}
-}
-
-// postErrorResponse renders an S3 error for a PostObject into j.resp (Connection: close).
-func (e *Engine) postErrorResponse(j *job, s3err *s3Error) {
-	e.errorResponse(j, s3err, true)
-	j.resp = e.withPostCORS(j, j.resp)
 }
 
 // checkPost authenticates the form and checks every policy on it: the POST policy (signature,
@@ -144,10 +147,8 @@ func (e *Engine) checkPost(j *job, form *postform.Form) (*postUpload, *s3Error) 
 		return nil, errEntityTooLarge
 	case p.CheckLength(up.size) == postform.ErrTooSmall:
 		return nil, errEntityTooSmall
-	case up.size > e.opts.MaxObjectSize || up.size > maxSinglePut:
+	case up.size > e.opts.MaxObjectSize || up.size > maxSinglePut && !b.autoChunks(up.size):
 		return nil, errEntityTooLarge
-	case b.autoChunks(up.size):
-		return nil, errPostAutoChunk
 	}
 	if b.policy != nil {
 		in := policy.Input{Op: policy.OpPutObject, Key: []byte(up.key), Size: up.size,

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"bytes"
-	"crypto/tls"
 	"io"
 	"net"
 	"net/url"
@@ -45,7 +44,7 @@ func (e *Engine) streamPost(j *job, client net.Conn, sr *stallReader, pre []byte
 
 // postFailed answers a PostObject that failed once it had been accepted (the connection closes).
 func (e *Engine) postFailed(j *job, client net.Conn, s3err *s3Error, read int64) outcome {
-	e.postErrorResponse(j, s3err)
+	e.errorResponse(j, s3err, true)
 	status := s3err.Status
 	if !writeAll(client, j.resp, e.opts.BodyStallTimeout) && s3err == errIncompleteBody {
 		status = 499
@@ -154,15 +153,9 @@ func (e *Engine) postAnswer(j *job, client net.Conn, u *upConn, w *watcher, up *
 	j.upStatus = h.Status
 	status := h.Status
 	if h.Status == 200 && bodyDone {
-		status = e.postSuccess(j, client, u.rbuf, h, up, closeClient)
+		status = e.postSuccess(j, u.rbuf, h, closeClient)
 	} else {
-		out := e.relayHead(j, j.resp[:0], u.rbuf, h, false)
-		out = e.appendPostCORS(out, j)
-		if closeClient {
-			out = append(out, "Connection: close\r\n"...)
-		}
-		out = append(out, "\r\n"...)
-		j.resp = append(out, u.rbuf[h.HeadLen:a.resp.total]...)
+		e.relayResponse(j, u, &a.resp, closeClient)
 	}
 	u.release(bodyDone && a.resp.keepAlive)
 	if !writeAll(client, j.resp, e.opts.BodyStallTimeout) {
@@ -172,7 +165,7 @@ func (e *Engine) postAnswer(j *job, client net.Conn, u *upConn, w *watcher, up *
 }
 
 // postSuccess renders S3's answer to a stored PostObject into j.resp and returns its status.
-func (e *Engine) postSuccess(j *job, client net.Conn, buf []byte, h *httpparse.Response, up *postUpload, closeClient bool) int {
+func (e *Engine) postSuccess(j *job, buf []byte, h *httpparse.Response, closeClient bool) int {
 	var etag, version []byte
 	j.upReqID = j.upReqID[:0]
 	for i := 0; i < h.NumHeaders; i++ {
@@ -186,11 +179,15 @@ func (e *Engine) postSuccess(j *job, client net.Conn, buf []byte, h *httpparse.R
 			j.upReqID = append(j.upReqID, value...)
 		}
 	}
-	scheme := "http://"
-	if _, ok := client.(*tls.Conn); ok {
-		scheme = "https://"
-	}
-	location := scheme + j.post.host + string(j.resource)
+	return e.renderPostSuccess(j, etag, version, closeClient)
+}
+
+// renderPostSuccess renders S3's answer to a stored PostObject (ETag and version as the upstream
+// gave them) into j.resp and returns its status: 303 to a valid success_action_redirect, else
+// success_action_status 201 (with the PostResponse document), 200, or 204.
+func (e *Engine) renderPostSuccess(j *job, etag, version []byte, closeClient bool) int {
+	up := j.post.up
+	location := j.post.scheme + j.post.host + string(j.resource)
 	status, reason := up.status, ""
 	var body []byte
 	redirect := postRedirect(up.redirect, j.post.bucket, up.key, string(etag))
