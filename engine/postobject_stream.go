@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"io"
 	"net"
 	"net/url"
@@ -262,24 +261,8 @@ func postRedirect(raw, bucket, key, etag string) string {
 	return ""
 }
 
-// appendPostCORS appends the bucket's CORS headers for the request's Origin.
+// appendPostCORS appends the bucket's CORS headers for the request's Origin to the head of a
+// PostObject success answer (the proxy's errors and relayed answers carry them like any other).
 func (e *Engine) appendPostCORS(dst []byte, j *job) []byte {
 	return dst
-}
-
-// withPostCORS inserts the bucket's CORS headers for the request's Origin into a rendered
-// response (before the blank line that ends its head).
-func (e *Engine) withPostCORS(j *job, resp []byte) []byte {
-	i := bytes.Index(resp, []byte("\r\n\r\n"))
-	if i < 0 {
-		return resp
-	}
-	extra := e.appendPostCORS(nil, j)
-	if len(extra) == 0 {
-		return resp
-	}
-	out := make([]byte, 0, len(resp)+len(extra))
-	out = append(out, resp[:i+2]...)
-	out = append(out, extra...)
-	return append(out, resp[i+2:]...)
 }

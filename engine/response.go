@@ -9,9 +9,6 @@ import (
 // errorResponse fills j.resp with an S3 error document and returns its status.
 func (e *Engine) errorResponse(j *job, s3err *s3Error, closeConn bool) int {
 	j.resp = appendErrorResponse(j.resp[:0], s3err, j.resource, j.reqID[:], closeConn)
-	if j.post != nil {
-		j.resp = e.withPostCORS(j, j.resp) // every answer to a PostObject (postobject_stream.go)
-	}
 	return s3err.Status
 }
 
@@ -37,9 +34,6 @@ func (e *Engine) relay(j *job, buf []byte, h *httpparse.Response, total int, clo
 	out = append(out, "\r\n"...)
 	out = append(out, buf[h.HeadLen:total]...)
 	j.resp = out
-	if j.post != nil {
-		j.resp = e.withPostCORS(j, j.resp) // every answer to a PostObject (postobject_stream.go)
-	}
 	return h.Status
 }
 
