@@ -15,6 +15,10 @@
 //     (upstream_client.go, upstream.go);
 //   - finish (finish.go) records the request and keeps or closes the connection.
 //
+// A browser form upload (PostObject, postobject*.go) is admitted on its head alone and detached:
+// its form is read, authenticated and checked off the loop, then its file streamed upstream as a
+// PutObject (or auto-chunked) and finished like any other request.
+//
 // conn.go holds the connection state machine and its diagram. The same pipeline serves connections
 // from any net.Listener (serve.go, one goroutine per connection). Every request that is not one of
 // the six operations gets an S3 XML error and nothing is sent upstream.
