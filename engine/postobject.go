@@ -31,6 +31,7 @@ var (
 	errPostCredential    = &s3Error{"InvalidArgument", 400, "x-amz-credential must be <access key>/<yyyymmdd>/<region>/s3/aws4_request and x-amz-date a yyyymmddThhmmssZ time on that day"}
 	errPostNoCredentials = &s3Error{"AccessDenied", 403, "Browser form uploads are signed with the bucket's client credentials, and this bucket has none"}
 	errPostHeaderValue   = &s3Error{"InvalidArgument", 400, "Form field values sent on as object headers must not contain control characters"}
+	errPostTagging       = &s3Error{"MalformedXML", 400, "The tagging field must be a <Tagging><TagSet> document with at least one tag and no repeated key"}
 	errEntityTooSmall    = &s3Error{"EntityTooSmall", 400, "Your proposed upload is smaller than the minimum allowed size"}
 )
 

@@ -418,3 +418,24 @@ func TestPostObjectAutoChunked(t *testing.T) {
 		t.Fatalf("%d multipart uploads left behind", len(ups))
 	}
 }
+
+// The tagging field (a <Tagging> document) goes upstream as x-amz-tagging, acl as x-amz-acl.
+func TestPostObjectTaggingAndACL(t *testing.T) {
+	p := startProxy(t)
+	conds := append(stdConditions(p.Bucket), []any{"starts-with", "$tagging", ""}, map[string]string{"acl": "private"})
+	auth := postPolicy{Conditions: conds}.sign(t)
+	doc := "<Tagging><TagSet><Tag><Key>project</Key><Value>blue sky</Value></Tag><Tag><Key>n</Key><Value>1</Value></Tag></TagSet></Tagging>"
+	fields := append(append(stdFields("uploads/tagged.png"), [2]string{"tagging", doc}, [2]string{"acl", "private"}), auth...)
+	body, ct := postBody(t, fields, "t.png", []byte("tagged"))
+	if resp, rb := p.do(t, postWire(p.Addr, "/"+p.Bucket, ct, body)); resp.StatusCode != 204 {
+		t.Fatalf("POST: %d %s", resp.StatusCode, rb)
+	}
+	tags := upstream.GetObjectTagging(t, p.UpBucket, "uploads/tagged.png")
+	if tags["project"] != "blue sky" || tags["n"] != "1" || len(tags) != 2 {
+		t.Fatalf("tags %v", tags)
+	}
+	fields = append(append(stdFields("uploads/badtag.png"), [2]string{"tagging", "<Tagging>"}, [2]string{"acl", "private"}), auth...)
+	body, ct = postBody(t, fields, "t.png", []byte("tagged"))
+	resp, rb := p.do(t, postWire(p.Addr, "/"+p.Bucket, ct, body))
+	wantS3Error(t, resp, rb, 400, "MalformedXML")
+}

@@ -2,8 +2,10 @@ package engine
 
 import (
 	"crypto/tls"
+	"encoding/xml"
 	"errors"
 	"net"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -262,7 +264,7 @@ func postForwarded(lower string) (string, bool) {
 		lower == "content-encoding", lower == "expires", lower == "x-amz-storage-class",
 		lower == "x-amz-website-redirect-location", lower == "x-amz-checksum-algorithm",
 		strings.HasPrefix(lower, "x-amz-meta-"), strings.HasPrefix(lower, "x-amz-server-side-encryption"),
-		strings.HasPrefix(lower, "x-amz-checksum-"):
+		strings.HasPrefix(lower, "x-amz-checksum-"), strings.HasPrefix(lower, "x-amz-object-lock-"):
 		return lower, true
 	}
 	return "", false
@@ -292,17 +294,25 @@ func postFields(form *postform.Form) (*postUpload, *s3Error) {
 	}
 	for _, f := range form.Fields {
 		lower := strings.ToLower(f.Name)
+		value := f.Value
 		name, ok := postForwarded(lower)
+		if lower == "tagging" {
+			// S3 takes the tag set as a <Tagging> document in the form, as x-amz-tagging on PUT.
+			if value, ok = taggingHeader(f.Value); !ok {
+				return nil, errPostTagging
+			}
+			name = "x-amz-tagging"
+		}
 		if !ok {
 			continue
 		}
-		if !validHeaderValue(f.Value) || !validHeaderName(name) {
+		if !validHeaderValue(value) || !validHeaderName(name) {
 			return nil, errPostHeaderValue
 		}
 		if name == "content-type" {
-			up.contentType = f.Value
+			up.contentType = value
 		}
-		up.headers = append(up.headers, s3sig.Header{Name: []byte(name), Value: []byte(f.Value)})
+		up.headers = append(up.headers, s3sig.Header{Name: []byte(name), Value: []byte(value)})
 	}
 	return up, nil
 }
@@ -343,4 +353,26 @@ func postAuthzInput(j *job, form *postform.Form, up *postUpload) *AuthzInput {
 		}
 	}
 	return in
+}
+
+// taggingHeader turns a form's tagging document (<Tagging><TagSet><Tag><Key>k</Key><Value>v</Value>
+// </Tag>…</TagSet></Tagging>) into the x-amz-tagging header value (k=v&…, URL-encoded).
+func taggingHeader(doc string) (string, bool) {
+	var t struct {
+		Tags []struct {
+			Key   string `xml:"Key"`
+			Value string `xml:"Value"`
+		} `xml:"TagSet>Tag"`
+	}
+	if len(doc) > 16<<10 || xml.Unmarshal([]byte(doc), &t) != nil || len(t.Tags) == 0 {
+		return "", false
+	}
+	q := url.Values{}
+	for _, tag := range t.Tags {
+		if tag.Key == "" || q.Has(tag.Key) {
+			return "", false
+		}
+		q.Set(tag.Key, tag.Value)
+	}
+	return q.Encode(), true
 }
