@@ -5,11 +5,13 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"hash/crc32"
+	"io"
 	"log/slog"
 	"mime/multipart"
 	"net"
@@ -438,4 +440,38 @@ func TestPostObjectTaggingAndACL(t *testing.T) {
 	body, ct = postBody(t, fields, "t.png", []byte("tagged"))
 	resp, rb := p.do(t, postWire(p.Addr, "/"+p.Bucket, ct, body))
 	wantS3Error(t, resp, rb, 400, "MalformedXML")
+}
+
+// Over a TLS listener (Engine.Serve): net/http posts the form; the Location is https.
+func TestPostObjectTLS(t *testing.T) {
+	p := startProxy(t)
+	cert, pool := selfSigned(t)
+	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- lastEngine.Serve(l) }()
+	t.Cleanup(func() {
+		l.Close()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	auth := postPolicy{Conditions: stdConditions(p.Bucket)}.sign(t)
+	file := s3test.RandomBytes(700<<10, 5)
+	body, ct := postBody(t, append(append(stdFields("uploads/tls.png"), [2]string{"success_action_status", "201"}), auth...), "tls.png", file)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 30 * time.Second}
+	resp, err := hc.Post("https://"+l.Addr().String()+"/"+p.Bucket, ct, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 201 || !bytes.Contains(rb, []byte("<Location>https://"+l.Addr().String()+"/"+p.Bucket+"/uploads/tls.png</Location>")) {
+		t.Fatalf("POST: %d %s", resp.StatusCode, rb)
+	}
+	if got, _ := upstream.GetObject(t, p.UpBucket, "uploads/tls.png"); !bytes.Equal(got, file) {
+		t.Fatalf("stored %d bytes; want %d", len(got), len(file))
+	}
 }
