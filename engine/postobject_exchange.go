@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/mizuchi/uploadr/policy"
@@ -36,9 +35,6 @@ type postUpload struct {
 	redirect    string // success_action_redirect (or the older redirect)
 	noOverwrite bool
 }
-
-// postBufPool holds the copy buffers of files in flight.
-var postBufPool = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 
 // exchangePost serves a PostObject and returns its outcome (the answer is written to client).
 func (e *Engine) exchangePost(j *job, client net.Conn) outcome {

@@ -76,8 +76,8 @@ func (e *Engine) postUpstreamHead(j *job, up *postUpload) ([]byte, error) {
 // file's last byte goes. cerr is the client's failure; forwardFailed reports that the upstream
 // answered early or stopped reading.
 func (e *Engine) copyPostFile(j *job, u *upConn, w *watcher, r io.Reader, size int64) (cerr *s3Error, forwardFailed bool) {
-	bp := postBufPool.Get().(*[]byte)
-	defer postBufPool.Put(bp)
+	bp := copyBufPool.Get().(*[]byte) // 256 KiB, shared with the other copy paths
+	defer copyBufPool.Put(bp)
 	buf := *bp
 	defer u.c.SetWriteDeadline(time.Time{})
 	write := func(p []byte) bool {
