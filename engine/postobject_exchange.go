@@ -63,12 +63,14 @@ func (e *Engine) exchangePost(j *job, client net.Conn) outcome {
 	return e.streamPost(j, client, sr, j.out[form.DataStart:], up)
 }
 
-// readPostForm reads the body until the file part's data begins (bounded by MaxPreData): the
-// bytes read stay in j.out.
+// readPostForm reads the body until the file part's data begins (bounded by MaxPreData, and in
+// time by HeadTimeout + BodyStallTimeout, so a client trickling its fields cannot hold the
+// connection longer than a slow head): the bytes read stay in j.out.
 func (e *Engine) readPostForm(j *job, sr *stallReader) (*postform.Form, *s3Error) {
 	pj := j.post
 	buf := j.out
 	defer func() { j.out = buf }()
+	deadline := time.Now().Add(e.opts.HeadTimeout + e.opts.BodyStallTimeout)
 	for {
 		f, err := postform.Parse(buf, pj.boundary, postform.MaxPreData)
 		switch {
@@ -85,6 +87,9 @@ func (e *Engine) readPostForm(j *job, sr *stallReader) (*postform.Form, *s3Error
 		}
 		if sr.n <= 0 {
 			return nil, errPostMalformed // the body ended before the file part
+		}
+		if time.Now().After(deadline) {
+			return nil, errRequestTimeout
 		}
 		if cap(buf)-len(buf) < 4<<10 {
 			nb := make([]byte, len(buf), max(2*cap(buf), 16<<10))
