@@ -475,3 +475,30 @@ func TestPostObjectTLS(t *testing.T) {
 		t.Fatalf("stored %d bytes; want %d", len(got), len(file))
 	}
 }
+
+// A client that stops sending, in its fields or in its file, gets 400 RequestTimeout after
+// body_stall_timeout and nothing is stored.
+func TestPostObjectStalls(t *testing.T) {
+	p := startProxy(t, func(o *engine.Options) { o.BodyStallTimeout = 300 * time.Millisecond })
+	auth := postPolicy{Conditions: stdConditions(p.Bucket)}.sign(t)
+	body, ct := postBody(t, append(stdFields("uploads/stall.png"), auth...), "stall.png", s3test.RandomBytes(200<<10, 4))
+	wire := postWire(p.Addr, "/"+p.Bucket, ct, body)
+	head := len(wire) - len(body)
+	for _, cut := range []int{head + 100, len(wire) - 50<<10} { // in the fields; in the file
+		c, err := net.Dial("tcp", p.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write(wire[:cut])
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		out := make([]byte, 4096)
+		n, _ := c.Read(out)
+		c.Close()
+		if !bytes.Contains(out[:n], []byte("<Code>RequestTimeout</Code>")) {
+			t.Fatalf("stalled at %d of %d: %q", cut, len(wire), out[:n])
+		}
+	}
+	if upstream.ObjectExists(t, p.UpBucket, "uploads/stall.png") {
+		t.Fatal("a stalled upload was stored")
+	}
+}
