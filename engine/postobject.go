@@ -103,6 +103,7 @@ type postJob struct {
 	scheme   string      // "http://" or "https://" (a TLS client of Serve)
 	up       *postUpload // the verified form
 	src      *postSource // an auto-chunked file (postobject_autochunk.go)
+	whole    bool        // the body was read whole (postWholeMax): its file's bytes are known
 }
 
 // preparePost copies what exchangePost needs out of the head's buffer: the boundary, Host and

@@ -294,12 +294,14 @@ func TestPostObjectRefusals(t *testing.T) {
 	}
 }
 
-// A body cut mid-file, a body with parts after the file and a closing delimiter without its CRLF
-// store nothing: the upstream request is reset before it is complete.
+// A body cut mid-file, and (above the size read whole) a body with parts after the file or a
+// closing delimiter without its CRLF, store nothing: the upstream request is reset before it is
+// complete. Below that size, parts after the file are ignored as S3 ignores them.
 func TestPostObjectBrokenBodiesStoreNothing(t *testing.T) {
 	p := startProxy(t)
-	auth := postPolicy{Conditions: append(stdConditions(p.Bucket), []any{"starts-with", "$submit", ""})}.sign(t)
-	file := s3test.RandomBytes(512<<10, 3)
+	conds := append(stdConditions(p.Bucket)[:4], []any{"content-length-range", 1, 8 << 20})
+	auth := postPolicy{Conditions: conds}.sign(t)
+	file := s3test.RandomBytes(1536<<10, 3)
 
 	// Truncated: the client sends half the file and half-closes.
 	body, ct := postBody(t, append(stdFields("uploads/cut.png"), auth...), "cut.png", file)
@@ -318,13 +320,13 @@ func TestPostObjectBrokenBodiesStoreNothing(t *testing.T) {
 		t.Fatalf("truncated: %q", out[:n])
 	}
 
-	// A part after the file: S3 ignores it; this proxy cannot know the file's length up front and
-	// refuses, storing nothing.
+	// A part after a large file: this proxy cannot know the file's length up front and refuses,
+	// storing nothing.
 	body, ct = postBody(t, append(stdFields("uploads/after.png"), auth...), "after.png", file, [2]string{"submit", "Upload"})
 	resp, rb := p.do(t, postWire(p.Addr, "/"+p.Bucket, ct, body))
 	wantS3Error(t, resp, rb, 400, "MalformedPOSTRequest")
 
-	// The closing delimiter without its CRLF.
+	// The closing delimiter without its CRLF, after a large file.
 	body, ct = postBody(t, append(stdFields("uploads/nocrlf.png"), auth...), "nocrlf.png", file)
 	resp, rb = p.do(t, postWire(p.Addr, "/"+p.Bucket, ct, body[:len(body)-2]))
 	wantS3Error(t, resp, rb, 400, "MalformedPOSTRequest")
@@ -333,6 +335,31 @@ func TestPostObjectBrokenBodiesStoreNothing(t *testing.T) {
 		if upstream.ObjectExists(t, p.UpBucket, k) {
 			t.Errorf("%s was stored", k)
 		}
+	}
+
+	// Small files: a submit field after the file (AWS's example form) is ignored, and so is a
+	// missing final CRLF.
+	small := file[:900<<10]
+	body, ct = postBody(t, append(stdFields("uploads/submit.png"), auth...), "submit.png", small, [2]string{"submit", "Upload to Amazon S3"})
+	if resp, rb := p.do(t, postWire(p.Addr, "/"+p.Bucket, ct, body)); resp.StatusCode != 204 {
+		t.Fatalf("small file with a submit field after it: %d %s", resp.StatusCode, rb)
+	}
+	body, ct = postBody(t, append(stdFields("uploads/nocrlf-small.png"), auth...), "nocrlf-small.png", small)
+	if resp, rb := p.do(t, postWire(p.Addr, "/"+p.Bucket, ct, body[:len(body)-2])); resp.StatusCode != 204 {
+		t.Fatalf("small file, no final CRLF: %d %s", resp.StatusCode, rb)
+	}
+	for _, k := range []string{"uploads/submit.png", "uploads/nocrlf-small.png"} {
+		if got, _ := upstream.GetObject(t, p.UpBucket, k); !bytes.Equal(got, small) {
+			t.Errorf("%s: stored %d bytes; want the %d-byte file", k, len(got), len(small))
+		}
+	}
+	// A small body cut short, and a small body whose parts never close.
+	body, ct = postBody(t, append(stdFields("uploads/open.png"), auth...), "open.png", small, [2]string{"submit", "x"})
+	body = bytes.TrimSuffix(body, []byte("--"+strings.TrimPrefix(ct, "multipart/form-data; boundary=")+"--\r\n"))
+	resp, rb = p.do(t, postWire(p.Addr, "/"+p.Bucket, ct, body))
+	wantS3Error(t, resp, rb, 400, "MalformedPOSTRequest")
+	if upstream.ObjectExists(t, p.UpBucket, "uploads/open.png") {
+		t.Error("a form that never closes was stored")
 	}
 }
 

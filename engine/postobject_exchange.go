@@ -44,23 +44,61 @@ func (e *Engine) exchangePost(j *job, client net.Conn) outcome {
 	defer client.SetReadDeadline(time.Time{})
 	sr := &stallReader{c: client, timeout: e.opts.BodyStallTimeout, n: j.remaining}
 	form, s3err := e.readPostForm(j, sr)
-	read := j.post.bodyLen - sr.n
 	if s3err != nil {
-		return e.postRefused(j, client, s3err, read)
+		return e.postRefused(j, client, s3err, j.post.bodyLen-sr.n)
 	}
-	up, s3err := e.checkPost(j, form)
+	size := postform.FileLength(j.post.bodyLen, form.DataStart, j.post.boundary)
+	if j.post.bodyLen-int64(form.DataStart) <= postWholeMax {
+		// A small file is read whole first: parts after it are then ignored, as S3 ignores them.
+		if size, s3err = e.readPostWhole(j, sr, form); s3err != nil {
+			return e.postRefused(j, client, s3err, j.post.bodyLen-sr.n)
+		}
+	}
+	up, s3err := e.checkPost(j, form, size)
 	if s3err != nil {
-		return e.postRefused(j, client, s3err, read)
+		return e.postRefused(j, client, s3err, j.post.bodyLen-sr.n)
 	}
 	j.post.up = up
 	j.post.scheme = "http://"
 	if _, ok := client.(*tls.Conn); ok {
 		j.post.scheme = "https://"
 	}
-	if j.bucket.autoChunks(up.size) {
-		return e.autoChunkPost(j, client, sr, j.out[form.DataStart:], up)
+	pre := j.out[form.DataStart:]
+	if j.post.whole {
+		pre = pre[:size] // what follows the file was read and checked already
+	} else if j.bucket.autoChunks(up.size) {
+		return e.autoChunkPost(j, client, sr, pre, up)
 	}
-	return e.streamPost(j, client, sr, j.out[form.DataStart:], up)
+	return e.streamPost(j, client, sr, pre, up)
+}
+
+// postWholeMax: a form whose file and what follows it fit in this many bytes is read whole
+// before the file goes upstream, so its exact length is found by the boundary, whatever follows
+// the file (a named submit button, as in AWS's example form; a close delimiter without CRLF).
+// Larger files are streamed with the length Content-Length gives (postform.FileLength).
+const postWholeMax = 1 << 20
+
+// readPostWhole reads the rest of a small form's body into j.out and returns the file's length.
+func (e *Engine) readPostWhole(j *job, sr *stallReader, form *postform.Form) (int64, *s3Error) {
+	need := int(j.post.bodyLen)
+	if cap(j.out) < need {
+		nb := make([]byte, len(j.out), need)
+		copy(nb, j.out)
+		j.out = nb
+	}
+	for len(j.out) < need {
+		n, err := sr.Read(j.out[len(j.out):need])
+		j.out = j.out[:len(j.out)+n]
+		if n == 0 && err != nil {
+			return 0, postReadError(err)
+		}
+	}
+	size, err := postform.FileEnd(j.out, form.DataStart, j.post.boundary)
+	if err != nil {
+		return 0, errPostMalformed
+	}
+	j.post.whole = true
+	return size, nil
 }
 
 // readPostForm reads the body until the file part's data begins (bounded by MaxPreData, and in
@@ -119,7 +157,7 @@ func (e *Engine) postRefused(j *job, client net.Conn, s3err *s3Error, read int64
 // checkPost authenticates the form and checks every policy on it: the POST policy (signature,
 // expiration, conditions, content-length-range), the bucket's limits and upload policy, then the
 // Authorizer, as for a PutObject by the policy's access key.
-func (e *Engine) checkPost(j *job, form *postform.Form) (*postUpload, *s3Error) {
+func (e *Engine) checkPost(j *job, form *postform.Form, size int64) (*postUpload, *s3Error) {
 	b, pj := j.bucket, j.post
 	p, s3err := e.authenticatePost(j, form)
 	if s3err != nil {
@@ -142,7 +180,7 @@ func (e *Engine) checkPost(j *job, form *postform.Form) (*postUpload, *s3Error) 
 		return nil, s3err
 	}
 	j.setPostResource(up.encKey)
-	up.size = postform.FileLength(pj.bodyLen, form.DataStart, pj.boundary)
+	up.size = size
 	switch {
 	case up.size < 0:
 		return nil, errPostTail

@@ -88,6 +88,20 @@ func (e *Engine) copyPostFile(j *job, u *upConn, w *watcher, r io.Reader, size i
 		_, err := u.c.Write(p)
 		return err == nil
 	}
+	if j.post.whole {
+		// The body was read and checked whole (postWholeMax): r holds exactly the file's bytes.
+		for left := size; left > 0; {
+			n, err := r.Read(buf[:min(int64(len(buf)), left)])
+			if n == 0 {
+				return postReadError(err), false
+			}
+			if !write(buf[:n]) {
+				return nil, true
+			}
+			left -= int64(n)
+		}
+		return nil, false
+	}
 	sc := postform.NewScanner(j.post.boundary)
 	hold := min(size, 1) // the file's last byte waits for the closing delimiter
 	for left := size - hold; left > 0; {

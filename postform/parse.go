@@ -284,3 +284,26 @@ func (s *Scanner) Write(p []byte) bool {
 	}
 	return false
 }
+
+// FileEnd finds the file's length in a whole body whose file data starts at dataStart: the data
+// ends at the first delimiter (CRLF "--" boundary), which must be followed by "--" (the close
+// delimiter, then any epilogue) or by CRLF and more parts, and the body must hold the close
+// delimiter. Parts after the file are not read (S3 ignores them). ErrMalformed otherwise.
+func FileEnd(body []byte, dataStart int, boundary string) (int64, error) {
+	if dataStart < 0 || dataStart > len(body) {
+		return 0, ErrMalformed
+	}
+	delim := "\r\n--" + boundary
+	i := bytes.Index(body[dataStart:], []byte(delim))
+	if i < 0 {
+		return 0, ErrMalformed
+	}
+	after := body[dataStart+i+len(delim):]
+	switch {
+	case bytes.HasPrefix(after, []byte("--")):
+	case bytes.HasPrefix(after, []byte("\r\n")) && bytes.Contains(after, []byte(delim+"--")):
+	default:
+		return 0, ErrMalformed
+	}
+	return int64(i), nil
+}

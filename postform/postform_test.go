@@ -280,3 +280,27 @@ func TestDecodePolicyErrors(t *testing.T) {
 		t.Fatal("CheckLength")
 	}
 }
+
+func TestFileEnd(t *testing.T) {
+	const b = "XyZ"
+	head := "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n\r\n"
+	cases := []struct {
+		body string
+		want int64
+		err  error
+	}{
+		{head + "data\r\n--XyZ--\r\n", 4, nil},
+		{head + "data\r\n--XyZ--", 4, nil},
+		{head + "data\r\n--XyZ\r\nContent-Disposition: form-data; name=\"submit\"\r\n\r\nUpload\r\n--XyZ--\r\n", 4, nil},
+		{head + "\r\n--XyZ--\r\n", 0, nil},
+		{head + "data\r\n--XyZ\r\nContent-Disposition: form-data; name=\"submit\"\r\n\r\nUpload", 0, postform.ErrMalformed},
+		{head + "data\r\n--XyZjunk", 0, postform.ErrMalformed},
+		{head + "data", 0, postform.ErrMalformed},
+	}
+	for _, tc := range cases {
+		got, err := postform.FileEnd([]byte(tc.body), len(head), b)
+		if got != tc.want || err != tc.err {
+			t.Errorf("FileEnd(%q) = %d, %v; want %d, %v", tc.body, got, err, tc.want, tc.err)
+		}
+	}
+}
