@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/hmac"
@@ -527,5 +528,46 @@ func TestPostObjectStalls(t *testing.T) {
 	}
 	if upstream.ObjectExists(t, p.UpBucket, "uploads/stall.png") {
 		t.Fatal("a stalled upload was stored")
+	}
+}
+
+// Small files are read whole only within the Complete documents' memory budget (4 MiB here):
+// while four forms of ~1 MiB hold it, a fifth is streamed like a large one (its part after the
+// file is then refused); once they finish, the budget is back.
+func TestPostObjectWholeBudget(t *testing.T) {
+	p := startProxy(t, func(o *engine.Options) { o.CompleteBodyBudget = 4 << 20 })
+	auth := postPolicy{Conditions: stdConditions(p.Bucket)}.sign(t)
+	form := func(key string, size int) []byte {
+		body, ct := postBody(t, append(stdFields(key), auth...), "b.png", s3test.RandomBytes(size, 2), [2]string{"submit", "Upload"})
+		return postWire(p.Addr, "/"+p.Bucket, ct, body)
+	}
+	active := func() float64 { return metricValue(t, "mizuchi_uploads_active") }
+	base := active()
+	var held []net.Conn
+	var rest [][]byte
+	for i := range 4 {
+		wire := form("uploads/held-"+itoa(i)+".png", 1000<<10)
+		c, err := net.Dial("tcp", p.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.Write(wire[:len(wire)-1000])
+		held, rest = append(held, c), append(rest, wire[len(wire)-1000:])
+	}
+	waitFor(t, "four forms in flight", 5*time.Second, func() bool { return active() == base+4 })
+	time.Sleep(200 * time.Millisecond) // each has read its fields and taken its share of the budget
+	resp, rb := p.do(t, form("uploads/over.png", 100<<10))
+	wantS3Error(t, resp, rb, 400, "MalformedPOSTRequest")
+	for i, c := range held {
+		c.Write(rest[i])
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, rb := readResponse(t, bufio.NewReader(c))
+		if resp.StatusCode != 204 {
+			t.Fatalf("held form %d: %d %s", i, resp.StatusCode, rb)
+		}
+	}
+	if resp, rb := p.do(t, form("uploads/after.png", 100<<10)); resp.StatusCode != 204 {
+		t.Fatalf("after the budget came back: %d %s", resp.StatusCode, rb)
 	}
 }

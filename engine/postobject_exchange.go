@@ -47,15 +47,20 @@ func (e *Engine) exchangePost(j *job, client net.Conn) outcome {
 	if s3err != nil {
 		return e.postRefused(j, client, s3err, j.post.bodyLen-sr.n)
 	}
+	p, up, s3err := e.checkPostForm(j, form)
+	if s3err != nil {
+		return e.postRefused(j, client, s3err, j.post.bodyLen-sr.n)
+	}
 	size := postform.FileLength(j.post.bodyLen, form.DataStart, j.post.boundary)
-	if j.post.bodyLen-int64(form.DataStart) <= postWholeMax {
-		// A small file is read whole first: parts after it are then ignored, as S3 ignores them.
+	if rest := j.post.bodyLen - int64(form.DataStart); rest <= postWholeMax && e.completeBudget.tryAcquire(rest) {
+		// A small file of an authenticated form is read whole first (the memory from the budget
+		// Complete documents use): parts after it are then ignored, as S3 ignores them.
+		j.budget += rest
 		if size, s3err = e.readPostWhole(j, sr, form); s3err != nil {
 			return e.postRefused(j, client, s3err, j.post.bodyLen-sr.n)
 		}
 	}
-	up, s3err := e.checkPost(j, form, size)
-	if s3err != nil {
+	if s3err := e.checkPostFile(j, form, p, up, size); s3err != nil {
 		return e.postRefused(j, client, s3err, j.post.bodyLen-sr.n)
 	}
 	j.post.up = up
@@ -154,42 +159,48 @@ func (e *Engine) postRefused(j *job, client net.Conn, s3err *s3Error, read int64
 	return outcome{status: s3err.Status, bodyBytes: read, mode: "refused", closeClient: true}
 }
 
-// checkPost authenticates the form and checks every policy on it: the POST policy (signature,
-// expiration, conditions, content-length-range), the bucket's limits and upload policy, then the
-// Authorizer, as for a PutObject by the policy's access key.
-func (e *Engine) checkPost(j *job, form *postform.Form, size int64) (*postUpload, *s3Error) {
-	b, pj := j.bucket, j.post
+// checkPostForm authenticates the form and checks the POST policy's expiration and conditions
+// on its fields (the file's length comes next: checkPostFile).
+func (e *Engine) checkPostForm(j *job, form *postform.Form) (*postform.Policy, *postUpload, *s3Error) {
+	pj := j.post
 	p, s3err := e.authenticatePost(j, form)
 	if s3err != nil {
 		e.metrics.authFailure(s3err)
-		return nil, s3err
+		return nil, nil, s3err
 	}
 	e.metrics.authenticated(j.principal.Method)
 	if lm := e.lim; lm != nil && lm.principalRate != nil && !lm.principalRate.allow(j.principal.ID, e.now()) {
 		e.metrics.limitedBy("requests_per_principal")
-		return nil, errLimitRatePrincipal
+		return nil, nil, errLimitRatePrincipal
 	}
 	if k, _ := form.Get("key"); k == "" {
-		return nil, errPostNoKey // before the conditions, as S3 checks it
+		return nil, nil, errPostNoKey // before the conditions, as S3 checks it
 	}
 	if err := p.Check(form, pj.bucket, e.opts.Now()); err != nil {
-		return nil, postPolicyError(err)
+		return nil, nil, postPolicyError(err)
 	}
 	up, s3err := postFields(form)
 	if s3err != nil {
-		return nil, s3err
+		return nil, nil, s3err
 	}
 	j.setPostResource(up.encKey)
+	return p, up, nil
+}
+
+// checkPostFile checks the file's length (content-length-range, the bucket's limits), then the
+// bucket's upload policy and the Authorizer, as for a PutObject by the policy's access key.
+func (e *Engine) checkPostFile(j *job, form *postform.Form, p *postform.Policy, up *postUpload, size int64) *s3Error {
+	b := j.bucket
 	up.size = size
 	switch {
 	case up.size < 0:
-		return nil, errPostTail
+		return errPostTail
 	case p.CheckLength(up.size) == postform.ErrTooLarge:
-		return nil, errEntityTooLarge
+		return errEntityTooLarge
 	case p.CheckLength(up.size) == postform.ErrTooSmall:
-		return nil, errEntityTooSmall
+		return errEntityTooSmall
 	case up.size > e.opts.MaxObjectSize || up.size > maxSinglePut && !b.autoChunks(up.size):
-		return nil, errEntityTooLarge
+		return errEntityTooLarge
 	}
 	if b.policy != nil {
 		in := policy.Input{Op: policy.OpPutObject, Key: []byte(up.key), Size: up.size,
@@ -205,16 +216,16 @@ func (e *Engine) checkPost(j *job, form *postform.Form, size int64) (*postUpload
 		}
 		r := b.policy.Check(&in)
 		if s3err := policyErrors[r.Violated]; s3err != nil {
-			return nil, s3err
+			return s3err
 		}
 		up.noOverwrite = r.NoOverwrite
 	}
 	if b.authz != nil {
 		if s3err := e.authorize(b.authz, postAuthzInput(j, form, up)); s3err != nil {
-			return nil, s3err
+			return s3err
 		}
 	}
-	return up, nil
+	return nil
 }
 
 // authenticatePost verifies the form's SigV4 policy signature with the bucket's client
