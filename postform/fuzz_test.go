@@ -11,7 +11,8 @@ import (
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
 // FuzzParse checks that Parse never panics, that an accepted form's data start lies inside the
-// input, and that every prefix of an accepted input up to its data start asks for more.
+// input, that the prefix up to its data start parses the same, and that FileEnd and the Scanner
+// stay inside what follows.
 func FuzzParse(f *testing.F) {
 	body, boundary := awsForm(f, nil)
 	f.Add(body, boundary)
@@ -31,6 +32,11 @@ func FuzzParse(f *testing.F) {
 		if _, err := postform.Parse(body[:form.DataStart], boundary, postform.MaxPreData); err != nil {
 			t.Fatalf("the prefix up to DataStart: %v", err)
 		}
+		if n, err := postform.FileEnd(body, form.DataStart, boundary); err == nil && (n < 0 || int64(form.DataStart)+n > int64(len(body))) {
+			t.Fatalf("FileEnd = %d outside the body (data at %d of %d)", n, form.DataStart, len(body))
+		}
+		s := postform.NewScanner(boundary)
+		_ = s.Write(body[form.DataStart:])
 	})
 }
 
