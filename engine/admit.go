@@ -24,9 +24,11 @@ const (
 	// verdictAwait: the bucket's Authorizer must decide first, off the loop; decision.next is what
 	// the request becomes when it allows.
 	verdictAwait
+	// verdictPreflight: answer an allowed CORS preflight with 200 (cors.go); nothing goes upstream.
+	verdictPreflight
 )
 
-var verdictNames = [...]string{"refuse", "inline", "stream", "auto-chunk", "await"}
+var verdictNames = [...]string{"refuse", "inline", "stream", "auto-chunk", "await", "preflight"}
 
 func (v verdict) String() string { return verdictNames[v] }
 
@@ -44,6 +46,9 @@ type decision struct {
 	chunks    chunkInfo // a signed aws-chunked body: how it is framed (zero otherwise)
 	// noOverwrite: the bucket policy makes the upstream write conditional (If-None-Match: *).
 	noOverwrite bool
+	// preflight: an OPTIONS request (cors.go); corsRule is the CORS rule that allowed it.
+	preflight bool
+	corsRule  int
 }
 
 // admit decides what a complete request head becomes. It is pure: no gnet, no I/O, no logging and
@@ -55,6 +60,9 @@ type decision struct {
 // principal; they too allocate nothing and come before any 100 Continue.
 func (e *Engine) admit(h *Head) (d decision) {
 	req, buf := h.req, h.buf
+	if string(req.Method.Bytes(buf)) == "OPTIONS" {
+		return e.preflight(h) // a CORS preflight, answered by the proxy (cors.go)
+	}
 	if b, ok := e.postObjectOp(h); ok {
 		return e.admitPostObject(h, b) // a browser form upload (postobject.go)
 	}

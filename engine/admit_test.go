@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
+	"github.com/mizuchi/uploadr/cors"
 	"github.com/mizuchi/uploadr/httpparse"
 )
 
@@ -286,7 +287,13 @@ var admitTests = []struct {
 	{"DeleteObject", admitReq{method: "DELETE", path: "/sig/key"}, admitWant{err: errMethodNotAllowed}},
 	{"POST without uploads", admitReq{method: "POST", path: "/sig/key", cl: "0"}, admitWant{err: errMethodNotAllowed}},
 	{"POST uploads and uploadId", admitReq{method: "POST", path: "/sig/key", query: "uploads&uploadId=x"}, admitWant{err: errMethodNotAllowed}},
-	{"OPTIONS", admitReq{method: "OPTIONS", path: "/sig/key"}, admitWant{err: errMethodNotAllowed}},
+	{"OPTIONS without Origin", admitReq{method: "OPTIONS", path: "/sig/key", noSign: true}, admitWant{err: errCORSNoOrigin}},
+	{"OPTIONS without Access-Control-Request-Method", admitReq{method: "OPTIONS", path: "/sig/key", noSign: true,
+		hdr: []string{"Origin: https://app.example"}}, admitWant{err: errCORSNoMethod}},
+	{"preflight, bucket without CORS rules", admitReq{method: "OPTIONS", path: "/sig/key", noSign: true,
+		hdr: []string{"Origin: https://app.example", "Access-Control-Request-Method: PUT"}}, admitWant{err: errCORSDisabled}},
+	{"preflight, unknown bucket", admitReq{method: "OPTIONS", path: "/nope/key", noSign: true,
+		hdr: []string{"Origin: https://app.example", "Access-Control-Request-Method: PUT"}}, admitWant{err: errUnknownBucket}},
 	{"unknown bucket", admitReq{method: "PUT", path: "/nope/key", cl: "1"}, admitWant{err: errUnknownBucket}},
 	{"unknown bucket, unsigned", admitReq{method: "PUT", path: "/nope/key", cl: "1", noSign: true}, admitWant{err: errUnknownBucket}},
 	{"bucket name prefix", admitReq{method: "PUT", path: "/si/key", cl: "1"}, admitWant{err: errUnknownBucket}},
@@ -658,6 +665,16 @@ func TestAdmitAuthzInput(t *testing.T) {
 // clock, so the fuzzer starts from heads that authenticate.
 func FuzzAdmit(f *testing.F) {
 	e := newAdmitEngine(f)
+	// Bucket "open" has CORS rules (cors.go): preflights are admitted there.
+	c, err := cors.New([]cors.Rule{{AllowedOrigins: []string{"https://*.example"}, AllowedMethods: []string{"PUT", "POST"},
+		AllowedHeaders: []string{"x-amz-*", "authorization"}, ExposeHeaders: []string{"ETag"}}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	e.lookupBucket([]byte("open")).cors = c
+	f.Add("OPTIONS", "/open/k", "uploads", true, "Host: h\r\nOrigin: https://a.example\r\nAccess-Control-Request-Method: POST\r\n"+
+		"Access-Control-Request-Headers: authorization, x-amz-date\r\n")
+	f.Add("PUT", "/open/k", "", false, "Host: h\r\nContent-Length: 0\r\nOrigin: https://b.example\r\n")
 	for _, tt := range admitTests {
 		wire := tt.req.wire(f)
 		line, rest, _ := bytes.Cut(wire, []byte("\r\n"))
@@ -684,10 +701,33 @@ func FuzzAdmit(f *testing.F) {
 		h := Head{req: req, buf: b}
 		d := e.admit(&h)
 		checkInvariants(t, e, &h, &d)
-		if d.verdict != verdictRefuse && d.rt.op != opPostObject {
+		checkCORS(t, e, &h, &d)
+		if d.verdict != verdictRefuse && d.verdict != verdictPreflight && d.rt.op != opPostObject {
 			checkAdmitted(t, e, &h, &d)
 		}
 	})
+}
+
+// checkCORS checks a decision's CORS side: a preflight is admitted only for OPTIONS to a bucket
+// with CORS rules, without a principal; the header lines every answer gets are well formed (no
+// header of the request can inject a line).
+func checkCORS(t *testing.T, e *Engine, h *Head, d *decision) {
+	t.Helper()
+	if d.verdict == verdictPreflight {
+		if !d.preflight || string(h.Method()) != "OPTIONS" || d.rt.bucket == nil || d.rt.bucket.cors == nil || d.principal.ID != "" || d.principal.Method != "" {
+			t.Fatalf("preflight admitted: method %q, bucket %v, principal %+v", h.Method(), d.rt.bucket != nil, d.principal)
+		}
+	}
+	out := string(e.appendCORS(nil, h, d))
+	for _, line := range strings.SplitAfter(out, "\r\n") {
+		if line == "" {
+			continue
+		}
+		name, value, ok := strings.Cut(strings.TrimSuffix(line, "\r\n"), ": ")
+		if !ok || !strings.HasSuffix(line, "\r\n") || strings.ContainsAny(name+value, "\r\n") || !strings.HasPrefix(name, "Access-Control-") && name != "Vary" {
+			t.Fatalf("CORS header line %q in %q", line, out)
+		}
+	}
 }
 
 // checkInvariants checks what holds for every decision.
@@ -704,6 +744,9 @@ func checkInvariants(t *testing.T, e *Engine, h *Head, d *decision) {
 	}
 	if d.verdict != verdictAwait && d.next != verdictRefuse {
 		t.Fatalf("next = %v on verdict %v", d.next, d.verdict)
+	}
+	if d.verdict == verdictPreflight {
+		return // checkCORS
 	}
 	if d.verdict == verdictRefuse {
 		if d.err.Status < 400 || d.err.Status > 599 || d.err.Code == "" {

@@ -207,8 +207,13 @@ type loopPut struct {
 
 func newLoopPut(tb testing.TB, bodyLen int) *loopPut {
 	tb.Helper()
-	e := newAdmitEngine(tb)
-	client := &fakeConn{in: smallPut(tb, bodyLen)}
+	return newLoopRequest(tb, newAdmitEngine(tb), smallPut(tb, bodyLen))
+}
+
+// newLoopRequest is newLoopPut for a request of one's own to bucket "sig" of e.
+func newLoopRequest(tb testing.TB, e *Engine, wire []byte) *loopPut {
+	tb.Helper()
+	client := &fakeConn{in: wire}
 	upc := &fakeConn{in: []byte(upstreamOK)}
 	pool := e.lookupBucket([]byte("sig")).pool
 	ls := &loopState{idle: map[*upstreamPool][]*loopUp{}}

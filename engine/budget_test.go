@@ -155,7 +155,7 @@ func TestCompleteBodyBudgetOption(t *testing.T) {
 
 // A Complete refused by the budget gets 503 SlowDown, which S3 clients retry with backoff.
 func TestCompleteBudgetError(t *testing.T) {
-	resp := string(appendErrorResponse(nil, errCompleteBudget, []byte("/b/k"), []byte("REQ1"), false))
+	resp := string(appendErrorResponse(nil, errCompleteBudget, []byte("/b/k"), []byte("REQ1"), nil, false))
 	for _, want := range []string{"HTTP/1.1 503 Service Unavailable\r\n", "<Code>SlowDown</Code>", "CompleteMultipartUpload"} {
 		if !strings.Contains(resp, want) {
 			t.Errorf("budget refusal lacks %q:\n%s", want, resp)

@@ -102,6 +102,7 @@ type connState struct {
 	reqID   [16]byte
 	remote  string
 	scratch []byte // per-connection scratch for error responses
+	cors    []byte // the current request's CORS header lines (cors.go appendCORS); usually empty
 
 	// phaseStream: the loop-owned upstream connection the body goes to (nil once it is all sent).
 	up *loopUp
@@ -125,6 +126,7 @@ func (st *connState) toHead(now int64) {
 	st.signed = [2]int32{}
 	st.chunks = chunkInfo{}
 	st.noOverwrite = false
+	st.cors = st.cors[:0]
 	st.pending = decision{}
 	st.sentCont = false
 	st.up = nil
@@ -404,12 +406,9 @@ func (e *Engine) onHead(c gnet.Conn, st *connState, buf []byte) (gnet.Action, bo
 	st.expect100 = req.Expect100
 	st.head = Head{req: req, buf: buf}
 	d := e.admitLimited(st) // admit behind the client limits (limits.go)
-	st.head.buf = nil       // gnet's buffer is valid only during this callback
-	if d.authErr {
-		e.metrics.authFailure(d.err)
-	} else if d.verdict != verdictRefuse {
-		e.metrics.authenticated(d.principal.Method)
-	}
+	st.cors = e.appendCORS(st.cors[:0], &st.head, &d)
+	st.head.buf = nil // gnet's buffer is valid only during this callback
+	e.metrics.decided(&d)
 	if e.debugOn() {
 		e.logAuth(&d, st.reqID[:]) // debuglog.go
 	}
@@ -432,6 +431,8 @@ func (e *Engine) act(c gnet.Conn, st *connState, buf []byte, d *decision) (gnet.
 	switch d.verdict {
 	case verdictRefuse:
 		return e.refuseRequest(c, st, buf, d.err), true
+	case verdictPreflight:
+		return e.refuseRequest(c, st, buf, nil), true // nil: the allowed preflight's 200 (cors.go)
 	case verdictAwait:
 		if d.next != verdictInline {
 			return e.detach(c, st, buf, d), true
@@ -485,22 +486,21 @@ func (e *Engine) refuseRequest(c gnet.Conn, st *connState, buf []byte, s3err *s3
 	return gnet.None
 }
 
-// refuse writes an S3 error response on the loop and records the request. It closes the
-// connection when closeConn is set; otherwise it discards the request (head and body, which must
-// be buffered) and readies the connection for the next one.
+// refuse writes an S3 error response on the loop — or, for a nil s3err, the 200 answer to an
+// allowed CORS preflight — and records the request. It closes the connection when closeConn is
+// set; otherwise it discards the request (head and body, which must be buffered) and readies the
+// connection for the next one.
 func (e *Engine) refuse(c gnet.Conn, st *connState, s3err *s3Error, resource []byte, closeConn bool) gnet.Action {
-	st.scratch = appendErrorResponse(st.scratch[:0], s3err, resource, st.reqID[:], closeConn)
+	status, mode := e.selfAnswer(st, s3err, resource, closeConn)
 	if st.isHead {
 		// A response to HEAD has no body (RFC 9110 9.3.2); its Content-Length still tells the size.
 		if i := bytes.Index(st.scratch, []byte("\r\n\r\n")); i >= 0 {
 			st.scratch = st.scratch[:i+4]
 		}
 	}
-	// Counted before the answer goes out: a client that reads it finds the counters moved.
-	e.metrics.refusal(s3err)
 	m := reqMeta{reqID: st.reqID, bucket: st.rt.bucket, op: st.rt.op, keyStart: st.rt.keyStart, started: time.Now(), remote: st.remote,
 		principal: st.principal, resource: resource}
-	e.record(&m, outcome{status: s3err.Status, mode: "refused", closeClient: closeConn}, int64(len(st.scratch)))
+	e.record(&m, outcome{status: status, mode: mode, closeClient: closeConn}, int64(len(st.scratch)))
 	_, _ = c.Write(st.scratch)
 	if len(st.scratch) > 64<<10 {
 		st.scratch = nil

@@ -49,6 +49,8 @@ func (e *Engine) logAuth(d *decision, reqID []byte) {
 	case d.authErr:
 		e.opts.Logger.Debug("auth decision", "request_id", string(reqID), "bucket", bucket, "operation", d.rt.op.String(),
 			"decision", "deny", "code", d.err.Code)
+	case d.preflight:
+		// a CORS preflight: no authentication (cors.go)
 	case d.verdict == verdictRefuse:
 		// refused before or after authentication for another reason (routing, limits, policy):
 		// the access log has it.

@@ -21,7 +21,8 @@
 //
 // conn.go holds the connection state machine and its diagram. The same pipeline serves connections
 // from any net.Listener (serve.go, one goroutine per connection). Every request that is not one of
-// the six operations gets an S3 XML error and nothing is sent upstream.
+// the six operations gets an S3 XML error and nothing is sent upstream, except a CORS preflight
+// (OPTIONS), which admit answers from the bucket's CORS rules (cors.go).
 //
 // engine is the only package that imports gnet. It never imports server: server turns its Config into
 // Options. Identity and policy plug in behind the Authenticator and Authorizer interfaces defined in

@@ -13,6 +13,7 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 
+	"github.com/mizuchi/uploadr/cors"
 	"github.com/mizuchi/uploadr/httpparse"
 	"github.com/mizuchi/uploadr/policy"
 	"github.com/mizuchi/uploadr/s3sig"
@@ -88,6 +89,7 @@ type bucketState struct {
 	pending    *wildCache // non-nil: made by the "*" entry for one request, cached once authenticated
 
 	policy *policy.Policy   // nil: no upload rules
+	cors   *cors.Config     // nil: no CORS rules (cors.go)
 	ids    *uploadid.Sealer // seals and opens the upload ids clients see (uploadid.go)
 }
 
@@ -153,6 +155,7 @@ func (e *Engine) buildTable(bs []Bucket) *bucketTable {
 			auth:       e.authenticatorFor(b),
 			authz:      b.Authorizer,
 			policy:     b.Policy,
+			cors:       b.CORS,
 			authzHdrs:  b.AuthzHeaders,
 			upload:     b.Upload,
 			label:      b.Name,

@@ -148,8 +148,9 @@ func appendXMLEscaped(dst []byte, s []byte) []byte {
 
 // appendErrorResponse appends a complete HTTP/1.1 response carrying e as an S3 XML error document.
 // resource is the request path (escaped here), requestID the id also sent as x-amz-request-id;
-// closeConn adds "Connection: close".
-func appendErrorResponse(dst []byte, e *s3Error, resource []byte, requestID []byte, closeConn bool) []byte {
+// corsHdrs are the request's CORS header lines (cors.go), usually none; closeConn adds
+// "Connection: close".
+func appendErrorResponse(dst []byte, e *s3Error, resource, requestID, corsHdrs []byte, closeConn bool) []byte {
 	const xmlHead = `<?xml version="1.0" encoding="UTF-8"?>` + "\n<Error><Code>"
 	// Body first into the tail of dst so the Content-Length is known; then move it behind the head.
 	start := len(dst)
@@ -180,12 +181,18 @@ func appendErrorResponse(dst []byte, e *s3Error, resource []byte, requestID []by
 	if closeConn {
 		h = append(h, "\r\nConnection: close"...)
 	}
-	h = append(h, "\r\n\r\n"...)
+	h = append(h, "\r\n"...)
 
-	// Shift the body right by len(h) and copy the head in front of it.
+	// Shift the body right by the head's length and copy the head in front of it: the fixed
+	// lines, the CORS lines, the blank line.
+	n := len(h) + len(corsHdrs) + 2
 	dst = append(dst, h...)
-	copy(dst[start+len(h):], dst[start:start+bodyLen])
+	dst = append(dst, corsHdrs...)
+	dst = append(dst, "\r\n"...)
+	copy(dst[start+n:], dst[start:start+bodyLen])
 	copy(dst[start:], h)
+	copy(dst[start+len(h):], corsHdrs)
+	copy(dst[start+len(h)+len(corsHdrs):], "\r\n")
 	return dst
 }
 

@@ -55,6 +55,7 @@ type reqMeta struct {
 	expect100 bool   // the client waits for 100 Continue before it sends the body
 	upStatus  int    // the upstream's status, 0 when it was not asked
 	upReqID   []byte // the upstream's x-amz-request-id
+	cors      []byte // CORS header lines every answer carries (cors.go); usually empty
 }
 
 // upHead is the scratch one upstream request head is built and signed in.
@@ -115,6 +116,7 @@ func (e *Engine) newJob(st *connState, resource []byte, s side) *job {
 	j.side = s
 	j.st = st
 	j.reqMeta.reset(st.reqID, st.rt.bucket, st.rt.op, st.remote, st.principal, resource)
+	j.cors = append(j.cors[:0], st.cors...)
 	j.keyStart = st.rt.keyStart
 	j.keepAlive = st.keepAlive && !e.draining.Load()
 	j.expect100 = st.expect100 && !st.sentCont
@@ -140,6 +142,7 @@ func (j *job) release() {
 	if cap(j.resp) > 256<<10 {
 		j.resp = nil
 	}
+	j.cors = j.cors[:0]
 	if cap(j.tmp) > 256<<10 {
 		j.tmp = nil
 	}

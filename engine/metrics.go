@@ -58,6 +58,9 @@ type engineMetrics struct {
 	authSigV4      *metrics.Counter
 	authNone       *metrics.Counter
 	authPresigned  *metrics.Counter
+
+	corsAllowed *metrics.Counter // CORS preflights answered 200
+	corsRefused *metrics.Counter // CORS preflights refused (400, 403)
 }
 
 // upGauge is a process-wide gauge of upstream connections kept as an integer (Inc and Dec are one
@@ -98,6 +101,7 @@ func newEngineMetrics() *engineMetrics {
 	metricsOnce.Do(func() {
 		const transfer = "Request body bytes moved upstream, by mode: splice (kernel pipes) or copy (user space)."
 		const auth = "Requests whose client was authenticated, by authentication method."
+		const cors = "CORS preflights (OPTIONS) the proxy answered: allowed (200) or refused (400, 403)."
 		theMetrics = &engineMetrics{
 			connsOpen:             gauge(`mizuchi_connections_active`, "Client connections held by the proxy (event loops, detached transfers and the https listener)."),
 			bytesSplice:           counter(`mizuchi_transfer_bytes_total{mode="splice"}`, transfer),
@@ -129,6 +133,8 @@ func newEngineMetrics() *engineMetrics {
 			authSigV4:             counter(`mizuchi_authenticated_requests_total{method="sigv4"}`, auth),
 			authNone:              counter(`mizuchi_authenticated_requests_total{method="none"}`, auth),
 			authPresigned:         counter(`mizuchi_authenticated_requests_total{method="sigv4-presigned"}`, auth),
+			corsAllowed:           counter(`mizuchi_cors_preflights_total{result="allowed"}`, cors),
+			corsRefused:           counter(`mizuchi_cors_preflights_total{result="refused"}`, cors),
 			idleEvicted:           counter(`mizuchi_connections_evicted_total`, "Idle keep-alive client connections closed to make room for a new one at the total connection limit."),
 		}
 		for i, name := range limitNames {
@@ -175,6 +181,20 @@ type reqKey struct {
 	bucket string
 	op     op
 	status int
+}
+
+// decided counts what admit decided about a request: its authentication, or a CORS preflight.
+func (m *engineMetrics) decided(d *decision) {
+	switch {
+	case d.preflight && d.verdict == verdictPreflight:
+		m.corsAllowed.Inc()
+	case d.preflight:
+		m.corsRefused.Inc()
+	case d.authErr:
+		m.authFailure(d.err)
+	case d.verdict != verdictRefuse:
+		m.authenticated(d.principal.Method)
+	}
 }
 
 // request counts a finished request by bucket ("-" when none was routed), operation and status.

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mizuchi/uploadr/cors"
 	"github.com/mizuchi/uploadr/policy"
 	"github.com/mizuchi/uploadr/transfer"
 	"github.com/mizuchi/uploadr/uploadid"
@@ -153,6 +154,10 @@ type Bucket struct {
 	// Policy, when set, holds the upload rules checked on every authenticated request's head,
 	// before its body is read (policy.go); nil = none.
 	Policy *policy.Policy
+	// CORS, when set, holds the bucket's CORS rules (cors.go): preflights are answered from them
+	// and answers to requests with an Origin carry their Access-Control-* headers; nil = none (a
+	// preflight gets 403, as S3 answers for a bucket without a CORS configuration).
+	CORS *cors.Config
 }
 
 // UploadOptions configure how a large PutObject is cut into a multipart upload upstream.

@@ -239,7 +239,7 @@ func (e *Engine) renderPostSuccess(j *job, etag, version []byte, closeClient boo
 		out = append(append(append(out, upstreamIDHeader+": "...), j.upReqID...), "\r\n"...)
 	}
 	out = append(append(append(out, "x-amz-request-id: "...), j.reqID[:]...), "\r\n"...)
-	out = e.appendPostCORS(out, j)
+	out = appendCORSHeaders(out, j) // the bucket's CORS headers for the request's Origin (cors.go)
 	if len(body) > 0 {
 		out = append(out, "Content-Type: application/xml\r\n"...)
 	}
@@ -273,10 +273,4 @@ func postRedirect(raw, bucket, key, etag string) string {
 		return s
 	}
 	return ""
-}
-
-// appendPostCORS appends the bucket's CORS headers for the request's Origin to the head of a
-// PostObject success answer (the proxy's errors and relayed answers carry them like any other).
-func (e *Engine) appendPostCORS(dst []byte, j *job) []byte {
-	return dst
 }

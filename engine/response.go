@@ -8,8 +8,22 @@ import (
 
 // errorResponse fills j.resp with an S3 error document and returns its status.
 func (e *Engine) errorResponse(j *job, s3err *s3Error, closeConn bool) int {
-	j.resp = appendErrorResponse(j.resp[:0], s3err, j.resource, j.reqID[:], closeConn)
+	j.resp = appendErrorResponse(j.resp[:0], s3err, j.resource, j.reqID[:], j.cors, closeConn)
 	return s3err.Status
+}
+
+// selfAnswer renders into st.scratch an answer the proxy gives itself: the S3 error s3err (counted
+// as a refusal), or for a nil s3err the 200 answer to an allowed CORS preflight (cors.go). Either
+// carries the request's CORS header lines. It returns the status and the access log's mode.
+func (e *Engine) selfAnswer(st *connState, s3err *s3Error, resource []byte, closeConn bool) (status int, mode string) {
+	if s3err == nil {
+		st.scratch = appendPreflightResponse(st.scratch[:0], st.cors, st.reqID[:], closeConn)
+		return 200, "none"
+	}
+	st.scratch = appendErrorResponse(st.scratch[:0], s3err, resource, st.reqID[:], st.cors, closeConn)
+	// Counted before the answer goes out: a client that reads it finds the counters moved.
+	e.metrics.refusal(s3err)
+	return s3err.Status, "refused"
 }
 
 // relayResponse copies the upstream's response into j.resp for the client: status line, end-to-end
@@ -54,7 +68,7 @@ func (e *Engine) relayHead(j *job, out, buf []byte, h *httpparse.Response, refra
 	seenID := false
 	for i := 0; i < h.NumHeaders; i++ {
 		name := h.Headers[i].Name.Bytes(buf)
-		if isResponseHopHeader(name) || reframe && isFramingHeader(name) {
+		if isResponseHopHeader(name) || reframe && isFramingHeader(name) || isAccessControlHeader(name) {
 			continue
 		}
 		value := h.Headers[i].Value.Bytes(buf)
@@ -75,7 +89,7 @@ func (e *Engine) relayHead(j *job, out, buf []byte, h *httpparse.Response, refra
 	out = append(out, "x-amz-request-id: "...)
 	out = append(out, j.reqID[:]...)
 	out = append(out, "\r\n"...)
-	return out
+	return appendCORSHeaders(out, j)
 }
 
 // isFramingHeader reports Content-Length and Transfer-Encoding.

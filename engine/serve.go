@@ -192,11 +192,8 @@ func (nc *netConn) serveOne() bool {
 	st.head = Head{req: req, buf: buf}
 	h := &st.head
 	d := e.admitLimited(st) // admit behind the client limits (limits.go)
-	if d.authErr {
-		e.metrics.authFailure(d.err)
-	} else if d.verdict != verdictRefuse {
-		e.metrics.authenticated(d.principal.Method)
-	}
+	st.cors = e.appendCORS(st.cors[:0], h, &d)
+	e.metrics.decided(&d)
 	if e.debugOn() {
 		e.logAuth(&d, st.reqID[:]) // debuglog.go
 	}
@@ -217,6 +214,8 @@ func (nc *netConn) serveOne() bool {
 	switch d.verdict {
 	case verdictRefuse:
 		return nc.refuseRequest(d.err)
+	case verdictPreflight:
+		return nc.refuseRequest(nil) // nil: the allowed preflight's 200 (cors.go)
 	case verdictInline:
 		return nc.inline()
 	}
@@ -269,14 +268,14 @@ func (nc *netConn) refuseRequest(s3err *s3Error) bool {
 	return false
 }
 
-// refuse writes an S3 error response and records the request.
+// refuse writes an S3 error response (for a nil s3err: the allowed preflight's 200) and records
+// the request.
 func (nc *netConn) refuse(s3err *s3Error, resource []byte, closeConn bool) {
 	st := &nc.st
-	st.scratch = appendErrorResponse(st.scratch[:0], s3err, resource, st.reqID[:], closeConn)
-	nc.e.metrics.refusal(s3err)
+	status, mode := nc.e.selfAnswer(st, s3err, resource, closeConn)
 	m := reqMeta{reqID: st.reqID, bucket: st.rt.bucket, op: st.rt.op, keyStart: st.rt.keyStart, started: time.Now(), remote: st.remote,
 		principal: st.principal, resource: resource}
-	nc.e.record(&m, outcome{status: s3err.Status, mode: "refused", closeClient: closeConn}, int64(len(st.scratch)))
+	nc.e.record(&m, outcome{status: status, mode: mode, closeClient: closeConn}, int64(len(st.scratch)))
 	nc.write(st.scratch)
 }
 

@@ -8,7 +8,7 @@
 #   - the AWS SDK for JavaScript v3 (@aws-sdk/client-s3, lib-storage, s3-request-presigner at the
 #     versions scripts/node/package-lock.json locks) with `npm ci` into .tools/node
 #     (scripts/install-node-clients.sh; ~5 s cold; needs node >= 20 and npm on PATH)
-#   - Debian packages s3cmd rclone wrk curl podman runc strace systemd haproxy (podman, runc: the container
+#   - Debian packages s3cmd rclone wrk curl podman runc strace systemd haproxy chromium (podman, runc: the container
 #     image test; systemd-analyze and strace: the systemd unit tests; haproxy: the PROXY protocol test),
 #     only those whose command is missing
 #     (`apt-get update` runs only when something must be installed)
@@ -30,7 +30,7 @@ say "go: $(go version)"
 install_debian() {
 	# prometheus: the real Prometheus and promtool of the metrics tests (where systemd runs, the
 	# package's service is stopped and disabled below).
-	declare -A cmd_of=([s3cmd]=s3cmd [rclone]=rclone [wrk]=wrk [curl]=curl [podman]=podman [runc]=runc [strace]=strace [systemd]=systemd-analyze [prometheus]=promtool [haproxy]=haproxy)
+	declare -A cmd_of=([s3cmd]=s3cmd [rclone]=rclone [wrk]=wrk [curl]=curl [podman]=podman [runc]=runc [strace]=strace [systemd]=systemd-analyze [prometheus]=promtool [haproxy]=haproxy [chromium]=chromium)
 	missing=()
 	for pkg in s3cmd rclone wrk curl podman runc strace systemd prometheus haproxy; do
 		if command -v "${cmd_of[$pkg]}" >/dev/null 2>&1; then

@@ -13,6 +13,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/mizuchi/uploadr/cors"
 	"github.com/mizuchi/uploadr/policy"
 )
 
@@ -123,6 +124,50 @@ type BucketConfig struct {
 	Upload     UploadConfig `yaml:"upload"`
 	Policy     PolicyConfig `yaml:"policy"` // upload rules checked on the head; default none
 	Authz      AuthzConfig  `yaml:"authz"`  // a remote policy decides on every request (authz.go)
+	// CORS: the rules in S3's shape that let browsers on other origins upload (README "Browser
+	// uploads"); default none (preflights get 403).
+	CORS []CORSRuleConfig `yaml:"cors"`
+}
+
+// CORSRuleConfig is one CORS rule, S3's CORSRule in YAML; the first rule that matches applies.
+type CORSRuleConfig struct {
+	AllowedOrigins []string `yaml:"allowed_origins"` // "https://app.example.com", "https://*.example.com" (one '*'), "*"
+	AllowedMethods []string `yaml:"allowed_methods"` // PUT, POST, DELETE, GET, HEAD (upper case, as S3 takes them)
+	AllowedHeaders []string `yaml:"allowed_headers"` // request headers a preflight may ask for; one '*' each; ["*"] = any
+	ExposeHeaders  []string `yaml:"expose_headers"`  // answer headers scripts may read: ETag for multipart
+	MaxAgeSeconds  int      `yaml:"max_age_seconds"` // how long browsers cache a preflight's answer; 0 = not sent
+}
+
+// compileCORS turns the rules into the engine's form; nil for none. Problems name the rule's key
+// ("cors[1].allowed_methods ...") so that -check places them.
+func compileCORS(rules []CORSRuleConfig) (*cors.Config, []error) {
+	if len(rules) == 0 {
+		return nil, nil
+	}
+	var errs []error
+	if len(rules) > cors.MaxRules {
+		errs = append(errs, fmt.Errorf("cors: %d rules; S3 allows at most %d", len(rules), cors.MaxRules))
+	}
+	rs := make([]cors.Rule, len(rules))
+	for i, r := range rules {
+		rs[i] = cors.Rule{AllowedOrigins: r.AllowedOrigins, AllowedMethods: r.AllowedMethods,
+			AllowedHeaders: r.AllowedHeaders, ExposeHeaders: r.ExposeHeaders, MaxAgeSeconds: r.MaxAgeSeconds}
+		for _, err := range rs[i].Problems() {
+			if k, _, _ := strings.Cut(err.Error(), " "); strings.Contains(k, "_") {
+				errs = append(errs, fmt.Errorf("cors[%d].%w", i, err)) // names its key: allowed_methods "PATCH": …
+			} else {
+				errs = append(errs, fmt.Errorf("cors[%d]: %w", i, err))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	c, err := cors.New(rs)
+	if err != nil {
+		return nil, []error{fmt.Errorf("cors: %w", err)}
+	}
+	return c, nil
 }
 
 // S3Config is the upstream of a bucket.

@@ -32,6 +32,11 @@ buckets:
     s3: {bucket: b, endpoint: "http://127.0.0.1:1", access_key: k, secret_key: s}
     auth: {sigv4: {credentials: [{access_key: a, secret_key: b}, {access_key: a, secret_key: c}]}}
     policy: {max_parts: -1}
+    cors:
+      - allowed_origins: ["https://a.example"]
+        allowed_methods: [PUT]
+      - allowed_origins: ["https://*.*.example"]
+        allowed_methods: [PUT, PATCH]
 `)
 	f := parseFlags(t, "-config", path)
 	_, err := f.Config(env(nil))
@@ -49,6 +54,8 @@ buckets:
 		path + `:18: bucket "third": path_prefix "bad/x" must be one path segment`,
 		path + `:20: bucket "third": client access key listed twice`,
 		path + `:21: bucket "third": policy:`,
+		path + `:25: bucket "third": cors[1].allowed_origins "https://*.*.example": `,
+		path + `:26: bucket "third": cors[1].allowed_methods "PATCH": `,
 	}
 	for _, w := range want {
 		found := false

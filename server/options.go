@@ -325,6 +325,11 @@ func (c *Config) EngineOptions(logger, access *slog.Logger) (engine.Options, err
 		if err := jwtAuth(b, &eb); err != nil { // jwt.go
 			bucketErrs = append(bucketErrs, err)
 		}
+		c, errs := compileCORS(b.CORS) // config.go
+		for _, err := range errs {
+			bucketErrs = append(bucketErrs, fmt.Errorf("bucket %q: %w", b.Name, err))
+		}
+		eb.CORS = c
 		pol, err := b.Policy.compile()
 		if err != nil {
 			policyErrs = append(policyErrs, fmt.Errorf("bucket %q: %w", b.Name, err))

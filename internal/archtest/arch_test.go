@@ -39,6 +39,7 @@ func TestImportRules(t *testing.T) {
 		"uploadid":      nil,
 		"proxyproto":    nil,
 		"postform":      nil,
+		"cors":          nil,
 	}
 	for leaf, allowed := range leaves {
 		for _, imp := range imports(t, filepath.Join(r, leaf)) {
@@ -52,7 +53,7 @@ func TestImportRules(t *testing.T) {
 			}
 		}
 	}
-	for _, pkg := range []string{"httpparse", "s3sig", "transfer", "jwtauth", "policy", "uploadid", "proxyproto", "postform", "authz/opa", "authz/openfga", "server", "engine", "cmd/mizuchi-uploadr"} {
+	for _, pkg := range []string{"httpparse", "s3sig", "transfer", "jwtauth", "policy", "uploadid", "proxyproto", "postform", "cors", "authz/opa", "authz/openfga", "server", "engine", "cmd/mizuchi-uploadr"} {
 		for _, imp := range imports(t, filepath.Join(r, pkg)) {
 			if strings.HasPrefix(imp, "github.com/panjf2000/gnet") && pkg != "engine" {
 				t.Errorf("%s imports gnet; only engine may", pkg)
