@@ -571,3 +571,58 @@ func TestPostObjectWholeBudget(t *testing.T) {
 		t.Fatalf("after the budget came back: %d %s", resp.StatusCode, rb)
 	}
 }
+
+// With the bucket's CORS rules, every PostObject answer to a request with an Origin carries the
+// matching rule's headers: the success, a refusal made once the form was read, one made by admit,
+// and an upstream answer relayed; a preflight to the bucket-level path is allowed.
+func TestPostObjectCORS(t *testing.T) {
+	p := startProxy(t, withCORS(testCORS(t)), withPolicy(testPolicy(t, 1<<20)))
+	q := serveOn(t, lastEngine, p)
+	auth := postPolicy{Conditions: []any{map[string]string{"bucket": p.Bucket}, []any{"starts-with", "$key", ""},
+		[]any{"starts-with", "$Content-Type", "image/"}, map[string]string{"x-amz-meta-owner": "alice"},
+		[]any{"starts-with", "$x-amz-checksum-crc32", ""}}}.sign(t)
+	crc := [2]string{"x-amz-checksum-crc32", crc32b64([]byte("hello"))}
+	own := "users/" + clientAK + "/"
+	for _, px := range []*proxy{p, q} {
+		send := func(key string, fields [][2]string, extra ...string) (*http.Response, []byte) {
+			body, ct := postBody(t, append(append(stdFields(key), crc), fields...), "f.png", []byte("hello"))
+			return px.do(t, postWire(px.Addr, "/"+p.Bucket, ct, body, append([]string{"Origin: " + appOrigin}, extra...)...))
+		}
+		check := func(what string, resp *http.Response) {
+			t.Helper()
+			if resp.Header.Get("Access-Control-Allow-Origin") != appOrigin || !strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "ETag") ||
+				resp.Header.Get("Vary") == "" {
+				t.Errorf("%s: %d without the CORS headers: %v", what, resp.StatusCode, resp.Header)
+			}
+		}
+		key := own + "cors-" + strings.TrimPrefix(px.Addr, "127.0.0.1:") + ".png"
+		resp, rb := send(key, auth)
+		if resp.StatusCode != 204 {
+			t.Fatalf("POST: %d %s", resp.StatusCode, rb)
+		}
+		check("stored", resp)
+		resp, _ = send(key, auth) // no_overwrite: the upstream's 412, relayed
+		if resp.StatusCode != 412 {
+			t.Fatalf("overwrite: %d", resp.StatusCode)
+		}
+		check("relayed 412", resp)
+		resp, _ = send("users/other/x.png", auth) // the bucket policy, once the form is read
+		check("policy refusal", resp)
+		bad := append([][2]string{}, auth...)
+		bad[len(bad)-1][1] = strings.Repeat("0", 64)
+		resp, _ = send(own+"sig.png", bad) // a bad signature
+		if resp.StatusCode != 403 {
+			t.Fatalf("bad signature: %d", resp.StatusCode)
+		}
+		check("bad signature", resp)
+		resp, _ = px.do(t, []byte("POST /"+p.Bucket+" HTTP/1.1\r\nHost: x\r\nOrigin: "+appOrigin+"\r\nContent-Type: multipart/form-data; boundary=b\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"))
+		if resp.StatusCode != 411 {
+			t.Fatalf("chunked form: %d", resp.StatusCode)
+		}
+		check("admit refusal", resp)
+		resp, _ = px.do(t, []byte("OPTIONS /"+p.Bucket+" HTTP/1.1\r\nHost: x\r\nOrigin: "+appOrigin+"\r\nAccess-Control-Request-Method: POST\r\n\r\n"))
+		if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != appOrigin {
+			t.Fatalf("preflight of a form POST: %d %v", resp.StatusCode, resp.Header)
+		}
+	}
+}
