@@ -33,7 +33,7 @@ lint: ## gofmt, go vet, staticcheck
 	$(GO) tool staticcheck $(PKGS)
 
 fuzz: ## run each fuzz target for FUZZTIME (default 10s)
-	@set -e; for pkg in ./httpparse ./s3sig ./policy ./uploadid ./engine ./jwtauth ./proxyproto ./cors; do \
+	@set -e; for pkg in ./httpparse ./s3sig ./policy ./uploadid ./engine ./jwtauth ./proxyproto ./cors ./postform; do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 	    echo "fuzz $$pkg $$f"; \
 	    if ! out=$$($(GO) test -run=NONE -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg 2>&1); then echo "$$out"; \

@@ -64,6 +64,9 @@ func (e *Engine) admit(h *Head) (d decision) {
 	if string(req.Method.Bytes(buf)) == "OPTIONS" {
 		return e.preflight(h) // a CORS preflight, answered by the proxy (cors.go)
 	}
+	if b, ok := e.postObjectOp(h); ok {
+		return e.admitPostObject(h, b) // a browser form upload (postobject.go)
+	}
 	_, copySrc := req.Lookup(buf, "x-amz-copy-source")
 	var s3err *s3Error
 	d.rt, s3err = e.routeRequest(req.Method.Bytes(buf), req.Host.Bytes(buf), req.Path.Bytes(buf), req.Query.Bytes(buf), req.HasQuery, copySrc)

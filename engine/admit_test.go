@@ -683,6 +683,9 @@ func FuzzAdmit(f *testing.F) {
 		path, query, hasQuery := strings.Cut(target, "?")
 		f.Add(method, path, query, hasQuery, string(rest[:len(rest)-2]))
 	}
+	for _, s := range postObjectSeeds {
+		f.Add(s[0], s[1], s[2], s[3] != "", s[4])
+	}
 	f.Fuzz(func(t *testing.T, method, path, query string, hasQuery bool, headers string) {
 		b := make([]byte, 0, len(method)+len(path)+len(query)+len(headers)+16)
 		b = append(append(append(b, method...), ' '), path...)
@@ -699,7 +702,7 @@ func FuzzAdmit(f *testing.F) {
 		d := e.admit(&h)
 		checkInvariants(t, e, &h, &d)
 		checkCORS(t, e, &h, &d)
-		if d.verdict != verdictRefuse && d.verdict != verdictPreflight {
+		if d.verdict != verdictRefuse && d.verdict != verdictPreflight && d.rt.op != opPostObject {
 			checkAdmitted(t, e, &h, &d)
 		}
 	})
@@ -758,6 +761,10 @@ func checkInvariants(t *testing.T, e *Engine, h *Head, d *decision) {
 	path, query := h.Path(), h.Query()
 	if b == nil {
 		t.Fatalf("admitted (%v) without a bucket", d.verdict)
+	}
+	if rt.op == opPostObject {
+		checkPostObject(t, h, d) // postobject_internal_test.go
+		return
 	}
 	if rt.op == opNone || rt.op >= numOps {
 		t.Fatalf("admitted (%v) with op %d", d.verdict, rt.op)

@@ -90,7 +90,7 @@ type chunkedPut struct {
 	uploadID []byte // URI-encoded
 	etags    []string
 	moved    transfer.Result
-	src      *chunkSource    // an aws-chunked body: parts are cut from its decoded bytes
+	src      partSource      // an aws-chunked body (parts are cut from its decoded bytes), a form's file
 	ctx      context.Context // ends when a part fails (or at the drain deadline)
 	cancel   context.CancelFunc
 
@@ -150,6 +150,9 @@ func (e *Engine) autoChunk(j *job, client net.Conn) (status int, reuse bool, mov
 		defer client.SetReadDeadline(time.Time{})
 		defer func() { j.chunked = chunkJob{} }() // the seed holds a signing key
 		p.src = &chunkSource{cs: cs, ci: ci}
+	}
+	if j.post != nil && j.post.src != nil {
+		p.src = j.post.src // a PostObject's file (postobject_autochunk.go)
 	}
 	e.sendParts(p, digests)
 	if !p.failed && p.src != nil {
@@ -436,10 +439,15 @@ func (e *Engine) completeUpload(p *chunkedPut) (status int, ok bool) {
 	_ = xml.Unmarshal(body, &done)
 	j.upStatus = resp.head.Status
 	version, _ := resp.head.Lookup(u.rbuf, "x-amz-version-id")
-	j.resp = appendPutObjectOK(j.resp[:0], done.ETag, version.Bytes(u.rbuf), j.reqID[:], !j.keepAlive)
+	status = 200
+	if j.post != nil {
+		status = e.renderPostSuccess(j, []byte(done.ETag), version.Bytes(u.rbuf), !j.keepAlive) // S3's PostObject answer
+	} else {
+		j.resp = appendPutObjectOK(j.resp[:0], done.ETag, version.Bytes(u.rbuf), j.reqID[:], !j.keepAlive)
+	}
 	u.release(resp.keepAlive)
 	e.metrics.mpCompleted.Inc()
-	return 200, true
+	return status, true
 }
 
 // appendCompleteXML renders the CompleteMultipartUpload document.

@@ -17,6 +17,15 @@ import (
 // chunk and the trailer and verifies the trailer's signature and checksum; autoChunk completes the
 // upload only then, and aborts it on any failure (400 BadDigest for a checksum mismatch).
 
+// partSource is a body that parts are cut from through a buffer rather than off the socket: the
+// decoded bytes of an aws-chunked body (chunkSource), or a form's file (postSource). Read fails
+// with *chunkError for the client's body; finish checks what follows the last byte, before
+// Complete.
+type partSource interface {
+	io.Reader
+	finish() *s3Error
+}
+
 // chunkSource is the decoded body of an auto-chunked aws-chunked PutObject.
 type chunkSource struct {
 	cs    *chunkState
@@ -158,7 +167,7 @@ func (s *chunkSource) finish() *s3Error {
 // movePart copies n decoded bytes of src to the part's upstream connection, feeding tee. It
 // stops when ctx ends (the upstream answered early, or another part failed). Errors: *chunkError
 // for the client's body, *transfer.Error{Side: SideDst} for the upstream.
-func (e *Engine) movePart(ctx context.Context, u *upConn, src *chunkSource, n int64, tee io.Writer) (transfer.Result, error) {
+func (e *Engine) movePart(ctx context.Context, u *upConn, src partSource, n int64, tee io.Writer) (transfer.Result, error) {
 	res := transfer.Result{Mode: transfer.ModeCopy}
 	buf := copyBufPool.Get().(*[]byte)
 	defer copyBufPool.Put(buf)

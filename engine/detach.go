@@ -57,6 +57,9 @@ func (e *Engine) detach(c gnet.Conn, st *connState, buf []byte, d *decision) gne
 // (auto-chunk). It runs where buf is valid (the loop, or the net.Conn driver).
 func (e *Engine) prepare(j *job, st *connState, buf []byte) error {
 	req := st.req
+	if st.rt.op == opPostObject {
+		return e.preparePost(j, st, buf) // postobject.go
+	}
 	if j.kind == verdictAutoChunk {
 		if err := j.setUpstreamPath(j.bucket, req.Path.Bytes(buf)[st.rt.keyStart:st.rt.keyEnd]); err != nil {
 			return err
@@ -118,6 +121,9 @@ func (e *Engine) runDetached(j *job) {
 // exchange runs a moved request's exchange on the client connection: the Authorizer's decision
 // when one is pending, then the streaming or auto-chunked exchange. It writes the client's answer.
 func (e *Engine) exchange(j *job, client net.Conn) outcome {
+	if j.op == opPostObject {
+		return e.exchangePost(j, client) // authorized once its form is read (postobject_exchange.go)
+	}
 	if j.authz != nil {
 		in := j.authz
 		j.authz = nil

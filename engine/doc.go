@@ -15,6 +15,9 @@
 //     (upstream_client.go, upstream.go);
 //   - finish (finish.go) records the request and keeps or closes the connection.
 //
+// A browser form upload (PostObject, postobject*.go) is admitted on its head alone and detached:
+// its form is read, authenticated and checked off the loop, then its file streamed upstream as a
+// PutObject (or auto-chunked) and finished like any other request.
 // Tracing (trace.go) hooks into these steps behind Options.Tracer: with none (the default) every
 // hook is a nil check.
 //

@@ -59,7 +59,7 @@ type AuthzInput struct {
 	RequestID string
 	Remote    string // client address
 	Principal Principal
-	Operation string // PutObject, CreateMultipartUpload, UploadPart, CompleteMultipartUpload, AbortMultipartUpload, ListParts
+	Operation string // PutObject (a browser form upload's too), CreateMultipartUpload, UploadPart, CompleteMultipartUpload, AbortMultipartUpload, ListParts
 	Bucket    string // client-facing bucket name
 	Key       string // decoded object key
 	UploadID  string // multipart operations

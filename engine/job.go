@@ -88,9 +88,10 @@ type detachedSide struct {
 	client    net.Conn       // the socket, once out of gnet
 	el        gnet.EventLoop // where to re-enroll the client
 	clientFD  int
-	remaining int64 // body bytes still in the client socket; -1: a chunked body not read to its end yet
-	te        bool  // Transfer-Encoding: chunked (tecoding.go); out's body prefix is still framed
-	consumed  int   // bytes of the head's buffer this request used: head and body prefix
+	remaining int64    // body bytes still in the client socket; -1: a chunked body not read to its end yet
+	te        bool     // Transfer-Encoding: chunked (tecoding.go); out's body prefix is still framed
+	consumed  int      // bytes of the head's buffer this request used: head and body prefix
+	post      *postJob // a PostObject (postobject.go)
 }
 
 // chunkInput is what auto-chunking needs of the client's PutObject.
@@ -170,5 +171,6 @@ func (j *job) release() {
 	j.streaming, j.streamed, j.streamLeft = false, 0, 0
 	j.noOverwrite = false
 	j.te = false
+	j.post = nil
 	jobPool.Put(j)
 }

@@ -241,6 +241,8 @@ func (m *engineMetrics) authzDecision(d string) {
 // built-in methods have their series ready (the loop's path takes no lock for them).
 func (m *engineMetrics) authenticated(method string) {
 	switch method {
+	case "":
+		// Not authenticated yet: a PostObject is, once its form is read (postobject_exchange.go).
 	case "sigv4":
 		m.authSigV4.Inc()
 	case "none":

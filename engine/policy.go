@@ -19,6 +19,7 @@ var policyOps = [numOps]policy.Op{
 	opCompleteMultipartUpload: policy.OpCompleteMultipartUpload,
 	opAbortMultipartUpload:    policy.OpAbortMultipartUpload,
 	opListParts:               policy.OpListParts,
+	opPostObject:              policy.OpPutObject, // checked off the loop, once the form is read
 }
 
 // policyErrors is the answer to each violated rule (nil: allowed).

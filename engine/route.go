@@ -13,11 +13,12 @@ const (
 	opCompleteMultipartUpload
 	opAbortMultipartUpload
 	opListParts
+	opPostObject // a browser form upload (postobject.go)
 	numOps
 )
 
 var opNames = [numOps]string{"Unknown", "PutObject", "CreateMultipartUpload", "UploadPart",
-	"CompleteMultipartUpload", "AbortMultipartUpload", "ListParts"}
+	"CompleteMultipartUpload", "AbortMultipartUpload", "ListParts", "PostObject"}
 
 func (o op) String() string { return opNames[o] }
 

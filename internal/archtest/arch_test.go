@@ -41,6 +41,7 @@ func TestImportRules(t *testing.T) {
 		"uploadid":                  nil,
 		"proxyproto":                nil,
 		"cors":                      nil,
+		"postform":                  nil,
 		// OpenTelemetry: the SDK lives here only (engine sees its Tracer interface, server adapts);
 		// its OTLP/HTTP exporter is its own, on net/http (not otlptracehttp, which links gRPC).
 		"tracing": {"go.opentelemetry.io/otel/attribute", "go.opentelemetry.io/otel/codes",
@@ -59,7 +60,7 @@ func TestImportRules(t *testing.T) {
 			}
 		}
 	}
-	for _, pkg := range []string{"httpparse", "s3sig", "transfer", "jwtauth", "policy", "uploadid", "proxyproto", "cors", "tracing", "authz/opa", "authz/openfga", "server", "engine", "cmd/mizuchi-uploadr"} {
+	for _, pkg := range []string{"httpparse", "s3sig", "transfer", "jwtauth", "policy", "uploadid", "proxyproto", "postform", "cors", "tracing", "authz/opa", "authz/openfga", "server", "engine", "cmd/mizuchi-uploadr"} {
 		for _, imp := range imports(t, filepath.Join(r, pkg)) {
 			if strings.HasPrefix(imp, "github.com/panjf2000/gnet") && pkg != "engine" {
 				t.Errorf("%s imports gnet; only engine may", pkg)
