@@ -72,6 +72,10 @@ type AuthzInput struct {
 	// Headers holds the first value of each header named by Bucket.AuthzHeaders that the request
 	// carries, by lower-case name; nil when the bucket names none.
 	Headers map[string]string
+	// Traceparent is the W3C traceparent naming the authorize span when the request is traced
+	// (Options.Tracer records it); "" otherwise. An Authorizer that asks a remote service sends it
+	// as that request's traceparent header, so the service's own spans join the request's trace.
+	Traceparent string
 
 	span Span // the request's span when it is recorded (trace.go)
 }

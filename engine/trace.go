@@ -24,6 +24,9 @@ import (
 //	├── upstream CreateMultipartUpload, UploadPart (one per part), upstream CompleteMultipartUpload
 //	│                           auto-chunking
 //
+// The bucket's Authorizer gets the authorize span's traceparent in AuthzInput.Traceparent; the
+// OPA and OpenFGA clients send it with their decision requests.
+//
 // Each upstream request carries a W3C traceparent naming its span (and the client's tracestate).
 // The header is not signed: the proxy signs only what the client signed plus its own host,
 // x-amz-date and payload hash, and an unsigned header is ignored by SigV4 verification. The
@@ -192,6 +195,7 @@ func (e *Engine) authorize(a Authorizer, in *AuthzInput) *s3Error {
 		return e.authorizeOnce(a, in)
 	}
 	sp := in.span.Child("authorize", time.Time{}, false)
+	in.Traceparent = string(sp.AppendTraceparent(make([]byte, 0, 55)))
 	s3err := e.authorizeOnce(a, in)
 	switch {
 	case s3err == nil:

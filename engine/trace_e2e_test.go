@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -212,13 +213,14 @@ func TestTraceparentReachesUpstream(t *testing.T) {
 	}
 }
 
-// TestTraceAuthorize: a bucket's Authorizer runs inside an authorize span, a child of the request
-// span, with its decision; a denial ends the request span refused, with the S3 code, and sends
-// nothing upstream.
-func TestTraceAuthorize(t *testing.T) {
+// authzEngine runs an engine (tracer tr; nil: tracing off) whose bucket "open" denies the key
+// "deny" and keeps the Traceparent each decision got, by key; it sends PUT /open/allow and
+// /open/deny.
+func authzEngine(t *testing.T, tr engine.Tracer) map[string]string {
 	up := startHeadUpstream(t)
-	tr := &recTracer{}
 	deny := &engine.Error{Status: 403, Code: "AccessDenied", Message: "policy says no"}
+	var mu sync.Mutex
+	tps := map[string]string{}
 	o := engine.Options{
 		Address:    fmt.Sprintf("127.0.0.1:%d", s3test.FreePort(t)),
 		EventLoops: 1,
@@ -226,6 +228,9 @@ func TestTraceAuthorize(t *testing.T) {
 		Tracer:     tr,
 		Buckets: []engine.Bucket{{Name: "open", AuthNone: true,
 			Authorizer: engine.AuthorizerFunc(func(_ context.Context, in *engine.AuthzInput) *engine.Error {
+				mu.Lock()
+				tps[in.Key] = in.Traceparent
+				mu.Unlock()
 				if in.Key == "deny" {
 					return deny
 				}
@@ -246,6 +251,21 @@ func TestTraceAuthorize(t *testing.T) {
 			t.Fatalf("%s: %v %v", key, resp, err)
 		}
 	}
+	mu.Lock()
+	defer mu.Unlock()
+	return maps.Clone(tps)
+}
+
+// TestTraceAuthorize: a bucket's Authorizer runs inside an authorize span, a child of the request
+// span, with its decision, and gets that span's traceparent (to send to OPA or OpenFGA); a denial
+// ends the request span refused, with the S3 code, and sends nothing upstream. Untraced, the
+// Authorizer gets no traceparent.
+func TestTraceAuthorize(t *testing.T) {
+	if tps := authzEngine(t, nil); tps["allow"] != "" || tps["deny"] != "" || len(tps) != 2 {
+		t.Errorf("tracing off: the Authorizer got traceparents %q; want none", tps)
+	}
+	tr := &recTracer{}
+	tps := authzEngine(t, tr)
 	var spans map[string][]*recSpan
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		if spans = tr.ended(); len(spans["PutObject"]) == 2 && len(spans["authorize"]) == 2 {
@@ -259,6 +279,9 @@ func TestTraceAuthorize(t *testing.T) {
 		a := spans["authorize"][i]
 		if a.parent != r.id {
 			t.Errorf("authorize span's parent %s; want the request span %s", a.parent, r.id)
+		}
+		if key, want := []string{"allow", "deny"}[i], "00-"+a.trace+"-"+a.id+"-01"; tps[key] != want {
+			t.Errorf("%s: the Authorizer got traceparent %q; want %q (the authorize span)", key, tps[key], want)
 		}
 		switch i {
 		case 0:

@@ -240,7 +240,9 @@ func opaPrepare(cl *opa.Client) prepareFunc {
 		if err != nil {
 			return "", nil, errAuthzInput
 		}
-		return key, func(ctx context.Context) (bool, error) { return cl.Decide(ctx, oin) }, nil
+		return key, func(ctx context.Context) (bool, error) {
+			return cl.Decide(opa.WithTraceparent(ctx, in.Traceparent), oin)
+		}, nil
 	}
 }
 
@@ -256,7 +258,10 @@ func fgaPrepare(cl *openfga.Client, relation string, user, object openfga.Templa
 			return "", nil, missingValue(missing)
 		}
 		t := openfga.Tuple{User: u, Relation: relation, Object: o}
-		return u + "\x00" + relation + "\x00" + o, func(ctx context.Context) (bool, error) { return cl.Check(ctx, t) }, nil
+		tp := in.Traceparent
+		return u + "\x00" + relation + "\x00" + o, func(ctx context.Context) (bool, error) {
+			return cl.Check(openfga.WithTraceparent(ctx, tp), t)
+		}, nil
 	}
 }
 

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -207,5 +208,39 @@ func TestOPAFlags(t *testing.T) {
 	}
 	if _, err := f.Config(environ); err == nil || !strings.Contains(err.Error(), "-opa-url and -opa-path configure a config-less start") {
 		t.Errorf("-opa-url with -config: %v", err)
+	}
+}
+
+// A traced request's decision request carries the authorize span's traceparent (the engine puts
+// it in AuthzInput.Traceparent), to OPA and to OpenFGA; an untraced one carries none.
+func TestRemoteAuthzSendsTraceparent(t *testing.T) {
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	var got atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.Store(strings.Join(r.Header.Values("Traceparent"), ","))
+		_, _ = io.WriteString(w, `{"result": true, "allowed": true}`)
+	}))
+	defer srv.Close()
+	common := AuthzCommon{URL: srv.URL}
+	for _, block := range []AuthzConfig{
+		{OPA: &OPAConfig{AuthzCommon: common}},
+		{OpenFGA: &OpenFGAConfig{AuthzCommon: common, StoreID: "01HVMMBCMGZNT3SED4Z17ECXCA"}},
+	} {
+		block.normalize()
+		az, err := block.authorizer("b", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, want := range []string{tp, ""} {
+			in := &engine.AuthzInput{Principal: engine.Principal{ID: fmt.Sprint("user", i), Method: "sigv4"}, Operation: "PutObject",
+				Bucket: "b", Key: fmt.Sprint("k", i), Traceparent: want}
+			got.Store("unasked")
+			if e := az.Authorize(context.Background(), in); e != nil {
+				t.Fatalf("%s: %v", az.(*remoteAuthz).backend, e)
+			}
+			if g := got.Load().(string); g != want {
+				t.Errorf("%s: the service saw traceparent %q; want %q", az.(*remoteAuthz).backend, g, want)
+			}
+		}
 	}
 }

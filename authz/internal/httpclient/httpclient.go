@@ -89,6 +89,9 @@ func (c *Client) PostJSON(ctx context.Context, endpoint string, v any) ([]byte, 
 		return nil, fmt.Errorf("%w: %v", c.errs.Unavailable, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if tp, _ := ctx.Value(traceparentKey{}).(string); tp != "" {
+		req.Header["Traceparent"] = []string{tp}
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -111,6 +114,17 @@ func (c *Client) PostJSON(ctx context.Context, endpoint string, v any) ([]byte, 
 		return nil, fmt.Errorf("%w: answer larger than %d bytes", c.errs.BadAnswer, MaxAnswer)
 	}
 	return raw, nil
+}
+
+type traceparentKey struct{}
+
+// WithTraceparent returns ctx carrying a W3C traceparent that PostJSON sends as the request's
+// traceparent header; ctx itself when tp is "".
+func WithTraceparent(ctx context.Context, tp string) context.Context {
+	if tp == "" {
+		return ctx
+	}
+	return context.WithValue(ctx, traceparentKey{}, tp)
 }
 
 // CloseIdle closes the client's idle connections.

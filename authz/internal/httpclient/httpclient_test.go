@@ -101,3 +101,35 @@ func TestQuote(t *testing.T) {
 		t.Errorf("Quote of 300 bytes: %s", got)
 	}
 }
+
+// A context from WithTraceparent sends its traceparent, once; without one (or with "") none.
+func TestPostJSONTraceparent(t *testing.T) {
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	seen := make(chan []string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Header.Values("Traceparent")
+		_, _ = io.WriteString(w, "{}")
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+	if n := testing.AllocsPerRun(100, func() {
+		if WithTraceparent(ctx, "") != ctx {
+			t.Fatal("an untraced context was wrapped")
+		}
+	}); n != 0 {
+		t.Errorf("WithTraceparent(ctx, \"\") allocates %v times; want 0 (tracing off)", n)
+	}
+	c, err := New("t", 0, 0, errs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{tp, ""} {
+		if _, err := c.PostJSON(WithTraceparent(context.Background(), want), srv.URL, 1); err != nil {
+			t.Fatal(err)
+		}
+		got := <-seen
+		if want == "" && len(got) != 0 || want != "" && (len(got) != 1 || got[0] != want) {
+			t.Errorf("traceparent %q: the server saw %q", want, got)
+		}
+	}
+}
