@@ -55,6 +55,8 @@ type abortScratch struct {
 
 	status int   // last upstream status (0: none)
 	err    error // last transport error
+
+	span Span // the abort's span when the failed request was traced; nil otherwise
 }
 
 // abortUploadRetrying aborts the multipart upload uploadID of the object at path on b's upstream.
@@ -63,11 +65,20 @@ type abortScratch struct {
 // for the log. The first attempt runs now, in the caller's goroutine (it blocks for at most about
 // the dial timeout plus 30 s, twice when a pooled connection turns out dead); if it fails and may succeed later, the abort is handed to a background
 // retrier and abortUploadRetrying returns. It copies path and uploadID. Safe for concurrent use.
-func (e *Engine) abortUploadRetrying(b *bucketState, path, uploadID []byte, reqID [16]byte) {
+//
+// parent is the failed request's span when it is traced (nil: not traced): the abort then gets an
+// "abort multipart upload" child span, from the first attempt to the outcome (it may end after
+// the request's), with an "upstream AbortMultipartUpload" client span per attempt whose request
+// carries its traceparent.
+func (e *Engine) abortUploadRetrying(b *bucketState, path, uploadID []byte, reqID [16]byte, parent Span) {
 	a := &abortScratch{b: b, path: append([]byte(nil), path...), uploadID: append([]byte(nil), uploadID...), reqID: reqID}
+	if parent != nil {
+		a.span = parent.Child("abort multipart upload", time.Time{}, false)
+		a.span.SetString(attrUploadID, decoded(a.uploadID))
+	}
 	switch e.abortOnce(a) {
 	case abortDone:
-		e.metrics.mpAborted.Inc()
+		e.abortSucceeded(a, 1)
 		return
 	case abortFinal:
 		e.abortGaveUp(a, 1, 0, "the upstream refused the abort")
@@ -93,7 +104,7 @@ func (e *Engine) abortUploadRetrying(b *bucketState, path, uploadID []byte, reqI
 		})
 		switch {
 		case out == abortDone:
-			e.metrics.mpAborted.Inc()
+			e.abortSucceeded(a, tries+1)
 		case out == abortFinal:
 			e.abortGaveUp(a, tries+1, time.Since(start), "the upstream refused the abort")
 		case stopped:
@@ -104,9 +115,25 @@ func (e *Engine) abortUploadRetrying(b *bucketState, path, uploadID []byte, reqI
 	}()
 }
 
+// abortSucceeded counts an aborted upload and ends its span.
+func (e *Engine) abortSucceeded(a *abortScratch, attempts int) {
+	e.metrics.mpAborted.Inc()
+	if a.span != nil {
+		a.span.SetString(attrAbortOutcome, "aborted")
+		a.span.SetInt(attrAbortAttempts, int64(attempts))
+		a.span.End(time.Time{})
+	}
+}
+
 // abortGaveUp counts and logs an upload left behind upstream.
 func (e *Engine) abortGaveUp(a *abortScratch, attempts int, retried time.Duration, reason string) {
 	e.metrics.abortFailures.Inc()
+	if a.span != nil {
+		a.span.SetString(attrAbortOutcome, "gave_up")
+		a.span.SetInt(attrAbortAttempts, int64(attempts))
+		a.span.SetError(reason)
+		a.span.End(time.Time{})
+	}
 	attrs := []slog.Attr{
 		slog.String("request_id", string(a.reqID[:])),
 		slog.String("bucket", a.b.name),
@@ -149,10 +176,33 @@ func decodedKey(b *bucketState, path []byte) string {
 // connection that turns out dead before any answer byte is replaced once (that is not an upstream
 // failure). It records the last status or error in a.
 func (e *Engine) abortOnce(a *abortScratch) abortOutcome {
+	if a.span == nil {
+		return e.abortAttempt(a, nil)
+	}
+	sp := a.span.Child(upstreamNames[opAbortMultipartUpload], time.Time{}, true)
+	out := e.abortAttempt(a, sp)
+	var s3err *s3Error
+	switch {
+	case a.status == 0 && a.err != nil && isTimeout(a.err):
+		s3err = errUpstreamTimeout
+	case a.status == 0 && a.err != nil:
+		s3err = errBadGateway
+	}
+	endUpstreamSpan(sp, a.status, s3err)
+	return out
+}
+
+// abortAttempt is one attempt of abortOnce; sp (nil: untraced) is the attempt's span, named in
+// the request's traceparent.
+func (e *Engine) abortAttempt(a *abortScratch, sp Span) abortOutcome {
 	a.status, a.err = 0, nil
 	if err := e.signAbort(a); err != nil {
 		a.err = err
 		return abortFinal
+	}
+	if sp != nil { // unsigned, like every upstream request's traceparent (trace.go)
+		a.head = append(a.head[:len(a.head)-2], "traceparent: "...)
+		a.head = append(sp.AppendTraceparent(a.head), "\r\n\r\n"...)
 	}
 	timeout := min(abortAttemptTimeout, e.opts.ResponseTimeout)
 	p := a.b.pool

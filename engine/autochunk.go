@@ -140,7 +140,7 @@ func (e *Engine) autoChunk(j *job, client net.Conn) (status int, reuse bool, mov
 	p.ctx, p.cancel = context.WithCancel(e.killCtx)
 	defer p.cancel()
 	if j.expect100 && j.remaining != 0 && !writeAll(client, continueResponse, e.opts.BodyStallTimeout) {
-		e.abortUploadRetrying(j.bucket, j.path, uploadID, j.reqID)
+		e.abortUploadRetrying(j.bucket, j.path, uploadID, j.reqID, j.trace.span)
 		return 499, false, moved
 	}
 	if ci := &j.chunked.info; ci.mode != chunksNone {
@@ -167,7 +167,7 @@ func (e *Engine) autoChunk(j *job, client net.Conn) (status int, reuse bool, mov
 		}
 	}
 	if p.failed {
-		e.abortUploadRetrying(j.bucket, j.path, uploadID, j.reqID)
+		e.abortUploadRetrying(j.bucket, j.path, uploadID, j.reqID, j.trace.span)
 		if p.s3err != nil {
 			status = e.answer(j, client, p.s3err)
 			if p.clientGone && status == 499 {
@@ -180,7 +180,7 @@ func (e *Engine) autoChunk(j *job, client net.Conn) (status int, reuse bool, mov
 	}
 	status, ok := e.completeUpload(p)
 	if !ok {
-		e.abortUploadRetrying(j.bucket, j.path, uploadID, j.reqID)
+		e.abortUploadRetrying(j.bucket, j.path, uploadID, j.reqID, j.trace.span)
 	}
 	if !writeAll(client, j.resp, e.opts.BodyStallTimeout) || !ok {
 		return status, false, p.moved

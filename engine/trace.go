@@ -23,6 +23,9 @@ import (
 //	├── upstream <operation>    the upstream round trip (inline, streamed: one)
 //	├── upstream CreateMultipartUpload, UploadPart (one per part), upstream CompleteMultipartUpload
 //	│                           auto-chunking
+//	└── abort multipart upload  a failed auto-chunked upload's abort, with its outcome; it may end
+//	    │                       after the request span (background retries, abort.go)
+//	    └── upstream AbortMultipartUpload   one per attempt
 //
 // The bucket's Authorizer gets the authorize span's traceparent in AuthzInput.Traceparent; the
 // OPA and OpenFGA clients send it with their decision requests.
@@ -62,27 +65,30 @@ type Span interface {
 
 // Span attribute keys: OpenTelemetry semantic conventions where one fits, mizuchi.* otherwise.
 const (
-	attrOperation   = "mizuchi.operation"  // PutObject, UploadPart, …
-	attrPath        = "mizuchi.path"       // inline, splice, copy, auto-chunk, refused, none
-	attrRequestID   = "mizuchi.request_id" // the x-amz-request-id the client got
-	attrBodyBytes   = "mizuchi.body_bytes" // request body bytes taken from the client
-	attrRespBytes   = "mizuchi.response_bytes"
-	attrError       = "mizuchi.error_code" // the S3 error code of a refusal
-	attrAuthMethod  = "mizuchi.auth.method"
-	attrDecision    = "mizuchi.authz.decision" // allow, deny, timeout
-	attrUpReqID     = "aws.request_id"         // the upstream's x-amz-request-id
-	attrBucket      = "aws.s3.bucket"          // client-facing bucket name
-	attrKey         = "aws.s3.key"             // decoded key, with Options.TraceKeys only
-	attrPart        = "aws.s3.part_number"
-	attrStatus      = "http.response.status_code"
-	attrUpStatus    = "mizuchi.upstream.status_code"
-	attrMethod      = "http.request.method"
-	attrClient      = "client.address" // the PROXY protocol's client when there is one
-	attrClientPort  = "client.port"
-	attrPrincipal   = "enduser.id"
-	attrPartBytes   = "mizuchi.part_bytes"
-	traceparentName = "traceparent"
-	tracestateName  = "tracestate"
+	attrOperation     = "mizuchi.operation"  // PutObject, UploadPart, …
+	attrPath          = "mizuchi.path"       // inline, splice, copy, auto-chunk, refused, none
+	attrRequestID     = "mizuchi.request_id" // the x-amz-request-id the client got
+	attrBodyBytes     = "mizuchi.body_bytes" // request body bytes taken from the client
+	attrRespBytes     = "mizuchi.response_bytes"
+	attrError         = "mizuchi.error_code" // the S3 error code of a refusal
+	attrAuthMethod    = "mizuchi.auth.method"
+	attrDecision      = "mizuchi.authz.decision" // allow, deny, timeout
+	attrUpReqID       = "aws.request_id"         // the upstream's x-amz-request-id
+	attrBucket        = "aws.s3.bucket"          // client-facing bucket name
+	attrKey           = "aws.s3.key"             // decoded key, with Options.TraceKeys only
+	attrPart          = "aws.s3.part_number"
+	attrStatus        = "http.response.status_code"
+	attrUpStatus      = "mizuchi.upstream.status_code"
+	attrMethod        = "http.request.method"
+	attrClient        = "client.address" // the PROXY protocol's client when there is one
+	attrClientPort    = "client.port"
+	attrPrincipal     = "enduser.id"
+	attrPartBytes     = "mizuchi.part_bytes"
+	attrUploadID      = "aws.s3.upload_id"
+	attrAbortOutcome  = "mizuchi.abort.outcome" // aborted, gave_up
+	attrAbortAttempts = "mizuchi.abort.attempts"
+	traceparentName   = "traceparent"
+	tracestateName    = "tracestate"
 )
 
 // upstreamNames names the span of an upstream round trip by operation (no allocation per request).

@@ -152,7 +152,7 @@ func (e *Engine) relayUploadID(j *job, buf []byte, h *httpparse.Response, total 
 		if x.token, err = j.bucket.ids.Seal(x.token[:0], x.id, &bind); err != nil {
 			// The client will never hear of this upload: abort it upstream, off the loop.
 			path, id := bytes.Clone(j.path), s3sig.AppendURIEncode(nil, x.id, false)
-			go e.abortUploadRetrying(j.bucket, path, id, j.reqID)
+			go e.abortUploadRetrying(j.bucket, path, id, j.reqID, j.trace.span)
 			return e.errorResponse(j, errUploadIDTooLong, closeConn)
 		}
 	}
