@@ -157,6 +157,7 @@ func (e *Engine) exchange(j *job, client net.Conn) outcome {
 // answerError writes an S3 error for a moved request whose body may still be coming and returns
 // its outcome (the connection closes).
 func (e *Engine) answerError(j *job, client net.Conn, s3err *s3Error, moved transfer.Result) outcome {
+	j.trace.refused(s3err)
 	e.errorResponse(j, s3err, true)
 	writeAll(client, j.resp, e.opts.BodyStallTimeout)
 	return outcome{status: s3err.Status, bodyBytes: moved.Spliced + moved.Copied, spliced: moved.Spliced,

@@ -154,14 +154,40 @@ func (e *Engine) readPostForm(j *job, sr *stallReader) (*postform.Form, *s3Error
 // the rest of the body is not read).
 func (e *Engine) postRefused(j *job, client net.Conn, s3err *s3Error, read int64) outcome {
 	e.metrics.refusal(s3err)
+	j.trace.refused(s3err)
 	e.errorResponse(j, s3err, true)
 	writeAll(client, j.resp, e.opts.BodyStallTimeout)
 	return outcome{status: s3err.Status, bodyBytes: read, mode: "refused", closeClient: true}
 }
 
 // checkPostForm authenticates the form and checks the POST policy's expiration and conditions
-// on its fields (the file's length comes next: checkPostFile).
+// on its fields (the file's length comes next: checkPostFile). A traced request gets its
+// authenticate span here (admit, which only looked at the head, leaves it out for a PostObject),
+// and its request span the principal.
 func (e *Engine) checkPostForm(j *job, form *postform.Form) (*postform.Policy, *postUpload, *s3Error) {
+	sp := j.trace.span
+	if sp == nil {
+		return e.checkPostFormOnce(j, form)
+	}
+	a := sp.Child("authenticate", time.Time{}, false)
+	p, up, s3err := e.checkPostFormOnce(j, form)
+	if m := j.principal.Method; m != "" {
+		a.SetString(attrAuthMethod, m)
+		sp.SetString(attrAuthMethod, m)
+		sp.SetString(attrPrincipal, j.principal.ID)
+	}
+	if s3err != nil {
+		a.SetString(attrError, s3err.Code)
+		if j.principal.Method == "" { // the form's signature was not accepted
+			a.SetError(s3err.Code)
+		}
+	}
+	a.End(time.Time{})
+	return p, up, s3err
+}
+
+// checkPostFormOnce is checkPostForm without its span.
+func (e *Engine) checkPostFormOnce(j *job, form *postform.Form) (*postform.Policy, *postUpload, *s3Error) {
 	pj := j.post
 	p, s3err := e.authenticatePost(j, form)
 	if s3err != nil {
@@ -393,7 +419,8 @@ func validHeaderName(n string) bool {
 // policy's access key.
 func postAuthzInput(j *job, form *postform.Form, up *postUpload) *AuthzInput {
 	in := &AuthzInput{RequestID: string(j.reqID[:]), Remote: j.remote, Principal: j.principal,
-		Operation: opPutObject.String(), Bucket: j.bucket.name, Key: up.key, Size: up.size, ContentType: up.contentType}
+		Operation: opPutObject.String(), Bucket: j.bucket.name, Key: up.key, Size: up.size, ContentType: up.contentType,
+		span: j.trace.span}
 	for _, name := range j.bucket.authzHdrs {
 		if v, ok := form.Get(name); ok {
 			if in.Headers == nil {

@@ -16,12 +16,15 @@ import (
 // answers the client as S3 answers a PostObject.
 func (e *Engine) streamPost(j *job, client net.Conn, sr *stallReader, pre []byte, up *postUpload) outcome {
 	read := func() int64 { return j.post.bodyLen - sr.n }
+	j.traceUpstream(upstreamNames[opPutObject], nil) // the head names it
 	head, err := e.postUpstreamHead(j, up)
 	if err != nil {
+		j.endUpstream(0, errInternal)
 		return e.postFailed(j, client, errInternal, read())
 	}
 	u, s3err := e.sendHead(j, head)
 	if s3err != nil {
+		j.endUpstream(0, s3err)
 		return e.postFailed(j, client, s3err, read())
 	}
 	w := watchResponse(e.killCtx, u, e.limits)
@@ -43,6 +46,7 @@ func (e *Engine) streamPost(j *job, client net.Conn, sr *stallReader, pre []byte
 
 // postFailed answers a PostObject that failed once it had been accepted (the connection closes).
 func (e *Engine) postFailed(j *job, client net.Conn, s3err *s3Error, read int64) outcome {
+	j.trace.refused(s3err)
 	e.errorResponse(j, s3err, true)
 	status := s3err.Status
 	if !writeAll(client, j.resp, e.opts.BodyStallTimeout) && s3err == errIncompleteBody {
@@ -156,14 +160,17 @@ func (e *Engine) postAnswer(j *job, client net.Conn, u *upConn, w *watcher, up *
 			u.close()
 		}
 		e.metrics.upstreamErrors.Inc()
+		s3err := errBadGateway
 		if isTimeout(a.err) {
-			return e.postFailed(j, client, errUpstreamTimeout, read)
+			s3err = errUpstreamTimeout
 		}
-		return e.postFailed(j, client, errBadGateway, read)
+		j.endUpstream(0, s3err)
+		return e.postFailed(j, client, s3err, read)
 	}
 	closeClient := !bodyDone || !j.keepAlive
 	h := &a.resp.head
 	j.upStatus = h.Status
+	j.endUpstream(h.Status, nil)
 	status := h.Status
 	if h.Status == 200 && bodyDone {
 		status = e.postSuccess(j, u.rbuf, h, closeClient)

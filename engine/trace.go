@@ -127,6 +127,13 @@ func (e *Engine) admitLimited(st *connState) decision {
 	if sp == nil {
 		return d
 	}
+	if d.rt.op == opPostObject && d.verdict != verdictRefuse {
+		// A form upload authenticates once its form is read (checkPostForm): that is its
+		// authenticate span.
+		e.traceHead(st, &d, sp)
+		st.span, d.span = sp, sp
+		return d
+	}
 	a := sp.Child("authenticate", t0, false)
 	if d.principal.Method != "" {
 		a.SetString(attrAuthMethod, d.principal.Method)
@@ -183,6 +190,13 @@ func (st *connState) takeTrace(s3err *s3Error) reqTrace {
 		t.code = s3err.Code
 	}
 	return t
+}
+
+// refused notes the S3 error a traced request is answered with off the loop (endTrace records it).
+func (t *reqTrace) refused(s3err *s3Error) {
+	if t.span != nil {
+		t.code = s3err.Code
+	}
 }
 
 // dropSpan ends the span of a request that ended without an answer (the client went away).
