@@ -76,6 +76,7 @@ func (e *Engine) relayAnswer(j *job, client net.Conn, u *upConn, w *watcher, bod
 // answer writes an S3 error to a moved client (the connection then closes) and returns its status.
 // A client that is gone gets nothing and counts as 499.
 func (e *Engine) answer(j *job, client net.Conn, s3err *s3Error) int {
+	j.trace.refused(s3err)
 	e.errorResponse(j, s3err, true)
 	if !writeAll(client, j.resp, e.opts.BodyStallTimeout) && s3err == errIncompleteBody {
 		return 499

@@ -214,24 +214,26 @@ func TestTraceparentReachesUpstream(t *testing.T) {
 }
 
 // authzEngine runs an engine (tracer tr; nil: tracing off) whose bucket "open" denies the key
-// "deny" and keeps the Traceparent each decision got, by key; it sends PUT /open/allow and
-// /open/deny.
+// "deny" and "deny/big" and keeps the Traceparent each decision got, by key; it sends PUT
+// /open/allow, /open/deny (inline, decided in the loop's await phase) and /open/deny/big (a body
+// above InlineBodyMax: decided once detached).
 func authzEngine(t *testing.T, tr engine.Tracer) map[string]string {
 	up := startHeadUpstream(t)
 	deny := &engine.Error{Status: 403, Code: "AccessDenied", Message: "policy says no"}
 	var mu sync.Mutex
 	tps := map[string]string{}
 	o := engine.Options{
-		Address:    fmt.Sprintf("127.0.0.1:%d", s3test.FreePort(t)),
-		EventLoops: 1,
-		Logger:     slog.New(slog.DiscardHandler),
-		Tracer:     tr,
+		Address:       fmt.Sprintf("127.0.0.1:%d", s3test.FreePort(t)),
+		EventLoops:    1,
+		InlineBodyMax: 1024,
+		Logger:        slog.New(slog.DiscardHandler),
+		Tracer:        tr,
 		Buckets: []engine.Bucket{{Name: "open", AuthNone: true,
 			Authorizer: engine.AuthorizerFunc(func(_ context.Context, in *engine.AuthzInput) *engine.Error {
 				mu.Lock()
 				tps[in.Key] = in.Traceparent
 				mu.Unlock()
-				if in.Key == "deny" {
+				if strings.HasPrefix(in.Key, "deny") {
 					return deny
 				}
 				return nil
@@ -239,12 +241,17 @@ func authzEngine(t *testing.T, tr engine.Tracer) map[string]string {
 			Upstream: engine.Upstream{Endpoint: "http://" + up.l.Addr().String(), Bucket: "up", Region: "us-east-1", AccessKey: "ak", SecretKey: "sk"}}},
 	}
 	runEngine(t, o)
-	for _, key := range []string{"allow", "deny"} {
+	for _, key := range []string{"allow", "deny", "deny/big"} {
 		conn, err := net.Dial("tcp", o.Address)
 		if err != nil {
 			t.Fatal(err)
 		}
-		fmt.Fprintf(conn, "PUT /open/%s HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc", key)
+		body := "abc"
+		if key == "deny/big" {
+			body = strings.Repeat("x", 4096)
+		}
+		fmt.Fprintf(conn, "PUT /open/%s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", key, len(body))
+		go func() { _, _ = io.WriteString(conn, body) }()
 		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 		conn.Close()
 		if err != nil || (key == "allow") != (resp.StatusCode == 200) {
@@ -261,18 +268,18 @@ func authzEngine(t *testing.T, tr engine.Tracer) map[string]string {
 // ends the request span refused, with the S3 code, and sends nothing upstream. Untraced, the
 // Authorizer gets no traceparent.
 func TestTraceAuthorize(t *testing.T) {
-	if tps := authzEngine(t, nil); tps["allow"] != "" || tps["deny"] != "" || len(tps) != 2 {
+	if tps := authzEngine(t, nil); tps["allow"] != "" || tps["deny"] != "" || tps["deny/big"] != "" || len(tps) != 3 {
 		t.Errorf("tracing off: the Authorizer got traceparents %q; want none", tps)
 	}
 	tr := &recTracer{}
 	tps := authzEngine(t, tr)
 	var spans map[string][]*recSpan
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if spans = tr.ended(); len(spans["PutObject"]) == 2 && len(spans["authorize"]) == 2 {
+		if spans = tr.ended(); len(spans["PutObject"]) == 3 && len(spans["authorize"]) == 3 {
 			break
 		}
 	}
-	if len(spans["PutObject"]) != 2 || len(spans["authorize"]) != 2 || len(spans["upstream PutObject"]) != 1 {
+	if len(spans["PutObject"]) != 3 || len(spans["authorize"]) != 3 || len(spans["upstream PutObject"]) != 1 {
 		t.Fatalf("spans %v", spans)
 	}
 	for i, r := range spans["PutObject"] {
@@ -280,7 +287,7 @@ func TestTraceAuthorize(t *testing.T) {
 		if a.parent != r.id {
 			t.Errorf("authorize span's parent %s; want the request span %s", a.parent, r.id)
 		}
-		if key, want := []string{"allow", "deny"}[i], "00-"+a.trace+"-"+a.id+"-01"; tps[key] != want {
+		if key, want := []string{"allow", "deny", "deny/big"}[i], "00-"+a.trace+"-"+a.id+"-01"; tps[key] != want {
 			t.Errorf("%s: the Authorizer got traceparent %q; want %q (the authorize span)", key, tps[key], want)
 		}
 		switch i {
@@ -292,6 +299,10 @@ func TestTraceAuthorize(t *testing.T) {
 			if a.attrs["mizuchi.authz.decision"] != "deny" || a.err != "AccessDenied" ||
 				r.attrs["mizuchi.path"] != "refused" || r.err != "AccessDenied" || r.attrs["http.response.status_code"] != int64(403) {
 				t.Errorf("denied: authorize %+v, request %+v", a, r)
+			}
+		case 2:
+			if a.attrs["mizuchi.authz.decision"] != "deny" || r.err != "AccessDenied" || r.attrs["http.response.status_code"] != int64(403) {
+				t.Errorf("denied once detached: authorize %+v, request %+v", a, r)
 			}
 		}
 	}
