@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"mime/multipart"
+	"net/http"
 	"testing"
 	"time"
 
@@ -133,11 +136,57 @@ func TestTracesInJaeger(t *testing.T) {
 			t.Errorf("part numbers %v; want 1, 2, 3", parts)
 		}
 	}
+	postObjectTrace(t, j, r.addr)
 	if v := r.scrape(t, "mizuchi_tracing_spans_exported_total"); v < 12 {
 		t.Errorf("mizuchi_tracing_spans_exported_total %v; want >= 12", v)
 	}
 	if v := r.scrape(t, "mizuchi_tracing_spans_dropped_total"); v != 0 {
 		t.Errorf("mizuchi_tracing_spans_dropped_total %v; want 0", v)
+	}
+}
+
+// postObjectTrace sends a browser form upload (PostObject) with a client traceparent to the proxy
+// at addr and reads its trace from Jaeger: a PostObject request span, parented to the client's,
+// with authenticate (the form's signature, sigv4-post) and upstream PutObject children.
+func postObjectTrace(t *testing.T, j *s3test.Jaeger, addr string) {
+	t.Helper()
+	tp, traceID, parent := newTraceparent(t)
+	var b bytes.Buffer
+	w := multipart.NewWriter(&b)
+	for _, f := range browserPostFields(t, "trace/", 1<<20, nil) {
+		_ = w.WriteField(f[0], f[1])
+	}
+	fw, _ := w.CreateFormFile("file", "form.png")
+	_, _ = fw.Write([]byte("a traced form upload"))
+	_ = w.Close()
+	req, _ := http.NewRequest("POST", "http://"+addr+"/uploads", &b)
+	req.Header.Set("Content-Type", w.FormDataContentType())
+	req.Header.Set("traceparent", tp)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 204 {
+		t.Fatalf("PostObject: %d; want 204", resp.StatusCode)
+	}
+	tr := j.Trace(t, traceID, 3, 30*time.Second)
+	byName := map[string]*s3test.JaegerSpan{}
+	for i := range tr.Spans {
+		byName[tr.Spans[i].OperationName] = &tr.Spans[i]
+	}
+	po, auth, up := byName["PostObject"], byName["authenticate"], byName["upstream PutObject"]
+	if len(tr.Spans) != 3 || po == nil || auth == nil || up == nil {
+		t.Fatalf("PostObject trace: %v; want PostObject, authenticate, upstream PutObject", names(tr))
+	}
+	if po.Parent() != parent || auth.Parent() != po.SpanID || up.Parent() != po.SpanID {
+		t.Errorf("PostObject trace parentage: %v (client span %s)", names(tr), parent)
+	}
+	if v, _ := auth.Tag("mizuchi.auth.method"); v != "sigv4-post" {
+		t.Errorf("PostObject authenticate span's method %v; want sigv4-post", v)
+	}
+	if v, _ := up.Tag("http.response.status_code"); v != float64(200) {
+		t.Errorf("PostObject upstream span status %v; want 200", v)
 	}
 }
 
