@@ -52,7 +52,7 @@ var subresources = [...]string{"acl", "tagging", "retention", "legal-hold", "tor
 	"requestPayment", "intelligent-tiering", "list-type", "versions", "renameObject", "response-content-type"}
 
 func isSubresource(k []byte) bool {
-	for _, s := range subresources {
+	for _, s := range subresources[:] { // the slice: ranging over the array copies it (544 bytes) per call
 		if string(k) == s {
 			return true
 		}
