@@ -73,43 +73,10 @@ func (e *Engine) admit(h *Head) (d decision) {
 	if s3err != nil {
 		return refusal(d, s3err)
 	}
-	rt := &d.rt
-	d.bodyLen = req.ContentLength
-	switch {
-	case req.Chunked && rt.op != opPutObject && rt.op != opUploadPart:
-		return refusal(d, errMissingContentLength) // a chunked body where none or a document belongs
-	case req.Chunked:
-		// Transfer-Encoding: chunked (tecoding.go): the size comes from x-amz-decoded-content-length
-		// (checkPayload), or the request is refused below; bodyLen stays -1 (unknown).
-	case d.bodyLen < 0:
-		if rt.op == opPutObject || rt.op == opUploadPart {
-			return refusal(d, errMissingContentLength)
-		}
-		d.bodyLen = 0
-	}
-	d.size = d.bodyLen
-	switch {
-	case !rt.op.hasBody() && d.bodyLen > 0:
-		return refusal(d, errInvalidArgument)
-	case rt.op == opUploadPart && d.bodyLen > maxSinglePut+maxSinglePut/8:
-		return refusal(d, errEntityTooLarge)
-	case rt.op == opCompleteMultipartUpload && d.bodyLen > maxCompleteBody:
-		return refusal(d, errEntityTooLarge)
-	}
-	if s3err := e.checkPayload(h, &d); s3err != nil {
+	if s3err := e.admitBody(h, &d); s3err != nil {
 		return refusal(d, s3err)
 	}
-	if req.Chunked {
-		switch {
-		case d.chunks.mode == chunksNone:
-			// Not aws-chunked (or a hex/UNSIGNED payload hash makes it plain): nothing declares the
-			// length the upstream needs before the body; S3 answers the same.
-			return refusal(d, errMissingContentLength)
-		case rt.op == opUploadPart && d.size > maxSinglePut:
-			return refusal(d, errEntityTooLarge)
-		}
-	}
-	b := rt.bucket
+	rt, b := &d.rt, d.rt.bucket
 	chunkedAuto := d.chunks.mode != chunksNone && rt.op == opPutObject && b.autoChunks(d.size)
 	if d.chunks.mode == chunksUnsignedTrailer {
 		switch {
@@ -119,18 +86,74 @@ func (e *Engine) admit(h *Head) (d decision) {
 			return refusal(d, errTrailerHeader)
 		}
 	}
+	if s3err := e.admitPrincipal(h, &d); s3err != nil {
+		return refusal(d, s3err)
+	}
+	d.verdict = e.bodyVerdict(&d, chunkedAuto)
+	if b.authz != nil {
+		d.next, d.verdict = d.verdict, verdictAwait
+	}
+	return d
+}
+
+// admitBody sets d.bodyLen and d.size and checks them and the payload declaration against the
+// routed operation (d.rt), returning the S3 error for a body the operation does not take.
+func (e *Engine) admitBody(h *Head, d *decision) *s3Error {
+	req, rt := h.req, &d.rt
+	d.bodyLen = req.ContentLength
+	switch {
+	case req.Chunked && rt.op != opPutObject && rt.op != opUploadPart:
+		return errMissingContentLength // a chunked body where none or a document belongs
+	case req.Chunked:
+		// Transfer-Encoding: chunked (tecoding.go): the size comes from x-amz-decoded-content-length
+		// (checkPayload), or the request is refused below; bodyLen stays -1 (unknown).
+	case d.bodyLen < 0:
+		if rt.op == opPutObject || rt.op == opUploadPart {
+			return errMissingContentLength
+		}
+		d.bodyLen = 0
+	}
+	d.size = d.bodyLen
+	switch {
+	case !rt.op.hasBody() && d.bodyLen > 0:
+		return errInvalidArgument
+	case rt.op == opUploadPart && d.bodyLen > maxSinglePut+maxSinglePut/8:
+		return errEntityTooLarge
+	case rt.op == opCompleteMultipartUpload && d.bodyLen > maxCompleteBody:
+		return errEntityTooLarge
+	}
+	if s3err := e.checkPayload(h, d); s3err != nil {
+		return s3err
+	}
+	if req.Chunked {
+		switch {
+		case d.chunks.mode == chunksNone:
+			// Not aws-chunked (or a hex/UNSIGNED payload hash makes it plain): nothing declares the
+			// length the upstream needs before the body; S3 answers the same.
+			return errMissingContentLength
+		case rt.op == opUploadPart && d.size > maxSinglePut:
+			return errEntityTooLarge
+		}
+	}
+	return nil
+}
+
+// admitPrincipal authenticates the request with its bucket's Authenticator (setting d.authErr
+// when that refuses), then applies what depends on the principal: the bucket policy and the
+// binding of an uploadId to its principal, bucket and key.
+func (e *Engine) admitPrincipal(h *Head, d *decision) *s3Error {
+	b := d.rt.bucket
 	signedChunks := d.chunks.mode == chunksSigned || d.chunks.mode == chunksSignedTrailer
 	if signedChunks {
 		h.seed = s3sig.ChunkSeed{} // set by SigV4 authentication only
 	}
 	p, s3err := b.auth.Authenticate(h)
 	if s3err != nil {
-		d = refusal(d, s3err)
 		d.authErr = true
-		return d
+		return s3err
 	}
 	if signedChunks && !h.seed.Valid() {
-		return refusal(d, errSignedChunks) // an Authenticator other than SigV4's: no seed to chain from
+		return errSignedChunks // an Authenticator other than SigV4's: no seed to chain from
 	}
 	if b.pending != nil {
 		b.pending.promote(b) // a "*" entry's bucket, first authenticated request (route_bucket.go)
@@ -138,35 +161,36 @@ func (e *Engine) admit(h *Head) (d decision) {
 	d.principal = p
 	d.signed = h.signed
 	if b.policy != nil {
-		if s3err := checkPolicy(b.policy, h, &d); s3err != nil {
-			return refusal(d, s3err) // the rules of the bucket's policy, which name themselves
+		if s3err := checkPolicy(b.policy, h, d); s3err != nil {
+			return s3err // the rules of the bucket's policy, which name themselves
 		}
 	}
-	if rt.hasID {
-		if s3err := e.checkUploadID(h, &d); s3err != nil {
-			return refusal(d, s3err) // another principal's, bucket's or key's upload, or a forged id
+	if d.rt.hasID {
+		if s3err := e.checkUploadID(h, d); s3err != nil {
+			return s3err // another principal's, bucket's or key's upload, or a forged id
 		}
 	}
+	return nil
+}
+
+// bodyVerdict is how an admitted request's body moves: in the loop, streamed, or cut into a
+// multipart upload. chunkedAuto: an aws-chunked PutObject above the bucket's auto-chunk threshold.
+func (e *Engine) bodyVerdict(d *decision, chunkedAuto bool) verdict {
 	switch {
 	case chunkedAuto:
 		// The framing is decoded and the parts cut from the decoded bytes (copy path).
-		d.verdict = verdictAutoChunk
+		return verdictAutoChunk
 	case d.chunks.mode != chunksNone:
 		// Every signed aws-chunked body, and every body in HTTP chunks, is read and decoded (signed
 		// chunks verified) off the loop (copy path), whatever its size: the in-loop path never
 		// sees one.
-		d.verdict = verdictStream
-	case rt.op == opPutObject && b.autoChunks(d.bodyLen):
-		d.verdict = verdictAutoChunk
-	case d.bodyLen > int64(e.opts.InlineBodyMax) && rt.op != opCompleteMultipartUpload:
-		d.verdict = verdictStream
-	default:
-		d.verdict = verdictInline
+		return verdictStream
+	case d.rt.op == opPutObject && d.rt.bucket.autoChunks(d.bodyLen):
+		return verdictAutoChunk
+	case d.bodyLen > int64(e.opts.InlineBodyMax) && d.rt.op != opCompleteMultipartUpload:
+		return verdictStream
 	}
-	if b.authz != nil {
-		d.next, d.verdict = d.verdict, verdictAwait
-	}
-	return d
+	return verdictInline
 }
 
 func refusal(d decision, s3err *s3Error) decision {

@@ -757,15 +757,23 @@ func checkInvariants(t *testing.T, e *Engine, h *Head, d *decision) {
 		}
 		return
 	}
-	rt, b := &d.rt, d.rt.bucket
-	path, query := h.Path(), h.Query()
-	if b == nil {
+	if d.rt.bucket == nil {
 		t.Fatalf("admitted (%v) without a bucket", d.verdict)
 	}
-	if rt.op == opPostObject {
+	if d.rt.op == opPostObject {
 		checkPostObject(t, h, d) // postobject_internal_test.go
 		return
 	}
+	checkAdmittedRoute(t, e, h, d)
+	checkAdmittedVerdict(t, e, h, d)
+}
+
+// checkAdmittedRoute checks an admitted request's route (op, key and query spans) and body
+// length against its head.
+func checkAdmittedRoute(t *testing.T, e *Engine, h *Head, d *decision) {
+	t.Helper()
+	rt, b := &d.rt, d.rt.bucket
+	path, query := h.Path(), h.Query()
 	if rt.op == opNone || rt.op >= numOps {
 		t.Fatalf("admitted (%v) with op %d", d.verdict, rt.op)
 	}
@@ -816,6 +824,13 @@ func checkInvariants(t *testing.T, e *Engine, h *Head, d *decision) {
 	if rt.op != opUploadPart && rt.partNum != 0 {
 		t.Fatalf("%v with part %d", rt.op, rt.partNum)
 	}
+}
+
+// checkAdmittedVerdict checks how an admitted request's body moves (inline, streamed,
+// auto-chunked, after an Authorizer) and who it was admitted as.
+func checkAdmittedVerdict(t *testing.T, e *Engine, h *Head, d *decision) {
+	t.Helper()
+	rt, b := &d.rt, d.rt.bucket
 	if (d.verdict == verdictAwait) != (b.authz != nil) {
 		t.Fatalf("verdict %v for a bucket with Authorizer %v", d.verdict, b.authz != nil)
 	}

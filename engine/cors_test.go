@@ -47,6 +47,79 @@ func withCORS(c *cors.Config) proxyOpt {
 
 const varyCORS = "Origin, Access-Control-Request-Headers, Access-Control-Request-Method"
 
+// preflightWant is what TestCORSPreflight expects of an answer.
+type preflightWant struct {
+	status                             int
+	code                               string // S3 error code, for refusals
+	allowOrigin, allowHeaders, methods string
+	creds                              bool
+}
+
+// preflightCases are TestCORSPreflight's preflights; /B in a path is the proxy's bucket.
+var preflightCases = []struct {
+	name, path string
+	hdr        []string // name, value pairs
+	want       preflightWant
+}{
+	{"app origin, PUT with headers", "/B/k/ey.bin", []string{"Origin", appOrigin, "Access-Control-Request-Method", "PUT",
+		"Access-Control-Request-Headers", "authorization,content-type,x-amz-meta-a"},
+		preflightWant{status: 200, allowOrigin: appOrigin, allowHeaders: "authorization,content-type,x-amz-meta-a", methods: "PUT, POST, GET, DELETE", creds: true}},
+	{"wildcard origin, UploadPart", "/B/k?partNumber=1&uploadId=abc", []string{"Origin", wildOrigin, "Access-Control-Request-Method", "PUT"},
+		preflightWant{status: 200, allowOrigin: wildOrigin, methods: "PUT, POST, GET, DELETE", creds: true}},
+	{"bucket-level POST (form upload)", "/B", []string{"Origin", appOrigin, "Access-Control-Request-Method", "POST"},
+		preflightWant{status: 200, allowOrigin: appOrigin, methods: "PUT, POST, GET, DELETE", creds: true}},
+	{"any origin: the \"*\" rule", "/B/k", []string{"Origin", "https://elsewhere.test", "Access-Control-Request-Method", "PUT",
+		"Access-Control-Request-Headers", "Content-Type"},
+		preflightWant{status: 200, allowOrigin: "*", allowHeaders: "Content-Type", methods: "PUT"}},
+	{"any origin, header not allowed", "/B/k", []string{"Origin", "https://elsewhere.test", "Access-Control-Request-Method", "PUT",
+		"Access-Control-Request-Headers", "authorization"}, preflightWant{status: 403, code: "AccessForbidden"}},
+	{"any origin, method not allowed", "/B/k", []string{"Origin", "https://elsewhere.test", "Access-Control-Request-Method", "POST"},
+		preflightWant{status: 403, code: "AccessForbidden"}},
+	{"method HEAD nowhere allowed", "/B/k", []string{"Origin", appOrigin, "Access-Control-Request-Method", "HEAD"},
+		preflightWant{status: 403, code: "AccessForbidden"}},
+	{"no Origin", "/B/k", []string{"Access-Control-Request-Method", "PUT"}, preflightWant{status: 400, code: "BadRequest"}},
+	{"no Access-Control-Request-Method", "/B/k", []string{"Origin", appOrigin}, preflightWant{status: 400, code: "BadRequest"}},
+	{"bucket without CORS rules", "/no-cors/k", []string{"Origin", appOrigin, "Access-Control-Request-Method", "PUT"},
+		preflightWant{status: 403, code: "AccessForbidden"}},
+	{"unknown bucket", "/other-bucket/k", []string{"Origin", appOrigin, "Access-Control-Request-Method", "PUT"},
+		preflightWant{status: 403, code: "AccessDenied"}},
+}
+
+// checkPreflightAnswer checks the answer to the preflight named name against w: a refusal is the
+// S3 error without CORS headers, an allowed one 200 with S3's CORS headers and no body.
+func checkPreflightAnswer(t *testing.T, name string, resp *http.Response, body []byte, w preflightWant) {
+	t.Helper()
+	h := resp.Header
+	if w.status != 200 {
+		wantS3Error(t, resp, body, w.status, w.code)
+		if h.Get("Access-Control-Allow-Origin") != "" {
+			t.Errorf("%s: refused preflight carries Access-Control-Allow-Origin %q", name, h.Get("Access-Control-Allow-Origin"))
+		}
+		if w.code == "AccessForbidden" && name != "bucket without CORS rules" && !strings.Contains(string(body), "CORSResponse: This CORS request is not allowed.") {
+			t.Errorf("%s: body %s; want S3's CORSResponse message", name, body)
+		}
+		return
+	}
+	if resp.StatusCode != 200 || len(body) != 0 {
+		t.Errorf("%s: %d %s; want 200 and no body", name, resp.StatusCode, body)
+		return
+	}
+	got := preflightWant{status: 200, allowOrigin: h.Get("Access-Control-Allow-Origin"), allowHeaders: h.Get("Access-Control-Allow-Headers"),
+		methods: h.Get("Access-Control-Allow-Methods"), creds: h.Get("Access-Control-Allow-Credentials") == "true"}
+	if got != w {
+		t.Errorf("%s: got %+v; want %+v", name, got, w)
+	}
+	if v := h.Get("Vary"); v != varyCORS {
+		t.Errorf("%s: Vary %q; want %q", name, v, varyCORS)
+	}
+	if w.creds && (h.Get("Access-Control-Max-Age") != "3000" || h.Get("Access-Control-Expose-Headers") != "ETag, x-amz-version-id, x-amz-checksum-crc32") {
+		t.Errorf("%s: Max-Age %q, Expose-Headers %q", name, h.Get("Access-Control-Max-Age"), h.Get("Access-Control-Expose-Headers"))
+	}
+	if h.Get("X-Amz-Request-Id") == "" {
+		t.Errorf("%s: no x-amz-request-id", name)
+	}
+}
+
 // Preflights are answered by the proxy from the bucket's rules, without authentication and
 // without contacting the upstream, on keep-alive connections of both transports (gnet and
 // Engine.Serve): allowed ones 200 with S3's headers, the rest 400 or 403 as S3 answers.
@@ -60,40 +133,6 @@ func TestCORSPreflight(t *testing.T) {
 	allowedBefore := max(metricValue(t, `mizuchi_cors_preflights_total{result="allowed"}`), 0)
 	refusedBefore := max(metricValue(t, `mizuchi_cors_preflights_total{result="refused"}`), 0)
 
-	type want struct {
-		status                             int
-		code                               string // S3 error code, for refusals
-		allowOrigin, allowHeaders, methods string
-		creds                              bool
-	}
-	cases := []struct {
-		name, path string
-		hdr        []string // name, value pairs
-		want       want
-	}{
-		{"app origin, PUT with headers", "/B/k/ey.bin", []string{"Origin", appOrigin, "Access-Control-Request-Method", "PUT",
-			"Access-Control-Request-Headers", "authorization,content-type,x-amz-meta-a"},
-			want{status: 200, allowOrigin: appOrigin, allowHeaders: "authorization,content-type,x-amz-meta-a", methods: "PUT, POST, GET, DELETE", creds: true}},
-		{"wildcard origin, UploadPart", "/B/k?partNumber=1&uploadId=abc", []string{"Origin", wildOrigin, "Access-Control-Request-Method", "PUT"},
-			want{status: 200, allowOrigin: wildOrigin, methods: "PUT, POST, GET, DELETE", creds: true}},
-		{"bucket-level POST (form upload)", "/B", []string{"Origin", appOrigin, "Access-Control-Request-Method", "POST"},
-			want{status: 200, allowOrigin: appOrigin, methods: "PUT, POST, GET, DELETE", creds: true}},
-		{"any origin: the \"*\" rule", "/B/k", []string{"Origin", "https://elsewhere.test", "Access-Control-Request-Method", "PUT",
-			"Access-Control-Request-Headers", "Content-Type"},
-			want{status: 200, allowOrigin: "*", allowHeaders: "Content-Type", methods: "PUT"}},
-		{"any origin, header not allowed", "/B/k", []string{"Origin", "https://elsewhere.test", "Access-Control-Request-Method", "PUT",
-			"Access-Control-Request-Headers", "authorization"}, want{status: 403, code: "AccessForbidden"}},
-		{"any origin, method not allowed", "/B/k", []string{"Origin", "https://elsewhere.test", "Access-Control-Request-Method", "POST"},
-			want{status: 403, code: "AccessForbidden"}},
-		{"method HEAD nowhere allowed", "/B/k", []string{"Origin", appOrigin, "Access-Control-Request-Method", "HEAD"},
-			want{status: 403, code: "AccessForbidden"}},
-		{"no Origin", "/B/k", []string{"Access-Control-Request-Method", "PUT"}, want{status: 400, code: "BadRequest"}},
-		{"no Access-Control-Request-Method", "/B/k", []string{"Origin", appOrigin}, want{status: 400, code: "BadRequest"}},
-		{"bucket without CORS rules", "/no-cors/k", []string{"Origin", appOrigin, "Access-Control-Request-Method", "PUT"},
-			want{status: 403, code: "AccessForbidden"}},
-		{"unknown bucket", "/other-bucket/k", []string{"Origin", appOrigin, "Access-Control-Request-Method", "PUT"},
-			want{status: 403, code: "AccessDenied"}},
-	}
 	for _, srv := range []*proxy{p, served} {
 		conn, err := net.DialTimeout("tcp", srv.Addr, time.Second)
 		if err != nil {
@@ -101,7 +140,7 @@ func TestCORSPreflight(t *testing.T) {
 		}
 		defer conn.Close()
 		br := bufio.NewReader(conn)
-		for _, tc := range cases {
+		for _, tc := range preflightCases {
 			var b strings.Builder
 			b.WriteString("OPTIONS " + strings.Replace(tc.path, "/B", "/"+p.Bucket, 1) + " HTTP/1.1\r\nHost: " + srv.Addr + "\r\n")
 			for i := 0; i < len(tc.hdr); i += 2 {
@@ -113,35 +152,7 @@ func TestCORSPreflight(t *testing.T) {
 				t.Fatal(err)
 			}
 			resp, body := readResponse(t, br) // one keep-alive connection for all: each answer is framed
-			h := resp.Header
-			if tc.want.status != 200 {
-				wantS3Error(t, resp, body, tc.want.status, tc.want.code)
-				if h.Get("Access-Control-Allow-Origin") != "" {
-					t.Errorf("%s: refused preflight carries Access-Control-Allow-Origin %q", tc.name, h.Get("Access-Control-Allow-Origin"))
-				}
-				if tc.want.code == "AccessForbidden" && tc.name != "bucket without CORS rules" && !strings.Contains(string(body), "CORSResponse: This CORS request is not allowed.") {
-					t.Errorf("%s: body %s; want S3's CORSResponse message", tc.name, body)
-				}
-				continue
-			}
-			if resp.StatusCode != 200 || len(body) != 0 {
-				t.Errorf("%s: %d %s; want 200 and no body", tc.name, resp.StatusCode, body)
-				continue
-			}
-			got := want{status: 200, allowOrigin: h.Get("Access-Control-Allow-Origin"), allowHeaders: h.Get("Access-Control-Allow-Headers"),
-				methods: h.Get("Access-Control-Allow-Methods"), creds: h.Get("Access-Control-Allow-Credentials") == "true"}
-			if got != tc.want {
-				t.Errorf("%s: got %+v; want %+v", tc.name, got, tc.want)
-			}
-			if v := h.Get("Vary"); v != varyCORS {
-				t.Errorf("%s: Vary %q; want %q", tc.name, v, varyCORS)
-			}
-			if tc.want.creds && (h.Get("Access-Control-Max-Age") != "3000" || h.Get("Access-Control-Expose-Headers") != "ETag, x-amz-version-id, x-amz-checksum-crc32") {
-				t.Errorf("%s: Max-Age %q, Expose-Headers %q", tc.name, h.Get("Access-Control-Max-Age"), h.Get("Access-Control-Expose-Headers"))
-			}
-			if h.Get("X-Amz-Request-Id") == "" {
-				t.Errorf("%s: no x-amz-request-id", tc.name)
-			}
+			checkPreflightAnswer(t, tc.name, resp, body, tc.want)
 		}
 	}
 	if n := tw.conns.Load(); n != 0 {

@@ -87,33 +87,63 @@ func TestGaugesConsistentUnderMixedLoad(t *testing.T) {
 	})
 	before := establishedTo(t, mustPort(t, upstream.Addr))
 
-	// A sampler scrapes all along.
-	stop := make(chan struct{})
-	var violations []string
-	var scrapes int
-	var sampler sync.WaitGroup
-	sampler.Add(1)
+	sampler := startGaugeSampler(t) // scrapes all along
+	mixedLoad(t, p)
+	sampler.finish(t)
+
+	checkGaugesAtRest(t, e, base, open0, idle0, before)
+}
+
+// gaugeSampler scrapes the gauges every few milliseconds until finish, noting every scrape where
+// one of them is negative or more upstream connections are idle than open.
+type gaugeSampler struct {
+	stop       chan struct{}
+	wg         sync.WaitGroup
+	violations []string
+	scrapes    int
+}
+
+func startGaugeSampler(t *testing.T) *gaugeSampler {
+	s := &gaugeSampler{stop: make(chan struct{})}
+	s.wg.Add(1)
 	go func() {
-		defer sampler.Done()
+		defer s.wg.Done()
 		for {
 			select {
-			case <-stop:
+			case <-s.stop:
 				return
 			case <-time.After(3 * time.Millisecond):
 			}
 			g := scrapeGauges(t)
-			scrapes++
+			s.scrapes++
 			for _, name := range loadGauges {
 				if g[name] < 0 {
-					violations = append(violations, fmt.Sprintf("%s = %d", name, g[name]))
+					s.violations = append(s.violations, fmt.Sprintf("%s = %d", name, g[name]))
 				}
 			}
 			if g["mizuchi_upstream_idle_connections"] > g["mizuchi_upstream_open_connections"] {
-				violations = append(violations, fmt.Sprintf("idle %d > open %d", g["mizuchi_upstream_idle_connections"], g["mizuchi_upstream_open_connections"]))
+				s.violations = append(s.violations, fmt.Sprintf("idle %d > open %d", g["mizuchi_upstream_idle_connections"], g["mizuchi_upstream_open_connections"]))
 			}
 		}
 	}()
+	return s
+}
 
+// finish stops the sampler and fails t if any scrape was inconsistent.
+func (s *gaugeSampler) finish(t *testing.T) {
+	t.Helper()
+	close(s.stop)
+	s.wg.Wait()
+	if len(s.violations) > 0 {
+		t.Errorf("%d of %d scrapes under load were inconsistent; first: %v", len(s.violations), s.scrapes, s.violations[:min(5, len(s.violations))])
+	}
+	t.Logf("%d scrapes under load", s.scrapes)
+}
+
+// mixedLoad runs two rounds of every kind of request at once through p: inline on keep-alive
+// connections, streamed, detached, auto-chunked, refused, clients vanishing mid-body, and a
+// bucket whose upstream refuses connections.
+func mixedLoad(t *testing.T, p *proxy) {
 	put := func(bucket, key string, body []byte, payload string) []byte {
 		r := rawReq{Method: "PUT", Path: "/" + bucket + "/" + key, Body: body, Payload: payload}
 		return r.bytes(t, p.Addr)
@@ -184,13 +214,13 @@ func TestGaugesConsistentUnderMixedLoad(t *testing.T) {
 		})
 		wg.Wait()
 	}
-	close(stop)
-	sampler.Wait()
-	if len(violations) > 0 {
-		t.Errorf("%d of %d scrapes under load were inconsistent; first: %v", len(violations), scrapes, violations[:min(5, len(violations))])
-	}
-	t.Logf("%d scrapes under load", scrapes)
+}
 
+// checkGaugesAtRest waits for the gauges to come back to rest after the load (base, open0 and
+// idle0: their values before the engine started; before: the established upstream connections
+// then), stops e and checks them again.
+func checkGaugesAtRest(t *testing.T, e *engine.Engine, base map[string]int64, open0, idle0 int64, before map[string]bool) {
+	t.Helper()
 	// Quiet: requests and connections are back to their idle values, the upstream connections left
 	// are all idle and are the kernel's established ones.
 	ok, msg := waitUntil(10*time.Second, func() (bool, string) {

@@ -6,39 +6,25 @@ package engine
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"net"
 	"testing"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+
+	"github.com/mizuchi/uploadr/internal/testca"
 )
 
 // loopTLSPair makes a handshaken loop TLS client (what dialForLoop leaves on a loopUp) and an
 // in-memory TLS server to talk to it, both driven through loopTLS.
 func loopTLSPair(tb testing.TB, m *engineMetrics) (client, server *loopTLS) {
 	tb.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := testca.New(testca.Spec{CommonName: "upstream.test", DNSNames: []string{"upstream.test"}, Validity: time.Hour})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "upstream.test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), DNSNames: []string{"upstream.test"},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IsCA: true, BasicConstraintsValid: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	leaf, _ := x509.ParseCertificate(der)
-	roots := x509.NewCertPool()
-	roots.AddCert(leaf)
+	roots := ca.Pool()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
@@ -58,7 +44,7 @@ func loopTLSPair(tb testing.TB, m *engineMetrics) (client, server *loopTLS) {
 		dialTimeout: 5 * time.Second, m: m}
 	server = &loopTLS{}
 	server.mc = loopTLSConn{sock: b}
-	server.tc = tls.Server(&server.mc, &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}})
+	server.tc = tls.Server(&server.mc, &tls.Config{Certificates: []tls.Certificate{ca.TLSCertificate()}})
 	done := make(chan error, 1)
 	go func() { done <- server.tc.Handshake() }()
 	client, err = p.handshakeForLoop(a)

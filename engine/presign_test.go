@@ -98,102 +98,105 @@ func addLine(l string) func(m, p, q *string, lines *[]string) {
 	return func(_, _, _ *string, lines *[]string) { *lines = append(*lines, l) }
 }
 
+// admitPresignedTests are presigned requests (the six operations, accepted variations, refusals)
+// and what admit decides for them.
+var admitPresignedTests = []struct {
+	name string
+	req  presignReq
+	want admitWant
+}{
+	// The six operations.
+	{"PutObject", presignReq{method: "PUT", path: "/sig/photos/cat.jpg", query: "x-id=PutObject", cl: "1024"},
+		admitWant{verdict: verdictInline, op: opPutObject, bodyLen: 1024, principal: presigned}},
+	{"PutObject signed meta", presignReq{method: "PUT", path: "/sig/a%20b", signed: []string{"X-Amz-Meta-Color: red", "Content-Type: text/plain"}, cl: "3"},
+		admitWant{verdict: verdictInline, op: opPutObject, bodyLen: 3, principal: presigned}},
+	{"CreateMultipartUpload", presignReq{method: "POST", path: "/sig/big.bin", query: "uploads="},
+		admitWant{verdict: verdictInline, op: opCreateMultipartUpload, principal: presigned}},
+	{"UploadPart", presignReq{method: "PUT", path: "/sig/big.bin", query: "partNumber=3&uploadId=abc%2F123", cl: "10"},
+		admitWant{verdict: verdictInline, op: opUploadPart, bodyLen: 10, principal: presigned, part: 3, uploadID: "abc%2F123"}},
+	{"CompleteMultipartUpload", presignReq{method: "POST", path: "/sig/big.bin", query: "uploadId=abc", cl: "100"},
+		admitWant{verdict: verdictInline, op: opCompleteMultipartUpload, bodyLen: 100, principal: presigned, uploadID: "abc"}},
+	{"AbortMultipartUpload", presignReq{method: "DELETE", path: "/sig/big.bin", query: "uploadId=abc"},
+		admitWant{verdict: verdictInline, op: opAbortMultipartUpload, principal: presigned, uploadID: "abc"}},
+	{"ListParts", presignReq{method: "GET", path: "/sig/big.bin", query: "max-parts=10&uploadId=abc"},
+		admitWant{verdict: verdictInline, op: opListParts, principal: presigned, uploadID: "abc"}},
+	// Accepted variations.
+	{"second key", presignReq{method: "PUT", path: "/sig/k", ak: admitAK2, sk: admitSK2, cl: "1"},
+		admitWant{verdict: verdictInline, op: opPutObject, bodyLen: 1, principal: Principal{ID: admitAK2, Method: "sigv4-presigned"}}},
+	{"max expiry", presignReq{method: "PUT", path: "/sig/k", expires: "604800", when: -604800 * time.Second, cl: "1"},
+		admitWant{verdict: verdictInline, op: opPutObject, bodyLen: 1, principal: presigned}},
+	{"dated within the skew", presignReq{method: "PUT", path: "/sig/k", when: 14 * time.Minute, cl: "1"},
+		admitWant{verdict: verdictInline, op: opPutObject, bodyLen: 1, principal: presigned}},
+	{"security token ignored", presignReq{method: "PUT", path: "/sig/k", query: "X-Amz-Security-Token=tok%2Ben", cl: "1"},
+		admitWant{verdict: verdictInline, op: opPutObject, bodyLen: 1, principal: presigned}},
+	{"sdk checksum algorithm", presignReq{method: "PUT", path: "/sig/k", query: "X-Amz-Sdk-Checksum-Algorithm=CRC32", signed: []string{"x-amz-checksum-crc32: AAAAAA=="}, cl: "1"},
+		admitWant{verdict: verdictInline, op: opPutObject, bodyLen: 1, principal: presigned}},
+	{"x-amz-content-sha256 header", presignReq{method: "PUT", path: "/sig/k", cl: "0",
+		edit: addLine("X-Amz-Content-Sha256: UNSIGNED-PAYLOAD")},
+		admitWant{verdict: verdictInline, op: opPutObject, principal: presigned}},
+	{"unsigned standard header", presignReq{method: "PUT", path: "/sig/k", cl: "1", edit: addLine("Content-Type: text/plain")},
+		admitWant{verdict: verdictInline, op: opPutObject, bodyLen: 1, principal: presigned}},
+	{"Authorizer", presignReq{method: "PUT", path: "/authz/k", cl: "1"},
+		admitWant{verdict: verdictAwait, next: verdictInline, op: opPutObject, bodyLen: 1, principal: presigned}},
+
+	// Refusals.
+	{"expired", presignReq{method: "PUT", path: "/sig/k", when: -301 * time.Second, cl: "1"},
+		admitWant{err: errPresignedRequestExpired, authErr: true, op: opPutObject}},
+	{"not yet valid", presignReq{method: "PUT", path: "/sig/k", when: 16 * time.Minute, cl: "1"},
+		admitWant{err: errPresignNotYetValid, authErr: true, op: opPutObject}},
+	{"expires 0", presignReq{method: "PUT", path: "/sig/k", expires: "0", cl: "1"},
+		admitWant{err: errPresignExpiresRange, authErr: true, op: opPutObject}},
+	{"expires 604801", presignReq{method: "PUT", path: "/sig/k", expires: "604801", cl: "1"},
+		admitWant{err: errPresignExpiresRange, authErr: true, op: opPutObject}},
+	{"expires not a number", presignReq{method: "PUT", path: "/sig/k", expires: "1h", cl: "1"},
+		admitWant{err: errAuthQueryParams, authErr: true, op: opPutObject}},
+	{"tampered signature", presignReq{method: "PUT", path: "/sig/k", cl: "1", edit: func(_, _, q *string, _ *[]string) {
+		i := strings.Index(*q, "X-Amz-Signature=") + len("X-Amz-Signature=")
+		c := map[bool]string{true: "1", false: "0"}[(*q)[i] == '0']
+		*q = (*q)[:i] + c + (*q)[i+1:]
+	}}, admitWant{err: errSignatureDoesNotMatch, authErr: true, op: opPutObject}},
+	{"other key", presignReq{method: "PUT", path: "/sig/k", cl: "1", edit: func(_, p, _ *string, _ *[]string) { *p = "/sig/other" }},
+		admitWant{err: errSignatureDoesNotMatch, authErr: true, op: opPutObject}},
+	{"other method", presignReq{method: "PUT", path: "/sig/k", query: "uploadId=abc", edit: func(m, _, _ *string, _ *[]string) { *m = "DELETE" }},
+		admitWant{err: errSignatureDoesNotMatch, authErr: true, op: opAbortMultipartUpload}},
+	{"other part", presignReq{method: "PUT", path: "/sig/k", query: "partNumber=1&uploadId=abc", cl: "1", edit: func(_, _, q *string, _ *[]string) {
+		*q = strings.Replace(*q, "partNumber=1", "partNumber=2", 1)
+	}}, admitWant{err: errSignatureDoesNotMatch, authErr: true, op: opUploadPart}},
+	{"signed header changed", presignReq{method: "PUT", path: "/sig/k", signed: []string{"X-Amz-Meta-Color: red"}, cl: "1",
+		edit: func(_, _, _ *string, lines *[]string) {
+			for i, l := range *lines {
+				(*lines)[i] = strings.Replace(l, "red", "blue", 1)
+			}
+		}}, admitWant{err: errSignatureDoesNotMatch, authErr: true, op: opPutObject}},
+	{"signed header dropped", presignReq{method: "PUT", path: "/sig/k", signed: []string{"X-Amz-Meta-Color: red"}, cl: "1",
+		edit: func(_, _, _ *string, lines *[]string) { *lines = nil }},
+		admitWant{err: errSignatureDoesNotMatch, authErr: true, op: opPutObject}},
+	{"unsigned x-amz-meta", presignReq{method: "PUT", path: "/sig/k", cl: "1", edit: addLine("X-Amz-Meta-Evil: 1")},
+		admitWant{err: errHeadersNotSigned, authErr: true, op: opPutObject}},
+	{"unsigned x-amz-meta, signed list encoded", presignReq{method: "PUT", path: "/sig/k", signed: []string{"X-Amz-Meta-A: 1"}, cl: "1",
+		edit: addLine("X-Amz-Meta-B: 1")},
+		admitWant{err: errHeadersNotSigned, authErr: true, op: opPutObject}},
+	{"unknown access key", presignReq{method: "PUT", path: "/sig/k", ak: "AKIDUNKNOWN", sk: "x", cl: "1"},
+		admitWant{err: errInvalidAccessKeyID, authErr: true, op: opPutObject}},
+	{"wrong secret", presignReq{method: "PUT", path: "/sig/k", ak: admitAK, sk: "wrong", cl: "1"},
+		admitWant{err: errSignatureDoesNotMatch, authErr: true, op: opPutObject}},
+	{"Authorization too", presignReq{method: "PUT", path: "/sig/k", cl: "1",
+		edit: addLine("Authorization: AWS4-HMAC-SHA256 Credential=" + admitAK + "/20250601/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=" + emptySHA)},
+		admitWant{err: errMultipleAuth, authErr: true, op: opPutObject}},
+	{"checksum in the query", presignReq{method: "PUT", path: "/sig/k", query: "x-amz-checksum-crc32=AAAAAA%3D%3D", cl: "1"},
+		admitWant{err: errPresignedHoisted, authErr: true, op: opPutObject}},
+	{"checksum in the query, encoded name", presignReq{method: "PUT", path: "/sig/k", query: "x-amz-checksum%2Dsha256=AAAA", cl: "1"},
+		admitWant{err: errPresignedHoisted, authErr: true, op: opPutObject}},
+	{"metadata in the query", presignReq{method: "PUT", path: "/sig/k", query: "x-amz-meta-color=red", cl: "1"},
+		admitWant{err: errPresignedHoisted, authErr: true, op: opPutObject}},
+	{"signature missing", presignReq{method: "PUT", path: "/sig/k", cl: "1", edit: func(_, _, q *string, _ *[]string) {
+		*q = (*q)[:strings.Index(*q, "&X-Amz-Signature=")]
+	}}, admitWant{err: errAuthQueryParams, authErr: true, op: opPutObject}},
+}
+
 func TestAdmitPresigned(t *testing.T) {
 	e := newAdmitEngine(t)
-	tests := []struct {
-		name string
-		req  presignReq
-		want admitWant
-	}{
-		// The six operations.
-		{"PutObject", presignReq{method: "PUT", path: "/sig/photos/cat.jpg", query: "x-id=PutObject", cl: "1024"},
-			admitWant{verdict: verdictInline, op: opPutObject, bodyLen: 1024, principal: presigned}},
-		{"PutObject signed meta", presignReq{method: "PUT", path: "/sig/a%20b", signed: []string{"X-Amz-Meta-Color: red", "Content-Type: text/plain"}, cl: "3"},
-			admitWant{verdict: verdictInline, op: opPutObject, bodyLen: 3, principal: presigned}},
-		{"CreateMultipartUpload", presignReq{method: "POST", path: "/sig/big.bin", query: "uploads="},
-			admitWant{verdict: verdictInline, op: opCreateMultipartUpload, principal: presigned}},
-		{"UploadPart", presignReq{method: "PUT", path: "/sig/big.bin", query: "partNumber=3&uploadId=abc%2F123", cl: "10"},
-			admitWant{verdict: verdictInline, op: opUploadPart, bodyLen: 10, principal: presigned, part: 3, uploadID: "abc%2F123"}},
-		{"CompleteMultipartUpload", presignReq{method: "POST", path: "/sig/big.bin", query: "uploadId=abc", cl: "100"},
-			admitWant{verdict: verdictInline, op: opCompleteMultipartUpload, bodyLen: 100, principal: presigned, uploadID: "abc"}},
-		{"AbortMultipartUpload", presignReq{method: "DELETE", path: "/sig/big.bin", query: "uploadId=abc"},
-			admitWant{verdict: verdictInline, op: opAbortMultipartUpload, principal: presigned, uploadID: "abc"}},
-		{"ListParts", presignReq{method: "GET", path: "/sig/big.bin", query: "max-parts=10&uploadId=abc"},
-			admitWant{verdict: verdictInline, op: opListParts, principal: presigned, uploadID: "abc"}},
-		// Accepted variations.
-		{"second key", presignReq{method: "PUT", path: "/sig/k", ak: admitAK2, sk: admitSK2, cl: "1"},
-			admitWant{verdict: verdictInline, op: opPutObject, bodyLen: 1, principal: Principal{ID: admitAK2, Method: "sigv4-presigned"}}},
-		{"max expiry", presignReq{method: "PUT", path: "/sig/k", expires: "604800", when: -604800 * time.Second, cl: "1"},
-			admitWant{verdict: verdictInline, op: opPutObject, bodyLen: 1, principal: presigned}},
-		{"dated within the skew", presignReq{method: "PUT", path: "/sig/k", when: 14 * time.Minute, cl: "1"},
-			admitWant{verdict: verdictInline, op: opPutObject, bodyLen: 1, principal: presigned}},
-		{"security token ignored", presignReq{method: "PUT", path: "/sig/k", query: "X-Amz-Security-Token=tok%2Ben", cl: "1"},
-			admitWant{verdict: verdictInline, op: opPutObject, bodyLen: 1, principal: presigned}},
-		{"sdk checksum algorithm", presignReq{method: "PUT", path: "/sig/k", query: "X-Amz-Sdk-Checksum-Algorithm=CRC32", signed: []string{"x-amz-checksum-crc32: AAAAAA=="}, cl: "1"},
-			admitWant{verdict: verdictInline, op: opPutObject, bodyLen: 1, principal: presigned}},
-		{"x-amz-content-sha256 header", presignReq{method: "PUT", path: "/sig/k", cl: "0",
-			edit: addLine("X-Amz-Content-Sha256: UNSIGNED-PAYLOAD")},
-			admitWant{verdict: verdictInline, op: opPutObject, principal: presigned}},
-		{"unsigned standard header", presignReq{method: "PUT", path: "/sig/k", cl: "1", edit: addLine("Content-Type: text/plain")},
-			admitWant{verdict: verdictInline, op: opPutObject, bodyLen: 1, principal: presigned}},
-		{"Authorizer", presignReq{method: "PUT", path: "/authz/k", cl: "1"},
-			admitWant{verdict: verdictAwait, next: verdictInline, op: opPutObject, bodyLen: 1, principal: presigned}},
-
-		// Refusals.
-		{"expired", presignReq{method: "PUT", path: "/sig/k", when: -301 * time.Second, cl: "1"},
-			admitWant{err: errPresignedRequestExpired, authErr: true, op: opPutObject}},
-		{"not yet valid", presignReq{method: "PUT", path: "/sig/k", when: 16 * time.Minute, cl: "1"},
-			admitWant{err: errPresignNotYetValid, authErr: true, op: opPutObject}},
-		{"expires 0", presignReq{method: "PUT", path: "/sig/k", expires: "0", cl: "1"},
-			admitWant{err: errPresignExpiresRange, authErr: true, op: opPutObject}},
-		{"expires 604801", presignReq{method: "PUT", path: "/sig/k", expires: "604801", cl: "1"},
-			admitWant{err: errPresignExpiresRange, authErr: true, op: opPutObject}},
-		{"expires not a number", presignReq{method: "PUT", path: "/sig/k", expires: "1h", cl: "1"},
-			admitWant{err: errAuthQueryParams, authErr: true, op: opPutObject}},
-		{"tampered signature", presignReq{method: "PUT", path: "/sig/k", cl: "1", edit: func(_, _, q *string, _ *[]string) {
-			i := strings.Index(*q, "X-Amz-Signature=") + len("X-Amz-Signature=")
-			c := map[bool]string{true: "1", false: "0"}[(*q)[i] == '0']
-			*q = (*q)[:i] + c + (*q)[i+1:]
-		}}, admitWant{err: errSignatureDoesNotMatch, authErr: true, op: opPutObject}},
-		{"other key", presignReq{method: "PUT", path: "/sig/k", cl: "1", edit: func(_, p, _ *string, _ *[]string) { *p = "/sig/other" }},
-			admitWant{err: errSignatureDoesNotMatch, authErr: true, op: opPutObject}},
-		{"other method", presignReq{method: "PUT", path: "/sig/k", query: "uploadId=abc", edit: func(m, _, _ *string, _ *[]string) { *m = "DELETE" }},
-			admitWant{err: errSignatureDoesNotMatch, authErr: true, op: opAbortMultipartUpload}},
-		{"other part", presignReq{method: "PUT", path: "/sig/k", query: "partNumber=1&uploadId=abc", cl: "1", edit: func(_, _, q *string, _ *[]string) {
-			*q = strings.Replace(*q, "partNumber=1", "partNumber=2", 1)
-		}}, admitWant{err: errSignatureDoesNotMatch, authErr: true, op: opUploadPart}},
-		{"signed header changed", presignReq{method: "PUT", path: "/sig/k", signed: []string{"X-Amz-Meta-Color: red"}, cl: "1",
-			edit: func(_, _, _ *string, lines *[]string) {
-				for i, l := range *lines {
-					(*lines)[i] = strings.Replace(l, "red", "blue", 1)
-				}
-			}}, admitWant{err: errSignatureDoesNotMatch, authErr: true, op: opPutObject}},
-		{"signed header dropped", presignReq{method: "PUT", path: "/sig/k", signed: []string{"X-Amz-Meta-Color: red"}, cl: "1",
-			edit: func(_, _, _ *string, lines *[]string) { *lines = nil }},
-			admitWant{err: errSignatureDoesNotMatch, authErr: true, op: opPutObject}},
-		{"unsigned x-amz-meta", presignReq{method: "PUT", path: "/sig/k", cl: "1", edit: addLine("X-Amz-Meta-Evil: 1")},
-			admitWant{err: errHeadersNotSigned, authErr: true, op: opPutObject}},
-		{"unsigned x-amz-meta, signed list encoded", presignReq{method: "PUT", path: "/sig/k", signed: []string{"X-Amz-Meta-A: 1"}, cl: "1",
-			edit: addLine("X-Amz-Meta-B: 1")},
-			admitWant{err: errHeadersNotSigned, authErr: true, op: opPutObject}},
-		{"unknown access key", presignReq{method: "PUT", path: "/sig/k", ak: "AKIDUNKNOWN", sk: "x", cl: "1"},
-			admitWant{err: errInvalidAccessKeyID, authErr: true, op: opPutObject}},
-		{"wrong secret", presignReq{method: "PUT", path: "/sig/k", ak: admitAK, sk: "wrong", cl: "1"},
-			admitWant{err: errSignatureDoesNotMatch, authErr: true, op: opPutObject}},
-		{"Authorization too", presignReq{method: "PUT", path: "/sig/k", cl: "1",
-			edit: addLine("Authorization: AWS4-HMAC-SHA256 Credential=" + admitAK + "/20250601/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=" + emptySHA)},
-			admitWant{err: errMultipleAuth, authErr: true, op: opPutObject}},
-		{"checksum in the query", presignReq{method: "PUT", path: "/sig/k", query: "x-amz-checksum-crc32=AAAAAA%3D%3D", cl: "1"},
-			admitWant{err: errPresignedHoisted, authErr: true, op: opPutObject}},
-		{"checksum in the query, encoded name", presignReq{method: "PUT", path: "/sig/k", query: "x-amz-checksum%2Dsha256=AAAA", cl: "1"},
-			admitWant{err: errPresignedHoisted, authErr: true, op: opPutObject}},
-		{"metadata in the query", presignReq{method: "PUT", path: "/sig/k", query: "x-amz-meta-color=red", cl: "1"},
-			admitWant{err: errPresignedHoisted, authErr: true, op: opPutObject}},
-		{"signature missing", presignReq{method: "PUT", path: "/sig/k", cl: "1", edit: func(_, _, q *string, _ *[]string) {
-			*q = (*q)[:strings.Index(*q, "&X-Amz-Signature=")]
-		}}, admitWant{err: errAuthQueryParams, authErr: true, op: opPutObject}},
-	}
-	for _, tt := range tests {
+	for _, tt := range admitPresignedTests {
 		t.Run(tt.name, func(t *testing.T) {
 			wire := tt.req.wire(t)
 			req := parseHead(t, e, wire)

@@ -52,7 +52,7 @@ var subresources = [...]string{"acl", "tagging", "retention", "legal-hold", "tor
 	"requestPayment", "intelligent-tiering", "list-type", "versions", "renameObject", "response-content-type"}
 
 func isSubresource(k []byte) bool {
-	for _, s := range subresources {
+	for _, s := range subresources[:] { // the slice: ranging over the array copies it (544 bytes) per call
 		if string(k) == s {
 			return true
 		}
@@ -80,7 +80,20 @@ func (e *Engine) routeRequest(method, host, path, query []byte, hasQuery, copySo
 		return r, errDotSegment // for every method: nothing with such a key goes upstream
 	}
 
-	subresource := false
+	subresource, s3err := r.scanQuery(query, hasQuery)
+	if s3err != nil {
+		return r, s3err
+	}
+	if s3err := r.classify(method, subresource, copySource); s3err != nil {
+		return r, s3err
+	}
+	return r, nil
+}
+
+// scanQuery records in r the upload parameters of a raw query (spans index query) and reports
+// whether a subresource that turns the request into another S3 operation is present. It returns
+// the S3 error for a malformed uploadId or partNumber.
+func (r *route) scanQuery(query []byte, hasQuery bool) (subresource bool, s3err *s3Error) {
 	for off := 0; hasQuery && off < len(query); {
 		end := bytes.IndexByte(query[off:], '&')
 		if end < 0 {
@@ -106,13 +119,13 @@ func (e *Engine) routeRequest(method, host, path, query []byte, hasQuery, copySo
 			r.hasID = true
 			r.uploadID = vs
 			if !saneUploadID(v) {
-				return r, errInvalidUploadID
+				return subresource, errInvalidUploadID
 			}
 		case "partNumber":
 			r.hasPart = true
 			n, ok := parsePartNumber(v)
 			if !ok {
-				return r, errInvalidPartNumber
+				return subresource, errInvalidPartNumber
 			}
 			r.partNum = n
 		case "max-parts":
@@ -129,54 +142,59 @@ func (e *Engine) routeRequest(method, host, path, query []byte, hasQuery, copySo
 			// and not forwarded.
 		}
 	}
+	return subresource, nil
+}
 
+// classify sets r.op from the method and the query scanQuery recorded, or returns the S3 error
+// for a combination this proxy refuses (a subresource, a copy, a stray uploadId or partNumber).
+func (r *route) classify(method []byte, subresource, copySource bool) *s3Error {
 	switch string(method) {
 	case "PUT":
 		switch {
 		case subresource || r.hasUpload:
-			return r, errNotImplemented
+			return errNotImplemented
 		case copySource:
-			return r, errCopyNotImplemented
+			return errCopyNotImplemented
 		case r.hasID && r.hasPart:
 			r.op = opUploadPart
 		case r.hasID || r.hasPart:
-			return r, errInvalidArgument
+			return errInvalidArgument
 		default:
 			r.op = opPutObject
 		}
 	case "POST":
 		switch {
 		case subresource:
-			return r, errNotImplemented
+			return errNotImplemented
 		case r.hasUpload && !r.hasID:
 			r.op = opCreateMultipartUpload
 		case r.hasID && !r.hasUpload:
 			r.op = opCompleteMultipartUpload
 		default:
-			return r, errMethodNotAllowed
+			return errMethodNotAllowed
 		}
 	case "DELETE":
 		if r.hasID && !subresource {
 			r.op = opAbortMultipartUpload
 		} else {
-			return r, errMethodNotAllowed
+			return errMethodNotAllowed
 		}
 	case "GET":
 		if r.hasID && !subresource {
 			r.op = opListParts
 		} else {
-			return r, errMethodNotAllowed
+			return errMethodNotAllowed
 		}
 	default:
-		return r, errMethodNotAllowed
+		return errMethodNotAllowed
 	}
 	if copySource {
-		return r, errCopyNotImplemented
+		return errCopyNotImplemented
 	}
 	if r.op != opUploadPart && r.hasPart {
-		return r, errInvalidArgument
+		return errInvalidArgument
 	}
-	return r, nil
+	return nil
 }
 
 // decodedLen is the length of s after percent-decoding (each valid %XX counts as one byte).

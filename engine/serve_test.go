@@ -82,7 +82,27 @@ func TestServeNetListener(t *testing.T) {
 		t.Errorf("Authorizer asked %d times; want 5", n)
 	}
 
-	// Low-level multipart through the driver.
+	serveMultipart(t, cl, p) // low-level multipart through the driver
+
+	// The Authorizer refuses before the body moves: nothing upstream.
+	for _, size := range []int{10, 2 << 20} {
+		k := fmt.Sprintf("denied/%d", size)
+		resp, body := putStream(t, p, k, s3test.RandomBytes(size, 1), nil, "")
+		wantS3Error(t, resp, body, 403, "AccessDenied")
+		if upstream.ObjectExists(t, p.UpBucket, k) {
+			t.Errorf("%s: denied object exists upstream", k)
+		}
+	}
+
+	servePipelined(t, p)
+	noUploadsLeft(t, p.UpBucket)
+}
+
+// serveMultipart uploads one part with the low-level multipart calls through p, lists and
+// completes it, and checks the object upstream.
+func serveMultipart(t *testing.T, cl *s3.Client, p *proxy) {
+	t.Helper()
+	ctx := context.Background()
 	key := "serve/mp"
 	cr, err := cl.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(p.Bucket), Key: aws.String(key)})
 	if err != nil {
@@ -105,19 +125,12 @@ func TestServeNetListener(t *testing.T) {
 	if got, _ := upstream.GetObject(t, p.UpBucket, key); !bytes.Equal(got, part) {
 		t.Fatal("multipart object differs")
 	}
+}
 
-	// The Authorizer refuses before the body moves: nothing upstream.
-	for _, size := range []int{10, 2 << 20} {
-		k := fmt.Sprintf("denied/%d", size)
-		resp, body := putStream(t, p, k, s3test.RandomBytes(size, 1), nil, "")
-		wantS3Error(t, resp, body, 403, "AccessDenied")
-		if upstream.ObjectExists(t, p.UpBucket, k) {
-			t.Errorf("%s: denied object exists upstream", k)
-		}
-	}
-
-	// Refusals and keep-alive: a refused request with its body buffered keeps the connection,
-	// and two pipelined PUTs are answered in order.
+// servePipelined checks refusals and keep-alive on p: a refused request with its body buffered
+// keeps the connection, and two pipelined PUTs are answered in order.
+func servePipelined(t *testing.T, p *proxy) {
+	t.Helper()
 	c, err := net.Dial("tcp", p.Addr)
 	if err != nil {
 		t.Fatal(err)
@@ -149,7 +162,6 @@ func TestServeNetListener(t *testing.T) {
 	if upstream.ObjectExists(t, p.UpBucket, "k") {
 		t.Error("refused object exists upstream")
 	}
-	noUploadsLeft(t, p.UpBucket)
 }
 
 // Shutdown closes the driver's idle keep-alive connections at once, and Serve returns.

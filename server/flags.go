@@ -313,121 +313,215 @@ func (f *Flags) flagBucket(lookup func(string) (string, bool)) (BucketConfig, er
 
 // Apply overrides c with the flags that were set explicitly. Size flags were checked by Parse.
 func (f *Flags) Apply(c *Config) error {
-	var errs []error
-	nonNeg := func(name string, v int) int {
-		if v < 0 {
-			errs = append(errs, fmt.Errorf("-%s %d: must be >= 0", name, v))
-		}
-		return v
-	}
+	a := &flagApplier{f: f, c: c}
+	groups := []func(name string) bool{a.listener, a.sizes, a.timeouts, a.tls, a.front, a.upstream, a.uploads, a.observability}
 	f.fs.Visit(func(fl *flag.Flag) {
-		s, zc, up := &c.Server, &c.Server.ZeroCopy, &c.Upstream
-		switch fl.Name {
-		case "listen":
-			s.Address = f.address
-		case "plain-listener":
-			s.PlainListener = boolPtr(f.plain)
-		case "reuse-port":
-			s.ReusePort = f.reusePort
-		case "event-loops":
-			s.EventLoops = nonNeg(fl.Name, f.eventLoops)
-		case "zero-copy":
-			zc.Enabled = boolPtr(f.zeroCopy)
-		case "pipe-size":
-			zc.PipeBufferSize = ByteSize(f.pipeSize.v)
-		case "min-pipe-size":
-			zc.MinPipeSize = ByteSize(f.minPipe.v)
-		case "pipe-pool":
-			zc.PipePoolSize = nonNeg(fl.Name, f.pipePool)
-		case "max-head-bytes":
-			s.MaxHeadBytes = ByteSize(f.maxHead.v)
-		case "max-uri-bytes":
-			s.MaxURIBytes = ByteSize(f.maxURI.v)
-		case "inline-body-max":
-			s.InlineBodyMax = ByteSize(f.inlineMax.v)
-		case "max-object-size":
-			s.MaxObjectSize = ByteSize(f.maxObject.v)
-		case "complete-body-budget":
-			s.CompleteBodyBudget = ByteSize(f.completeBudget.v)
-		case "copy-memory-max":
-			s.CopyMemoryMax = ByteSize(f.copyMemoryMax.v)
-		case "max-connections", "max-connections-per-ip", "rate-per-ip", "burst-per-ip", "rate-per-principal", "burst-per-principal":
-			applyLimitFlag(fl.Name, &f.lim, &s.Limits)
-		case "head-timeout":
-			s.HeadTimeout = Duration(f.headTimeout)
-		case "idle-timeout":
-			s.IdleTimeout = Duration(f.idleTimeout)
-		case "body-stall-timeout":
-			s.BodyStallTimeout = Duration(f.stallTimeout)
-		case "response-timeout":
-			s.ResponseTimeout = Duration(f.responseTimeout)
-		case "drain-timeout":
-			s.DrainTimeout = Duration(f.drainTime)
-		case "tls-address":
-			s.TLS.Address = f.tlsAddress
-		case "tls-cert":
-			s.TLS.CertFile = f.tlsCert
-		case "tls-key":
-			s.TLS.KeyFile = f.tlsKey
-		case "tls-min-version":
-			s.TLS.MinVersion = f.tlsMinVer
-		case "tls-handshake-timeout":
-			s.TLS.HandshakeTimeout = Duration(f.tlsHandshake)
-		case "tls-driver":
-			s.TLS.Driver = f.tlsDriver
-		case "tracing", "tracing-endpoint", "tracing-sample-ratio", "tracing-service-name", "tracing-timeout",
-			"tracing-queue-size", "tracing-record-keys":
-			applyTracingFlag(fl.Name, &f.tracing, &c.Tracing)
-		case "proxy-protocol":
-			s.ProxyProtocol.Enabled = f.proxyProtocol
-		case "proxy-protocol-trusted-cidr":
-			s.ProxyProtocol.TrustedCIDRs = append([]string(nil), f.proxyTrusted...)
-		case "virtual-host-suffix":
-			s.VirtualHostSuffixes = nil // "-virtual-host-suffix=" alone: path style only
-			if len(f.vhostSuffixes) > 0 {
-				s.VirtualHostSuffixes = append([]string(nil), f.vhostSuffixes...)
+		for _, apply := range groups {
+			if apply(fl.Name) {
+				return
 			}
-		case "dial-timeout":
-			up.DialTimeout = Duration(f.dialTimeout)
-		case "upstream-max-idle":
-			up.MaxIdle = nonNeg(fl.Name, f.maxIdle)
-		case "upstream-max-conns":
-			up.MaxConns = nonNeg(fl.Name, f.maxConns)
-		case "upstream-idle-timeout":
-			up.IdleTimeout = Duration(f.upIdleTimeout)
-		case "upstream-abort-retry-for":
-			up.AbortRetryFor = Duration(f.abortRetryFor)
-		case "multipart-threshold":
-			for i := range c.Buckets {
-				c.Buckets[i].Upload.MultipartThreshold = ByteSize(f.threshold.v)
-			}
-		case "part-size":
-			for i := range c.Buckets {
-				c.Buckets[i].Upload.PartSize = ByteSize(f.partSize.v)
-			}
-		case "concurrent-parts":
-			for i := range c.Buckets {
-				c.Buckets[i].Upload.ConcurrentParts = f.concurrentParts
-			}
-		case "auto-chunk":
-			for i := range c.Buckets {
-				c.Buckets[i].Upload.AutoChunk = boolPtr(f.autoChunk)
-			}
-		case "metrics":
-			c.Metrics.Enabled = boolPtr(f.metricsOn)
-		case "admin-address":
-			c.Metrics.Address = f.metricsAddr
-		case "pprof":
-			c.Metrics.PProf = f.pprof
-		case "log-level":
-			c.Log.Level = f.logLevel
-		case "log-format":
-			c.Log.Format = f.logFormat
-		case "access-log":
-			c.Log.Access = boolPtr(f.accessLog)
 		}
 	})
-	return errors.Join(errs...)
+	return errors.Join(a.errs...)
+}
+
+// flagApplier copies explicitly set flags into a Config, one group of flags per method; each
+// method reports whether it knew the flag.
+type flagApplier struct {
+	f    *Flags
+	c    *Config
+	errs []error
+}
+
+// nonNeg returns v, noting an error if it is negative.
+func (a *flagApplier) nonNeg(name string, v int) int {
+	if v < 0 {
+		a.errs = append(a.errs, fmt.Errorf("-%s %d: must be >= 0", name, v))
+	}
+	return v
+}
+
+// listener applies the listener and zero-copy flags.
+func (a *flagApplier) listener(name string) bool {
+	f, s, zc := a.f, &a.c.Server, &a.c.Server.ZeroCopy
+	switch name {
+	case "listen":
+		s.Address = f.address
+	case "plain-listener":
+		s.PlainListener = boolPtr(f.plain)
+	case "reuse-port":
+		s.ReusePort = f.reusePort
+	case "event-loops":
+		s.EventLoops = a.nonNeg(name, f.eventLoops)
+	case "zero-copy":
+		zc.Enabled = boolPtr(f.zeroCopy)
+	case "pipe-size":
+		zc.PipeBufferSize = ByteSize(f.pipeSize.v)
+	case "min-pipe-size":
+		zc.MinPipeSize = ByteSize(f.minPipe.v)
+	case "pipe-pool":
+		zc.PipePoolSize = a.nonNeg(name, f.pipePool)
+	default:
+		return false
+	}
+	return true
+}
+
+// sizes applies the request size, memory and connection/rate limit flags.
+func (a *flagApplier) sizes(name string) bool {
+	f, s := a.f, &a.c.Server
+	switch name {
+	case "max-head-bytes":
+		s.MaxHeadBytes = ByteSize(f.maxHead.v)
+	case "max-uri-bytes":
+		s.MaxURIBytes = ByteSize(f.maxURI.v)
+	case "inline-body-max":
+		s.InlineBodyMax = ByteSize(f.inlineMax.v)
+	case "max-object-size":
+		s.MaxObjectSize = ByteSize(f.maxObject.v)
+	case "complete-body-budget":
+		s.CompleteBodyBudget = ByteSize(f.completeBudget.v)
+	case "copy-memory-max":
+		s.CopyMemoryMax = ByteSize(f.copyMemoryMax.v)
+	case "max-connections", "max-connections-per-ip", "rate-per-ip", "burst-per-ip", "rate-per-principal", "burst-per-principal":
+		applyLimitFlag(name, &f.lim, &s.Limits)
+	default:
+		return false
+	}
+	return true
+}
+
+// timeouts applies the client-side timeout flags.
+func (a *flagApplier) timeouts(name string) bool {
+	f, s := a.f, &a.c.Server
+	switch name {
+	case "head-timeout":
+		s.HeadTimeout = Duration(f.headTimeout)
+	case "idle-timeout":
+		s.IdleTimeout = Duration(f.idleTimeout)
+	case "body-stall-timeout":
+		s.BodyStallTimeout = Duration(f.stallTimeout)
+	case "response-timeout":
+		s.ResponseTimeout = Duration(f.responseTimeout)
+	case "drain-timeout":
+		s.DrainTimeout = Duration(f.drainTime)
+	default:
+		return false
+	}
+	return true
+}
+
+// tls applies the -tls-* flags.
+func (a *flagApplier) tls(name string) bool {
+	f, t := a.f, &a.c.Server.TLS
+	switch name {
+	case "tls-address":
+		t.Address = f.tlsAddress
+	case "tls-cert":
+		t.CertFile = f.tlsCert
+	case "tls-key":
+		t.KeyFile = f.tlsKey
+	case "tls-min-version":
+		t.MinVersion = f.tlsMinVer
+	case "tls-handshake-timeout":
+		t.HandshakeTimeout = Duration(f.tlsHandshake)
+	case "tls-driver":
+		t.Driver = f.tlsDriver
+	default:
+		return false
+	}
+	return true
+}
+
+// front applies the flags about what stands in front of the proxy: PROXY protocol and virtual
+// host names.
+func (a *flagApplier) front(name string) bool {
+	f, s := a.f, &a.c.Server
+	switch name {
+	case "proxy-protocol":
+		s.ProxyProtocol.Enabled = f.proxyProtocol
+	case "proxy-protocol-trusted-cidr":
+		s.ProxyProtocol.TrustedCIDRs = append([]string(nil), f.proxyTrusted...)
+	case "virtual-host-suffix":
+		s.VirtualHostSuffixes = nil // "-virtual-host-suffix=" alone: path style only
+		if len(f.vhostSuffixes) > 0 {
+			s.VirtualHostSuffixes = append([]string(nil), f.vhostSuffixes...)
+		}
+	default:
+		return false
+	}
+	return true
+}
+
+// upstream applies the upstream connection pool flags.
+func (a *flagApplier) upstream(name string) bool {
+	f, up := a.f, &a.c.Upstream
+	switch name {
+	case "dial-timeout":
+		up.DialTimeout = Duration(f.dialTimeout)
+	case "upstream-max-idle":
+		up.MaxIdle = a.nonNeg(name, f.maxIdle)
+	case "upstream-max-conns":
+		up.MaxConns = a.nonNeg(name, f.maxConns)
+	case "upstream-idle-timeout":
+		up.IdleTimeout = Duration(f.upIdleTimeout)
+	case "upstream-abort-retry-for":
+		up.AbortRetryFor = Duration(f.abortRetryFor)
+	default:
+		return false
+	}
+	return true
+}
+
+// uploads applies the upload flags to every bucket.
+func (a *flagApplier) uploads(name string) bool {
+	f, bs := a.f, a.c.Buckets
+	switch name {
+	case "multipart-threshold":
+		for i := range bs {
+			bs[i].Upload.MultipartThreshold = ByteSize(f.threshold.v)
+		}
+	case "part-size":
+		for i := range bs {
+			bs[i].Upload.PartSize = ByteSize(f.partSize.v)
+		}
+	case "concurrent-parts":
+		for i := range bs {
+			bs[i].Upload.ConcurrentParts = f.concurrentParts
+		}
+	case "auto-chunk":
+		for i := range bs {
+			bs[i].Upload.AutoChunk = boolPtr(f.autoChunk)
+		}
+	default:
+		return false
+	}
+	return true
+}
+
+// observability applies the tracing, metrics and logging flags.
+func (a *flagApplier) observability(name string) bool {
+	f, c := a.f, a.c
+	switch name {
+	case "tracing", "tracing-endpoint", "tracing-sample-ratio", "tracing-service-name", "tracing-timeout",
+		"tracing-queue-size", "tracing-record-keys":
+		applyTracingFlag(name, &f.tracing, &c.Tracing)
+	case "metrics":
+		c.Metrics.Enabled = boolPtr(f.metricsOn)
+	case "admin-address":
+		c.Metrics.Address = f.metricsAddr
+	case "pprof":
+		c.Metrics.PProf = f.pprof
+	case "log-level":
+		c.Log.Level = f.logLevel
+	case "log-format":
+		c.Log.Format = f.logFormat
+	case "access-log":
+		c.Log.Access = boolPtr(f.accessLog)
+	default:
+		return false
+	}
+	return true
 }
 
 func boolPtr(b bool) *bool { return &b }

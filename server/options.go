@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -133,6 +134,26 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.Server.ProxyProtocol.validate()...)
 	errs = append(errs, c.Tracing.validate()...)
 	errs = append(errs, c.checkAddresses()...)
+	errs = append(errs, c.checkDurationsAndCounts()...)
+	if !c.Server.plainListener() && c.Server.TLS.Address == "" {
+		errs = append(errs, errors.New("server.plain_listener is false and server.tls.address is empty: nothing to listen on"))
+	}
+	errs = append(errs, c.Server.checkSizes()...)
+	errs = append(errs, checkLimits(c.Server.Limits)...)
+	if s := c.Server.CompleteBodyBudget; s != 0 && s < 4<<20 {
+		errs = append(errs, fmt.Errorf("server.complete_body_budget %d: want at least 4MiB (one largest CompleteMultipartUpload document)", s))
+	}
+	errs = append(errs, checkUploadIDSecrets(c.Server.UploadIDSecrets)...)
+	for _, b := range c.Buckets {
+		errs = append(errs, b.validate()...)
+	}
+	return errors.Join(append(errs, c.engineProblems()...)...)
+}
+
+// checkDurationsAndCounts refuses negative timeouts and counts, and an out-of-range
+// upstream.abort_retry_for.
+func (c *Config) checkDurationsAndCounts() []error {
+	var errs []error
 	for _, d := range []struct {
 		key string
 		v   Duration
@@ -144,10 +165,25 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s %v: must be >= 0", d.key, d.v))
 		}
 	}
-	if !c.Server.plainListener() && c.Server.TLS.Address == "" {
-		errs = append(errs, errors.New("server.plain_listener is false and server.tls.address is empty: nothing to listen on"))
+	for _, n := range []struct {
+		key string
+		v   int
+	}{{"server.event_loops", c.Server.EventLoops}, {"server.zero_copy.pipe_pool_size", c.Server.ZeroCopy.PipePoolSize},
+		{"upstream.max_idle", c.Upstream.MaxIdle}, {"upstream.max_conns", c.Upstream.MaxConns}} {
+		if n.v < 0 {
+			errs = append(errs, fmt.Errorf("%s %d must be >= 0", n.key, n.v))
+		}
 	}
-	zc := c.Server.ZeroCopy
+	if d := time.Duration(c.Upstream.AbortRetryFor); d < 0 || d > maxAbortRetryFor {
+		errs = append(errs, fmt.Errorf("upstream.abort_retry_for %v: want 0 (the default, %v) up to %v", d, DefaultAbortRetryFor, maxAbortRetryFor))
+	}
+	return errs
+}
+
+// checkSizes checks the byte sizes under server: (pipes, head, URI, bodies, copy memory).
+func (s *ServerConfig) checkSizes() []error {
+	var errs []error
+	zc := s.ZeroCopy
 	if s := zc.PipeBufferSize; s != 0 && (s < 4096 || s > 1<<30) {
 		errs = append(errs, fmt.Errorf("server.zero_copy.pipe_buffer_size %d: want 4KiB..1GiB", s))
 	}
@@ -157,79 +193,74 @@ func (c *Config) Validate() error {
 	if zc.PipeBufferSize != 0 && zc.MinPipeSize > zc.PipeBufferSize {
 		errs = append(errs, fmt.Errorf("server.zero_copy.min_pipe_size %d is above pipe_buffer_size %d", zc.MinPipeSize, zc.PipeBufferSize))
 	}
-	for _, n := range []struct {
-		key string
-		v   int
-	}{{"server.event_loops", c.Server.EventLoops}, {"server.zero_copy.pipe_pool_size", zc.PipePoolSize},
-		{"upstream.max_idle", c.Upstream.MaxIdle}, {"upstream.max_conns", c.Upstream.MaxConns}} {
-		if n.v < 0 {
-			errs = append(errs, fmt.Errorf("%s %d must be >= 0", n.key, n.v))
-		}
-	}
-	if d := time.Duration(c.Upstream.AbortRetryFor); d < 0 || d > maxAbortRetryFor {
-		errs = append(errs, fmt.Errorf("upstream.abort_retry_for %v: want 0 (the default, %v) up to %v", d, DefaultAbortRetryFor, maxAbortRetryFor))
-	}
-	if s := c.Server.MaxHeadBytes; s != 0 && (s < 1<<10 || s > 1<<20) {
+	if s := s.MaxHeadBytes; s != 0 && (s < 1<<10 || s > 1<<20) {
 		errs = append(errs, fmt.Errorf("server.max_head_bytes %d: want 1KiB..1MiB", s))
 	}
-	if s := c.Server.MaxURIBytes; s != 0 && (s < 256 || s > 1<<20) {
+	if s := s.MaxURIBytes; s != 0 && (s < 256 || s > 1<<20) {
 		errs = append(errs, fmt.Errorf("server.max_uri_bytes %d: want 256 bytes..1MiB", s))
 	}
-	if s := c.Server.InlineBodyMax; s > 16<<20 {
+	if s := s.InlineBodyMax; s > 16<<20 {
 		errs = append(errs, fmt.Errorf("server.inline_body_max %d: want at most 16MiB", s))
 	}
-	if s := c.Server.MaxObjectSize; s > 5<<40 {
+	if s := s.MaxObjectSize; s > 5<<40 {
 		errs = append(errs, fmt.Errorf("server.max_object_size %d is above S3's 5 TiB object limit", s))
 	}
-	if s := c.Server.CopyMemoryMax; s != 0 && (s < transfer.DefaultCopyBufferSize || s > 16<<30) {
+	if s := s.CopyMemoryMax; s != 0 && (s < transfer.DefaultCopyBufferSize || s > 16<<30) {
 		errs = append(errs, fmt.Errorf("server.copy_memory_max %d: want 256KiB..16GiB (at least one copy buffer)", s))
 	}
-	errs = append(errs, checkLimits(c.Server.Limits)...)
-	if s := c.Server.CompleteBodyBudget; s != 0 && s < 4<<20 {
-		errs = append(errs, fmt.Errorf("server.complete_body_budget %d: want at least 4MiB (one largest CompleteMultipartUpload document)", s))
+	return errs
+}
+
+// validate checks one bucket's path prefix, upload sizes, auth and authz blocks.
+func (b *BucketConfig) validate() []error {
+	var errs []error
+	p := strings.TrimPrefix(b.PathPrefix, "/")
+	if !strings.HasPrefix(b.PathPrefix, "/") || p == "" || strings.Contains(p, "/") {
+		errs = append(errs, fmt.Errorf("bucket %q: path_prefix %q must be one path segment like /uploads", b.Name, b.PathPrefix))
 	}
-	errs = append(errs, checkUploadIDSecrets(c.Server.UploadIDSecrets)...)
-	for _, b := range c.Buckets {
-		p := strings.TrimPrefix(b.PathPrefix, "/")
-		if !strings.HasPrefix(b.PathPrefix, "/") || p == "" || strings.Contains(p, "/") {
-			errs = append(errs, fmt.Errorf("bucket %q: path_prefix %q must be one path segment like /uploads", b.Name, b.PathPrefix))
-		}
-		if (b.Name == engine.WildcardBucket) != (p == engine.WildcardBucket) {
-			errs = append(errs, fmt.Errorf("bucket %q: path_prefix %q: the any-bucket entry is the one named \"*\", and has no other path prefix", b.Name, b.PathPrefix))
-		}
-		if b.Upload.PartSize < minPartSize {
-			errs = append(errs, fmt.Errorf("bucket %q: upload.part_size %d is below S3's 5 MiB minimum", b.Name, b.Upload.PartSize))
-		}
-		if b.Upload.MultipartThreshold > 5<<30 {
-			errs = append(errs, fmt.Errorf("bucket %q: upload.multipart_threshold %d is above S3's 5 GiB single-PUT limit", b.Name, b.Upload.MultipartThreshold))
-		}
-		if b.Upload.PartSize > 5<<30 {
-			errs = append(errs, fmt.Errorf("bucket %q: upload.part_size %d is above S3's 5 GiB maximum", b.Name, b.Upload.PartSize))
-		}
-		if b.Upload.ConcurrentParts < 1 || b.Upload.ConcurrentParts > 64 {
-			errs = append(errs, fmt.Errorf("bucket %q: upload.concurrent_parts %d: want 1..64", b.Name, b.Upload.ConcurrentParts))
-		}
-		if b.Auth.None && len(b.Auth.SigV4.Credentials) > 0 {
-			errs = append(errs, fmt.Errorf("bucket %q: auth is none but credentials are listed", b.Name))
-		}
-		if b.Auth.None && len(b.Auth.SigV4.Regions) > 0 {
-			errs = append(errs, fmt.Errorf("bucket %q: auth is none but auth.sigv4.regions are listed", b.Name))
-		}
-		errs = append(errs, b.Authz.validate(b.Name)...)
+	if (b.Name == engine.WildcardBucket) != (p == engine.WildcardBucket) {
+		errs = append(errs, fmt.Errorf("bucket %q: path_prefix %q: the any-bucket entry is the one named \"*\", and has no other path prefix", b.Name, b.PathPrefix))
 	}
-	if _, err := c.EngineOptions(nil, nil); err != nil {
-		// The engine checks buckets again; drop what the upload checks above already named.
-		for _, e := range flatten(err) {
-			m := e.Error()
-			if strings.Contains(m, "part size") || strings.Contains(m, "multipart threshold") || strings.Contains(m, "concurrent parts") ||
-				strings.Contains(m, "complete body budget") || strings.Contains(m, ": authz.") ||
-				strings.Contains(m, "upload id secrets") {
-				continue
-			}
-			errs = append(errs, e)
-		}
+	if b.Upload.PartSize < minPartSize {
+		errs = append(errs, fmt.Errorf("bucket %q: upload.part_size %d is below S3's 5 MiB minimum", b.Name, b.Upload.PartSize))
 	}
-	return errors.Join(errs...)
+	if b.Upload.MultipartThreshold > 5<<30 {
+		errs = append(errs, fmt.Errorf("bucket %q: upload.multipart_threshold %d is above S3's 5 GiB single-PUT limit", b.Name, b.Upload.MultipartThreshold))
+	}
+	if b.Upload.PartSize > 5<<30 {
+		errs = append(errs, fmt.Errorf("bucket %q: upload.part_size %d is above S3's 5 GiB maximum", b.Name, b.Upload.PartSize))
+	}
+	if b.Upload.ConcurrentParts < 1 || b.Upload.ConcurrentParts > 64 {
+		errs = append(errs, fmt.Errorf("bucket %q: upload.concurrent_parts %d: want 1..64", b.Name, b.Upload.ConcurrentParts))
+	}
+	if b.Auth.None && len(b.Auth.SigV4.Credentials) > 0 {
+		errs = append(errs, fmt.Errorf("bucket %q: auth is none but credentials are listed", b.Name))
+	}
+	if b.Auth.None && len(b.Auth.SigV4.Regions) > 0 {
+		errs = append(errs, fmt.Errorf("bucket %q: auth is none but auth.sigv4.regions are listed", b.Name))
+	}
+	return append(errs, b.Authz.validate(b.Name)...)
+}
+
+// engineProblems is what the engine's own check of the options finds that Validate has not
+// already named: the engine checks buckets again, so its upload, authz and secret problems are
+// dropped.
+func (c *Config) engineProblems() []error {
+	_, err := c.EngineOptions(nil, nil)
+	if err == nil {
+		return nil
+	}
+	var errs []error
+	for _, e := range flatten(err) {
+		m := e.Error()
+		if strings.Contains(m, "part size") || strings.Contains(m, "multipart threshold") || strings.Contains(m, "concurrent parts") ||
+			strings.Contains(m, "complete body budget") || strings.Contains(m, ": authz.") ||
+			strings.Contains(m, "upload id secrets") {
+			continue
+		}
+		errs = append(errs, e)
+	}
+	return errs
 }
 
 // flatten returns the errors an errors.Join combined, or err itself.
@@ -247,12 +278,30 @@ func flatten(err error) []error {
 // EngineOptions converts the configuration for the data plane. logger receives the engine's
 // anomalies; access, if not nil, one line per request (the caller decides by log.access).
 func (c *Config) EngineOptions(logger, access *slog.Logger) (engine.Options, error) {
-	zc := c.Server.ZeroCopy
 	trusted, err := c.Server.ProxyProtocol.prefixes()
 	if err != nil {
 		return engine.Options{}, err
 	}
-	o := engine.Options{
+	o := c.serverOptions(trusted, logger, access)
+	var errs bucketErrs // every bucket's problems, not only the first (-check lists them all)
+	for _, b := range c.Buckets {
+		eb, authorizeTimeout := b.engineBucket(logger, &errs)
+		if authorizeTimeout > o.AuthorizeTimeout {
+			o.AuthorizeTimeout = max(authorizeTimeout, 5*time.Second)
+		}
+		o.Buckets = append(o.Buckets, eb)
+	}
+	if err := errors.Join(append(append(append(errs.bucket, errs.policy...), errs.authz...), o.Validate())...); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
+// serverOptions is the engine options without buckets: listeners, limits, timeouts, transfer and
+// upstream pool.
+func (c *Config) serverOptions(trusted []netip.Prefix, logger, access *slog.Logger) engine.Options {
+	zc := c.Server.ZeroCopy
+	return engine.Options{
 		Address:            c.Server.Address,
 		NoPlainListener:    !c.Server.plainListener(),
 		ReusePort:          c.Server.ReusePort,
@@ -288,90 +337,109 @@ func (c *Config) EngineOptions(logger, access *slog.Logger) (engine.Options, err
 		AccessLog:           access,
 		TraceKeys:           c.Tracing.RecordKeys, // the Tracer itself is set by New (it owns the exporter)
 	}
-	var policyErrs []error // reported with the engine's own problems, not one at a time
-	var authzErrs []error
-	var bucketErrs []error // every bucket's problems, not only the first (-check lists them all)
-	for _, b := range c.Buckets {
-		eb := engine.Bucket{
-			Name: strings.TrimPrefix(b.PathPrefix, "/"),
-			Upstream: engine.Upstream{
-				Endpoint: b.S3.Endpoint, Bucket: b.S3.Bucket, Region: b.S3.Region,
-				AccessKey: b.S3.AccessKey, SecretKey: b.S3.SecretKey,
-			},
-			AuthNone:       b.Auth.None,
-			SigningRegions: append([]string(nil), b.Auth.SigV4.Regions...),
-			Upload: engine.UploadOptions{
-				MultipartThreshold: autoChunkThreshold(b.Upload),
-				PartSize:           int64(b.Upload.PartSize),
-				ConcurrentParts:    b.Upload.ConcurrentParts,
-			},
-		}
-		if b.S3.CAFile != "" {
-			pem, err := os.ReadFile(b.S3.CAFile)
-			if err != nil {
-				bucketErrs = append(bucketErrs, fmt.Errorf("bucket %q: s3.ca_file: %w", b.Name, err))
-			}
-			eb.Upstream.RootCAs = x509.NewCertPool()
-			if err == nil && !eb.Upstream.RootCAs.AppendCertsFromPEM(pem) {
-				bucketErrs = append(bucketErrs, fmt.Errorf("bucket %q: s3.ca_file %s holds no PEM certificate", b.Name, b.S3.CAFile))
-			}
-		}
-		if len(b.Auth.SigV4.Credentials) > 0 {
-			eb.Credentials = map[string]string{}
-			for _, cr := range b.Auth.SigV4.Credentials {
-				if _, dup := eb.Credentials[cr.AccessKey]; dup {
-					bucketErrs = append(bucketErrs, fmt.Errorf("bucket %q: client access key listed twice", b.Name))
-					break
-				}
-				eb.Credentials[cr.AccessKey] = cr.SecretKey
-			}
-		}
-		if err := jwtAuth(b, &eb); err != nil { // jwt.go
-			bucketErrs = append(bucketErrs, err)
-		}
-		c, errs := compileCORS(b.CORS) // config.go
-		for _, err := range errs {
-			bucketErrs = append(bucketErrs, fmt.Errorf("bucket %q: %w", b.Name, err))
-		}
-		eb.CORS = c
-		pol, err := b.Policy.compile()
-		if err != nil {
-			policyErrs = append(policyErrs, fmt.Errorf("bucket %q: %w", b.Name, err))
-		}
-		eb.Policy = pol
-		// A bad authz block never leaves its bucket open: the options are refused (fail closed).
-		if errs := b.Authz.validate(b.Name); len(errs) > 0 {
-			authzErrs = append(authzErrs, errs...)
-		} else {
-			az, err := b.Authz.authorizer(b.Name, logger)
-			if err != nil {
-				authzErrs = append(authzErrs, err)
-			}
-			if az != nil {
-				eb.Authorizer = az
-				if b.Authz.OPA != nil {
-					for _, h := range b.Authz.OPA.Headers {
-						eb.AuthzHeaders = append(eb.AuthzHeaders, strings.ToLower(h))
-					}
-				}
-				// The engine's own deadline stays above the block's, which answers first.
-				if d := time.Duration(b.Authz.common().Timeout) + time.Second; d > o.AuthorizeTimeout {
-					o.AuthorizeTimeout = max(d, 5*time.Second)
-				}
-			}
-		}
-		if eb.Name == "" {
-			eb.Name = b.Name
-		}
-		if eb.Name == engine.WildcardBucket && eb.Upstream.Bucket == engine.WildcardBucket {
-			eb.Upstream.Bucket = "" // "*": the same-named upstream bucket
-		}
-		o.Buckets = append(o.Buckets, eb)
+}
+
+// bucketErrs gathers the problems of every bucket, by kind: EngineOptions reports the bucket
+// problems first, then the policy ones, then the authz ones.
+type bucketErrs struct{ bucket, policy, authz []error }
+
+// engineBucket converts one bucket, adding its problems to errs. authorizeTimeout is the engine
+// deadline its authorizer needs (zero without one).
+func (b *BucketConfig) engineBucket(logger *slog.Logger, errs *bucketErrs) (eb engine.Bucket, authorizeTimeout time.Duration) {
+	eb = engine.Bucket{
+		Name: strings.TrimPrefix(b.PathPrefix, "/"),
+		Upstream: engine.Upstream{
+			Endpoint: b.S3.Endpoint, Bucket: b.S3.Bucket, Region: b.S3.Region,
+			AccessKey: b.S3.AccessKey, SecretKey: b.S3.SecretKey,
+		},
+		AuthNone:       b.Auth.None,
+		SigningRegions: append([]string(nil), b.Auth.SigV4.Regions...),
+		Upload: engine.UploadOptions{
+			MultipartThreshold: autoChunkThreshold(b.Upload),
+			PartSize:           int64(b.Upload.PartSize),
+			ConcurrentParts:    b.Upload.ConcurrentParts,
+		},
 	}
-	if err := errors.Join(append(append(append(bucketErrs, policyErrs...), authzErrs...), o.Validate())...); err != nil {
-		return o, err
+	errs.bucket = append(errs.bucket, b.upstreamCA(&eb)...)
+	errs.bucket = append(errs.bucket, b.clientCredentials(&eb)...)
+	if err := jwtAuth(*b, &eb); err != nil { // jwt.go
+		errs.bucket = append(errs.bucket, err)
 	}
-	return o, nil
+	c, corsErrs := compileCORS(b.CORS) // config.go
+	for _, err := range corsErrs {
+		errs.bucket = append(errs.bucket, fmt.Errorf("bucket %q: %w", b.Name, err))
+	}
+	eb.CORS = c
+	pol, err := b.Policy.compile()
+	if err != nil {
+		errs.policy = append(errs.policy, fmt.Errorf("bucket %q: %w", b.Name, err))
+	}
+	eb.Policy = pol
+	authorizeTimeout = b.engineAuthorizer(&eb, logger, errs)
+	if eb.Name == "" {
+		eb.Name = b.Name
+	}
+	if eb.Name == engine.WildcardBucket && eb.Upstream.Bucket == engine.WildcardBucket {
+		eb.Upstream.Bucket = "" // "*": the same-named upstream bucket
+	}
+	return eb, authorizeTimeout
+}
+
+// upstreamCA loads s3.ca_file, if set, as the roots eb trusts for its upstream.
+func (b *BucketConfig) upstreamCA(eb *engine.Bucket) []error {
+	if b.S3.CAFile == "" {
+		return nil
+	}
+	var errs []error
+	pem, err := os.ReadFile(b.S3.CAFile)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("bucket %q: s3.ca_file: %w", b.Name, err))
+	}
+	eb.Upstream.RootCAs = x509.NewCertPool()
+	if err == nil && !eb.Upstream.RootCAs.AppendCertsFromPEM(pem) {
+		errs = append(errs, fmt.Errorf("bucket %q: s3.ca_file %s holds no PEM certificate", b.Name, b.S3.CAFile))
+	}
+	return errs
+}
+
+// clientCredentials gives eb the bucket's SigV4 client keys, refusing an access key listed twice.
+func (b *BucketConfig) clientCredentials(eb *engine.Bucket) []error {
+	if len(b.Auth.SigV4.Credentials) == 0 {
+		return nil
+	}
+	eb.Credentials = map[string]string{}
+	for _, cr := range b.Auth.SigV4.Credentials {
+		if _, dup := eb.Credentials[cr.AccessKey]; dup {
+			return []error{fmt.Errorf("bucket %q: client access key listed twice", b.Name)}
+		}
+		eb.Credentials[cr.AccessKey] = cr.SecretKey
+	}
+	return nil
+}
+
+// engineAuthorizer gives eb the bucket's external authorizer, if any, and returns the engine
+// deadline it needs (zero without one). A bad authz block never leaves its bucket open: its
+// problems go to errs and the options are refused (fail closed).
+func (b *BucketConfig) engineAuthorizer(eb *engine.Bucket, logger *slog.Logger, errs *bucketErrs) time.Duration {
+	if verrs := b.Authz.validate(b.Name); len(verrs) > 0 {
+		errs.authz = append(errs.authz, verrs...)
+		return 0
+	}
+	az, err := b.Authz.authorizer(b.Name, logger)
+	if err != nil {
+		errs.authz = append(errs.authz, err)
+	}
+	if az == nil {
+		return 0
+	}
+	eb.Authorizer = az
+	if b.Authz.OPA != nil {
+		for _, h := range b.Authz.OPA.Headers {
+			eb.AuthzHeaders = append(eb.AuthzHeaders, strings.ToLower(h))
+		}
+	}
+	// The engine's own deadline stays above the block's, which answers first.
+	return time.Duration(b.Authz.common().Timeout) + time.Second
 }
 
 func parseLevel(s string) (slog.Level, error) {

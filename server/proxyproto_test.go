@@ -96,7 +96,7 @@ type ppProxy struct {
 func startPPProxy(t *testing.T, up *s3test.Server) *ppProxy {
 	t.Helper()
 	dir := t.TempDir()
-	cert, key := writePair(t, dir, "c", time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	cert, key := writePair(t, dir, "c", time.Hour)
 	p := &ppProxy{plain: "127.0.0.1:" + strconv.Itoa(s3test.FreePort(t)), https: "127.0.0.1:" + strconv.Itoa(s3test.FreePort(t)),
 		log: &syncBuffer{}, bucket: "ppbucket"}
 	up.CreateBucket(t, p.bucket)

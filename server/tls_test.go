@@ -1,49 +1,38 @@
 package server
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mizuchi/uploadr/internal/testca"
 )
 
-// writePair writes a self-signed certificate valid from notBefore to notAfter and its key.
-func writePair(t *testing.T, dir, name string, notBefore, notAfter time.Time) (certFile, keyFile string) {
+// writePair writes a self-signed certificate for 127.0.0.1 and its key; it is valid from an hour
+// ago until validity from now (negative: expired).
+func writePair(t *testing.T, dir, name string, validity time.Duration) (certFile, keyFile string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	c, err := testca.New(testca.Spec{Serial: 7, CommonName: "127.0.0.1", IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Validity: validity})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: notBefore, NotAfter: notAfter, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kd, _ := x509.MarshalPKCS8PrivateKey(key)
 	certFile, keyFile = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
-	_ = os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
-	_ = os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd}), 0o600)
+	_ = os.WriteFile(certFile, c.CertPEM(), 0o600)
+	_ = os.WriteFile(keyFile, c.KeyPEM(), 0o600)
 	return certFile, keyFile
 }
 
 func TestTLSConfigValidation(t *testing.T) {
 	dir := t.TempDir()
-	now := time.Now()
-	good, goodKey := writePair(t, dir, "good", now.Add(-time.Hour), now.Add(365*24*time.Hour))
-	soon, soonKey := writePair(t, dir, "soon", now.Add(-time.Hour), now.Add(48*time.Hour))
-	old, oldKey := writePair(t, dir, "old", now.Add(-48*time.Hour), now.Add(-time.Hour))
-	_, otherKey := writePair(t, dir, "other", now.Add(-time.Hour), now.Add(time.Hour))
+	good, goodKey := writePair(t, dir, "good", 365*24*time.Hour)
+	soon, soonKey := writePair(t, dir, "soon", 48*time.Hour)
+	old, oldKey := writePair(t, dir, "old", -time.Hour)
+	_, otherKey := writePair(t, dir, "other", time.Hour)
 	for _, tc := range []struct {
 		name string
 		tls  TLSConfig
@@ -94,7 +83,7 @@ func TestTLSFlags(t *testing.T) {
 // serving goroutine (Accept returned at once); the listener keeps serving.
 func TestTLSHandshakeDeadline(t *testing.T) {
 	dir := t.TempDir()
-	cert, key := writePair(t, dir, "c", time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	cert, key := writePair(t, dir, "c", time.Hour)
 	var cs certStore
 	l, err := listenTLS(TLSConfig{Address: "127.0.0.1:0", CertFile: cert, KeyFile: key, MinVersion: "1.2",
 		HandshakeTimeout: Duration(200 * time.Millisecond)}, &cs, false, nil)
