@@ -89,3 +89,34 @@ func TestAllocInlineLoopServerTLS(t *testing.T) {
 		t.Errorf("small signed PutObject from a TLS client through the loop: %v allocs per request; want at most 4 (crypto/tls's own)", n)
 	}
 }
+
+// tlsRecords splits ct into TLS records and returns their content types; ok is false when ct does
+// not end on a record boundary.
+func tlsRecords(ct []byte) (types []byte, ok bool) {
+	for len(ct) > 0 {
+		if len(ct) < 5 {
+			return types, false
+		}
+		n := 5 + int(ct[3])<<8 | int(ct[4])
+		if len(ct) < n {
+			return types, false
+		}
+		types = append(types, ct[0])
+		ct = ct[n:]
+	}
+	return types, true
+}
+
+// A small answer to a TLS client leaves the loop as one record (head and body sealed together),
+// so the client gets it in one write and one segment, whichever way the request's records came.
+// (issue 11: per-exchange latency; bench/results/2026-12-01-tls-4k-latency.md)
+func TestLoopServerTLSAnswerOneRecord(t *testing.T) {
+	p, cl, plain := newServerTLSLoopPut(t)
+	for _, chunk := range []int{0, 100, 0} {
+		p.runServerTLS(t, cl, plain, chunk)
+		types, ok := tlsRecords(p.client.out)
+		if !ok || len(types) != 1 || types[0] != 23 {
+			t.Fatalf("answer sent as records %v (whole: %v); want one application-data record (23)", types, ok)
+		}
+	}
+}
