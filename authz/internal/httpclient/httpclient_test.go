@@ -62,11 +62,18 @@ func TestPostJSON(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	c, err := New("t", 100*time.Millisecond, 0, errs)
+	// A timeout the 1 MiB answer always fits in, even under -race on a loaded machine; /slow gets a
+	// client of its own with a short one.
+	c, err := New("t", 10*time.Second, 0, errs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.CloseIdle()
+	short, err := New("t", 100*time.Millisecond, 0, errs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer short.CloseIdle()
 	raw, err := c.PostJSON(context.Background(), srv.URL+"/ok", map[string]int{"a": 1})
 	if err != nil || string(raw) != `{"a":1}` {
 		t.Errorf("ok: %q, %v", raw, err)
@@ -82,7 +89,11 @@ func TestPostJSON(t *testing.T) {
 		{"/slow", 1, errTimeout, ""},
 		{"/ok", func() {}, errBadAnswer, "unsupported type"},
 	} {
-		_, err := c.PostJSON(context.Background(), srv.URL+tc.path, tc.v)
+		cl := c
+		if tc.path == "/slow" {
+			cl = short
+		}
+		_, err := cl.PostJSON(context.Background(), srv.URL+tc.path, tc.v)
 		if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.text) {
 			t.Errorf("%s: %v; want %v with %q", tc.path, err, tc.want, tc.text)
 		}
