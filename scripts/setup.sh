@@ -14,7 +14,8 @@
 #     image test; systemd-analyze and strace: the systemd unit tests; haproxy: the PROXY protocol test),
 #     only those whose command is missing
 #     (`apt-get update` runs only when something must be installed)
-#   - checks that `aws --version` and `python3 -c 'import boto3'` work; fails with a clear message if not
+#   - checks that `aws --version`, `python3 -c 'import boto3'` and `import requests` work; fails with a clear
+#     message if not
 #
 # The six installs run in parallel; each one's output is printed when it ends, and the script fails
 # (exit 1, naming the failed steps) if any of them failed. Idempotent; prints what it did. Run from
@@ -112,5 +113,10 @@ if ! boto3_version=$(python3 -c 'import boto3; print(boto3.__version__)' 2>&1); 
 	die "'python3 -c \"import boto3\"' failed: boto3 must be preinstalled in the pyenv python (PyPI is not reachable). Output: $boto3_version"
 fi
 say "boto3: $boto3_version ($(command -v python3))"
+# requests: the presigned-URL and POST-policy tests send boto3's presigned requests with it.
+if ! requests_version=$(python3 -c 'import requests; print(requests.__version__)' 2>&1); then
+	die "'python3 -c \"import requests\"' failed: requests must be preinstalled in the pyenv python beside boto3 (PyPI is not reachable). Output: $requests_version"
+fi
+say "requests: $requests_version"
 
 say "done"
