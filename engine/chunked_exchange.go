@@ -216,6 +216,25 @@ func chunkReadFailure(err error) *s3Error {
 	return errIncompleteBody
 }
 
+// exchangeEmptyChunks exchanges an aws-chunked body that decodes to no bytes: nothing to stream,
+// so verify (the whole, small body) runs before the upstream sees a request, which then gets the
+// head and the re-framed tail at once.
+func (e *Engine) exchangeEmptyChunks(j *job, client net.Conn, cs *chunkState, verify func() *s3Error) (status int, reuse bool) {
+	if s3err := verify(); s3err != nil {
+		return e.answer(j, client, s3err), false
+	}
+	ci := &j.chunked.info
+	cs.appendTail(ci, false)
+	head := append(j.out[:j.headLen:j.headLen], cs.tail...)
+	u, s3err := e.sendHead(j, head)
+	if s3err != nil {
+		return e.answer(j, client, s3err), false
+	}
+	_ = u.c.SetReadDeadline(time.Now().Add(e.opts.ResponseTimeout))
+	w := watchResponse(e.killCtx, u, e.limits)
+	return e.relayAnswer(j, client, u, w, true)
+}
+
 // exchangeSignedChunks is exchangeStreaming for a signed aws-chunked body (see the top of this file).
 func (e *Engine) exchangeSignedChunks(j *job, client net.Conn) (status int, reuse bool, res transfer.Result) {
 	res.Mode = transfer.ModeCopy
@@ -229,19 +248,10 @@ func (e *Engine) exchangeSignedChunks(j *job, client net.Conn) (status int, reus
 	defer func() { j.chunked = chunkJob{} }() // the seed holds a signing key
 
 	if ci.decoded == 0 {
-		// Nothing to stream: verify the whole (small) body before the upstream sees a request.
-		if s3err, _ := cs.decode(ci, func([]byte) error { return nil }); s3err != nil {
-			return e.answer(j, client, s3err), false, res
-		}
-		cs.appendTail(ci, false)
-		head := append(j.out[:j.headLen:j.headLen], cs.tail...)
-		u, s3err := e.sendHead(j, head)
-		if s3err != nil {
-			return e.answer(j, client, s3err), false, res
-		}
-		_ = u.c.SetReadDeadline(time.Now().Add(e.opts.ResponseTimeout))
-		w := watchResponse(e.killCtx, u, e.limits)
-		status, reuse = e.relayAnswer(j, client, u, w, true)
+		status, reuse = e.exchangeEmptyChunks(j, client, cs, func() *s3Error {
+			s3err, _ := cs.decode(ci, func([]byte) error { return nil })
+			return s3err
+		})
 		return status, reuse, res
 	}
 

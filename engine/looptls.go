@@ -129,18 +129,24 @@ func (t *loopTLS) seal(b []byte) ([]byte, error) {
 	return t.mc.out, nil
 }
 
+// Errors of open when the decrypted bytes would pass their bound.
+var (
+	errTLSAnswerTooLarge = errors.New("loop tls: answer too large")
+	errTLSClientTooMuch  = errors.New("loop tls: client sent too much")
+)
+
 // open hands ciphertext (all of it is consumed: crypto/tls keeps a partial record) to crypto/tls
-// and appends what it decrypts to t.plain. Ciphertext crypto/tls wants to send in reply (a key
-// update) is left in t.mc.out for flush.
-func (t *loopTLS) open(ct []byte) error {
+// and appends what it decrypts to t.plain, growing it from minCap up to limit (tooMuch past it).
+// Ciphertext crypto/tls wants to send in reply (a key update) is left in t.mc.out for flush.
+func (t *loopTLS) open(ct []byte, minCap, limit int, tooMuch error) error {
 	t.mc.in = ct
 	defer func() { t.mc.in = nil }()
 	for {
 		if len(t.plain) == cap(t.plain) {
-			if cap(t.plain) >= maxLoopTLSPlain {
-				return errors.New("loop tls: answer too large")
+			if cap(t.plain) >= limit {
+				return tooMuch
 			}
-			n := make([]byte, len(t.plain), max(2*cap(t.plain), 4<<10))
+			n := make([]byte, len(t.plain), max(2*cap(t.plain), minCap))
 			copy(n, t.plain)
 			t.plain = n
 		}
@@ -189,7 +195,7 @@ func (u *loopUp) answer(c gnet.Conn) (buf []byte, ok bool) {
 	if cap(u.tls.mc.out) > loopTLSKeep {
 		u.tls.mc.out = nil
 	}
-	err := u.tls.open(buf)
+	err := u.tls.open(buf, 4<<10, maxLoopTLSPlain, errTLSAnswerTooLarge)
 	_, _ = c.Discard(len(buf))
 	if out := u.tls.mc.out; len(out) > 0 && err == nil {
 		_, _ = c.Write(out)

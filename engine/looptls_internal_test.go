@@ -64,7 +64,7 @@ func loopTLSPair(tb testing.TB, m *engineMetrics) (client, server *loopTLS) {
 func exchangeTLS(tb testing.TB, upc *fakeConn, srv *loopTLS, answer []byte, chunk int) {
 	tb.Helper()
 	srv.plain = srv.plain[:0]
-	if err := srv.open(upc.out); err != nil {
+	if err := srv.open(upc.out, 4<<10, maxLoopTLSPlain, errTLSAnswerTooLarge); err != nil {
 		tb.Fatalf("upstream decrypting the request: %v", err)
 	}
 	if !bytes.HasPrefix(srv.plain, []byte("PUT /upstream/photos/2025/cat.jpg HTTP/1.1\r\n")) {

@@ -118,7 +118,7 @@ func (g *tlsGConn) AsyncWritev(bs [][]byte, cb gnet.AsyncCallback) error {
 func (e *Engine) tlsTraffic(c gnet.Conn, st *connState) gnet.Action {
 	t := st.tls
 	raw, _ := c.Peek(-1)
-	err := t.openClient(raw)
+	err := t.open(raw, 16<<10, maxTLSClientPlain, errTLSClientTooMuch)
 	_, _ = c.Discard(len(raw))
 	if out := t.mc.out; len(out) > 0 {
 		_, _ = c.Write(out) // crypto/tls's own answer (a key update)
@@ -130,30 +130,6 @@ func (e *Engine) tlsTraffic(c gnet.Conn, st *connState) gnet.Action {
 	// After close_notify the answer of a request in flight is still written: the client's FIN then
 	// comes to OnClose, which keeps a dup of the socket for it (finishInLoop, halfClosedAnswer).
 	return e.process(&t.gc, st)
-}
-
-// openClient hands ciphertext to crypto/tls and appends what it decrypts to t.plain (see open).
-func (t *loopTLS) openClient(ct []byte) error {
-	t.mc.in = ct
-	defer func() { t.mc.in = nil }()
-	for {
-		if len(t.plain) == cap(t.plain) {
-			if cap(t.plain) >= maxTLSClientPlain {
-				return errors.New("loop tls: client sent too much")
-			}
-			n := make([]byte, len(t.plain), max(2*cap(t.plain), 16<<10))
-			copy(n, t.plain)
-			t.plain = n
-		}
-		n, err := t.tc.Read(t.plain[len(t.plain):cap(t.plain)])
-		t.plain = t.plain[:len(t.plain)+n]
-		if err == errNoCiphertext {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
 }
 
 // inFlight reports whether a request is being exchanged or decided for the connection.
@@ -217,28 +193,7 @@ func (st *connState) tlsSocket() net.Conn {
 // Without event loops (no plain listener: gnet runs none without one) the connections are served
 // by the goroutine driver, as by Serve. Shutdown closes l.
 func (e *Engine) ServeTLS(l net.Listener, cfg *tls.Config, handshakeTimeout time.Duration) error {
-	e.listenersMu.Lock()
-	if e.draining.Load() {
-		e.listenersMu.Unlock()
-		return nil
-	}
-	e.listeners = append(e.listeners, l)
-	e.listenersMu.Unlock()
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			if e.draining.Load() || errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(10 * time.Millisecond)
-				continue
-			}
-			return err
-		}
-		go e.serveTLSConn(c, cfg, handshakeTimeout)
-	}
+	return e.acceptLoop(l, func(c net.Conn) { e.serveTLSConn(c, cfg, handshakeTimeout) })
 }
 
 // serveTLSConn handshakes with one client and enrolls it on a loop.

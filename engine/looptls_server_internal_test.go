@@ -54,7 +54,7 @@ func (p *loopPut) runServerTLS(tb testing.TB, cl *loopTLS, plain []byte, chunk i
 		tb.Fatalf("onUpstreamTraffic = %v; want None", a)
 	}
 	cl.plain = cl.plain[:0]
-	if err := cl.open(p.client.out); err != nil {
+	if err := cl.open(p.client.out, 4<<10, maxLoopTLSPlain, errTLSAnswerTooLarge); err != nil {
 		tb.Fatalf("client decrypting the answer: %v", err)
 	}
 	if !bytes.HasPrefix(cl.plain, []byte("HTTP/1.1 200 OK\r\n")) || p.st.phase.Load() != phaseHead {

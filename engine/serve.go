@@ -21,6 +21,13 @@ const serveBufSize = 64 << 10
 // Serve accepts connections on l and serves each on its own goroutine until l fails or is closed;
 // Shutdown closes l. It returns nil once the engine is shutting down.
 func (e *Engine) Serve(l net.Listener) error {
+	return e.acceptLoop(l, e.serveConn)
+}
+
+// acceptLoop registers l (Shutdown closes it) and hands each connection it accepts to a new
+// goroutine running serve, until l fails or is closed. It returns nil once the engine is shutting
+// down; a temporary accept error is retried after a short pause.
+func (e *Engine) acceptLoop(l net.Listener, serve func(net.Conn)) error {
 	e.listenersMu.Lock()
 	if e.draining.Load() {
 		e.listenersMu.Unlock()
@@ -41,7 +48,7 @@ func (e *Engine) Serve(l net.Listener) error {
 			}
 			return err
 		}
-		go e.serveConn(c)
+		go serve(c)
 	}
 }
 

@@ -161,19 +161,7 @@ func (e *Engine) exchangeDechunked(j *job, client net.Conn) (status int, reuse b
 	src := &chunkSource{cs: cs, ci: ci}
 
 	if ci.decoded == 0 {
-		// Nothing to stream: verify the whole (small) body before the upstream sees a request.
-		if s3err := src.finish(); s3err != nil {
-			return e.answer(j, client, s3err), false, res
-		}
-		cs.appendTail(ci, false)
-		head := append(j.out[:j.headLen:j.headLen], cs.tail...)
-		u, s3err := e.sendHead(j, head)
-		if s3err != nil {
-			return e.answer(j, client, s3err), false, res
-		}
-		_ = u.c.SetReadDeadline(time.Now().Add(e.opts.ResponseTimeout))
-		w := watchResponse(e.killCtx, u, e.limits)
-		status, reuse = e.relayAnswer(j, client, u, w, true)
+		status, reuse = e.exchangeEmptyChunks(j, client, cs, src.finish)
 		return status, reuse, res
 	}
 
