@@ -13,13 +13,9 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -266,16 +262,10 @@ func TestProxyProtocolListeners(t *testing.T) {
 // versitygw, and the access log shows the client's own address (its source port: all addresses
 // are loopback).
 func TestHAProxySendProxyV2(t *testing.T) {
-	haproxy, err := exec.LookPath("haproxy")
-	if err != nil {
-		t.Fatalf("haproxy is not installed (scripts/setup.sh installs Debian's package): %v", err)
-	}
 	up := s3test.Start(t)
 	p := startPPProxy(t, up)
-	front := "127.0.0.1:" + strconv.Itoa(s3test.FreePort(t))
-	dir := t.TempDir()
-	cfgFile := filepath.Join(dir, "haproxy.cfg")
-	if err := os.WriteFile(cfgFile, []byte(fmt.Sprintf(`global
+	front := s3test.StartHAProxy(t, func(front string) string {
+		return fmt.Sprintf(`global
     maxconn 100
 defaults
     mode tcp
@@ -287,45 +277,8 @@ frontend s3
     default_backend proxies
 backend proxies
     server node1 %s send-proxy-v2
-`, front, p.plain)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var out syncBuffer
-	cmd := exec.Command(haproxy, "-db", "-f", cfgFile)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("haproxy said:\n%s", out.String())
-		}
+`, front, p.plain)
 	})
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if c, err := net.DialTimeout("tcp", front, time.Second); err == nil {
-			c.Close()
-			break
-		}
-		select {
-		case <-exited:
-			t.Fatalf("haproxy exited:\n%s", out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("haproxy not listening on %s:\n%s", front, out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 	var mu sync.Mutex
 	ports := map[string]bool{}
 	cl := p.client(t, "http://"+front, func(c net.Conn) []byte {

@@ -185,17 +185,13 @@ func (n *fleetNode) served(t *testing.T, op string) float64 {
 // /readyz) in front of nodes and returns its frontend address.
 func startHAProxy(t *testing.T, nodes []*fleetNode) string {
 	t.Helper()
-	haproxy, err := exec.LookPath("haproxy")
-	if err != nil {
-		t.Fatalf("haproxy is not installed (scripts/setup.sh installs Debian's package): %v", err)
-	}
-	front := "127.0.0.1:" + strconv.Itoa(s3test.FreePort(t))
 	var servers strings.Builder
 	for _, n := range nodes {
 		_, adminPort, _ := net.SplitHostPort(n.admin)
 		fmt.Fprintf(&servers, "    server %s %s send-proxy-v2 check port %s inter 200ms fall 1 rise 2\n", n.name, n.addr, adminPort)
 	}
-	cfg := fmt.Sprintf(`global
+	return s3test.StartHAProxy(t, func(front string) string {
+		return fmt.Sprintf(`global
     maxconn 2000
 defaults
     mode tcp
@@ -211,47 +207,7 @@ backend mizuchi
     balance roundrobin
     option httpchk GET /readyz
 %s`, front, servers.String())
-	cfgFile := filepath.Join(t.TempDir(), "haproxy.cfg")
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out := &lockedBuffer{}
-	cmd := exec.Command(haproxy, "-db", "-f", cfgFile)
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("haproxy said:\n%s", out.String())
-		}
 	})
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if c, err := net.DialTimeout("tcp", front, time.Second); err == nil {
-			c.Close()
-			break
-		}
-		select {
-		case <-exited:
-			t.Fatalf("haproxy exited:\n%s", out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("haproxy not listening on %s:\n%s", front, out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return front
 }
 
 // fleetClient is an aws-sdk-go-v2 client with its default retryer whose transport opens a new
