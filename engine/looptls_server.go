@@ -30,7 +30,8 @@ const maxTLSClientPlain = 64 << 20
 type serverTLS struct {
 	*loopTLS
 	gc       tlsGConn
-	enrolled bool // joined a loop once
+	rd       readyTLS // the tls.Conn as a detached exchange reads it (tlsready.go)
+	enrolled bool     // joined a loop once
 }
 
 // tlsGConn is the gnet connection of a TLS client as the pipeline sees it: reads return the
@@ -176,7 +177,8 @@ func (e *Engine) tlsReturning(st *connState, c gnet.Conn) gnet.Conn {
 // tls.Conn the exchange reads and answers through.
 func (st *connState) tlsDetached(sock net.Conn) net.Conn {
 	st.tls.mc.sock = sock // gc.Conn is left to the loop: OnClose of the old connection reads it
-	return st.tls.tc
+	st.tls.rd.point(st.tls.tc, sock)
+	return &st.tls.rd
 }
 
 // tlsSocket returns the socket under a detached TLS client for re-enrolling, its transport

@@ -65,7 +65,7 @@ func (e *Engine) exchangePost(j *job, client net.Conn) outcome {
 	}
 	j.post.up = up
 	j.post.scheme = "http://"
-	if _, ok := client.(*tls.Conn); ok {
+	if _, ok := client.(interface{ ConnectionState() tls.ConnectionState }); ok {
 		j.post.scheme = "https://"
 	}
 	pre := j.out[form.DataStart:]

@@ -6,6 +6,31 @@ import (
 	"syscall"
 )
 
+// ReadReadier is a source that can tell whether a Read would return bytes at once — a TLS
+// connection whose socket holds at least one more whole record. The copy path then reads it until
+// the buffer is full before writing, so the upstream gets one write per buffer rather than one per
+// Read (crypto/tls returns at most one 16 KiB record per Read: 16 writes, and as many wake-ups of the
+// upstream, per 256 KiB). Bytes that have arrived are never held back waiting for more: a source
+// that is not ready has what it read written at once.
+type ReadReadier interface {
+	ReadReady() bool
+}
+
+// fillReady continues a read into chunk of which the first nr bytes are filled (rerr the read's
+// error) while src says more is ready, and returns the bytes filled and the error that ended it.
+func fillReady(j *job, src ReadReadier, chunk []byte, nr int, rerr error) (int, error) {
+	for rerr == nil && nr > 0 && nr < len(chunk) && src.ReadReady() {
+		j.armSrc()
+		var m int
+		m, rerr = j.src.Read(chunk[nr:])
+		nr += m
+		if m == 0 && rerr == nil {
+			break // a conforming Read does not do this; the caller's loop handles it
+		}
+	}
+	return nr, rerr
+}
+
 // copyBody moves exactly n bytes from j.src to j.dst through a pooled
 // buffer: each read asks for at most min(remaining, buffer size) bytes, so
 // nothing past the body is consumed, and every byte read is written before
@@ -26,6 +51,7 @@ func (m *Mover) copyBody(j *job, res *Result, n int64) error {
 	}
 	_, yield := j.src.(syscall.Conn)
 	yield = yield && canWaitReadable
+	ready, _ := j.src.(ReadReadier)
 	var cb *copyBuf
 	defer func() {
 		if cb != nil {
@@ -52,6 +78,9 @@ func (m *Mover) copyBody(j *job, res *Result, n int64) error {
 		}
 		j.armSrc()
 		nr, rerr := j.src.Read(chunk)
+		if ready != nil {
+			nr, rerr = fillReady(j, ready, chunk, nr, rerr)
+		}
 		if nr > 0 {
 			empty = 0
 			if j.tee != nil {

@@ -46,8 +46,8 @@ type agg struct {
 }
 
 var targetOrder = []string{"direct", "mizuchi-splice", baseTarget, "mizuchi-copy", "nginx", "haproxy", "splicerelay", "goproxy",
-	"mizuchi-tls-client", "mizuchi-tls-client-goroutine", "nginx-tls-client", "haproxy-tls-client", "tlsrelay-client",
-	"mizuchi-tls-upstream", "nginx-tls-upstream", "haproxy-tls-upstream", "tlsrelay-upstream"}
+	"mizuchi-tls-client", "mizuchi-base-tls-client", "mizuchi-tls-client-goroutine", "nginx-tls-client", "haproxy-tls-client", "tlsrelay-client",
+	"mizuchi-tls-upstream", "mizuchi-base-tls-upstream", "nginx-tls-upstream", "haproxy-tls-upstream", "tlsrelay-upstream"}
 
 const gib = 1 << 30
 

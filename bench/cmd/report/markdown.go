@@ -21,6 +21,8 @@ var targetNotes = map[string]string{
 	"haproxy":        "Debian's HAProxy: mode http, option splice-auto, http-reuse always, tune.pipesize 1 MiB, nbthread 2, keep-alive both sides, no log",
 
 	"mizuchi-tls-client":           "tls phase: mizuchi-uploadr's https listener (server.tls, min_version 1.3) in front of the plain sink; bodies take the copy path",
+	"mizuchi-base-tls-client":      "tls phase: the baseline revision's mizuchi-uploadr (as mizuchi-base-splice) configured as mizuchi-tls-client",
+	"mizuchi-base-tls-upstream":    "tls phase: the baseline revision's mizuchi-uploadr (as mizuchi-base-splice) configured as mizuchi-tls-upstream",
 	"mizuchi-tls-client-goroutine": "tls phase: mizuchi-tls-client with server.tls.driver goroutine (one goroutine per connection, the older driver) instead of the event loops",
 	"nginx-tls-client":             "tls phase: nginx as above with `listen … ssl` (TLS 1.3, ssl_conf_command Ciphersuites pinned) in front of the plain sink",
 	"haproxy-tls-client":           "tls phase: HAProxy as above with `bind … ssl crt` (TLS 1.3, ciphersuites pinned) in front of the plain sink",

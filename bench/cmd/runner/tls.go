@@ -33,9 +33,16 @@ type tlsSides struct {
 // straight to the sink.
 var tlsPhaseTargets = []string{
 	"direct",
-	"mizuchi-tls-client", "mizuchi-tls-client-goroutine", "nginx-tls-client", "haproxy-tls-client", "tlsrelay-client",
-	"mizuchi-tls-upstream", "nginx-tls-upstream", "haproxy-tls-upstream", "tlsrelay-upstream",
+	"mizuchi-tls-client", baseTLSClient, "mizuchi-tls-client-goroutine", "nginx-tls-client", "haproxy-tls-client", "tlsrelay-client",
+	"mizuchi-tls-upstream", baseTLSUpstream, "nginx-tls-upstream", "haproxy-tls-upstream", "tlsrelay-upstream",
 }
+
+// The baseline binary's targets in the tls phase (with -baseline): configured as mizuchi-tls-client
+// and mizuchi-tls-upstream.
+const (
+	baseTLSClient   = "mizuchi-base-tls-client"
+	baseTLSUpstream = "mizuchi-base-tls-upstream"
+)
 
 // tlsFiles writes the run's certificate, key and CA into the work dir once.
 func (r *runner) tlsFiles() (benchtls.Files, error) {
@@ -67,6 +74,14 @@ func (r *runner) startTLSTargets(ctx context.Context, up *upstream) ([]*target, 
 		},
 		"tlsrelay-client":   func() (*target, error) { return r.startTLSRelay("tlsrelay-client", up, tlsSides{client: true}) },
 		"tlsrelay-upstream": func() (*target, error) { return r.startTLSRelay("tlsrelay-upstream", up, tlsSides{upstream: true}) },
+	}
+	if r.baseline != "" {
+		starts[baseTLSClient] = func() (*target, error) {
+			return r.startMizuchi(baseTLSClient, r.baseline, true, up, tlsSides{client: true})
+		}
+		starts[baseTLSUpstream] = func() (*target, error) {
+			return r.startMizuchi(baseTLSUpstream, r.baseline, true, up, tlsSides{upstream: true})
+		}
 	}
 	if r.nginx != "" {
 		starts["nginx-tls-client"] = func() (*target, error) { return r.startNginx("nginx-tls-client", up, tlsSides{client: true}) }

@@ -1,0 +1,15 @@
+package engine
+
+import "golang.org/x/sys/unix"
+
+// canAskQueued reports whether socketQueued can tell.
+const canAskQueued = true
+
+// socketQueued returns the bytes in the receive queue of socket fd (SIOCINQ), 0 on error.
+func socketQueued(fd uintptr) int {
+	n, err := unix.IoctlGetInt(int(fd), unix.SIOCINQ)
+	if err != nil {
+		return 0
+	}
+	return n
+}

@@ -1,0 +1,9 @@
+//go:build !linux
+
+package engine
+
+// canAskQueued reports whether socketQueued can tell: not on this platform (the copy path writes
+// each TLS record as it is read).
+const canAskQueued = false
+
+func socketQueued(uintptr) int { return 0 }
