@@ -112,7 +112,7 @@ func (e *Engine) runDetached(j *job) {
 		return
 	}
 	if j.st.tls != nil {
-		client = j.st.tlsDetached(client) // read and answer through TLS (looptls_server.go)
+		client = j.st.tlsDetached(client, e.readAheads) // read and answer through TLS (looptls_server.go)
 	}
 	j.client = client
 	e.finish(j, e.exchange(j, client))
@@ -170,6 +170,9 @@ func (e *Engine) answerError(j *job, client net.Conn, s3err *s3Error, moved tran
 func (e *Engine) handBack(j *job, reuse bool) {
 	client, lst := j.client, j.st
 	j.client = nil
+	if lst.tls != nil {
+		lst.tls.mc.stopReadAhead(e.readAheads) // what was read ahead stays for the loop
+	}
 	if client == nil || !reuse || !j.keepAlive || e.draining.Load() {
 		j.release()
 		e.releaseConn(lst) // limits.go

@@ -31,14 +31,16 @@ type Engine struct {
 	table   atomic.Pointer[bucketTable]
 	poolsMu sync.Mutex
 	mover   *transfer.Mover
-	keys    *s3sig.KeyCache
-	signers sync.Pool
-	pools   map[string]*upstreamPool
-	metrics *engineMetrics
-	ids     *uploadid.Sealer // Options.UploadIDSecrets; nil: each bucket derives its own (sealerFor)
-	conns   registry[*connState]
-	upConns registry[*loopUp]
-	lim     *limiter // client limits (limits.go); nil: none
+	// readAheads lends detached TLS clients their read-ahead buffers (tlsreadahead.go).
+	readAheads *readAheads
+	keys       *s3sig.KeyCache
+	signers    sync.Pool
+	pools      map[string]*upstreamPool
+	metrics    *engineMetrics
+	ids        *uploadid.Sealer // Options.UploadIDSecrets; nil: each bucket derives its own (sealerFor)
+	conns      registry[*connState]
+	upConns    registry[*loopUp]
+	lim        *limiter // client limits (limits.go); nil: none
 
 	completeBudget *byteBudget // CompleteMultipartUpload body bytes held at once
 
@@ -122,6 +124,7 @@ func New(o Options) (*Engine, error) {
 		e.ids, _ = uploadid.New(o.UploadIDSecrets...) // Validate checked the keys
 	}
 	e.mover = transfer.NewMover(o.Transfer)
+	e.readAheads = newReadAheads(e.mover.Stats().CopyBuffersMax)
 	e.killCtx, e.kill = context.WithCancel(context.Background())
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])

@@ -41,10 +41,19 @@ type loopTLSConn struct {
 	out  []byte   // ciphertext crypto/tls wrote, not yet given to gnet
 	addr net.Addr
 	peer net.Addr
+	ra   readAhead // a detached TLS client's (tlsreadahead.go)
 }
 
 func (m *loopTLSConn) Read(b []byte) (int, error) {
+	if len(m.ra.carry) > 0 {
+		n := copy(b, m.ra.carry)
+		m.ra.carry = m.ra.carry[:copy(m.ra.carry, m.ra.carry[n:])]
+		return n, nil
+	}
 	if m.sock != nil {
+		if m.ra.buf != nil {
+			return m.ra.read(m.sock, b)
+		}
 		return m.sock.Read(b)
 	}
 	if len(m.in) == 0 {

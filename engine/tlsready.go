@@ -17,14 +17,15 @@ const tlsMaxRecord = 5 + 16<<10 + 256
 // writing upstream — one write per buffer instead of one per 16 KiB record.
 type readyTLS struct {
 	*tls.Conn
-	rc  syscall.RawConn // the socket's; nil when it has none (then never ready)
+	rc  syscall.RawConn // the socket's; nil when it has none (then only read-ahead bytes count)
+	ra  *readAhead      // the transport's read-ahead (tlsreadahead.go)
 	ctl func(fd uintptr)
 	inq int // set by ctl
 }
 
-// point sets r to read through tc over sock.
-func (r *readyTLS) point(tc *tls.Conn, sock net.Conn) {
-	r.Conn, r.rc = tc, nil
+// point sets r to read through tc over sock, whose transport reads ahead into ra.
+func (r *readyTLS) point(tc *tls.Conn, sock net.Conn, ra *readAhead) {
+	r.Conn, r.rc, r.ra = tc, nil, ra
 	if sc, ok := sock.(syscall.Conn); ok && canAskQueued {
 		r.rc, _ = sc.SyscallConn()
 	}
@@ -33,16 +34,18 @@ func (r *readyTLS) point(tc *tls.Conn, sock net.Conn) {
 	}
 }
 
-// ReadReady reports whether the socket holds at least one whole TLS record not yet read.
+// ReadReady reports whether at least one whole TLS record's worth of ciphertext waits beyond what
+// crypto/tls holds: read ahead, or in the socket's receive queue.
 func (r *readyTLS) ReadReady() bool {
-	if r.rc == nil {
-		return false
+	have := len(r.ra.carry) + r.ra.buffered()
+	if have >= tlsMaxRecord || r.rc == nil {
+		return have >= tlsMaxRecord
 	}
 	r.inq = 0
 	if r.rc.Control(r.ctl) != nil {
 		return false
 	}
-	return r.inq >= tlsMaxRecord
+	return have+r.inq >= tlsMaxRecord
 }
 
 // queued stores in r.inq the bytes the socket fd holds unread (0 when it cannot tell).

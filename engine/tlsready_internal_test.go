@@ -51,7 +51,8 @@ func TestReadyTLS(t *testing.T) {
 	defer srv.sock.Close()
 	sock, sc := srv.sock, srv.tc
 	var rd readyTLS
-	rd.point(sc, sock)
+	var ra readAhead
+	rd.point(sc, sock, &ra)
 	var _ transfer.ReadReadier = &rd
 	if rd.ReadReady() {
 		t.Fatal("ReadReady with nothing sent")

@@ -1,0 +1,88 @@
+package engine
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"testing"
+)
+
+// raSource returns its data in reads of at most step bytes, then err.
+type raSource struct {
+	data  []byte
+	step  int
+	err   error
+	reads int
+}
+
+func (c *raSource) Read(b []byte) (int, error) {
+	c.reads++
+	if len(c.data) == 0 {
+		return 0, c.err
+	}
+	n := min(len(b), len(c.data), c.step)
+	copy(b, c.data[:n])
+	c.data = c.data[n:]
+	if len(c.data) == 0 && c.err != nil {
+		return n, c.err // bytes and the error in one read
+	}
+	return n, nil
+}
+
+// readAhead serves small reads from one large read of the socket, returns the error that came with
+// the last bytes only after those bytes, and reads directly into a buffer at least its own size.
+func TestReadAheadRead(t *testing.T) {
+	p := newReadAheads(1)
+	data := bytes.Repeat([]byte("0123456789abcdef"), 20000) // 320,000 bytes
+	src := &raSource{data: data, step: 1 << 20, err: io.ErrUnexpectedEOF}
+	var ra readAhead
+	ra.buf = p.get()
+	var got []byte
+	b := make([]byte, 5000)
+	var err error
+	for err == nil {
+		var n int
+		n, err = ra.read(src, b)
+		got = append(got, b[:n]...)
+	}
+	if !errors.Is(err, io.ErrUnexpectedEOF) || !bytes.Equal(got, data) {
+		t.Fatalf("read %d bytes, err %v; want %d bytes then ErrUnexpectedEOF", len(got), err, len(data))
+	}
+	if want := (len(data) + tlsReadAheadSize - 1) / tlsReadAheadSize; src.reads != want {
+		t.Errorf("%d reads of the socket for %d bytes in 5000-byte reads; want %d", src.reads, len(data), want)
+	}
+	big := make([]byte, tlsReadAheadSize)
+	src = &raSource{data: data, step: 1 << 20}
+	if n, _ := ra.read(src, big); n != len(big) || ra.buffered() != 0 {
+		t.Errorf("a read of the buffer's size: %d bytes, %d left buffered; want it read directly", n, ra.buffered())
+	}
+	if p.get() != nil {
+		t.Fatal("a second buffer lent past the bound of one")
+	}
+	p.put(ra.buf)
+	if b := p.get(); b == nil {
+		t.Fatal("no buffer after the one lent came back")
+	}
+}
+
+// What was read ahead and not consumed when the connection goes back to its loop is served by the
+// memory-mode transport before the ciphertext gnet reads next, and the buffer goes back to the pool.
+func TestReadAheadCarry(t *testing.T) {
+	p := newReadAheads(1)
+	m := &loopTLSConn{sock: nil}
+	src := &raSource{data: []byte("body-bytes|next-request"), step: 1 << 20}
+	m.startReadAhead(p)
+	b := make([]byte, len("body-bytes|"))
+	if n, err := m.ra.read(src, b); n != len(b) || err != nil {
+		t.Fatalf("read = %d, %v", n, err)
+	}
+	m.stopReadAhead(p)
+	if m.ra.buf != nil || p.get() == nil {
+		t.Fatal("the read-ahead buffer was not given back")
+	}
+	m.in = []byte("+gnet")
+	out, _ := io.ReadAll(io.LimitReader(m, 100))
+	if string(out) != "next-request+gnet" {
+		t.Fatalf("memory mode read %q; want the carried bytes, then gnet's", out)
+	}
+}
