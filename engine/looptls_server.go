@@ -26,6 +26,11 @@ import (
 // or closes long before: heads, inline bodies, pipelined bytes are all capped below this).
 const maxTLSClientPlain = 64 << 20
 
+// tlsStreamKeep is the decrypt buffer a TLS client keeps while its body streams in the loop: what
+// one OnTraffic decrypts — a read of gnet's buffer (readBufferCap) and the rest of a record cut
+// by the previous read — so that it is not made again for each read. Dropped when the request ends.
+const tlsStreamKeep = 2 * (64 << 10)
+
 // serverTLS is the TLS state of one loop-served TLS client connection.
 type serverTLS struct {
 	*loopTLS
@@ -124,18 +129,25 @@ func (e *Engine) tlsTraffic(c gnet.Conn, st *connState) gnet.Action {
 		_, _ = c.Write(out) // crypto/tls's own answer (a key update)
 		t.mc.out = out[:0]
 	}
-	if err != nil && (!errors.Is(err, io.EOF) || len(t.plain) == 0 && !st.inFlight()) {
+	eof := errors.Is(err, io.EOF)
+	if err != nil && (!eof || len(t.plain) == 0 && !st.inFlight()) {
 		return gnet.Close // a bad record, or close_notify with nothing left to serve or answer
 	}
 	// After close_notify the answer of a request in flight is still written: the client's FIN then
 	// comes to OnClose, which keeps a dup of the socket for it (finishInLoop, halfClosedAnswer).
-	return e.process(&t.gc, st)
+	action := e.process(&t.gc, st)
+	if eof && action == gnet.None && st.phase.Load() == phaseStream && !st.bodyAwaitsDial(&t.gc) {
+		// close_notify in the middle of a streamed body: the end of the client's bytes, as a
+		// plain client's FIN is (OnClose): the upstream request is reset, the client told 400.
+		e.abortStream(&t.gc, st, errIncompleteBody, false, true)
+	}
+	return action
 }
 
-// inFlight reports whether a request is being exchanged or decided for the connection.
+// inFlight reports whether a request is being exchanged, streamed or decided for the connection.
 func (st *connState) inFlight() bool {
 	p := st.phase.Load()
-	return p == phaseBusy || p == phaseAwait
+	return p == phaseBusy || p == phaseAwait || p == phaseStream
 }
 
 // halfClosedAnswer is what finishInLoop writes to the socket of a client that half-closed: the
@@ -278,11 +290,4 @@ func (e *Engine) loopsRunning() bool {
 	case <-e.gnetDone:
 		return false
 	}
-}
-
-// tlsDetaches reports whether d admits inline a body a TLS client would stream in the loop: it
-// is detached instead (the loop does not stream through crypto/tls).
-func tlsDetaches(d *decision) bool {
-	inline := d.verdict == verdictInline || d.verdict == verdictAwait && d.next == verdictInline
-	return inline && d.bodyLen > streamInlineMin && d.rt.op != opCompleteMultipartUpload
 }
