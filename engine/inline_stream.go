@@ -11,11 +11,19 @@ import (
 // read buffer. Smaller bodies are buffered whole (dispatchInline): they can be replayed once when a
 // pooled connection turns out dead, and arrive with their head anyway.
 //
+// TLS clients served by the loops (looptls_server.go) stream the same way, through this code: c
+// is then their sealing wrapper (tlsGConn), whose Peek, Discard and InboundBuffered are the
+// decrypted bytes, and every answer written to it is sealed. Their socket holds ciphertext, so
+// nothing is spliced: each read is decrypted (tlsTraffic) and written on. A close_notify in the
+// middle of the body counts as the FIN below.
+//
 // Memory: gnet has no backpressure, so what a connection holds in user space is bounded by the
 // body cap itself. The body is at most InlineBodyMax; it sits either in the client's inbound buffer
-// (upstream still dialling) or in the upstream's outbound buffer (a slow upstream: Conn.Write
-// queues what the socket does not take), never twice, plus at most maxPipelinedBytes of a next
-// request. Larger bodies are detached and spliced, where the kernel's socket buffers push back.
+// (upstream still dialling; a TLS client's decrypted buffer) or in the upstream's outbound buffer
+// (a slow upstream: Conn.Write queues what the socket does not take), never twice, plus at most
+// maxPipelinedBytes of a next request (a TLS client also one read of ciphertext being decrypted
+// and the decrypt buffer, tlsStreamKeep). Larger bodies are detached and spliced, where the
+// kernel's socket buffers push back.
 //
 // Failure rules: a client that vanishes mid-body, stalls past BodyStallTimeout or sends more bytes
 // than Content-Length resets the upstream request (SO_LINGER 0: versitygw keeps a truncated object
@@ -35,7 +43,8 @@ func (e *Engine) canStream(st *connState) bool {
 }
 
 // loopStreams reports whether b's requests can stream in the loop: on loop-owned plain-TCP
-// upstream connections.
+// upstream connections (an https upstream's are not streamed to: its bodies above
+// streamInlineMin detach, from plain and TLS clients alike).
 func (e *Engine) loopStreams(b *bucketState) bool {
 	return b != nil && !e.opts.NoLoopUpstream && !b.pool.ep.tls
 }

@@ -17,13 +17,28 @@ import (
 // transport switches to memory and the socket is enrolled on an event loop. From there on each
 // OnTraffic hands gnet's ciphertext to crypto/tls and process parses the decrypted bytes; every
 // answer the loop writes is sealed first (tlsGConn wraps the gnet connection so that the
-// pipeline's code is the plain path's). Small bodies are exchanged in the loop; a body that
-// would be streamed or auto-chunked detaches (detach.go): the goroutine reads it through the
-// tls.Conn with the transport pointed at the socket again (crypto/tls keeps a partial record)
-// and takes the copy path; handBack switches the transport back to memory and re-enrolls.
+// pipeline's code is the plain path's). Bodies up to Options.InlineBodyMax stay in the loop as a
+// plain client's do: up to 64 KiB buffered whole, above that streamed (inline_stream.go) — pump
+// takes the decrypted bytes through tlsGConn's Peek/Discard and writes them to the loop-owned
+// upstream connection as they arrive, never spliced (the socket holds ciphertext); a close_notify
+// in the middle of the body ends the client's bytes as a FIN does. A body above the cap, one in
+// HTTP chunks or auto-chunked, or one for an https upstream detaches (detach.go): the goroutine
+// reads it through the tls.Conn with the transport pointed at the socket again (crypto/tls keeps
+// a partial record) and takes the copy path; handBack switches the transport back to memory and
+// re-enrolls.
+//
+// Memory: gnet has no backpressure, and each OnTraffic decrypts all the ciphertext gnet read (at
+// most readBufferCap) into st.tls.plain. What stays there is what process lets wait in a plain
+// client's inbound buffer, under the same bounds: a head, an inline body, a streamed body's rest
+// while its upstream connection is dialled (at most InlineBodyMax, pump closes past it plus
+// maxPipelinedBytes), a body waiting on an Authorizer, maxPipelinedBytes behind a request in
+// flight. Once the upstream connection is up, every read's plaintext is written on at once and
+// the buffer kept is tlsStreamKeep. So a streaming TLS client holds its body about once — in that
+// buffer or in the upstream's outbound buffer (a slow upstream) — as a plain client does.
 
 // maxTLSClientPlain bounds the decrypted bytes held for one client connection (process refuses
-// or closes long before: heads, inline bodies, pipelined bytes are all capped below this).
+// or closes long before: heads, inline and streamed bodies, pipelined bytes are all capped below
+// this).
 const maxTLSClientPlain = 64 << 20
 
 // tlsStreamKeep is the decrypt buffer a TLS client keeps while its body streams in the loop: what
