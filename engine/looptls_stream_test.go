@@ -493,3 +493,39 @@ func TestTLSStreamSlowUpstreamMemoryBounded(t *testing.T) {
 	}
 	wantDetached(t, "slow upstream", before, 0)
 }
+
+// Behind an Authorizer a TLS client's body above 64 KiB waits in the loop for the decision (as a
+// plain client's does), then streams; a denial is answered sealed and nothing reaches the upstream.
+func TestTLSStreamAuthorizer(t *testing.T) {
+	a := &recordingAuthorizer{stop: make(chan struct{})}
+	t.Cleanup(func() { close(a.stop) })
+	b := startTLSBed(t, func(o *engine.Options) { o.Buckets[0].Authorizer = a })
+	c, br := b.dial(t)
+	for i, size := range []int{200 << 10, inlineCap} {
+		key := fmt.Sprintf("ok/tls-stream-%d", size)
+		body := s3test.RandomBytes(size, int64(60+i))
+		before := detachedCount(t)
+		if _, err := c.Write(b.put(t, key, body)); err != nil {
+			t.Fatal(err)
+		}
+		if resp, rb := readResponse(t, br); resp.StatusCode != 200 {
+			t.Fatalf("allowed PUT of %d bytes: %d %s", size, resp.StatusCode, rb)
+		}
+		if got, _ := upstream.GetObject(t, b.UpBucket, key); !bytes.Equal(got, body) {
+			t.Fatalf("%s: upstream holds %d bytes, not the body", key, len(got))
+		}
+		if in := a.last(); in.Key != key || in.Size != int64(size) {
+			t.Errorf("Authorizer input = %+v", in)
+		}
+		wantDetached(t, key, before, 0)
+	}
+	before := detachedCount(t)
+	wire := b.put(t, "no/tls-stream", s3test.RandomBytes(300<<10, 62))
+	go func() { _, _ = c.Write(wire) }()
+	resp, rb := readResponse(t, br)
+	wantS3Error(t, resp, rb, 403, "AccessDenied")
+	if upstream.ObjectExists(t, b.UpBucket, "no/tls-stream") {
+		t.Errorf("denied object exists upstream")
+	}
+	wantDetached(t, "denied", before, 0)
+}
