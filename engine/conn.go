@@ -140,6 +140,10 @@ func (st *connState) toHead(now int64) {
 	st.since.Store(0)
 	st.idleSince.Store(now)
 	st.phase.Store(phaseHead)
+	if st.tls != nil {
+		st.tls.keep = 0 // a streamed body's decrypt buffer is not kept by an idle connection
+		st.tls.trim()
+	}
 }
 
 // toBody waits in the loop for the rest of an inline body.
@@ -152,6 +156,9 @@ func (st *connState) toBody(now int64) {
 func (st *connState) toStream(now int64) {
 	st.since.Store(now)
 	st.phase.Store(phaseStream)
+	if st.tls != nil {
+		st.tls.keep = tlsStreamKeep // looptls_server.go
+	}
 }
 
 // toAwait parks the request while its Authorizer decides.
@@ -435,7 +442,7 @@ func (e *Engine) onHead(c gnet.Conn, st *connState, buf []byte) (gnet.Action, bo
 func (e *Engine) act(c gnet.Conn, st *connState, buf []byte, d *decision) (gnet.Action, bool) {
 	st.rt, st.bodyLen, st.principal, st.signed, st.chunks = d.rt, d.bodyLen, d.principal, d.signed, d.chunks
 	st.noOverwrite = d.noOverwrite
-	if e.cannotStream(d) || st.tls != nil && tlsDetaches(d) {
+	if e.cannotStream(d) {
 		// Above streamInlineMin a body is streamed in the loop or detached, never buffered whole
 		// on the loop's side: this one cannot stream (an https upstream, NoLoopUpstream).
 		if d.verdict == verdictAwait {

@@ -11,11 +11,19 @@ import (
 // read buffer. Smaller bodies are buffered whole (dispatchInline): they can be replayed once when a
 // pooled connection turns out dead, and arrive with their head anyway.
 //
+// TLS clients served by the loops (looptls_server.go) stream the same way, through this code: c
+// is then their sealing wrapper (tlsGConn), whose Peek, Discard and InboundBuffered are the
+// decrypted bytes, and every answer written to it is sealed. Their socket holds ciphertext, so
+// nothing is spliced: each read is decrypted (tlsTraffic) and written on. A close_notify in the
+// middle of the body counts as the FIN below.
+//
 // Memory: gnet has no backpressure, so what a connection holds in user space is bounded by the
 // body cap itself. The body is at most InlineBodyMax; it sits either in the client's inbound buffer
-// (upstream still dialling) or in the upstream's outbound buffer (a slow upstream: Conn.Write
-// queues what the socket does not take), never twice, plus at most maxPipelinedBytes of a next
-// request. Larger bodies are detached and spliced, where the kernel's socket buffers push back.
+// (upstream still dialling; a TLS client's decrypted buffer) or in the upstream's outbound buffer
+// (a slow upstream: Conn.Write queues what the socket does not take), never twice, plus at most
+// maxPipelinedBytes of a next request (a TLS client also one read of ciphertext being decrypted
+// and the decrypt buffer, tlsStreamKeep). Larger bodies are detached and spliced, where the
+// kernel's socket buffers push back.
 //
 // Failure rules: a client that vanishes mid-body, stalls past BodyStallTimeout or sends more bytes
 // than Content-Length resets the upstream request (SO_LINGER 0: versitygw keeps a truncated object
@@ -31,11 +39,12 @@ const streamInlineMin = 64 << 10
 
 // canStream reports whether the request admitted inline on st streams its body in the loop.
 func (e *Engine) canStream(st *connState) bool {
-	return st.tls == nil && st.bodyLen > streamInlineMin && st.rt.op != opCompleteMultipartUpload && e.loopStreams(st.rt.bucket)
+	return st.bodyLen > streamInlineMin && st.rt.op != opCompleteMultipartUpload && e.loopStreams(st.rt.bucket)
 }
 
 // loopStreams reports whether b's requests can stream in the loop: on loop-owned plain-TCP
-// upstream connections.
+// upstream connections (an https upstream's are not streamed to: its bodies above
+// streamInlineMin detach, from plain and TLS clients alike).
 func (e *Engine) loopStreams(b *bucketState) bool {
 	return b != nil && !e.opts.NoLoopUpstream && !b.pool.ep.tls
 }
@@ -145,8 +154,9 @@ func (e *Engine) pump(c gnet.Conn, st *connState) gnet.Action {
 		j.streamLeft -= int64(n)
 		_, _ = c.Discard(n)
 	}
-	// The rest of what the socket holds goes by splice.
-	if j.streamLeft > 0 && st.loop.pipe != nil && u.c.OutboundBuffered() == 0 {
+	// The rest of what the socket holds goes by splice; a TLS client's socket holds ciphertext:
+	// tlsTraffic decrypts all of it before pump runs, nothing is left to splice.
+	if j.streamLeft > 0 && st.tls == nil && st.loop.pipe != nil && u.c.OutboundBuffered() == 0 {
 		before := j.streamed
 		if !e.spliceBody(c, st, u, j) {
 			return gnet.None // u failed: j was answered
@@ -199,20 +209,27 @@ func (e *Engine) takeBody(j *job, u *loopUp) bool {
 // The body goes into j.out (OnOpen sends it) and a dup of the socket is kept for the answer
 // (finishInLoop). It reports false when that is not the case: the body is then incomplete.
 func (e *Engine) keepHalfClosed(c gnet.Conn, st *connState) bool {
-	u := st.up
-	if u == nil || u.j == nil || u.c != nil || st.closed || int64(c.InboundBuffered()) != u.j.streamLeft {
+	if !st.bodyAwaitsDial(c) {
 		return false
 	}
 	fd, err := c.Dup()
 	if err != nil {
 		return false
 	}
-	if !e.takeBody(u.j, u) {
+	if u := st.up; !e.takeBody(u.j, u) {
 		writeHalfClosed(fd, nil)
 		return true // aborted and answered
 	}
 	st.halfFD = fd + 1
 	return true
+}
+
+// bodyAwaitsDial reports whether the rest of st's streamed body is all buffered on c (and no more)
+// while its upstream connection is being dialled: OnOpen takes it (takeBody), so the client's
+// end of bytes (a FIN, a TLS close_notify) does not cut it.
+func (st *connState) bodyAwaitsDial(c gnet.Conn) bool {
+	u := st.up
+	return u != nil && u.j != nil && u.c == nil && !st.closed && int64(c.InboundBuffered()) == u.j.streamLeft
 }
 
 // abortStream ends a streamed request before its body is complete: the upstream request is reset

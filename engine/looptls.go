@@ -103,11 +103,13 @@ func (m *loopTLSConn) SetWriteDeadline(t time.Time) error {
 	return nil
 }
 
-// loopTLS is the TLS state of one loop-owned upstream connection.
+// loopTLS is the TLS state of one loop-owned upstream connection (or of a loop-served client's,
+// looptls_server.go).
 type loopTLS struct {
 	mc    loopTLSConn
 	tc    *tls.Conn
-	plain []byte // decrypted answer bytes not yet consumed
+	plain []byte // decrypted bytes not yet consumed
+	keep  int    // the largest emptied plain kept: loopTLSKeep, or more while a body streams (0: loopTLSKeep)
 }
 
 // handshakeForLoop runs the TLS handshake of a freshly dialled socket (in the dialling goroutine)
@@ -170,11 +172,16 @@ func (t *loopTLS) open(ct []byte, minCap, limit int, tooMuch error) error {
 	}
 }
 
-// consume drops the first n decrypted bytes (an answer relayed).
+// consume drops the first n decrypted bytes (an answer relayed, a request read).
 func (t *loopTLS) consume(n int) {
 	rest := copy(t.plain, t.plain[n:])
 	t.plain = t.plain[:rest]
-	if rest == 0 && cap(t.plain) > loopTLSKeep {
+	t.trim()
+}
+
+// trim lets go of an emptied buffer larger than the connection keeps.
+func (t *loopTLS) trim() {
+	if len(t.plain) == 0 && cap(t.plain) > max(t.keep, loopTLSKeep) {
 		t.plain = nil
 	}
 }

@@ -17,14 +17,34 @@ import (
 // transport switches to memory and the socket is enrolled on an event loop. From there on each
 // OnTraffic hands gnet's ciphertext to crypto/tls and process parses the decrypted bytes; every
 // answer the loop writes is sealed first (tlsGConn wraps the gnet connection so that the
-// pipeline's code is the plain path's). Small bodies are exchanged in the loop; a body that
-// would be streamed or auto-chunked detaches (detach.go): the goroutine reads it through the
-// tls.Conn with the transport pointed at the socket again (crypto/tls keeps a partial record)
-// and takes the copy path; handBack switches the transport back to memory and re-enrolls.
+// pipeline's code is the plain path's). Bodies up to Options.InlineBodyMax stay in the loop as a
+// plain client's do: up to 64 KiB buffered whole, above that streamed (inline_stream.go) — pump
+// takes the decrypted bytes through tlsGConn's Peek/Discard and writes them to the loop-owned
+// upstream connection as they arrive, never spliced (the socket holds ciphertext); a close_notify
+// in the middle of the body ends the client's bytes as a FIN does. A body above the cap, one in
+// HTTP chunks or auto-chunked, or one for an https upstream detaches (detach.go): the goroutine
+// reads it through the tls.Conn with the transport pointed at the socket again (crypto/tls keeps
+// a partial record) and takes the copy path; handBack switches the transport back to memory and
+// re-enrolls.
+//
+// Memory: gnet has no backpressure, and each OnTraffic decrypts all the ciphertext gnet read (at
+// most readBufferCap) into st.tls.plain. What stays there is what process lets wait in a plain
+// client's inbound buffer, under the same bounds: a head, an inline body, a streamed body's rest
+// while its upstream connection is dialled (at most InlineBodyMax, pump closes past it plus
+// maxPipelinedBytes), a body waiting on an Authorizer, maxPipelinedBytes behind a request in
+// flight. Once the upstream connection is up, every read's plaintext is written on at once and
+// the buffer kept is tlsStreamKeep. So a streaming TLS client holds its body about once — in that
+// buffer or in the upstream's outbound buffer (a slow upstream) — as a plain client does.
 
 // maxTLSClientPlain bounds the decrypted bytes held for one client connection (process refuses
-// or closes long before: heads, inline bodies, pipelined bytes are all capped below this).
+// or closes long before: heads, inline and streamed bodies, pipelined bytes are all capped below
+// this).
 const maxTLSClientPlain = 64 << 20
+
+// tlsStreamKeep is the decrypt buffer a TLS client keeps while its body streams in the loop: what
+// one OnTraffic decrypts — a read of gnet's buffer (readBufferCap) and the rest of a record cut
+// by the previous read — so that it is not made again for each read. Dropped when the request ends.
+const tlsStreamKeep = 2 * (64 << 10)
 
 // serverTLS is the TLS state of one loop-served TLS client connection.
 type serverTLS struct {
@@ -125,18 +145,25 @@ func (e *Engine) tlsTraffic(c gnet.Conn, st *connState) gnet.Action {
 		_, _ = c.Write(out) // crypto/tls's own answer (a key update)
 		t.mc.out = out[:0]
 	}
-	if err != nil && (!errors.Is(err, io.EOF) || len(t.plain) == 0 && !st.inFlight()) {
+	eof := errors.Is(err, io.EOF)
+	if err != nil && (!eof || len(t.plain) == 0 && !st.inFlight()) {
 		return gnet.Close // a bad record, or close_notify with nothing left to serve or answer
 	}
 	// After close_notify the answer of a request in flight is still written: the client's FIN then
 	// comes to OnClose, which keeps a dup of the socket for it (finishInLoop, halfClosedAnswer).
-	return e.process(&t.gc, st)
+	action := e.process(&t.gc, st)
+	if eof && action == gnet.None && st.phase.Load() == phaseStream && !st.bodyAwaitsDial(&t.gc) {
+		// close_notify in the middle of a streamed body: the end of the client's bytes, as a
+		// plain client's FIN is (OnClose): the upstream request is reset, the client told 400.
+		e.abortStream(&t.gc, st, errIncompleteBody, false, true)
+	}
+	return action
 }
 
-// inFlight reports whether a request is being exchanged or decided for the connection.
+// inFlight reports whether a request is being exchanged, streamed or decided for the connection.
 func (st *connState) inFlight() bool {
 	p := st.phase.Load()
-	return p == phaseBusy || p == phaseAwait
+	return p == phaseBusy || p == phaseAwait || p == phaseStream
 }
 
 // halfClosedAnswer is what finishInLoop writes to the socket of a client that half-closed: the
@@ -281,11 +308,4 @@ func (e *Engine) loopsRunning() bool {
 	case <-e.gnetDone:
 		return false
 	}
-}
-
-// tlsDetaches reports whether d admits inline a body a TLS client would stream in the loop: it
-// is detached instead (the loop does not stream through crypto/tls).
-func tlsDetaches(d *decision) bool {
-	inline := d.verdict == verdictInline || d.verdict == verdictAwait && d.next == verdictInline
-	return inline && d.bodyLen > streamInlineMin && d.rt.op != opCompleteMultipartUpload
 }

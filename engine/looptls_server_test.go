@@ -66,8 +66,9 @@ func TestServeTLSLoopNoGoroutinePerConnection(t *testing.T) {
 }
 
 // On one loop-served TLS connection: pipelined small PUTs, a body large enough to detach to a
-// goroutine (through the tls.Conn, over the socket), then small PUTs again after the connection
-// rejoined its loop; a refusal keeps the connection. Every object is stored byte for byte.
+// goroutine (above InlineBodyMax: through the tls.Conn, over the socket), then a streamed and a
+// small PUT after the connection rejoined its loop; a refusal keeps the connection. Every object
+// is stored byte for byte.
 func TestServeTLSLoopDetachAndReturn(t *testing.T) {
 	g := startProxy(t)
 	cert, pool := selfSigned(t)
@@ -109,12 +110,14 @@ func TestServeTLSLoopDetachAndReturn(t *testing.T) {
 	}
 	expect("loop/a", a, 200)
 	expect("loop/b", b, 200)
-	for i, size := range []int{1 << 20, 200 << 10, 5000} {
+	before := detachedCount(t)
+	for i, size := range []int{1<<20 + 1, 200 << 10, 5000} {
 		key := fmt.Sprintf("loop/after-%d", i)
 		body := s3test.RandomBytes(size, int64(10+i))
 		go func(w []byte) { _, _ = c.Write(w) }(put(key, body))
 		expect(key, body, 200)
 	}
+	wantDetached(t, "above the cap, streamed, small", before, 1)
 	bad := rawReq{Method: "PUT", Path: "/" + g.Bucket + "/loop/bad", Body: []byte("zz"), SK: "wrong", AK: clientAK}
 	if _, err := c.Write(bad.bytes(t, addr)); err != nil {
 		t.Fatal(err)

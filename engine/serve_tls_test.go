@@ -39,7 +39,7 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 // default checksums (aws-chunked with a Content-Length over https) up to the auto-chunk threshold
 // and with RequestChecksumCalculationWhenRequired above it; a refusal is the S3 XML error.
 // Both drivers: Serve (a goroutine per connection) and ServeTLS (the event loops; bodies above
-// the in-loop size detach through the tls.Conn).
+// InlineBodyMax detach through the tls.Conn).
 func TestServeTLSListener(t *testing.T) {
 	for _, driver := range []string{"goroutine", "loop"} {
 		t.Run(driver, func(t *testing.T) { testServeTLS(t, driver) })
