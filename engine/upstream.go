@@ -128,7 +128,7 @@ func (p *upstreamPool) dial() (*upConn, error) {
 		_ = tc.SetNoDelay(true)
 	}
 	if p.tlsConf != nil {
-		tc := tls.Client(c, p.tlsConf)
+		tc := tlsUpstream(c, p.tlsConf) // large writes leave in one system call (upstream_tlsbatch.go)
 		_ = tc.SetDeadline(time.Now().Add(p.dialTimeout))
 		if err := tc.Handshake(); err != nil {
 			_ = c.Close()

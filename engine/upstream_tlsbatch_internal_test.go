@@ -1,0 +1,80 @@
+package engine
+
+import (
+	"bytes"
+	"crypto/tls"
+	"io"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mizuchi/uploadr/internal/testca"
+)
+
+// writeCounter counts the writes that reach a socket.
+type writeCounter struct {
+	net.Conn
+	writes atomic.Int64
+}
+
+func (w *writeCounter) Write(b []byte) (int, error) {
+	w.writes.Add(1)
+	return w.Conn.Write(b)
+}
+
+// An https upstream connection sends a large write's TLS records in one write of its socket (not one
+// per 16 KiB record); what the upstream decrypts is the bytes written, in order, and a small write
+// is one record in one write.
+func TestUpstreamTLSBatchesRecords(t *testing.T) {
+	ca, err := testca.New(testca.Spec{CommonName: "127.0.0.1", IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Validity: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	const big = 256 << 10
+	got := make(chan []byte, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- nil
+			return
+		}
+		defer c.Close()
+		sc := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{ca.TLSCertificate()}})
+		b, _ := io.ReadAll(io.LimitReader(sc, big+100))
+		got <- b
+	}()
+	raw, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wc := &writeCounter{Conn: raw}
+	c := tlsUpstream(wc, &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"})
+	defer c.Close()
+	if err := c.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	payload := bytes.Repeat([]byte("abcdefghijklmnop"), big/16)
+	before := wc.writes.Load()
+	if n, err := c.Write(payload); n != big || err != nil {
+		t.Fatalf("Write = %d, %v", n, err)
+	}
+	if w := wc.writes.Load() - before; w != 1 {
+		t.Errorf("a %d-byte write took %d socket writes; want 1 (%d records)", big, w, big/(16<<10))
+	}
+	before = wc.writes.Load()
+	if _, err := c.Write(make([]byte, 100)); err != nil {
+		t.Fatal(err)
+	}
+	if w := wc.writes.Load() - before; w != 1 {
+		t.Errorf("a 100-byte write took %d socket writes; want 1", w)
+	}
+	if b := <-got; !bytes.Equal(b, append(payload, make([]byte, 100)...)) {
+		t.Fatalf("upstream decrypted %d bytes, not the %d written", len(b), big+100)
+	}
+}
