@@ -14,7 +14,8 @@ import (
 // batchMin is the smallest Write batched: anything up to one record is one write anyway.
 const batchMin = 16 << 10
 
-// batchKeep is the largest batch buffer kept for reuse (a copy chunk's records and their overhead).
+// batchKeep bounds a batch: a larger write leaves in writes of at most about this size (a copy
+// chunk's records and their overhead fit in one).
 const batchKeep = 512 << 10
 
 var batchBufs = sync.Pool{New: func() any { b := make([]byte, 0, 264<<10); return &b }}
@@ -33,6 +34,14 @@ func (b *batchConn) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.buf != nil {
+		if len(*b.buf) > 0 && len(*b.buf)+len(p) > batchKeep {
+			// A write larger than a copy chunk (a Complete document): send what is gathered so
+			// far rather than grow past batchKeep.
+			if _, err := b.Conn.Write(*b.buf); err != nil {
+				return 0, err
+			}
+			*b.buf = (*b.buf)[:0]
+		}
 		*b.buf = append(*b.buf, p...)
 		return len(p), nil
 	}

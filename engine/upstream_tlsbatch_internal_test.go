@@ -46,7 +46,7 @@ func TestUpstreamTLSBatchesRecords(t *testing.T) {
 		}
 		defer c.Close()
 		sc := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{ca.TLSCertificate()}})
-		b, _ := io.ReadAll(io.LimitReader(sc, big+100))
+		b, _ := io.ReadAll(io.LimitReader(sc, big+3<<20+100))
 		got <- b
 	}()
 	raw, err := net.Dial("tcp", ln.Addr().String())
@@ -68,13 +68,22 @@ func TestUpstreamTLSBatchesRecords(t *testing.T) {
 		t.Errorf("a %d-byte write took %d socket writes; want 1 (%d records)", big, w, big/(16<<10))
 	}
 	before = wc.writes.Load()
+	huge := bytes.Repeat([]byte("0123456789ABCDEF"), (3<<20)/16)
+	if n, err := c.Write(huge); n != len(huge) || err != nil {
+		t.Fatalf("Write = %d, %v", n, err)
+	}
+	if w := wc.writes.Load() - before; w < 6 || w > 8 {
+		t.Errorf("a 3 MiB write took %d socket writes; want 6–8 (batches bounded by %d bytes)", w, batchKeep)
+	}
+	before = wc.writes.Load()
 	if _, err := c.Write(make([]byte, 100)); err != nil {
 		t.Fatal(err)
 	}
 	if w := wc.writes.Load() - before; w != 1 {
 		t.Errorf("a 100-byte write took %d socket writes; want 1", w)
 	}
-	if b := <-got; !bytes.Equal(b, append(payload, make([]byte, 100)...)) {
-		t.Fatalf("upstream decrypted %d bytes, not the %d written", len(b), big+100)
+	want := append(append(payload, huge...), make([]byte, 100)...)
+	if b := <-got; !bytes.Equal(b, want) {
+		t.Fatalf("upstream decrypted %d bytes, not the %d written", len(b), len(want))
 	}
 }
