@@ -23,7 +23,9 @@
 //
 // conn.go holds the connection state machine and its diagram. The same pipeline serves connections
 // from any net.Listener (serve.go, one goroutine per connection), and TLS clients join the event
-// loops after their handshake, crypto/tls driven in the loop (looptls_server.go). Every request that
+// loops after their handshake, crypto/tls driven in the loop (looptls_server.go); a TLS body that
+// detaches is read ahead 128 KiB at a time (tlsreadahead.go, tlsready.go), and the records written to
+// an https upstream from a goroutine leave one write per chunk (upstream_tlsbatch.go). Every request that
 // is not one of the six operations gets an S3 XML error and nothing is sent upstream, except a CORS
 // preflight (OPTIONS), which admit answers from the bucket's CORS rules (cors.go).
 //

@@ -6,7 +6,9 @@
 // user space. When splice is not possible (other systems, a destination such
 // as *tls.Conn that exposes no file descriptor, a pipe the kernel would not
 // enlarge, [Options.ForceCopy]) it copies through pooled user-space buffers
-// instead, with the same errors, deadlines and guarantees.
+// instead, with the same errors, deadlines and guarantees. A source that
+// returns little per Read (a TLS connection: one record) and can tell that
+// more is waiting ([ReadReadier]) fills the copy buffer before it is written.
 //
 // The package imports no project package and never logs: every failure is an
 // [*Error] naming the side that failed ([SideSrc] is the client, [SideDst] the
