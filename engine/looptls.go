@@ -79,8 +79,21 @@ func (m *loopTLSConn) Close() error {
 	return nil
 }
 
-func (m *loopTLSConn) LocalAddr() net.Addr  { return m.addr }
-func (m *loopTLSConn) RemoteAddr() net.Addr { return m.peer }
+// LocalAddr and RemoteAddr are the socket's while there is one (behind a PROXY header, the
+// client's once the header is read), else those it had.
+func (m *loopTLSConn) LocalAddr() net.Addr {
+	if m.sock != nil {
+		return m.sock.LocalAddr()
+	}
+	return m.addr
+}
+
+func (m *loopTLSConn) RemoteAddr() net.Addr {
+	if m.sock != nil {
+		return m.sock.RemoteAddr()
+	}
+	return m.peer
+}
 
 func (m *loopTLSConn) SetDeadline(t time.Time) error {
 	if m.sock != nil {

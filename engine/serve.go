@@ -344,6 +344,10 @@ func (nc *netConn) moved(kind verdict) bool {
 	if kind == verdictAutoChunk {
 		e.metrics.autoChunked.Inc()
 	}
+	if b, ok := nc.c.(bodyReader); ok {
+		b.startBody(e.readAheads) // a TLS client's body is read ahead (tlsconn.go)
+		defer b.endBody(e.readAheads)
+	}
 	o := e.exchange(j, nc.c)
 	e.finish(j, o)
 	if o.closeClient {

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/mizuchi/uploadr/engine"
 	"github.com/mizuchi/uploadr/internal/s3test"
 	"github.com/mizuchi/uploadr/internal/testca"
 )
@@ -47,6 +48,21 @@ func TestServeTLSListener(t *testing.T) {
 }
 
 // serveTLS serves https on a new loopback listener with the given driver and returns its address.
+// tlsConnListener serves its connections as engine.TLSConn, as the server's https listener does
+// for the goroutine driver.
+type tlsConnListener struct {
+	net.Listener
+	cfg *tls.Config
+}
+
+func (l tlsConnListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return engine.NewTLSConn(c, l.cfg), nil
+}
+
 func serveTLS(t *testing.T, driver string, cert tls.Certificate) string {
 	t.Helper()
 	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}}
@@ -59,7 +75,7 @@ func serveTLS(t *testing.T, driver string, cert tls.Certificate) string {
 	if driver == "loop" {
 		go func() { done <- e.ServeTLS(l, cfg, 5*time.Second) }()
 	} else {
-		go func() { done <- e.Serve(tls.NewListener(l, cfg)) }()
+		go func() { done <- e.Serve(tlsConnListener{l, cfg}) }()
 	}
 	t.Cleanup(func() {
 		l.Close()

@@ -2,8 +2,10 @@ package engine
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"io"
+	"net"
 	"testing"
 )
 
@@ -84,5 +86,29 @@ func TestReadAheadCarry(t *testing.T) {
 	out, _ := io.ReadAll(io.LimitReader(m, 100))
 	if string(out) != "next-request+gnet" {
 		t.Fatalf("memory mode read %q; want the carried bytes, then gnet's", out)
+	}
+}
+
+// The goroutine driver's TLS connection reads a body ahead from the engine's pool between
+// startBody and endBody only, and keeps what it read ahead for the next reads.
+func TestTLSConnReadsAheadDuringBody(t *testing.T) {
+	p := newReadAheads(1)
+	srv, cli := net.Pipe()
+	defer srv.Close()
+	defer cli.Close()
+	tc := NewTLSConn(srv, &tls.Config{})
+	if tc.NetConn() != srv {
+		t.Fatal("NetConn is not the socket")
+	}
+	tc.startBody(p)
+	if tc.mc.ra.buf == nil || p.get() != nil {
+		t.Fatal("startBody did not take the pool's only buffer")
+	}
+	tc.endBody(p)
+	if tc.mc.ra.buf != nil {
+		t.Fatal("endBody kept the buffer")
+	}
+	if b := p.get(); b == nil {
+		t.Fatal("endBody did not give the buffer back")
 	}
 }

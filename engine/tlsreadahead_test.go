@@ -29,10 +29,17 @@ func (h *heldConn) Write(b []byte) (int, error) {
 // A detached TLS client's body is read ahead 128 KiB at a time: a request pipelined right behind it
 // (sent in the same write) is read ahead with the body's last bytes, and must still be served once
 // the connection is back on its loop — as must the requests after it.
-func TestServeTLSLoopReadAheadCarriesPipelined(t *testing.T) {
+// Both drivers: the loop driver's detached exchange and the goroutine driver's (engine.TLSConn).
+func TestServeTLSReadAheadCarriesPipelined(t *testing.T) {
+	for _, driver := range []string{"loop", "goroutine"} {
+		t.Run(driver, func(t *testing.T) { readAheadCarriesPipelined(t, driver) })
+	}
+}
+
+func readAheadCarriesPipelined(t *testing.T, driver string) {
 	g := startProxy(t)
 	cert, pool := selfSigned(t)
-	addr := serveTLS(t, "loop", cert)
+	addr := serveTLS(t, driver, cert)
 	raw, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)

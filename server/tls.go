@@ -8,6 +8,8 @@ import (
 	"net"
 	"sync/atomic"
 	"time"
+
+	"github.com/mizuchi/uploadr/engine"
 )
 
 // TLSConfig is server.tls: an https listener for clients beside the plain one. It serves the same
@@ -124,7 +126,7 @@ func (l *tlsListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	hc := &handshakeConn{Conn: tls.Server(c, l.cfg), timeout: l.timeout}
+	hc := &handshakeConn{TLSConn: engine.NewTLSConn(c, l.cfg), timeout: l.timeout}
 	hc.pp, _ = c.(proxyHeaderReader)
 	return hc, nil
 }
@@ -134,7 +136,7 @@ type proxyHeaderReader interface{ ReadProxyHeader() error }
 
 // handshakeConn runs the handshake before the first Read or Write, bounded by timeout.
 type handshakeConn struct {
-	*tls.Conn
+	*engine.TLSConn
 	timeout time.Duration
 	done    atomic.Bool
 	pp      proxyHeaderReader // the raw connection reads a PROXY header first; nil = none
@@ -166,14 +168,14 @@ func (c *handshakeConn) Read(p []byte) (int, error) {
 	if err := c.handshake(); err != nil {
 		return 0, err
 	}
-	return c.Conn.Read(p)
+	return c.TLSConn.Read(p)
 }
 
 func (c *handshakeConn) Write(p []byte) (int, error) {
 	if err := c.handshake(); err != nil {
 		return 0, err
 	}
-	return c.Conn.Write(p)
+	return c.TLSConn.Write(p)
 }
 
 // listenTLS opens the https listener of t with the certificate store cs (loaded here); reusePort
