@@ -151,19 +151,25 @@ func TestInlineStreamEarlyAnswer(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	br := bufio.NewReader(c)
+	expectEarly412(t, c, bufio.NewReader(c), size-size/4, p.UpBucket, key)
+}
+
+// expectEarly412 reads the 412 a conditional PUT got while its body was still coming, sends the
+// rest of the body (rest bytes; the proxy drains it), and checks that the connection then closes
+// cleanly and that the object is still "first".
+func expectEarly412(t *testing.T, w io.Writer, br *bufio.Reader, rest int, upBucket, key string) {
+	t.Helper()
 	resp, b := readResponse(t, br)
 	if resp.StatusCode != 412 || !resp.Close {
 		t.Fatalf("conditional PUT mid-body: %d close=%v %s; want 412 and close", resp.StatusCode, resp.Close, b)
 	}
-	// The rest of the body is drained, then the connection closes.
-	if _, err := c.Write(make([]byte, size-size/4)); err != nil {
+	if _, err := w.Write(make([]byte, rest)); err != nil {
 		t.Fatalf("rest of the body: %v", err)
 	}
 	if n, err := io.Copy(io.Discard, br); err != nil || n != 0 {
 		t.Fatalf("after the answer: %d bytes, %v; want a clean close", n, err)
 	}
-	if got, _ := upstream.GetObject(t, p.UpBucket, key); string(got) != "first" {
+	if got, _ := upstream.GetObject(t, upBucket, key); string(got) != "first" {
 		t.Fatalf("object overwritten despite If-None-Match")
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -330,19 +329,7 @@ func TestTLSStreamEarlyAnswer(t *testing.T) {
 	if _, err := c.Write(append(head, make([]byte, size/4)...)); err != nil {
 		t.Fatal(err)
 	}
-	resp, rb := readResponse(t, br)
-	if resp.StatusCode != 412 || !resp.Close {
-		t.Fatalf("conditional PUT mid-body: %d close=%v %s; want 412 and close", resp.StatusCode, resp.Close, rb)
-	}
-	if _, err := c.Write(make([]byte, size-size/4)); err != nil {
-		t.Fatalf("rest of the body: %v", err)
-	}
-	if n, err := io.Copy(io.Discard, br); err != nil || n != 0 {
-		t.Fatalf("after the answer: %d bytes, %v; want a clean close", n, err)
-	}
-	if got, _ := upstream.GetObject(t, b.UpBucket, key); string(got) != "first" {
-		t.Fatalf("object overwritten despite If-None-Match")
-	}
+	expectEarly412(t, c, br, size-size/4, b.UpBucket, key)
 	wantDetached(t, key, before, 0)
 }
 
