@@ -444,7 +444,7 @@ func (e *Engine) act(c gnet.Conn, st *connState, buf []byte, d *decision) (gnet.
 	st.noOverwrite = d.noOverwrite
 	if e.cannotStream(d) {
 		// Above streamInlineMin a body is streamed in the loop or detached, never buffered whole
-		// on the loop's side: this one cannot stream (NoLoopUpstream).
+		// on the loop's side: this one cannot stream (an https upstream, NoLoopUpstream).
 		if d.verdict == verdictAwait {
 			d.next = verdictStream
 		} else {

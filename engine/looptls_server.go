@@ -21,9 +21,8 @@ import (
 // plain client's do: up to 64 KiB buffered whole, above that streamed (inline_stream.go) — pump
 // takes the decrypted bytes through tlsGConn's Peek/Discard and writes them to the loop-owned
 // upstream connection as they arrive, never spliced (the socket holds ciphertext); a close_notify
-// in the middle of the body ends the client's bytes as a FIN does; to an https upstream they are
-// sealed again for its loop-owned TLS connection (looptls.go). A body above the cap, or one in
-// HTTP chunks or auto-chunked, detaches (detach.go): the goroutine
+// in the middle of the body ends the client's bytes as a FIN does. A body above the cap, one in
+// HTTP chunks or auto-chunked, or one for an https upstream detaches (detach.go): the goroutine
 // reads it through the tls.Conn with the transport pointed at the socket again (crypto/tls keeps
 // a partial record) and takes the copy path; handBack switches the transport back to memory and
 // re-enrolls.

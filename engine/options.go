@@ -52,7 +52,7 @@ type Options struct {
 	NoLoopUpstream bool
 	// InlineBodyMax is the largest body handled inside the event loop, never detached: up to
 	// 64 KiB buffered whole, above that streamed to a loop-owned upstream connection as it arrives
-	// (inline_stream.go; sealed for an https upstream; NoLoopUpstream detaches those). Larger bodies are
+	// (inline_stream.go; an https upstream or NoLoopUpstream detaches those). Larger bodies are
 	// detached and spliced. It bounds what a connection holds in user space when the upstream is
 	// slow (gnet has no backpressure). 0 = 1 MiB.
 	InlineBodyMax int
