@@ -17,27 +17,13 @@ import (
 // nothing is spliced: each read is decrypted (tlsTraffic) and written on. A close_notify in the
 // middle of the body counts as the FIN below.
 //
-// https upstreams are streamed to the same way, from plain and TLS clients alike, on their
-// loop-owned TLS connections (looptls.go): the head and every body chunk go through loopUp.send /
-// sendv, which seal them with the connection's crypto/tls (the head and the first chunk into one
-// ciphertext, one write), and the answer is decrypted by loopUp.answer as for a whole inline body.
-// Nothing is spliced to them (the socket takes ciphertext only): what gnet did not read of the
-// client's socket is read on the next OnTraffic (level-triggered) and sealed. The failure rules
-// below hold unchanged: a reset of the upstream socket is a reset of its TLS stream; an upstream
-// that sends close_notify right behind an early answer has that answer relayed.
-//
 // Memory: gnet has no backpressure, so what a connection holds in user space is bounded by the
 // body cap itself. The body is at most InlineBodyMax; it sits either in the client's inbound buffer
 // (upstream still dialling; a TLS client's decrypted buffer) or in the upstream's outbound buffer
 // (a slow upstream: Conn.Write queues what the socket does not take), never twice, plus at most
 // maxPipelinedBytes of a next request (a TLS client also one read of ciphertext being decrypted
-// and the decrypt buffer, tlsStreamKeep). For an https upstream what gnet queues is the sealed
-// body — the body plus its records' overhead (tens of bytes per 16 KiB record), so again about
-// the cap — and the connection's sealing buffer holds the ciphertext of one chunk on its way to
-// Conn.Write: one read's worth, or once the body buffered while dialling (at most the cap), let go
-// after the next write (loopTLS.trimOut) or when the answer comes.
-// Larger bodies are detached and spliced (copied, for https), where the kernel's socket buffers
-// push back.
+// and the decrypt buffer, tlsStreamKeep). Larger bodies are detached and spliced, where the
+// kernel's socket buffers push back.
 //
 // Failure rules: a client that vanishes mid-body, stalls past BodyStallTimeout or sends more bytes
 // than Content-Length resets the upstream request (SO_LINGER 0: versitygw keeps a truncated object
@@ -56,10 +42,11 @@ func (e *Engine) canStream(st *connState) bool {
 	return st.bodyLen > streamInlineMin && st.rt.op != opCompleteMultipartUpload && e.loopStreams(st.rt.bucket)
 }
 
-// loopStreams reports whether b's requests can stream in the loop: on loop-owned upstream
-// connections, plain TCP or TLS (https endpoints: looptls.go), unless NoLoopUpstream.
+// loopStreams reports whether b's requests can stream in the loop: on loop-owned plain-TCP
+// upstream connections (an https upstream's are not streamed to: its bodies above
+// streamInlineMin detach, from plain and TLS clients alike).
 func (e *Engine) loopStreams(b *bucketState) bool {
-	return b != nil && !e.opts.NoLoopUpstream
+	return b != nil && !e.opts.NoLoopUpstream && !b.pool.ep.tls
 }
 
 // cannotStream reports whether d admits inline (now or after its Authorizer) a body that would be
@@ -142,16 +129,18 @@ func (e *Engine) pump(c gnet.Conn, st *connState) gnet.Action {
 		now := e.now()
 		st.since.Store(now)
 		u.busySince.Store(now)
-		// Through u's TLS when the upstream is https (sealed: never spliced, see below).
 		switch {
 		case !u.headPending:
-			u.send(u.c, all[:n])
+			_, _ = u.c.Write(all[:n])
 		case n == 0:
 			u.headPending = false
-			u.send(u.c, j.out[:j.headLen])
+			_, _ = u.c.Write(j.out[:j.headLen])
 		default:
 			u.headPending = false
-			u.sendv(u.c, st.loop, j.out[:j.headLen], all[:n])
+			ls := st.loop
+			ls.iov = append(ls.iov[:0], j.out[:j.headLen], all[:n])
+			_, _ = u.c.Writev(ls.iov)
+			clear(ls.iov)
 		}
 		if st.up != u {
 			// u failed inside Write and OnClose dealt with j: sent again on another connection (no
@@ -166,10 +155,8 @@ func (e *Engine) pump(c gnet.Conn, st *connState) gnet.Action {
 		_, _ = c.Discard(n)
 	}
 	// The rest of what the socket holds goes by splice; a TLS client's socket holds ciphertext:
-	// tlsTraffic decrypts all of it before pump runs, nothing is left to splice. Nor is anything
-	// spliced to an https upstream (it takes sealed bytes only): what the client's socket still
-	// holds is read on the next OnTraffic (level-triggered) and sealed.
-	if j.streamLeft > 0 && st.tls == nil && u.tls == nil && st.loop.pipe != nil && u.c.OutboundBuffered() == 0 {
+	// tlsTraffic decrypts all of it before pump runs, nothing is left to splice.
+	if j.streamLeft > 0 && st.tls == nil && st.loop.pipe != nil && u.c.OutboundBuffered() == 0 {
 		before := j.streamed
 		if !e.spliceBody(c, st, u, j) {
 			return gnet.None // u failed: j was answered

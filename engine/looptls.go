@@ -3,7 +3,6 @@ package engine
 import (
 	"crypto/tls"
 	"errors"
-	"io"
 	"net"
 	"time"
 
@@ -16,9 +15,7 @@ import (
 // writes is ciphertext the loop sends with gnet, what it reads is the ciphertext gnet read. When no
 // ciphertext is left, loopTLSConn's Read fails with a temporary net.Error, which crypto/tls does not
 // keep (a partial record stays in its own buffer), so tls.Conn.Read is called again on the next
-// OnTraffic. No goroutine hop per request, as for plain http endpoints: a body up to 64 KiB is
-// sealed whole with its head; a larger one up to Options.InlineBodyMax streams (inline_stream.go),
-// each chunk sealed as it arrives (send, sendv) and never spliced, the answer decrypted here too.
+// OnTraffic. No goroutine hop per request, as for plain http endpoints.
 
 // maxLoopTLSPlain bounds the decrypted answer held for one request (head and body).
 const maxLoopTLSPlain = maxResponseBytes + 64<<10
@@ -126,7 +123,6 @@ type loopTLS struct {
 	tc    *tls.Conn
 	plain []byte // decrypted bytes not yet consumed
 	keep  int    // the largest emptied plain kept: loopTLSKeep, or more while a body streams (0: loopTLSKeep)
-	done  bool   // an upstream's close_notify arrived: its connection is not kept (loopUp.answer)
 }
 
 // handshakeForLoop runs the TLS handshake of a freshly dialled socket (in the dialling goroutine)
@@ -151,24 +147,10 @@ func (p *upstreamPool) handshakeForLoop(conn net.Conn) (*loopTLS, error) {
 // seal encrypts b and returns the ciphertext to send (valid until the next call on t).
 func (t *loopTLS) seal(b []byte) ([]byte, error) {
 	t.mc.out = t.mc.out[:0]
-	return t.sealMore(b)
-}
-
-// sealMore encrypts b after what the last seal returned and returns all that ciphertext.
-func (t *loopTLS) sealMore(b []byte) ([]byte, error) {
 	if _, err := t.tc.Write(b); err != nil {
 		return nil, err
 	}
 	return t.mc.out, nil
-}
-
-// trimOut lets go of a sealing buffer grown past what one read of body bytes needs (a streamed
-// body buffered whole while its connection was dialled, sealed at once in OnOpen) once its
-// ciphertext was handed to gnet (Conn.Write copies what the socket does not take).
-func (t *loopTLS) trimOut() {
-	if cap(t.mc.out) > 2*loopTLSKeep {
-		t.mc.out = nil
-	}
 }
 
 // Errors of open when the decrypted bytes would pass their bound.
@@ -226,40 +208,13 @@ func (u *loopUp) send(c gnet.Conn, b []byte) {
 			_ = c.Close()
 			return
 		}
-		_, _ = c.Write(ct)
-		u.tls.trimOut()
-		return
+		b = ct
 	}
 	_, _ = c.Write(b)
 }
 
-// sendv writes a then b to the upstream on c in one write: a writev (through ls.iov), or both
-// sealed into one ciphertext when the connection has TLS. On the loop only; a failed write closes
-// the connection (OnClose runs inside this call).
-func (u *loopUp) sendv(c gnet.Conn, ls *loopState, a, b []byte) {
-	if u.tls != nil {
-		_, err := u.tls.seal(a)
-		var ct []byte
-		if err == nil {
-			ct, err = u.tls.sealMore(b)
-		}
-		if err != nil {
-			_ = c.Close()
-			return
-		}
-		_, _ = c.Write(ct)
-		u.tls.trimOut()
-		return
-	}
-	ls.iov = append(ls.iov[:0], a, b)
-	_, _ = c.Writev(ls.iov)
-	clear(ls.iov)
-}
-
 // answer returns the answer bytes received so far: gnet's buffer, or for TLS the decrypted bytes
-// (the ciphertext is taken out of gnet's buffer). ok is false when the TLS stream failed. A
-// close_notify is not a failure: the upstream may send it right behind an answer it gives before
-// the body is complete (412), in the same read; u.tls.done is set and nothing more comes.
+// (the ciphertext is taken out of gnet's buffer). ok is false when the TLS stream failed.
 func (u *loopUp) answer(c gnet.Conn) (buf []byte, ok bool) {
 	buf, _ = c.Peek(-1)
 	if u.tls == nil {
@@ -271,9 +226,6 @@ func (u *loopUp) answer(c gnet.Conn) (buf []byte, ok bool) {
 	}
 	err := u.tls.open(buf, 4<<10, maxLoopTLSPlain, errTLSAnswerTooLarge)
 	_, _ = c.Discard(len(buf))
-	if errors.Is(err, io.EOF) {
-		u.tls.done, err = true, nil
-	}
 	if out := u.tls.mc.out; len(out) > 0 && err == nil {
 		_, _ = c.Write(out)
 		u.tls.mc.out = out[:0]

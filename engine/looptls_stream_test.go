@@ -403,6 +403,37 @@ func TestTLSStreamDrain(t *testing.T) {
 	})
 }
 
+// Behind an https upstream a TLS client's body above 64 KiB is detached as before (the loop does
+// not stream through the upstream's TLS either, as for plain clients: inline_stream.go) and stored.
+func TestTLSStreamHTTPSUpstreamDetaches(t *testing.T) {
+	bed := startHTTPSBed(t)
+	cert, pool := selfSigned(t)
+	addr := serveTLS(t, "loop", cert)
+	c, br := tlsDial(t, addr, pool)
+	for i, size := range []int{200 << 10, 3000} {
+		key := fmt.Sprintf("tls-stream/https-up-%d", size)
+		body := s3test.RandomBytes(size, int64(50+i))
+		before := detachedCount(t)
+		r := rawReq{Method: "PUT", Path: "/" + bed.p.Bucket + "/" + key, Body: body}
+		if _, err := c.Write(r.bytes(t, addr)); err != nil {
+			t.Fatal(err)
+		}
+		if resp, rb := readResponse(t, br); resp.StatusCode != 200 {
+			t.Fatalf("PUT %s: %d %s", key, resp.StatusCode, rb)
+		}
+		if got, _ := bed.srv.GetObject(t, bed.p.UpBucket, key); !bytes.Equal(got, body) {
+			t.Fatalf("%s: upstream holds %d bytes, not the body", key, len(got))
+		}
+		want := 0.0
+		if size > 64<<10 {
+			want = 1
+		}
+		if d := detachedCount(t) - before; d != want {
+			t.Errorf("%s: %v requests detached; want %v", key, d, want)
+		}
+	}
+}
+
 // An upstream that does not read keeps what the proxy holds for a streaming TLS client bounded as
 // for a plain one (TestInlineStreamSlowUpstreamMemoryBounded): about the body once — decrypted and
 // queued for the upstream — whatever else the client sends.

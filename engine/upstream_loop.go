@@ -184,7 +184,7 @@ func (e *Engine) onUpstreamOpen(c gnet.Conn, u *loopUp) ([]byte, gnet.Action) {
 	if j := u.j; j.streaming && !e.takeBody(j, u) {
 		return nil, gnet.Close // aborted: u was reset
 	}
-	if u.tls != nil { // a streamed request's head and the body bytes takeBody moved after it, too
+	if u.tls != nil { // never streaming: inline_stream.go keeps https endpoints off that path
 		ct, err := u.tls.seal(u.j.out)
 		if err != nil {
 			return nil, gnet.Close // OnClose answers 502
@@ -201,18 +201,6 @@ func (e *Engine) onUpstreamTraffic(c gnet.Conn, u *loopUp) gnet.Action {
 	if !ok || u.closed {
 		return gnet.Close // OnClose answers 502
 	}
-	if u.tls != nil && u.tls.done {
-		// The upstream's close_notify: relay a complete answer before it, then close (OnClose
-		// answers 502 when the answer was not complete).
-		_ = e.loopAnswer(c, u, buf)
-		return gnet.Close
-	}
-	return e.loopAnswer(c, u, buf)
-}
-
-// loopAnswer parses the answer bytes buf received on u and, once the answer is complete, relays
-// it to the client and puts the connection back to idle.
-func (e *Engine) loopAnswer(c gnet.Conn, u *loopUp, buf []byte) gnet.Action {
 	j := u.j
 	if j == nil {
 		if u.tls != nil && len(buf) == 0 {
