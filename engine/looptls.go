@@ -3,6 +3,7 @@ package engine
 import (
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"time"
 
@@ -123,6 +124,7 @@ type loopTLS struct {
 	tc    *tls.Conn
 	plain []byte // decrypted bytes not yet consumed
 	keep  int    // the largest emptied plain kept: loopTLSKeep, or more while a body streams (0: loopTLSKeep)
+	ended bool   // the peer's close_notify was read (upstream side): nothing follows plain
 }
 
 // handshakeForLoop runs the TLS handshake of a freshly dialled socket (in the dialling goroutine)
@@ -214,11 +216,17 @@ func (u *loopUp) send(c gnet.Conn, b []byte) {
 }
 
 // answer returns the answer bytes received so far: gnet's buffer, or for TLS the decrypted bytes
-// (the ciphertext is taken out of gnet's buffer). ok is false when the TLS stream failed.
-func (u *loopUp) answer(c gnet.Conn) (buf []byte, ok bool) {
+// (the ciphertext is taken out of gnet's buffer). ok is false when the TLS stream failed. ended
+// is true once the upstream's close_notify was read: buf is all it will send (an upstream that
+// closes after answering sends it right behind the answer, often in the same read).
+func (u *loopUp) answer(c gnet.Conn) (buf []byte, ok, ended bool) {
 	buf, _ = c.Peek(-1)
 	if u.tls == nil {
-		return buf, true
+		return buf, true, false
+	}
+	if u.tls.ended {
+		_, _ = c.Discard(len(buf)) // nothing after close_notify counts
+		return u.tls.plain, true, true
 	}
 	u.tls.mc.out = u.tls.mc.out[:0] // what seal left there went out already
 	if cap(u.tls.mc.out) > loopTLSKeep {
@@ -226,11 +234,14 @@ func (u *loopUp) answer(c gnet.Conn) (buf []byte, ok bool) {
 	}
 	err := u.tls.open(buf, 4<<10, maxLoopTLSPlain, errTLSAnswerTooLarge)
 	_, _ = c.Discard(len(buf))
-	if out := u.tls.mc.out; len(out) > 0 && err == nil {
+	if errors.Is(err, io.EOF) {
+		u.tls.ended, err = true, nil
+	}
+	if out := u.tls.mc.out; len(out) > 0 && err == nil && !u.tls.ended {
 		_, _ = c.Write(out)
 		u.tls.mc.out = out[:0]
 	}
-	return u.tls.plain, err == nil
+	return u.tls.plain, err == nil, u.tls.ended
 }
 
 // discard drops the first n answer bytes of buf (what answer returned) and returns the rest.

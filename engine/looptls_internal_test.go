@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -142,10 +143,15 @@ func TestLoopTLSAnswerAcrossReads(t *testing.T) {
 func TestLoopTLSIdleCloseNotify(t *testing.T) {
 	p, srv := newTLSLoopPut(t)
 	p.runTLS(t, srv, 0)
+	srv.mc.out = srv.mc.out[:0]            // the answer's records, sent already
 	if err := srv.tc.Close(); err != nil { // close_notify, into srv.mc.out
 		t.Fatal(err)
 	}
 	p.upc.in, p.upc.off = append([]byte(nil), srv.mc.out...), 0
+	if _, ok, ended := p.u.answer(p.upc); !ok || !ended {
+		t.Fatalf("close_notify read as ok=%v ended=%v; want a clean end of stream", ok, ended)
+	}
+	p.upc.in, p.upc.off = append(p.upc.in[:0], srv.mc.out...), 0
 	if a := p.e.onUpstreamTraffic(p.upc, p.u); a != gnet.Close {
 		t.Fatalf("close_notify on an idle connection: %v; want Close", a)
 	}
@@ -162,5 +168,64 @@ func TestAllocInlineLoopTLS(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { p.runTLS(t, srv, 0) }); n > 4 {
 		t.Errorf("small signed PutObject to an https upstream through the loop: %v allocs per request; want at most 4 (crypto/tls's own)", n)
+	}
+}
+
+// sealAnswerAndClose puts on upc's inbound bytes what an upstream that closes after answering
+// sends in one write: the answer's records, then its close_notify.
+func sealAnswerAndClose(tb testing.TB, p *loopPut, srv *loopTLS, answer []byte) {
+	tb.Helper()
+	p.client.reset()
+	p.upc.reset()
+	if a := p.e.process(p.client, p.st); a != gnet.None {
+		tb.Fatalf("process = %v; want None (answer %q)", a, p.client.out)
+	}
+	exchangeTLS(tb, p.upc, srv, answer, 0)
+	srv.mc.out = srv.mc.out[:0]            // the answer's records, in upc.in already
+	if err := srv.tc.Close(); err != nil { // close_notify, into srv.mc.out
+		tb.Fatal(err)
+	}
+	p.upc.in, p.upc.off = append(p.upc.in, srv.mc.out...), 0
+}
+
+// An upstream that closes right after its answer (Connection: close, or an error it answers before
+// the body) sends close_notify behind it, often in the same read. The answer is relayed, then the
+// connection is closed: the end of the stream is not a failure of an answer already complete.
+func TestLoopTLSAnswerThenCloseNotify(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		answer string
+	}{
+		{"connection close", strings.Replace(upstreamOK, "Content-Length: 0\r\n", "Connection: close\r\nContent-Length: 0\r\n", 1)},
+		{"keep-alive", upstreamOK},
+		{"error with body", "HTTP/1.1 412 Precondition Failed\r\nConnection: close\r\nContent-Type: application/xml\r\nContent-Length: 66\r\n\r\n" +
+			"<Error><Code>PreconditionFailed</Code><Message>x</Message></Error>"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, srv := newTLSLoopPut(t)
+			sealAnswerAndClose(t, p, srv, []byte(tc.answer))
+			if a := p.e.onUpstreamTraffic(p.upc, p.u); a != gnet.Close {
+				t.Fatalf("onUpstreamTraffic = %v; want Close (the upstream ended its stream)", a)
+			}
+			status := tc.answer[len("HTTP/1.1 "):len("HTTP/1.1 200")]
+			if !bytes.HasPrefix(p.client.out, []byte("HTTP/1.1 "+status+" ")) {
+				t.Fatalf("client got %q; want the upstream's %s", p.client.out, status)
+			}
+			if p.u.j != nil || p.u.inIdle {
+				t.Fatalf("connection still in use (job %v) or idle (%v) after the upstream closed", p.u.j != nil, p.u.inIdle)
+			}
+		})
+	}
+}
+
+// An answer cut short by close_notify is not relayed: the connection closes (OnClose answers 502).
+func TestLoopTLSPartialAnswerThenCloseNotify(t *testing.T) {
+	p, srv := newTLSLoopPut(t)
+	sealAnswerAndClose(t, p, srv, upstreamOKBytes[:len(upstreamOKBytes)-10])
+	if a := p.e.onUpstreamTraffic(p.upc, p.u); a != gnet.Close {
+		t.Fatalf("onUpstreamTraffic = %v; want Close", a)
+	}
+	if len(p.client.out) != 0 || p.u.j == nil {
+		t.Fatalf("client got %q (job left %v); want nothing yet: OnClose answers 502", p.client.out, p.u.j != nil)
 	}
 }

@@ -197,22 +197,28 @@ func (e *Engine) onUpstreamOpen(c gnet.Conn, u *loopUp) ([]byte, gnet.Action) {
 // onUpstreamTraffic parses the upstream's answer from the loop's buffer and, once it is complete,
 // relays it to the client and puts the connection back to idle.
 func (e *Engine) onUpstreamTraffic(c gnet.Conn, u *loopUp) gnet.Action {
-	buf, ok := u.answer(c)
+	buf, ok, ended := u.answer(c)
 	if !ok || u.closed {
 		return gnet.Close // OnClose answers 502
 	}
 	j := u.j
 	if j == nil {
-		if u.tls != nil && len(buf) == 0 {
+		if u.tls != nil && len(buf) == 0 && !ended {
 			return gnet.None // TLS records with no data (session tickets) on an idle connection
 		}
-		return gnet.Close // bytes nobody asked for
+		return gnet.Close // bytes nobody asked for, or the upstream's close_notify
 	}
 	u.got = true
+	// An answer is relayed once complete, even when the upstream's close_notify came with it; one
+	// that the close_notify cuts short is not (waitMore: OnClose answers 502).
+	waitMore := gnet.None
+	if ended {
+		waitMore = gnet.Close
+	}
 	for !u.head {
 		err := u.parser.ParseResponse(buf, e.limits, &u.resp)
 		if err == httpparse.ErrNeedMore {
-			return gnet.None
+			return waitMore
 		}
 		if err != nil {
 			return gnet.Close // OnClose answers 502
@@ -236,7 +242,7 @@ func (e *Engine) onUpstreamTraffic(c gnet.Conn, u *loopUp) gnet.Action {
 		}
 		u.scan += n
 		if !done {
-			return gnet.None
+			return waitMore
 		}
 		total = h.HeadLen + u.scan
 	case h.ContentLength >= 0:
@@ -245,7 +251,7 @@ func (e *Engine) onUpstreamTraffic(c gnet.Conn, u *loopUp) gnet.Action {
 		}
 		total = h.HeadLen + int(h.ContentLength)
 		if len(buf) < total {
-			return gnet.None
+			return waitMore
 		}
 	default:
 		return gnet.Close // a body delimited by close is not relayed from the loop
@@ -256,7 +262,7 @@ func (e *Engine) onUpstreamTraffic(c gnet.Conn, u *loopUp) gnet.Action {
 	if early {
 		_ = c.SetLinger(0)
 	}
-	keep := !early && h.KeepAlive && len(buf) == total && !e.draining.Load() && u.pool.enterIdle()
+	keep := !early && !ended && h.KeepAlive && len(buf) == total && !e.draining.Load() && u.pool.enterIdle()
 	closeClient := early || !j.keepAlive || e.draining.Load()
 	status := e.relay(j, buf, h, total, closeClient)
 	u.discard(c, buf, total)
