@@ -152,10 +152,26 @@ func (e *Engine) tlsTraffic(c gnet.Conn, st *connState) gnet.Action {
 	// After close_notify the answer of a request in flight is still written: the client's FIN then
 	// comes to OnClose, which keeps a dup of the socket for it (finishInLoop, halfClosedAnswer).
 	action := e.process(&t.gc, st)
-	if eof && action == gnet.None && st.phase.Load() == phaseStream && !st.bodyAwaitsDial(&t.gc) {
-		// close_notify in the middle of a streamed body: the end of the client's bytes, as a
-		// plain client's FIN is (OnClose): the upstream request is reset, the client told 400.
-		e.abortStream(&t.gc, st, errIncompleteBody, false, true)
+	if !eof || action != gnet.None {
+		return action
+	}
+	// close_notify: no byte follows what was decrypted. What waits for more is ended as a plain
+	// client's FIN ends it (OnClose), except that a TLS client can still read its answer.
+	switch st.phase.Load() {
+	case phaseStream:
+		if !st.bodyAwaitsDial(&t.gc) {
+			// In the middle of a streamed body: the upstream request is reset, the client told 400.
+			e.abortStream(&t.gc, st, errIncompleteBody, false, true)
+		}
+	case phaseBody:
+		// In the middle of a body buffered whole: nothing went upstream; the client is told 400.
+		if st.req != nil && !st.closed {
+			st.closed = true // OnClose answers nothing more
+			buf, _ := t.gc.Peek(-1)
+			return e.refuse(&t.gc, st, errIncompleteBody, st.req.Path.Bytes(buf), true)
+		}
+	case phaseHead:
+		return gnet.Close // in the middle of a head (or between requests): nothing to answer
 	}
 	return action
 }

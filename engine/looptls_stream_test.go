@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -167,8 +168,10 @@ func TestTLSStreamKeepAliveAndPipelining(t *testing.T) {
 		}
 	}
 
+	// What waits behind a request in flight stays within maxPipelinedBytes (1 MiB; the connection
+	// is closed past it), however late the upstream answers: big2 and small are < 1 MiB together.
 	before := detachedCount(t)
-	big, big2, small := s3test.RandomBytes(300<<10, 40), s3test.RandomBytes(inlineCap, 41), s3test.RandomBytes(100, 42)
+	big, big2, small := s3test.RandomBytes(300<<10, 40), s3test.RandomBytes(600<<10, 41), s3test.RandomBytes(100, 42)
 	wire := append(append(b.put(t, "tls-stream/pipe-big", big), b.put(t, "tls-stream/pipe-big2", big2)...),
 		b.put(t, "tls-stream/pipe-small", small)...)
 	if _, err := c.Write(wire); err != nil {
@@ -515,4 +518,45 @@ func TestTLSStreamAuthorizer(t *testing.T) {
 		t.Errorf("denied object exists upstream")
 	}
 	wantDetached(t, "denied", before, 0)
+}
+
+// A TLS client that ends its stream (close_notify, or a bare FIN) in the middle of a small body —
+// one buffered whole, not streamed — is answered 400 IncompleteBody at once, not after the stall
+// timeout; one that ends it in the middle of a head is closed at once. Nothing reaches the upstream.
+func TestTLSSmallBodyClientGone(t *testing.T) {
+	b := startTLSBed(t, func(o *engine.Options) { o.BodyStallTimeout, o.HeadTimeout = time.Minute, time.Minute })
+	for _, how := range []string{"close_notify", "fin"} {
+		t.Run("body/"+how, func(t *testing.T) {
+			key := "tls-small/gone-" + how
+			const size = 16 << 10
+			c, br := b.dial(t)
+			if _, err := c.Write(append(b.unsignedHead(t, key, size, nil), s3test.RandomBytes(size/2, 1)...)); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(50 * time.Millisecond) // the head and half the body read: the connection waits for the rest
+			if how == "fin" {
+				_ = c.NetConn().(*net.TCPConn).CloseWrite()
+			} else if err := c.CloseWrite(); err != nil {
+				t.Fatal(err)
+			}
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second)) // well inside the minute of the stall timeout
+			resp, rb := readResponse(t, br)
+			wantS3Error(t, resp, rb, 400, "IncompleteBody")
+			waitNoObject(t, b.UpBucket, key)
+		})
+	}
+	t.Run("head/close_notify", func(t *testing.T) {
+		c, _ := b.dial(t)
+		head := b.unsignedHead(t, "tls-small/half-head", 10, nil)
+		if _, err := c.Write(head[:len(head)/2]); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if n, err := c.Read(make([]byte, 512)); err != io.EOF {
+			t.Fatalf("after half a head and close_notify: read %d bytes, %v; want the connection closed (EOF)", n, err)
+		}
+	})
 }
