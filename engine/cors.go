@@ -33,6 +33,7 @@ var (
 // a refusal. It is pure and, for a named bucket, allocates nothing.
 func (e *Engine) preflight(h *Head) (d decision) {
 	d.preflight = true
+	d.rt.op = opPreflight // counted and logged as such, allowed or refused
 	req, buf := h.req, h.buf
 	origin, hasOrigin := req.Lookup(buf, "origin")
 	if !hasOrigin {

@@ -132,6 +132,8 @@ func TestCORSPreflight(t *testing.T) {
 	served := serveOn(t, lastEngine, p)
 	allowedBefore := max(metricValue(t, `mizuchi_cors_preflights_total{result="allowed"}`), 0)
 	refusedBefore := max(metricValue(t, `mizuchi_cors_preflights_total{result="refused"}`), 0)
+	okSeries := `mizuchi_requests_total{bucket="` + p.Bucket + `",operation="Preflight",status="200"}`
+	okBefore := max(metricValue(t, okSeries), 0)
 
 	for _, srv := range []*proxy{p, served} {
 		conn, err := net.DialTimeout("tcp", srv.Addr, time.Second)
@@ -164,6 +166,11 @@ func TestCORSPreflight(t *testing.T) {
 	}
 	if got := metricValue(t, `mizuchi_cors_preflights_total{result="refused"}`) - refusedBefore; got != 14 {
 		t.Errorf("refused preflights counted: %v; want 14", got)
+	}
+	// In the requests counted by operation, preflights are "Preflight", not the "Unknown" of
+	// refused non-upload requests.
+	if got := metricValue(t, okSeries) - okBefore; got != 8 {
+		t.Errorf("%s rose by %v; want 8 (the allowed preflights)", okSeries, got)
 	}
 }
 

@@ -2,7 +2,8 @@ package engine
 
 import "bytes"
 
-// op is one of the six S3 upload operations this proxy forwards.
+// op is one of the six S3 upload operations this proxy forwards, a browser form upload, or a CORS
+// preflight (which the proxy answers itself).
 type op uint8
 
 const (
@@ -14,11 +15,12 @@ const (
 	opAbortMultipartUpload
 	opListParts
 	opPostObject // a browser form upload (postobject.go)
+	opPreflight  // a CORS preflight (OPTIONS, cors.go): answered by the proxy, never forwarded
 	numOps
 )
 
 var opNames = [numOps]string{"Unknown", "PutObject", "CreateMultipartUpload", "UploadPart",
-	"CompleteMultipartUpload", "AbortMultipartUpload", "ListParts", "PostObject"}
+	"CompleteMultipartUpload", "AbortMultipartUpload", "ListParts", "PostObject", "Preflight"}
 
 func (o op) String() string { return opNames[o] }
 
