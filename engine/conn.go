@@ -115,6 +115,9 @@ type connState struct {
 	// whole request, kept so that finishInLoop can still answer it (gnet closes on read()==0).
 	loopJob bool
 	halfFD  int
+	// overflow: more than maxPipelinedBytes came behind the request in flight (loopJob); they were
+	// dropped, and the connection closes after its answer.
+	overflow bool
 
 	tls *serverTLS // a TLS client served by the loop (looptls_server.go); nil: plain
 }
@@ -338,8 +341,16 @@ func (e *Engine) process(c gnet.Conn, st *connState) gnet.Action {
 	for {
 		switch st.phase.Load() {
 		case phaseBusy:
-			if c.InboundBuffered() > maxPipelinedBytes {
-				return gnet.Close
+			if st.overflow || c.InboundBuffered() > maxPipelinedBytes {
+				if !st.loopJob {
+					return gnet.Close
+				}
+				// More queued behind the request in flight than a client may queue: what it queued
+				// is dropped unanswered (a pipelining client resends what was not answered when the
+				// connection closes), and so is what follows; the request in flight is still
+				// answered, with Connection: close (onUpstreamTraffic), then the connection closes.
+				st.overflow = true
+				_, _ = c.Discard(c.InboundBuffered())
 			}
 			return gnet.None
 		case phaseAwait:

@@ -358,3 +358,56 @@ func TestInlineHalfCloseAfterBody(t *testing.T) {
 		}
 	}
 }
+
+// A client that queues more than maxPipelinedBytes behind a request in flight still gets that
+// request's answer, with Connection: close, and the connection then closes; what it queued is
+// dropped unanswered (a pipelining client resends what was not answered) and never goes upstream.
+func TestPipelinedOverflowAnswersRequestInFlight(t *testing.T) {
+	for _, transport := range []string{"plain", "tls"} {
+		t.Run(transport, func(t *testing.T) {
+			up := startSlowUpstream(t)
+			opt := func(o *engine.Options) { o.Buckets[0].Upstream.Endpoint = "http://" + up.ln.Addr().String() }
+			var (
+				c            net.Conn
+				br           *bufio.Reader
+				addr, bucket string
+			)
+			if transport == "plain" {
+				p := startProxy(t, opt)
+				c, addr, bucket = dial(t, p.Addr), p.Addr, p.Bucket
+				br = bufio.NewReader(c)
+			} else {
+				b := startTLSBed(t, opt)
+				c, br = b.dial(t)
+				addr, bucket = b.addr, b.Bucket
+			}
+			eng := lastEngine
+			_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+			first := rawReq{Method: "PUT", Path: "/" + bucket + "/overflow/first", Body: []byte("hello")}
+			if _, err := c.Write(first.bytes(t, addr)); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the first request in flight", 5*time.Second, func() bool { return eng.ActiveUploads() == 1 })
+			const queuedSize = 2 << 20
+			queued := rawReq{Method: "PUT", Path: "/" + bucket + "/overflow/queued", Payload: "UNSIGNED-PAYLOAD",
+				Header: http.Header{"Content-Length": {fmt.Sprint(queuedSize)}}}
+			if _, err := c.Write(append(queued.bytes(t, addr), make([]byte, queuedSize)...)); err != nil {
+				t.Fatalf("writing the queued request: %v", err)
+			}
+			time.Sleep(200 * time.Millisecond) // the proxy has read what was queued
+			close(up.release)
+			resp, body := readResponse(t, br)
+			if resp.StatusCode != 200 || !resp.Close {
+				t.Fatalf("request in flight: %d close=%v %s; want 200 with Connection: close", resp.StatusCode, resp.Close, body)
+			}
+			if n, err := br.Read(make([]byte, 1)); err != io.EOF {
+				t.Fatalf("after the answer: read %d bytes, %v; want the connection closed", n, err)
+			}
+			up.mu.Lock()
+			defer up.mu.Unlock()
+			if up.bodies != 1 {
+				t.Fatalf("the upstream got %d bodies; want 1 (the queued request is dropped)", up.bodies)
+			}
+		})
+	}
+}

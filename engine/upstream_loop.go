@@ -263,7 +263,7 @@ func (e *Engine) onUpstreamTraffic(c gnet.Conn, u *loopUp) gnet.Action {
 		_ = c.SetLinger(0)
 	}
 	keep := !early && !ended && h.KeepAlive && len(buf) == total && !e.draining.Load() && u.pool.enterIdle()
-	closeClient := early || !j.keepAlive || e.draining.Load()
+	closeClient := early || !j.keepAlive || e.draining.Load() || j.st != nil && j.st.overflow
 	status := e.relay(j, buf, h, total, closeClient)
 	u.discard(c, buf, total)
 	u.j = nil
