@@ -236,38 +236,54 @@ func TestInlineStreamSlowUpstreamMemoryBounded(t *testing.T) {
 	p := startProxy(t, func(o *engine.Options) {
 		o.Buckets[0].Upstream.Endpoint = "http://" + up.ln.Addr().String()
 	})
-	const conns = 24
-	body := make([]byte, inlineCap)
-	var before runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	cs := make([]net.Conn, conns)
-	for i := range cs {
+	checkSlowUpstreamHeap(t, "plain", up, lastEngine, 24, func(i int) (net.Conn, *bufio.Reader, []byte) {
 		r := rawReq{Method: "PUT", Path: fmt.Sprintf("/%s/slow/%d", p.Bucket, i), Payload: "UNSIGNED-PAYLOAD",
-			Header: http.Header{"Content-Length": {fmt.Sprint(len(body))}}}
-		cs[i] = dial(t, p.Addr)
-		go func(c net.Conn, head []byte) {
-			_, _ = c.Write(head)
-			_, _ = c.Write(body)
-		}(cs[i], r.bytes(t, p.Addr))
+			Header: http.Header{"Content-Length": {fmt.Sprint(inlineCap)}}}
+		c := dial(t, p.Addr)
+		return c, bufio.NewReader(c), r.bytes(t, p.Addr)
+	})
+}
+
+// checkSlowUpstreamHeap sends conns uploads of inlineCap bytes (open gives each its connection,
+// reader and head) through a proxy whose upstream reads nothing until released. The proxy reads
+// whatever comes (gnet has no backpressure), so every client's write returns; the heap in use may
+// grow by at most 3× the cap per connection meanwhile. Then the upstream is released and each
+// upload must be answered 200 with its whole body at the upstream.
+func checkSlowUpstreamHeap(t *testing.T, what string, up *slowUpstream, eng *engine.Engine, conns int, open func(i int) (net.Conn, *bufio.Reader, []byte)) {
+	t.Helper()
+	body := make([]byte, inlineCap)
+	cs := make([]net.Conn, conns)
+	brs := make([]*bufio.Reader, conns)
+	heads := make([][]byte, conns)
+	for i := range cs {
+		cs[i], brs[i], heads[i] = open(i)
 	}
-	eng := lastEngine
-	waitFor(t, "the uploads in flight", 10*time.Second, func() bool { return eng.ActiveUploads() == conns })
-	time.Sleep(500 * time.Millisecond) // the clients have sent what the proxy takes
-	var during runtime.MemStats
+	var mem0 runtime.MemStats
 	runtime.GC()
-	runtime.ReadMemStats(&during)
-	grew := int64(during.HeapInuse) - int64(before.HeapInuse)
-	t.Logf("%d connections, 1 MiB bodies, upstream not reading: heap in use grew %.1f MiB (%.0f KiB per connection)",
-		conns, float64(grew)/(1<<20), float64(grew)/conns/1024)
+	runtime.ReadMemStats(&mem0)
+	var sent sync.WaitGroup
+	for i, c := range cs {
+		sent.Go(func() {
+			if _, err := c.Write(append(heads[i], body...)); err != nil {
+				t.Errorf("%s client %d: %v", what, i, err)
+			}
+		})
+	}
+	sent.Wait()
+	waitFor(t, "the uploads in flight", 10*time.Second, func() bool { return eng.ActiveUploads() == int64(conns) })
+	var mem1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&mem1)
+	grew := int64(mem1.HeapInuse) - int64(mem0.HeapInuse)
+	t.Logf("%d %s connections, 1 MiB bodies, upstream not reading: heap in use grew %.1f MiB (%.0f KiB per connection)",
+		conns, what, float64(grew)/(1<<20), float64(grew)/float64(conns)/1024)
 	if limit := int64(conns) * 3 * inlineCap; grew > limit {
-		t.Errorf("heap grew %d bytes with %d stalled uploads; want at most %d (3× the cap per connection)", grew, conns, limit)
+		t.Errorf("heap grew %d bytes with %d stalled %s uploads; want at most %d (3× the cap per connection)", grew, conns, what, limit)
 	}
 	close(up.release)
-	for i, c := range cs {
-		resp, b := readResponse(t, bufio.NewReader(c))
-		if resp.StatusCode != 200 {
-			t.Fatalf("upload %d: %d %s", i, resp.StatusCode, b)
+	for i := range cs {
+		if resp, rb := readResponse(t, brs[i]); resp.StatusCode != 200 {
+			t.Fatalf("%s upload %d: %d %s", what, i, resp.StatusCode, rb)
 		}
 	}
 	up.mu.Lock()

@@ -12,9 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -443,44 +441,11 @@ func TestTLSStreamHTTPSUpstreamDetaches(t *testing.T) {
 func TestTLSStreamSlowUpstreamMemoryBounded(t *testing.T) {
 	up := startSlowUpstream(t)
 	b := startTLSBed(t, func(o *engine.Options) { o.Buckets[0].Upstream.Endpoint = "http://" + up.ln.Addr().String() })
-	const conns = 16
-	body := make([]byte, inlineCap)
 	before := detachedCount(t)
-	cs := make([]*tls.Conn, conns)
-	brs := make([]*bufio.Reader, conns)
-	for i := range cs {
-		cs[i], brs[i] = b.dial(t)
-	}
-	var mem0 runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&mem0)
-	// The proxy reads whatever comes (gnet has no backpressure): every client's write returns
-	// although the upstream reads nothing.
-	var sent sync.WaitGroup
-	for i, c := range cs {
-		head := b.unsignedHead(t, fmt.Sprintf("tls-stream/slow-%d", i), len(body), nil)
-		sent.Go(func() {
-			if _, err := c.Write(append(head, body...)); err != nil {
-				t.Errorf("client %d: %v", i, err)
-			}
-		})
-	}
-	sent.Wait()
-	var mem1 runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&mem1)
-	grew := int64(mem1.HeapInuse) - int64(mem0.HeapInuse)
-	t.Logf("%d TLS connections, 1 MiB bodies, upstream not reading: heap in use grew %.1f MiB (%.0f KiB per connection)",
-		conns, float64(grew)/(1<<20), float64(grew)/conns/1024)
-	if limit := int64(conns) * 3 * inlineCap; grew > limit {
-		t.Errorf("heap grew %d bytes with %d stalled TLS uploads; want at most %d (3× the cap per connection)", grew, conns, limit)
-	}
-	close(up.release)
-	for i := range cs {
-		if resp, rb := readResponse(t, brs[i]); resp.StatusCode != 200 {
-			t.Fatalf("upload %d: %d %s", i, resp.StatusCode, rb)
-		}
-	}
+	checkSlowUpstreamHeap(t, "TLS", up, b.e, 16, func(i int) (net.Conn, *bufio.Reader, []byte) {
+		c, br := b.dial(t)
+		return c, br, b.unsignedHead(t, fmt.Sprintf("tls-stream/slow-%d", i), inlineCap, nil)
+	})
 	wantDetached(t, "slow upstream", before, 0)
 }
 

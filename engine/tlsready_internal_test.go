@@ -12,9 +12,9 @@ import (
 	"github.com/mizuchi/uploadr/transfer"
 )
 
-// TestReadyTLS: a detached TLS client's connection says a Read would return at once exactly when its
-// socket holds a whole record's worth of ciphertext (on Linux; never elsewhere), and reads decrypt.
-func TestReadyTLS(t *testing.T) {
+// loopbackTLSListener is a certificate for 127.0.0.1 and a listener there (closed with the test).
+func loopbackTLSListener(t *testing.T) (*testca.Cert, net.Listener) {
+	t.Helper()
 	ca, err := testca.New(testca.Spec{CommonName: "127.0.0.1", IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Validity: time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -23,7 +23,14 @@ func TestReadyTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() })
+	return ca, ln
+}
+
+// TestReadyTLS: a detached TLS client's connection says a Read would return at once exactly when its
+// socket holds a whole record's worth of ciphertext (on Linux; never elsewhere), and reads decrypt.
+func TestReadyTLS(t *testing.T) {
+	ca, ln := loopbackTLSListener(t)
 	type server struct {
 		sock net.Conn
 		tc   *tls.Conn

@@ -7,9 +7,6 @@ import (
 	"net"
 	"sync/atomic"
 	"testing"
-	"time"
-
-	"github.com/mizuchi/uploadr/internal/testca"
 )
 
 // writeCounter counts the writes that reach a socket.
@@ -27,15 +24,7 @@ func (w *writeCounter) Write(b []byte) (int, error) {
 // per 16 KiB record); what the upstream decrypts is the bytes written, in order, and a small write
 // is one record in one write.
 func TestUpstreamTLSBatchesRecords(t *testing.T) {
-	ca, err := testca.New(testca.Spec{CommonName: "127.0.0.1", IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Validity: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ca, ln := loopbackTLSListener(t)
 	const big = 256 << 10
 	got := make(chan []byte, 1)
 	go func() {
