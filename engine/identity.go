@@ -76,6 +76,9 @@ type AuthzInput struct {
 	// (Options.Tracer records it); "" otherwise. An Authorizer that asks a remote service sends it
 	// as that request's traceparent header, so the service's own spans join the request's trace.
 	Traceparent string
+	// Tracestate is the W3C tracestate of the trace (the client's, when it sent one) when the
+	// request is traced and the trace has one; "" otherwise. Sent beside Traceparent.
+	Tracestate string
 
 	span Span // the request's span when it is recorded (trace.go)
 }

@@ -27,8 +27,9 @@ import (
 //	    │                       after the request span (background retries, abort.go)
 //	    └── upstream AbortMultipartUpload   one per attempt
 //
-// The bucket's Authorizer gets the authorize span's traceparent in AuthzInput.Traceparent; the
-// OPA and OpenFGA clients send it with their decision requests.
+// The bucket's Authorizer gets the authorize span's traceparent in AuthzInput.Traceparent and the
+// trace's tracestate in AuthzInput.Tracestate; the OPA and OpenFGA clients send both with their
+// decision requests.
 //
 // Each upstream request carries a W3C traceparent naming its span (and the client's tracestate).
 // The header is not signed: the proxy signs only what the client signed plus its own host,
@@ -216,6 +217,9 @@ func (e *Engine) authorize(a Authorizer, in *AuthzInput) *s3Error {
 	}
 	sp := in.span.Child("authorize", time.Time{}, false)
 	in.Traceparent = string(sp.AppendTraceparent(make([]byte, 0, 55)))
+	if ts := sp.AppendTracestate(nil); len(ts) > 0 {
+		in.Tracestate = string(ts)
+	}
 	s3err := e.authorizeOnce(a, in)
 	switch {
 	case s3err == nil:

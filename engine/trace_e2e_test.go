@@ -214,7 +214,8 @@ func TestTraceparentReachesUpstream(t *testing.T) {
 }
 
 // authzEngine runs an engine (tracer tr; nil: tracing off) whose bucket "open" denies the key
-// "deny" and "deny/big" and keeps the Traceparent each decision got, by key; it sends PUT
+// "deny" and "deny/big" and keeps the Traceparent and Tracestate each decision got (space-separated),
+// by key; it sends PUT
 // /open/allow, /open/deny (inline, decided in the loop's await phase) and /open/deny/big (a body
 // above InlineBodyMax: decided once detached).
 func authzEngine(t *testing.T, tr engine.Tracer) map[string]string {
@@ -231,7 +232,7 @@ func authzEngine(t *testing.T, tr engine.Tracer) map[string]string {
 		Buckets: []engine.Bucket{{Name: "open", AuthNone: true,
 			Authorizer: engine.AuthorizerFunc(func(_ context.Context, in *engine.AuthzInput) *engine.Error {
 				mu.Lock()
-				tps[in.Key] = in.Traceparent
+				tps[in.Key] = strings.TrimSpace(in.Traceparent + " " + in.Tracestate)
 				mu.Unlock()
 				if strings.HasPrefix(in.Key, "deny") {
 					return deny
@@ -264,7 +265,8 @@ func authzEngine(t *testing.T, tr engine.Tracer) map[string]string {
 }
 
 // TestTraceAuthorize: a bucket's Authorizer runs inside an authorize span, a child of the request
-// span, with its decision, and gets that span's traceparent (to send to OPA or OpenFGA); a denial
+// span, with its decision, and gets that span's traceparent and the trace's tracestate (to send to
+// OPA or OpenFGA); a denial
 // ends the request span refused, with the S3 code, and sends nothing upstream. Untraced, the
 // Authorizer gets no traceparent.
 func TestTraceAuthorize(t *testing.T) {
@@ -287,8 +289,8 @@ func TestTraceAuthorize(t *testing.T) {
 		if a.parent != r.id {
 			t.Errorf("authorize span's parent %s; want the request span %s", a.parent, r.id)
 		}
-		if key, want := []string{"allow", "deny", "deny/big"}[i], "00-"+a.trace+"-"+a.id+"-01"; tps[key] != want {
-			t.Errorf("%s: the Authorizer got traceparent %q; want %q (the authorize span)", key, tps[key], want)
+		if key, want := []string{"allow", "deny", "deny/big"}[i], "00-"+a.trace+"-"+a.id+"-01 ours=1"; tps[key] != want {
+			t.Errorf("%s: the Authorizer got traceparent and tracestate %q; want %q (the authorize span's)", key, tps[key], want)
 		}
 		switch i {
 		case 0:

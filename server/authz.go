@@ -241,7 +241,7 @@ func opaPrepare(cl *opa.Client) prepareFunc {
 			return "", nil, errAuthzInput
 		}
 		return key, func(ctx context.Context) (bool, error) {
-			return cl.Decide(opa.WithTraceparent(ctx, in.Traceparent), oin)
+			return cl.Decide(opa.WithTraceContext(ctx, in.Traceparent, in.Tracestate), oin)
 		}, nil
 	}
 }
@@ -258,9 +258,9 @@ func fgaPrepare(cl *openfga.Client, relation string, user, object openfga.Templa
 			return "", nil, missingValue(missing)
 		}
 		t := openfga.Tuple{User: u, Relation: relation, Object: o}
-		tp := in.Traceparent
+		tp, ts := in.Traceparent, in.Tracestate
 		return u + "\x00" + relation + "\x00" + o, func(ctx context.Context) (bool, error) {
-			return cl.Check(openfga.WithTraceparent(ctx, tp), t)
+			return cl.Check(openfga.WithTraceContext(ctx, tp, ts), t)
 		}, nil
 	}
 }

@@ -211,13 +211,14 @@ func TestOPAFlags(t *testing.T) {
 	}
 }
 
-// A traced request's decision request carries the authorize span's traceparent (the engine puts
-// it in AuthzInput.Traceparent), to OPA and to OpenFGA; an untraced one carries none.
+// A traced request's decision request carries the authorize span's traceparent and the trace's
+// tracestate (the engine puts them in AuthzInput.Traceparent and Tracestate), to OPA and to
+// OpenFGA; an untraced one carries neither.
 func TestRemoteAuthzSendsTraceparent(t *testing.T) {
-	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	const tp, ts = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "vendor=1"
 	var got atomic.Value
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got.Store(strings.Join(r.Header.Values("Traceparent"), ","))
+		got.Store(strings.TrimSpace(strings.Join(r.Header.Values("Traceparent"), ",") + " " + strings.Join(r.Header.Values("Tracestate"), ",")))
 		_, _ = io.WriteString(w, `{"result": true, "allowed": true}`)
 	}))
 	defer srv.Close()
@@ -231,15 +232,16 @@ func TestRemoteAuthzSendsTraceparent(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i, want := range []string{tp, ""} {
+		for i, want := range []string{tp + " " + ts, ""} {
 			in := &engine.AuthzInput{Principal: engine.Principal{ID: fmt.Sprint("user", i), Method: "sigv4"}, Operation: "PutObject",
-				Bucket: "b", Key: fmt.Sprint("k", i), Traceparent: want}
+				Bucket: "b", Key: fmt.Sprint("k", i)}
+			in.Traceparent, in.Tracestate, _ = strings.Cut(want, " ")
 			got.Store("unasked")
 			if e := az.Authorize(context.Background(), in); e != nil {
 				t.Fatalf("%s: %v", az.(*remoteAuthz).backend, e)
 			}
 			if g := got.Load().(string); g != want {
-				t.Errorf("%s: the service saw traceparent %q; want %q", az.(*remoteAuthz).backend, g, want)
+				t.Errorf("%s: the service saw traceparent and tracestate %q; want %q", az.(*remoteAuthz).backend, g, want)
 			}
 		}
 	}

@@ -139,11 +139,10 @@ func decision(raw []byte) (bool, error) {
 	return string(r) == "true", nil
 }
 
-// WithTraceparent returns ctx carrying a W3C traceparent (the caller's span) that Decide sends as
-// its request's traceparent header, so the server's spans join the caller's trace; ctx itself
-// when tp is "".
-func WithTraceparent(ctx context.Context, tp string) context.Context {
-	return httpclient.WithTraceparent(ctx, tp)
+// WithTraceContext returns ctx carrying a W3C traceparent (the caller's span) and tracestate that
+// Decide sends as its request's traceparent and tracestate headers; ctx itself when tp is "".
+func WithTraceContext(ctx context.Context, tp, ts string) context.Context {
+	return httpclient.WithTraceContext(ctx, tp, ts)
 }
 
 // CloseIdle closes the client's idle connections (after a configuration reload replaced it).

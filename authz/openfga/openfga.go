@@ -114,11 +114,10 @@ func (c *Client) Check(ctx context.Context, t Tuple) (bool, error) {
 	return *ans.Allowed, nil
 }
 
-// WithTraceparent returns ctx carrying a W3C traceparent (the caller's span) that Check sends as
-// its request's traceparent header, so the server's spans join the caller's trace; ctx itself
-// when tp is "".
-func WithTraceparent(ctx context.Context, tp string) context.Context {
-	return httpclient.WithTraceparent(ctx, tp)
+// WithTraceContext returns ctx carrying a W3C traceparent (the caller's span) and tracestate that
+// Check sends as its request's traceparent and tracestate headers; ctx itself when tp is "".
+func WithTraceContext(ctx context.Context, tp, ts string) context.Context {
+	return httpclient.WithTraceContext(ctx, tp, ts)
 }
 
 // CloseIdle closes the client's idle connections (after a configuration reload replaced it).

@@ -89,8 +89,11 @@ func (c *Client) PostJSON(ctx context.Context, endpoint string, v any) ([]byte, 
 		return nil, fmt.Errorf("%w: %v", c.errs.Unavailable, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if tp, _ := ctx.Value(traceparentKey{}).(string); tp != "" {
-		req.Header["Traceparent"] = []string{tp}
+	if tc, ok := ctx.Value(traceKey{}).(traceContext); ok {
+		req.Header["Traceparent"] = []string{tc.parent}
+		if tc.state != "" {
+			req.Header["Tracestate"] = []string{tc.state}
+		}
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
@@ -116,15 +119,19 @@ func (c *Client) PostJSON(ctx context.Context, endpoint string, v any) ([]byte, 
 	return raw, nil
 }
 
-type traceparentKey struct{}
+type traceKey struct{}
 
-// WithTraceparent returns ctx carrying a W3C traceparent that PostJSON sends as the request's
-// traceparent header; ctx itself when tp is "".
-func WithTraceparent(ctx context.Context, tp string) context.Context {
+// traceContext is the W3C trace context a request is sent with.
+type traceContext struct{ parent, state string }
+
+// WithTraceContext returns ctx carrying a W3C traceparent and tracestate that PostJSON sends as the
+// request's traceparent and tracestate headers; ctx itself when tp is "" (a tracestate is sent only
+// with a traceparent).
+func WithTraceContext(ctx context.Context, tp, ts string) context.Context {
 	if tp == "" {
 		return ctx
 	}
-	return context.WithValue(ctx, traceparentKey{}, tp)
+	return context.WithValue(ctx, traceKey{}, traceContext{tp, ts})
 }
 
 // CloseIdle closes the client's idle connections.

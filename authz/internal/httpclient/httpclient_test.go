@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -113,34 +114,42 @@ func TestQuote(t *testing.T) {
 	}
 }
 
-// A context from WithTraceparent sends its traceparent, once; without one (or with "") none.
-func TestPostJSONTraceparent(t *testing.T) {
+// A context from WithTraceContext sends its traceparent and tracestate, once each; without them
+// (or with "") none; a tracestate without a traceparent is not sent (W3C Trace Context).
+func TestPostJSONTraceContext(t *testing.T) {
 	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-	seen := make(chan []string, 1)
+	type seenHeaders struct{ tp, ts []string }
+	seen := make(chan seenHeaders, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		seen <- r.Header.Values("Traceparent")
+		seen <- seenHeaders{r.Header.Values("Traceparent"), r.Header.Values("Tracestate")}
 		_, _ = io.WriteString(w, "{}")
 	}))
 	defer srv.Close()
 	ctx := context.Background()
 	if n := testing.AllocsPerRun(100, func() {
-		if WithTraceparent(ctx, "") != ctx {
+		if WithTraceContext(ctx, "", "") != ctx {
 			t.Fatal("an untraced context was wrapped")
 		}
 	}); n != 0 {
-		t.Errorf("WithTraceparent(ctx, \"\") allocates %v times; want 0 (tracing off)", n)
+		t.Errorf("WithTraceContext(ctx, \"\", \"\") allocates %v times; want 0 (tracing off)", n)
 	}
 	c, err := New("t", 0, 0, errs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{tp, ""} {
-		if _, err := c.PostJSON(WithTraceparent(context.Background(), want), srv.URL, 1); err != nil {
+	for _, tc := range []struct{ tp, ts string }{{tp, "vendor=1,other=x"}, {tp, ""}, {"", "vendor=1"}, {"", ""}} {
+		if _, err := c.PostJSON(WithTraceContext(context.Background(), tc.tp, tc.ts), srv.URL, 1); err != nil {
 			t.Fatal(err)
 		}
 		got := <-seen
-		if want == "" && len(got) != 0 || want != "" && (len(got) != 1 || got[0] != want) {
-			t.Errorf("traceparent %q: the server saw %q", want, got)
+		want := func(v string) []string {
+			if v == "" || tc.tp == "" {
+				return nil
+			}
+			return []string{v}
+		}
+		if !slices.Equal(got.tp, want(tc.tp)) || !slices.Equal(got.ts, want(tc.ts)) {
+			t.Errorf("traceparent %q, tracestate %q: the server saw %q and %q", tc.tp, tc.ts, got.tp, got.ts)
 		}
 	}
 }
