@@ -30,7 +30,8 @@ type Options struct {
 	// listeners at once, so that the kernel hands new connections to the other process only.
 	// Without it a second listener on Address fails with EADDRINUSE.
 	ReusePort bool
-	// EventLoops is the number of gnet event loops; 0 = one per CPU.
+	// EventLoops is the number of gnet event loops; 0 = GOMAXPROCS: one per CPU the process may use
+	// (the CPU count, or less: a container's CPU limit, the GOMAXPROCS variable).
 	EventLoops int
 	// MaxHeadBytes bounds a request head (request line + headers); larger heads get 431. 0 = 64 KiB.
 	MaxHeadBytes int
@@ -191,7 +192,7 @@ func (o *Options) withDefaults() {
 		o.Address = "127.0.0.1:8080"
 	}
 	if o.EventLoops <= 0 {
-		o.EventLoops = runtime.NumCPU()
+		o.EventLoops = runtime.GOMAXPROCS(0) // the CPUs the process may use: a container's limit, GOMAXPROCS
 	}
 	if o.MaxHeadBytes <= 0 {
 		o.MaxHeadBytes = 64 << 10

@@ -32,7 +32,7 @@ type Config struct {
 type ServerConfig struct {
 	Address          string         `yaml:"address"`            // listen address; default 0.0.0.0:8080
 	PlainListener    *bool          `yaml:"plain_listener"`     // default true; false = https only (server.tls)
-	EventLoops       int            `yaml:"event_loops"`        // 0 = one per CPU
+	EventLoops       int            `yaml:"event_loops"`        // 0 = GOMAXPROCS (one per CPU the process may use)
 	ZeroCopy         ZeroCopyConfig `yaml:"zero_copy"`          // splice settings
 	MaxHeadBytes     ByteSize       `yaml:"max_head_bytes"`     // default 64KiB
 	MaxURIBytes      ByteSize       `yaml:"max_uri_bytes"`      // default 16KiB

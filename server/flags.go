@@ -122,7 +122,7 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	fs.StringVar(&f.address, "listen", DefaultAddress, "listen `address` (host:port) for S3 clients (server.address)")
 	fs.BoolVar(&f.plain, "plain-listener", true, "serve plain http on -listen; false = https only, on -tls-address (server.plain_listener)")
 	fs.BoolVar(&f.reusePort, "reuse-port", false, "set SO_REUSEPORT on the listeners: a new process joins the addresses of a running one started with it too, then SIGTERM drains the old one (the zero-downtime upgrade; README \"Upgrading without downtime\") (server.reuse_port)")
-	fs.IntVar(&f.eventLoops, "event-loops", 0, "`number` of event loops; 0 = one per CPU (server.event_loops)")
+	fs.IntVar(&f.eventLoops, "event-loops", 0, "`number` of event loops; 0 = one per CPU the process may use, GOMAXPROCS (server.event_loops)")
 	fs.BoolVar(&f.zeroCopy, "zero-copy", true, "move bodies with splice(2) on Linux; false = user-space copy (server.zero_copy.enabled)")
 	fs.Var(&f.pipeSize, "pipe-size", "splice pipe `size`"+sz+" (server.zero_copy.pipe_buffer_size)")
 	fs.Var(&f.minPipe, "min-pipe-size", "smallest pipe `size` worth splicing; a smaller grant takes the copy path"+sz+" (server.zero_copy.min_pipe_size)")

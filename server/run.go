@@ -323,6 +323,9 @@ func fixedChanges(a, b *Config) []string {
 	return out
 }
 
+// EventLoops returns the number of event loops the data plane runs.
+func (s *Server) EventLoops() int { return s.eng.EventLoops() }
+
 // AdminAddr returns the admin listener's address once Run started it.
 func (s *Server) AdminAddr() string {
 	if s.adminL == nil {

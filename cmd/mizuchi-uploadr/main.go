@@ -83,6 +83,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	if n, ok := spareProc(srv.EventLoops(), runtime.GOMAXPROCS(0), os.LookupEnv); ok {
+		was := runtime.GOMAXPROCS(n)
+		log.Info("GOMAXPROCS: one more than the event loops", "gomaxprocs", n, "was", was, "event_loops", srv.EventLoops())
+	}
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	go func() {
@@ -118,4 +122,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// spareProc returns the GOMAXPROCS to run with (set true) when the event loops would hold every P:
+// one more than the loops. The GOMAXPROCS environment variable, when set, is left to decide.
+//
+// An event loop waits for its sockets in epoll_wait, a system call, holding its P (the runtime's
+// licence to run Go code). With one loop per P, waiting loops hold every P; the runtime's monitor
+// (sysmon) then finds no idle P, takes a P from a loop that waits longer than 20 µs, wakes a
+// thread to look for other work, and the loop takes a P back on its return. Measured at 1 MiB
+// PUTs that churn was ~5% of the proxy's CPU (sysmon 6.7% → 1.8% of the profile, futex calls
+// 0.79 → 0.27 per request), and the goroutines of the copy path (https bodies, bodies above
+// inline_body_max) ran behind it: with one P to spare, 16 concurrent 1 GiB uploads over TLS
+// took 0.83–0.85× the CPU per GiB (bench/results/2026-12-02-spare-proc.md). An idle P makes
+// sysmon leave waiting loops alone, and the goroutines get a P without taking one from a loop.
+func spareProc(loops, gomaxprocs int, env func(string) (string, bool)) (int, bool) {
+	if _, set := env("GOMAXPROCS"); set || loops < gomaxprocs {
+		return gomaxprocs, false
+	}
+	return loops + 1, true
 }
