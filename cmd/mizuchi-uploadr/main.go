@@ -125,7 +125,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 // spareProc returns the GOMAXPROCS to run with (set true) when the event loops would hold every P:
-// one more than the loops. The GOMAXPROCS environment variable, when set, is left to decide.
+// one more than the loops. The GOMAXPROCS environment variable, when set (not empty), is left to
+// decide.
 //
 // An event loop waits for its sockets in epoll_wait, a system call, holding its P (the runtime's
 // licence to run Go code). With one loop per P, waiting loops hold every P; the runtime's monitor
@@ -137,7 +138,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 // took 0.83–0.85× the CPU per GiB (bench/results/2026-12-02-spare-proc.md). An idle P makes
 // sysmon leave waiting loops alone, and the goroutines get a P without taking one from a loop.
 func spareProc(loops, gomaxprocs int, env func(string) (string, bool)) (int, bool) {
-	if _, set := env("GOMAXPROCS"); set || loops < gomaxprocs {
+	if v, _ := env("GOMAXPROCS"); v != "" || loops < gomaxprocs {
 		return gomaxprocs, false
 	}
 	return loops + 1, true

@@ -12,6 +12,7 @@ import (
 func TestSpareProc(t *testing.T) {
 	unset := func(string) (string, bool) { return "", false }
 	set := func(k string) (string, bool) { return "2", k == "GOMAXPROCS" }
+	empty := func(string) (string, bool) { return "", true } // the runtime ignores an empty GOMAXPROCS too
 	for _, tc := range []struct {
 		loops, procs int
 		env          func(string) (string, bool)
@@ -22,6 +23,7 @@ func TestSpareProc(t *testing.T) {
 		{4, 2, unset, 5, true},  // more loops than Ps
 		{1, 2, unset, 2, false}, // a P is free already
 		{2, 2, set, 2, false},   // the operator decides
+		{2, 2, empty, 3, true},
 	} {
 		if n, ok := spareProc(tc.loops, tc.procs, tc.env); n != tc.want || ok != tc.change {
 			t.Errorf("spareProc(%d loops, GOMAXPROCS %d) = %d, %v; want %d, %v", tc.loops, tc.procs, n, ok, tc.want, tc.change)
@@ -38,6 +40,7 @@ func TestProcessGOMAXPROCS(t *testing.T) {
 	if want <= 2 {
 		want = 3
 	}
+	t.Setenv("GOMAXPROCS", "") // as unset, for this process's children
 	r := startBinary(t, up, "procs", nil, nil)
 	if got := r.scrape(t, "go_gomaxprocs"); got != float64(want) {
 		t.Errorf("go_gomaxprocs %v with 2 event loops on %d CPUs; want %d", got, runtime.NumCPU(), want)
