@@ -473,8 +473,14 @@ func (e *Engine) sweep() {
 }
 
 // String describes the engine for logs.
-// EventLoops returns the number of event loops the engine runs (Options.EventLoops, resolved).
-func (e *Engine) EventLoops() int { return e.opts.EventLoops }
+// EventLoops returns the number of event loops the engine runs (Options.EventLoops, resolved):
+// 0 with NoPlainListener, which runs none.
+func (e *Engine) EventLoops() int {
+	if e.opts.NoPlainListener {
+		return 0
+	}
+	return e.opts.EventLoops
+}
 
 func (e *Engine) String() string {
 	return fmt.Sprintf("engine(%s, %d loops, %d buckets)", e.opts.Address, e.opts.EventLoops, len(e.table.Load().buckets))

@@ -125,8 +125,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 // spareProc returns the GOMAXPROCS to run with (set true) when the event loops would hold every P:
-// one more than the loops. The GOMAXPROCS environment variable, when set (not empty), is left to
-// decide.
+// one more than the loops (none run without the plain listener: then nothing changes). The
+// GOMAXPROCS environment variable, when set (not empty), is left to decide.
 //
 // An event loop waits for its sockets in epoll_wait, a system call, holding its P (the runtime's
 // licence to run Go code). With one loop per P, waiting loops hold every P; the runtime's monitor

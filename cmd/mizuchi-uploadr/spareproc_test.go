@@ -51,3 +51,10 @@ func TestProcessGOMAXPROCS(t *testing.T) {
 		t.Errorf("go_gomaxprocs %v with GOMAXPROCS=1; want 1", got)
 	}
 }
+
+// gomaxprocsOf reads go_gomaxprocs from the /metrics of the proxy whose admin listener is admin.
+func gomaxprocsOf(t *testing.T, admin string) float64 {
+	t.Helper()
+	r := &running{admin: admin}
+	return r.scrape(t, "go_gomaxprocs")
+}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -41,6 +42,10 @@ func TestTLSOnlyListener(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
 		t.Fatalf("/readyz: %d", resp.StatusCode)
+	}
+	// No event loop runs, so none holds a P: GOMAXPROCS stays the runtime's (spareProc).
+	if got := gomaxprocsOf(t, p.admin); got != float64(runtime.GOMAXPROCS(0)) {
+		t.Errorf("go_gomaxprocs %v without event loops; want %d, unchanged", got, runtime.GOMAXPROCS(0))
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
