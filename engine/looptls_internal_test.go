@@ -229,3 +229,30 @@ func TestLoopTLSPartialAnswerThenCloseNotify(t *testing.T) {
 		t.Fatalf("client got %q (job left %v); want nothing yet: OnClose answers 502", p.client.out, p.u.j != nil)
 	}
 }
+
+// A reused loop TLS connection whose upstream closes it (close_notify) as the request goes out
+// sent no byte of an answer: the request may be retried on a new connection (onUpstreamClose),
+// as when a plain one is found dead. Records without data (a session ticket) are no answer either.
+func TestLoopTLSCloseNotifyBeforeAnswerIsRetryable(t *testing.T) {
+	p, srv := newTLSLoopPut(t)
+	p.runTLS(t, srv, 0)
+	p.client.reset()
+	p.upc.reset()
+	if a := p.e.process(p.client, p.st); a != gnet.None || p.u.j == nil {
+		t.Fatalf("second request not sent on the connection: %v", a)
+	}
+	srv.mc.out = srv.mc.out[:0]
+	if err := srv.tc.Close(); err != nil { // close_notify
+		t.Fatal(err)
+	}
+	p.upc.in, p.upc.off = append(p.upc.in[:0], srv.mc.out...), 0
+	if a := p.e.onUpstreamTraffic(p.upc, p.u); a != gnet.Close {
+		t.Fatalf("onUpstreamTraffic = %v; want Close", a)
+	}
+	if p.u.got {
+		t.Fatal("a close_notify counted as answer bytes: the request would be answered 502, not retried")
+	}
+	if len(p.client.out) != 0 {
+		t.Fatalf("client got %q", p.client.out)
+	}
+}

@@ -197,6 +197,7 @@ func (e *Engine) onUpstreamOpen(c gnet.Conn, u *loopUp) ([]byte, gnet.Action) {
 // onUpstreamTraffic parses the upstream's answer from the loop's buffer and, once it is complete,
 // relays it to the client and puts the connection back to idle.
 func (e *Engine) onUpstreamTraffic(c gnet.Conn, u *loopUp) gnet.Action {
+	raw := c.InboundBuffered()
 	buf, ok, ended := u.answer(c)
 	if !ok || u.closed {
 		return gnet.Close // OnClose answers 502
@@ -208,7 +209,9 @@ func (e *Engine) onUpstreamTraffic(c gnet.Conn, u *loopUp) gnet.Action {
 		}
 		return gnet.Close // bytes nobody asked for, or the upstream's close_notify
 	}
-	u.got = true
+	if len(buf) > 0 || raw > 0 && !ended {
+		u.got = true // a close_notify alone is no answer: the request may still be retried
+	}
 	// An answer is relayed once complete, even when the upstream's close_notify came with it; one
 	// that the close_notify cuts short is not (waitMore: OnClose answers 502).
 	waitMore := gnet.None
