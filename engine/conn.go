@@ -290,10 +290,8 @@ func (e *Engine) OnClose(c gnet.Conn, err error) gnet.Action {
 		case err == nil && e.draining.Load():
 			s3err = errShuttingDown
 		}
-		if s3err != nil && !st.closed && st.req != nil {
-			st.closed = true // nothing after this answer
-			buf, _ := c.Peek(-1)
-			e.refuse(c, st, s3err, st.req.Path.Bytes(buf), true)
+		if s3err != nil {
+			e.refuseUnfinishedBody(c, st, s3err)
 		}
 	}
 	st.closed = true
@@ -307,6 +305,18 @@ func (e *Engine) OnClose(c gnet.Conn, err error) gnet.Action {
 	e.releaseConn(st)
 	e.metrics.connsOpen.Dec()
 	return gnet.None
+}
+
+// refuseUnfinishedBody answers s3err to a request whose body, buffered whole (phaseBody), will
+// not be completed — the client's bytes ended, or the engine stops — and marks the connection
+// closed: nothing is answered after it. Nothing of the body went upstream.
+func (e *Engine) refuseUnfinishedBody(c gnet.Conn, st *connState, s3err *s3Error) gnet.Action {
+	if st.closed || st.req == nil {
+		return gnet.Close
+	}
+	st.closed = true
+	buf, _ := c.Peek(-1)
+	return e.refuse(c, st, s3err, st.req.Path.Bytes(buf), true)
 }
 
 // OnTick sweeps connections that exceeded the head, body, decision or idle timeouts.

@@ -164,12 +164,8 @@ func (e *Engine) tlsTraffic(c gnet.Conn, st *connState) gnet.Action {
 			e.abortStream(&t.gc, st, errIncompleteBody, false, true)
 		}
 	case phaseBody:
-		// In the middle of a body buffered whole: nothing went upstream; the client is told 400.
-		if st.req != nil && !st.closed {
-			st.closed = true // OnClose answers nothing more
-			buf, _ := t.gc.Peek(-1)
-			return e.refuse(&t.gc, st, errIncompleteBody, st.req.Path.Bytes(buf), true)
-		}
+		// In the middle of a body buffered whole: the client is told 400 (OnClose answers nothing more).
+		return e.refuseUnfinishedBody(&t.gc, st, errIncompleteBody)
 	case phaseHead:
 		return gnet.Close // in the middle of a head (or between requests): nothing to answer
 	}
