@@ -14,6 +14,7 @@
 #     image test; systemd-analyze and strace: the systemd unit tests; haproxy: the PROXY protocol test),
 #     only those whose command is missing
 #     (`apt-get update` runs only when something must be installed)
+#   - sets net.ipv4.tcp_migrate_req=1 (the upgrade hand-over moves queued connections; not persistent)
 #   - checks that `aws --version`, `python3 -c 'import boto3'` and `import requests` work; fails with a clear
 #     message if not
 #
@@ -118,5 +119,19 @@ if ! requests_version=$(python3 -c 'import requests; print(requests.__version__)
 	die "'python3 -c \"import requests\"' failed: requests must be preinstalled in the pyenv python beside boto3 (PyPI is not reachable). Output: $requests_version"
 fi
 say "requests: $requests_version"
+
+# 3. net.ipv4.tcp_migrate_req=1 (Linux >= 5.14): when the old process of an upgrade hand-over closes its
+# SO_REUSEPORT listeners, the kernel moves the connections queued on them to the new process instead of
+# resetting them (README "Upgrading without downtime"; the hand-over process test needs it).
+migrate=/proc/sys/net/ipv4/tcp_migrate_req
+[[ -e $migrate ]] || die "$migrate is missing: the kernel ($(uname -r)) is older than 5.14"
+if [[ $(cat "$migrate") != 1 ]]; then
+	if [[ $(id -u) -eq 0 ]]; then
+		echo 1 >"$migrate" || die "cannot write 1 to $migrate"
+	else
+		echo 1 | sudo tee "$migrate" >/dev/null || die "cannot write 1 to $migrate with sudo"
+	fi
+fi
+say "net.ipv4.tcp_migrate_req: $(cat "$migrate")"
 
 say "done"

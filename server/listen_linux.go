@@ -3,6 +3,8 @@ package server
 import (
 	"net"
 	"os"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -60,4 +62,26 @@ func bindProbe(addr string, reusePort bool) error {
 		}
 	}
 	return os.NewSyscallError("bind", unix.Bind(fd, sa))
+}
+
+// tcpMigrateReq is the sysctl (Linux ≥ 5.14) that moves the connections queued on a closing
+// SO_REUSEPORT listener to another listener of its group instead of resetting them.
+const tcpMigrateReq = "/proc/sys/net/ipv4/tcp_migrate_req"
+
+// handOverWarning says why an upgrade hand-over (server.reuse_port) may reset connections, read
+// from the sysctl file at path, or "" when it will not: when the old process closes its listeners,
+// the connections the kernel has accepted on them but the proxy has not yet are reset unless
+// tcp_migrate_req is 1.
+func handOverWarning(path string) string {
+	const consequence = "connections queued on this process's listeners when it drains are reset instead of moving to the process taking over"
+	v, err := os.ReadFile(path)
+	switch {
+	case os.IsNotExist(err):
+		return "this kernel has no net.ipv4.tcp_migrate_req (Linux ≥ 5.14): " + consequence
+	case err != nil:
+		return "cannot read net.ipv4.tcp_migrate_req (" + err.Error() + "): if it is not 1, " + consequence
+	case strings.TrimSpace(string(v)) != "1":
+		return "net.ipv4.tcp_migrate_req is " + strconv.Quote(strings.TrimSpace(string(v))) + ", not 1: " + consequence + "; set it with sysctl -w net.ipv4.tcp_migrate_req=1"
+	}
+	return ""
 }

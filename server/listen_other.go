@@ -19,3 +19,9 @@ func bindProbe(_ string, reusePort bool) error {
 	}
 	return nil
 }
+
+// tcpMigrateReq: no such sysctl on this platform (server.reuse_port is refused here).
+const tcpMigrateReq = ""
+
+// handOverWarning: server.reuse_port is refused on this platform, so there is nothing to warn of.
+func handOverWarning(string) string { return "" }

@@ -194,6 +194,11 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		s.log.Info("mizuchi-uploadr listening", "address", addr,
 			"admin", s.AdminAddr(), "buckets", len(cfg.Buckets))
+		if cfg.Server.ReusePort {
+			if w := handOverWarning(tcpMigrateReq); w != "" {
+				s.log.Warn("upgrade hand-over: " + w)
+			}
+		}
 	}
 	if s.tlsL != nil {
 		go func() {
