@@ -207,6 +207,10 @@ func appendHeaderValue(dst, v []byte) []byte {
 	for len(v) > 0 && isSpace(v[len(v)-1]) {
 		v = v[:len(v)-1]
 	}
+	// Runs of spaces collapse to one. Most values have no space at all and are appended whole.
+	if bytes.IndexByte(v, ' ') < 0 {
+		return append(dst, v...)
+	}
 	for i := 0; i < len(v); i++ {
 		if v[i] == ' ' && i > 0 && v[i-1] == ' ' {
 			continue
@@ -221,11 +225,12 @@ func isSpace(c byte) bool {
 }
 
 func appendLower(dst, s []byte) []byte {
-	for _, c := range s {
+	n := len(dst)
+	dst = append(dst, s...)
+	for i, c := range dst[n:] {
 		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
+			dst[n+i] = c + 'a' - 'A'
 		}
-		dst = append(dst, c)
 	}
 	return dst
 }
