@@ -117,11 +117,12 @@ func TestUpdateBuckets(t *testing.T) {
 	if s := put("added", "k"); s != 403 {
 		t.Fatalf("unknown bucket before reload: %d", s)
 	}
-	upstream.CreateBucket(t, "added-upstream")
+	addedUp := fmt.Sprintf("added-upstream-%d", bucketSeq.Add(1)) // the shared server outlives -count runs
+	upstream.CreateBucket(t, addedUp)
 	bs := []engine.Bucket{
 		{Name: p.Bucket, Upstream: engine.Upstream{Endpoint: upstream.Endpoint, Bucket: p.UpBucket, AccessKey: upstream.AccessKey, SecretKey: upstream.SecretKey},
 			Credentials: map[string]string{clientAK: clientSK}},
-		{Name: "added", Upstream: engine.Upstream{Endpoint: upstream.Endpoint, Bucket: "added-upstream", AccessKey: upstream.AccessKey, SecretKey: upstream.SecretKey},
+		{Name: "added", Upstream: engine.Upstream{Endpoint: upstream.Endpoint, Bucket: addedUp, AccessKey: upstream.AccessKey, SecretKey: upstream.SecretKey},
 			Credentials: map[string]string{clientAK: clientSK}},
 	}
 	if err := eng.UpdateBuckets(bs[:1:1][:0]); err == nil {
@@ -137,7 +138,7 @@ func TestUpdateBuckets(t *testing.T) {
 	if s := put(p.Bucket, "after"); s != 200 {
 		t.Fatalf("old bucket after reload: %d", s)
 	}
-	if !upstream.ObjectExists(t, "added-upstream", "k") {
+	if !upstream.ObjectExists(t, addedUp, "k") {
 		t.Fatal("object in the added bucket missing")
 	}
 }
