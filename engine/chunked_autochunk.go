@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"sync"
 	"time"
 
 	"github.com/mizuchi/uploadr/transfer"
@@ -169,14 +168,15 @@ func (s *chunkSource) finish() *s3Error {
 // for the client's body, *transfer.Error{Side: SideDst} for the upstream.
 func (e *Engine) movePart(ctx context.Context, u *upConn, src partSource, n int64, tee io.Writer) (transfer.Result, error) {
 	res := transfer.Result{Mode: transfer.ModeCopy}
-	buf := copyBufPool.Get().(*[]byte)
-	defer copyBufPool.Put(buf)
+	lent := e.mover.Borrow() // within copy_memory_max (past it, a 16 KiB overflow buffer)
+	defer e.mover.Return(lent)
+	buf := lent.Bytes()
 	defer u.c.SetWriteDeadline(time.Time{})
 	for n > 0 {
 		if ctx.Err() != nil {
 			return res, &transfer.Error{Side: transfer.SideDst, Op: "write", Err: ctx.Err()}
 		}
-		p := (*buf)[:min(int64(len(*buf)), n)]
+		p := buf[:min(int64(len(buf)), n)]
 		m, err := io.ReadFull(src, p)
 		if err != nil {
 			var ce *chunkError
@@ -198,6 +198,3 @@ func (e *Engine) movePart(ctx context.Context, u *upConn, src partSource, n int6
 	}
 	return res, nil
 }
-
-// copyBufPool holds the buffers movePart copies decoded bytes through.
-var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}

@@ -80,9 +80,9 @@ func (e *Engine) postUpstreamHead(j *job, up *postUpload) ([]byte, error) {
 // file's last byte goes. cerr is the client's failure; forwardFailed reports that the upstream
 // answered early or stopped reading.
 func (e *Engine) copyPostFile(j *job, u *upConn, w *watcher, r io.Reader, size int64) (cerr *s3Error, forwardFailed bool) {
-	bp := copyBufPool.Get().(*[]byte) // 256 KiB, shared with the other copy paths
-	defer copyBufPool.Put(bp)
-	buf := *bp
+	lent := e.mover.Borrow() // within copy_memory_max (past it, a 16 KiB overflow buffer)
+	defer e.mover.Return(lent)
+	buf := lent.Bytes()
 	defer u.c.SetWriteDeadline(time.Time{})
 	write := func(p []byte) bool {
 		if w.ctx.Err() != nil {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/mizuchi/uploadr/internal/exposition"
 	"github.com/mizuchi/uploadr/transfer"
 )
 
@@ -75,6 +76,21 @@ func TestCopyBufferGauges(t *testing.T) {
 	for _, name := range []string{"mizuchi_copy_buffers_in_use", "mizuchi_copy_buffers_idle", "mizuchi_copy_buffers_waiting"} {
 		if !strings.Contains(b.String(), "\n"+name+" ") && !strings.HasPrefix(b.String(), name+" ") {
 			t.Errorf("metrics lack %s", name)
+		}
+	}
+}
+
+// How often the copy buffers' cap was reached is exported as counters: transfers that waited for a
+// buffer, and overflow buffers lent past the cap (https clients, de-chunked bodies, PostObject).
+func TestCopyBufferCapCounters(t *testing.T) {
+	var b strings.Builder
+	exposition.WritePrometheus(&b)
+	for _, name := range []string{"mizuchi_copy_buffer_waits_total", "mizuchi_copy_buffer_overflows_total"} {
+		if !strings.Contains(b.String(), "# TYPE "+name+" counter\n") {
+			t.Errorf("metrics lack the counter %s:\n%s", name, b.String())
+		}
+		if !strings.Contains(b.String(), "# HELP "+name+" ") {
+			t.Errorf("metrics lack the HELP of %s", name)
 		}
 	}
 }

@@ -21,6 +21,8 @@ func init() {
 		`mizuchi_copy_buffers_in_use`:                      "Copy-path buffers lent to transfers (https clients and upstreams, zero copy off).",
 		`mizuchi_copy_buffers_idle`:                        "Copy-path buffers kept for reuse.",
 		`mizuchi_copy_buffers_waiting`:                     "Transfers waiting for a copy-path buffer (server.copy_memory_max reached).",
+		`mizuchi_copy_buffer_waits_total`:                  "Transfers that had to wait for a copy-path buffer (server.copy_memory_max reached).",
+		`mizuchi_copy_buffer_overflows_total`:              "16 KiB overflow buffers lent past server.copy_memory_max to copies that cannot wait (https clients, de-chunked bodies, PostObject).",
 		`mizuchi_ready`:                                    "1 when /readyz answers 200 (listening, not draining, every upstream and authorization service reachable), else 0.",
 		`mizuchi_draining`:                                 "1 while a drain (SIGTERM, SIGINT) is in progress, else 0.",
 		`mizuchi_access_log_dropped_total`:                 "Access-log lines dropped because the output did not keep up.",
@@ -38,6 +40,7 @@ func init() {
 	metrics.NewGauge(`mizuchi_build_info{version=`+label(buildinfo.Version)+`,revision=`+label(buildinfo.Revision)+
 		`,goversion=`+label(buildinfo.GoVersion())+`}`, func() float64 { return 1 })
 	metrics.RegisterMetricsWriter(writeCertExpiry)
+	metrics.RegisterMetricsWriter(writeCopyCapCounters)
 }
 
 // label quotes a label value for the text format (backslash, double quote and line feed escaped).
@@ -69,4 +72,18 @@ func writeCertExpiry(w io.Writer) {
 	}
 	metrics.WriteMetadataIfNeeded(w, `mizuchi_tls_certificate_expiry_timestamp_seconds`, "gauge")
 	_, _ = io.WriteString(w, `mizuchi_tls_certificate_expiry_timestamp_seconds `+strconv.FormatInt(c.Leaf.NotAfter.Unix(), 10)+"\n")
+}
+
+// writeCopyCapCounters writes how often the copy buffers' cap was reached: transfers that waited
+// for a buffer and overflow buffers lent past it (transfer.Stats; 0 before the server runs).
+func writeCopyCapCounters(w io.Writer) {
+	var waits, overflows int64
+	if s := current.Load(); s != nil {
+		st := s.eng.TransferStats()
+		waits, overflows = st.CopyWaits, st.CopyOverflows
+	}
+	metrics.WriteMetadataIfNeeded(w, `mizuchi_copy_buffer_waits_total`, "counter")
+	_, _ = io.WriteString(w, `mizuchi_copy_buffer_waits_total `+strconv.FormatInt(waits, 10)+"\n")
+	metrics.WriteMetadataIfNeeded(w, `mizuchi_copy_buffer_overflows_total`, "counter")
+	_, _ = io.WriteString(w, `mizuchi_copy_buffer_overflows_total `+strconv.FormatInt(overflows, 10)+"\n")
 }

@@ -319,3 +319,44 @@ func TestCopyOverflowForUnwaitableSource(t *testing.T) {
 		t.Errorf("CopyOverflowBufferSize = %d; want 16 KiB (one TLS record)", transfer.CopyOverflowBufferSize)
 	}
 }
+
+// TestBorrow: Borrow lends a buffer of the cap, counted in use until Return; at the cap it lends an
+// overflow buffer instead of waiting, and a Move that could wait then waits for the borrowed one.
+func TestBorrow(t *testing.T) {
+	const size = 64 << 10
+	m := testMover(t, transfer.ModeCopy, transfer.Options{CopyBufferSize: size, CopyMemoryMax: size, StallTimeout: 5 * time.Second})
+	a := m.Borrow()
+	if len(a.Bytes()) != size {
+		t.Fatalf("first Borrow: %d bytes; want %d", len(a.Bytes()), size)
+	}
+	if s := m.Stats(); s.CopyBuffersInUse != 1 || s.CopyOverflows != 0 {
+		t.Fatalf("after one Borrow: Stats = %+v; want 1 in use, no overflow", s)
+	}
+	b := m.Borrow()
+	if len(b.Bytes()) != transfer.CopyOverflowBufferSize {
+		t.Fatalf("Borrow at the cap: %d bytes; want the %d-byte overflow buffer", len(b.Bytes()), transfer.CopyOverflowBufferSize)
+	}
+	if s := m.Stats(); s.CopyBuffersInUse != 1 || s.CopyOverflows != 1 || s.CopyWaits != 0 {
+		t.Fatalf("after Borrow at the cap: Stats = %+v; want 1 in use, 1 overflow, no wait", s)
+	}
+
+	r := newRig(t)
+	got := sink(r.up, 0)
+	const n = 1 << 20
+	send(r.client, 0, 0, body(n))
+	done := moveAsync(m, context.Background(), r, n)
+	waitUntil(t, "the Move to wait for the borrowed buffer", func() bool { return m.Stats().CopyWaiting == 1 })
+	m.Return(b)
+	if s := m.Stats(); s.CopyWaiting != 1 {
+		t.Fatalf("returning the overflow buffer freed a buffer of the cap: Stats = %+v", s)
+	}
+	m.Return(a)
+	if o := <-done; o.err != nil || o.res.Copied != n {
+		t.Fatalf("Move after Return = %+v, %v; want %d bytes copied", o.res, o.err, n)
+	}
+	r.dst.Close()
+	if s := <-got; s.n != n {
+		t.Fatalf("upstream got %d bytes; want %d", s.n, n)
+	}
+	waitUntil(t, "no buffer in use", func() bool { return m.Stats().CopyBuffersInUse == 0 })
+}

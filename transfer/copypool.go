@@ -188,3 +188,25 @@ func (p *copyPool) stats(s *Stats) {
 	s.CopyWaits = p.waits.Load()
 	s.CopyOverflows = p.overflows.Load()
 }
+
+// Buffer is a copy buffer lent by Mover.Borrow; give it back with Mover.Return.
+type Buffer struct{ cb *copyBuf }
+
+// Bytes is the buffer's memory: Options.CopyBufferSize bytes, or CopyOverflowBufferSize past the
+// cap. It must not be used after Return.
+func (b Buffer) Bytes() []byte { return b.cb.b }
+
+// Borrow lends one of the copy path's buffers (Options.CopyMemoryMax) to a copy the caller drives
+// itself, from a source that holds bytes of its own — a de-chunker, a buffered reader — and so
+// cannot give its buffer back and wait for its socket to be readable. Like Move for such a source
+// (a TLS client), it never waits: when every buffer of the cap is lent out it lends a
+// CopyOverflowBufferSize buffer outside the cap (counted in Stats.CopyOverflows). The buffer
+// counts in Stats.CopyBuffersInUse until Return. Uncontended it allocates nothing once the buffer
+// exists.
+func (m *Mover) Borrow() Buffer {
+	cb, _ := m.bufs.get(nil, false) // never waits, so never fails and never reads the job
+	return Buffer{cb}
+}
+
+// Return takes back a buffer lent by Borrow. The caller keeps no reference to its bytes.
+func (m *Mover) Return(b Buffer) { m.bufs.put(b.cb) }
