@@ -45,8 +45,9 @@ func (s *chunkSource) Read(p []byte) (int, error) {
 	cs := s.cs
 	if s.cs.cr.signed {
 		if len(s.left) == 0 {
-			if err := s.nextSigned(); err != nil {
-				return 0, err
+			n, err := s.nextSigned(p)
+			if err != nil || n > 0 {
+				return n, err // verified straight into p
 			}
 		}
 		n := copy(p, s.left)
@@ -77,33 +78,42 @@ func (s *chunkSource) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// nextSigned reads and verifies the next signed chunk into s.left.
-func (s *chunkSource) nextSigned() error {
+// nextSigned reads and verifies the next signed chunk. A chunk that fits in dst is read and
+// verified there (it returns its length): no byte of dst may be used unless it returns without
+// error. A larger one goes to the chunk buffer, s.left (it returns 0).
+func (s *chunkSource) nextSigned(dst []byte) (int, error) {
 	cs := s.cs
 	if s.total == s.ci.decoded {
-		return io.EOF
+		return 0, io.EOF
 	}
 	var sig [64]byte
 	n, err := cs.cr.header(&sig)
 	switch {
 	case err != nil:
-		return &chunkError{chunkReadFailure(err)}
+		return 0, &chunkError{chunkReadFailure(err)}
 	case n == 0 || s.total+n > s.ci.decoded:
-		return &chunkError{errChunkLength}
+		return 0, &chunkError{errChunkLength}
 	}
-	p := cs.chunkBuf(n)
+	direct := int64(len(dst)) >= n
+	p := dst[:min(n, int64(len(dst)))]
+	if !direct {
+		p = cs.chunkBuf(n)
+	}
 	if err := cs.cr.data(p); err != nil {
-		return &chunkError{chunkReadFailure(err)}
+		return 0, &chunkError{chunkReadFailure(err)}
 	}
 	if cs.v.VerifyChunk(p, sig[:]) != nil {
-		return &chunkError{errSignatureDoesNotMatch}
+		return 0, &chunkError{errSignatureDoesNotMatch}
 	}
 	if cs.sum != nil {
 		_, _ = cs.sum.Write(p)
 	}
 	s.total += n
+	if direct {
+		return int(n), nil
+	}
 	s.left = p
-	return nil
+	return 0, nil
 }
 
 // nextRaw reads the next unsigned chunk's header.

@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"testing"
+
+	"github.com/mizuchi/uploadr/s3sig"
 )
 
 // decodeAll runs the chunk decoder over body without signatures being checked: it exercises the
@@ -99,4 +102,81 @@ func FuzzChunkDecoder(f *testing.F) {
 			t.Fatalf("trailer accepted without its checksum or signature: %+v", tr)
 		}
 	})
+}
+
+// signedChunks frames data in signed aws-chunked chunks of size bytes (the final zero chunk
+// included), signed from seed; chunk number bad (1-based, 0 none) has its first data byte flipped
+// after signing.
+func signedChunks(t *testing.T, seed *s3sig.ChunkSeed, data []byte, size, bad int) []byte {
+	t.Helper()
+	var v s3sig.ChunkVerifier
+	v.Reset(seed)
+	var b bytes.Buffer
+	k := 0
+	for off := 0; off <= len(data); off += size {
+		k++
+		d := data[off:min(off+size, len(data))]
+		fmt.Fprintf(&b, "%x;chunk-signature=%s\r\n", len(d), v.SignChunk(nil, d))
+		if k == bad {
+			d = append([]byte{d[0] ^ 1}, d[1:]...)
+		}
+		b.Write(d)
+		b.WriteString("\r\n")
+		if len(d) == 0 {
+			break
+		}
+	}
+	return b.Bytes()
+}
+
+// A signed chunk that fits in the caller's buffer is read and verified there, without the chunk
+// buffer; one that does not goes through it. Either way a tampered chunk is refused.
+func TestChunkSourceSignedDirect(t *testing.T) {
+	seed, err := s3sig.NewChunkSeed("secret", []byte("20261202T000000Z"), "us-east-1", []byte(sig64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 300_000)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	read := func(body []byte, bufSize int) ([]byte, *chunkState, error) {
+		cs := &chunkState{}
+		cs.cr = chunkReader{r: bufio.NewReaderSize(bytes.NewReader(body), 4096), signed: true}
+		cs.v.Reset(&seed)
+		src := &chunkSource{cs: cs, ci: &chunkInfo{decoded: int64(len(data))}}
+		var out []byte
+		buf := make([]byte, bufSize)
+		for int64(len(out)) < int64(len(data)) {
+			n, err := io.ReadFull(src, buf[:min(len(buf), len(data)-len(out))])
+			if err != nil {
+				return out, cs, err
+			}
+			out = append(out, buf[:n]...)
+		}
+		return out, cs, nil
+	}
+	for _, tc := range []struct {
+		name         string
+		chunk, buf   int
+		wantChunkBuf bool
+	}{
+		{"chunks fit the buffer", 64 << 10, 256 << 10, false},
+		{"chunks larger than the buffer", 100_000, 16 << 10, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, cs, err := read(signedChunks(t, &seed, data, tc.chunk, 0), tc.buf)
+			if err != nil || !bytes.Equal(out, data) {
+				t.Fatalf("read %d bytes, %v; want the %d bytes", len(out), err, len(data))
+			}
+			if got := cs.buf != nil; got != tc.wantChunkBuf {
+				t.Errorf("chunk buffer used: %v; want %v", got, tc.wantChunkBuf)
+			}
+			_, _, err = read(signedChunks(t, &seed, data, tc.chunk, 2), tc.buf)
+			var ce *chunkError
+			if !errors.As(err, &ce) || ce.s3err != errSignatureDoesNotMatch {
+				t.Errorf("chunk 2 tampered: %v; want SignatureDoesNotMatch", err)
+			}
+		})
+	}
 }
