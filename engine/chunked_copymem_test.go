@@ -64,31 +64,3 @@ func TestDechunkedBodyBorrowsCopyBuffer(t *testing.T) {
 	}
 	waitFor(t, "the copy buffer to come back", 10*time.Second, func() bool { return stats().CopyBuffersInUse == 0 })
 }
-
-// A signed aws-chunked body sent whole (minio-go's PutObject over http) verifies its chunks in a
-// copy buffer of the cap too, not in a buffer of the connection's.
-func TestSignedChunkedBodyBorrowsCopyBuffer(t *testing.T) {
-	var eng *engine.Engine
-	p := startProxyEngine(t, &eng)
-	data := randomBytes(3<<20+5, 23)
-	c := chunkedPut{path: "/" + p.Bucket + "/copymem/signed-whole", data: data, decoded: -1, flip: -1}
-	wire := c.wire(t, p.Addr)
-	conn := dial(t, p.Addr)
-	half := len(wire) / 2
-	if _, err := conn.Write(wire[:half]); err != nil {
-		t.Fatal(err)
-	}
-	stats := eng.TransferStats
-	waitFor(t, "the signed body to hold a copy buffer", 10*time.Second, func() bool { return stats().CopyBuffersInUse == 1 })
-	if _, err := conn.Write(wire[half:]); err != nil {
-		t.Fatal(err)
-	}
-	resp, body := readResponse(t, bufio.NewReader(conn))
-	if resp.StatusCode != 200 {
-		t.Fatalf("status %d: %s", resp.StatusCode, body)
-	}
-	if got, _ := upstream.GetObject(t, p.UpBucket, "copymem/signed-whole"); !bytes.Equal(got, data) {
-		t.Errorf("stored %d bytes; want %d", len(got), len(data))
-	}
-	waitFor(t, "the copy buffer to come back", 10*time.Second, func() bool { return stats().CopyBuffersInUse == 0 })
-}

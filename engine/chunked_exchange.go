@@ -48,7 +48,6 @@ type chunkState struct {
 	cr    chunkReader
 	v     s3sig.ChunkVerifier
 	buf   []byte
-	lent  []byte // a copy buffer lent for the exchange (exchangeSignedChunks): chunkBuf uses it when a chunk fits
 	tr    trailer
 	lines [maxTrailerLines * maxTrailerLine]byte
 	sum   hash.Hash
@@ -95,7 +94,6 @@ func (cs *chunkState) release() {
 	cs.pr, cs.sr = prefixReader{}, stallReader{}
 	cs.te, cs.isTE = teReader{}, false
 	cs.v = s3sig.ChunkVerifier{} // holds a signing key
-	cs.lent = nil
 	cs.br.Reset(&cs.pr)
 	if cap(cs.buf) > maxChunkSize {
 		cs.buf = nil
@@ -103,12 +101,8 @@ func (cs *chunkState) release() {
 	chunkStatePool.Put(cs)
 }
 
-// chunkBuf returns a buffer of n bytes for one chunk's data: the lent copy buffer when the chunk
-// fits in it, else the state's own (at most maxChunkSize).
+// chunkBuf returns a buffer of n bytes for one chunk's data.
 func (cs *chunkState) chunkBuf(n int64) []byte {
-	if n <= int64(len(cs.lent)) {
-		return cs.lent[:n]
-	}
 	if int64(cap(cs.buf)) < n {
 		cs.buf = make([]byte, n, max(n, 64<<10))
 	}
@@ -265,12 +259,6 @@ func (e *Engine) exchangeSignedChunks(j *job, client net.Conn) (status int, reus
 	if s3err != nil {
 		return e.answer(j, client, s3err), false, res
 	}
-	// Verified chunks wait in a copy buffer of copy_memory_max (past it, a 16 KiB overflow buffer:
-	// larger chunks then use the state's own).
-	lent := e.mover.Borrow()
-	defer e.mover.Return(lent)
-	cs.lent = lent.Bytes()
-	defer func() { cs.lent = nil }()
 	w := watchResponse(e.killCtx, u, e.limits)
 	write := func(p []byte) error {
 		if w.ctx.Err() != nil {
