@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mizuchi/uploadr/engine"
+	"github.com/mizuchi/uploadr/internal/s3test"
 )
 
 // De-chunked bodies (aws-chunked decoded to be auto-chunked, HTTP chunked) copy through the copy
@@ -61,6 +62,36 @@ func TestDechunkedBodyBorrowsCopyBuffer(t *testing.T) {
 		if got, _ := upstream.GetObject(t, p.UpBucket, u.key); !bytes.Equal(got, data) {
 			t.Errorf("%s: stored %d bytes; want %d", u.key, len(got), len(data))
 		}
+	}
+	waitFor(t, "the copy buffer to come back", 10*time.Second, func() bool { return stats().CopyBuffersInUse == 0 })
+}
+
+// PostObject's file, streamed (above postWholeMax), copies through a copy buffer of the cap too.
+func TestPostObjectFileBorrowsCopyBuffer(t *testing.T) {
+	var eng *engine.Engine
+	p := startProxyEngine(t, &eng)
+	conds := stdConditions(p.Bucket)
+	conds[4] = []any{"content-length-range", 1, 8 << 20} // stdConditions allows 1 MiB
+	auth := postPolicy{Conditions: conds}.sign(t)
+	file := s3test.RandomBytes(3<<20, 24)
+	body, ct := postBody(t, append(stdFields("uploads/copymem.png"), auth...), "copymem.png", file)
+	wire := postWire(p.Addr, "/"+p.Bucket, ct, body)
+	conn := dial(t, p.Addr)
+	half := len(wire) / 2 // in the file
+	if _, err := conn.Write(wire[:half]); err != nil {
+		t.Fatal(err)
+	}
+	stats := eng.TransferStats
+	waitFor(t, "the file's copy to hold a copy buffer", 10*time.Second, func() bool { return stats().CopyBuffersInUse == 1 })
+	if _, err := conn.Write(wire[half:]); err != nil {
+		t.Fatal(err)
+	}
+	resp, rb := readResponse(t, bufio.NewReader(conn))
+	if resp.StatusCode != 204 {
+		t.Fatalf("POST: %d %s", resp.StatusCode, rb)
+	}
+	if got, _ := upstream.GetObject(t, p.UpBucket, "uploads/copymem.png"); !bytes.Equal(got, file) {
+		t.Errorf("stored %d bytes; want %d", len(got), len(file))
 	}
 	waitFor(t, "the copy buffer to come back", 10*time.Second, func() bool { return stats().CopyBuffersInUse == 0 })
 }

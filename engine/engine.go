@@ -472,7 +472,6 @@ func (e *Engine) sweep() {
 	}
 }
 
-// String describes the engine for logs.
 // EventLoops returns the number of event loops the engine runs (Options.EventLoops, resolved):
 // 0 with NoPlainListener, which runs none.
 func (e *Engine) EventLoops() int {
@@ -482,6 +481,7 @@ func (e *Engine) EventLoops() int {
 	return e.opts.EventLoops
 }
 
+// String describes the engine for logs.
 func (e *Engine) String() string {
 	return fmt.Sprintf("engine(%s, %d loops, %d buckets)", e.opts.Address, e.opts.EventLoops, len(e.table.Load().buckets))
 }
