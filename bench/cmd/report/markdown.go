@@ -11,14 +11,15 @@ import (
 )
 
 var targetNotes = map[string]string{
-	"direct":         "no proxy: the load generator talks to the upstream",
-	"mizuchi-splice": "bin/mizuchi-uploadr, zero copy on (splice, 1 MiB pipes), SigV4 verified and re-signed",
-	baseTarget:       "mizuchi-uploadr built at the baseline revision `%s` (git archive), same configuration and flags as mizuchi-splice, run back to back with it",
-	"mizuchi-copy":   "bin/mizuchi-uploadr -zero-copy=false (user-space copy path), SigV4 verified and re-signed",
-	"nginx":          "Debian's nginx, plain reverse proxy: proxy_request_buffering off, HTTP/1.1 upstream keep-alive, worker_processes auto",
-	"splicerelay":    "bench/cmd/splicerelay: two sockets, one 1 MiB pipe, splice(2), no HTTP — the physical floor",
-	"goproxy":        "bench/cmd/goproxy: net/http + httputil.ReverseProxy (goroutine per connection), re-signs with s3sig",
-	"haproxy":        "Debian's HAProxy: mode http, option splice-auto, http-reuse always, tune.pipesize 1 MiB, nbthread 2, keep-alive both sides, no log",
+	"direct":              "no proxy: the load generator talks to the upstream",
+	"mizuchi-splice":      "bin/mizuchi-uploadr, zero copy on (splice, 1 MiB pipes), SigV4 verified and re-signed",
+	baseTarget:            "mizuchi-uploadr built at the baseline revision `%s` (git archive), same configuration and flags as mizuchi-splice, run back to back with it",
+	"mizuchi-copy":        "bin/mizuchi-uploadr -zero-copy=false (user-space copy path), SigV4 verified and re-signed",
+	"nginx":               "Debian's nginx, plain reverse proxy: proxy_request_buffering off, HTTP/1.1 upstream keep-alive, worker_processes auto",
+	"splicerelay":         "bench/cmd/splicerelay: two sockets, one 1 MiB pipe, splice(2), no HTTP — the physical floor",
+	"splicerelay-threads": "bench/cmd/splicerelay -threads: the bare relay with filling and draining overlapped — a reader and a writer thread per connection over the one pipe, waiting in poll(2) instead of Go's poller",
+	"goproxy":             "bench/cmd/goproxy: net/http + httputil.ReverseProxy (goroutine per connection), re-signs with s3sig",
+	"haproxy":             "Debian's HAProxy: mode http, option splice-auto, http-reuse always, tune.pipesize 1 MiB, nbthread 2, keep-alive both sides, no log",
 
 	"mizuchi-tls-client":           "tls phase: mizuchi-uploadr's https listener (server.tls, min_version 1.3) in front of the plain sink; bodies take the copy path",
 	"mizuchi-base-tls-client":      "tls phase: the baseline revision's mizuchi-uploadr (as mizuchi-base-splice) configured as mizuchi-tls-client",

@@ -217,8 +217,10 @@ func targetRank(t string) int {
 		return 2
 	case "splicerelay":
 		return 3
+	case threadsRelay:
+		return 4
 	}
-	return 4
+	return 5
 }
 
 func cpuPerGiB(m Result) float64 {

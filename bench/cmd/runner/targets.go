@@ -244,17 +244,11 @@ func (r *runner) startTargets(ctx context.Context, up *upstream) ([]*target, err
 	if r.haproxy != "" {
 		starts = append(starts, starter{"haproxy", func() (*target, error) { return r.startHAProxy("haproxy", up, tlsSides{}) }})
 	}
-	starts = append(starts, starter{"splicerelay", func() (*target, error) {
-		addr, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		p, err := r.start("splicerelay-"+up.name, nil, filepath.Join(r.bin, "splicerelay"), "-listen", addr, "-upstream", up.addr)
-		if err != nil {
-			return nil, err
-		}
-		return &target{name: "splicerelay", addr: addr, bucket: "bench", openBucket: "bench", main: p}, waitReady(p, addr)
-	}}, starter{"goproxy", func() (*target, error) {
+	starts = append(starts, starter{"splicerelay", func() (*target, error) { return r.startRelay("splicerelay", up) }})
+	if r.targets[threadsRelay] { // an experiment: only when -targets names it
+		starts = append(starts, starter{threadsRelay, func() (*target, error) { return r.startRelay(threadsRelay, up, "-threads") }})
+	}
+	starts = append(starts, starter{"goproxy", func() (*target, error) {
 		addr, err := freePort()
 		if err != nil {
 			return nil, err
@@ -281,6 +275,24 @@ func (r *runner) startTargets(ctx context.Context, up *upstream) ([]*target, err
 		return nil, fmt.Errorf("no target selected")
 	}
 	return ts, ctx.Err()
+}
+
+// threadsRelay is the bare relay with filling and draining overlapped by a reader and a writer
+// thread (splicerelay -threads). It runs only when -targets names it.
+const threadsRelay = "splicerelay-threads"
+
+// startRelay starts bench/cmd/splicerelay in front of up as target name, with args added.
+func (r *runner) startRelay(name string, up *upstream, args ...string) (*target, error) {
+	addr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	args = append([]string{"-listen", addr, "-upstream", up.addr}, args...)
+	p, err := r.start(name+"-"+up.name, nil, filepath.Join(r.bin, "splicerelay"), args...)
+	if err != nil {
+		return nil, err
+	}
+	return &target{name: name, addr: addr, bucket: "bench", openBucket: "bench", main: p}, waitReady(p, addr)
 }
 
 // want reports whether target name is selected (-targets).

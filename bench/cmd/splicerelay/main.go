@@ -4,7 +4,10 @@
 // (the small answers) through a 4 KiB buffer. One goroutine per direction, parked in Go's poller
 // while a socket is not ready. On systems without splice both directions use io.Copy.
 //
-//	splicerelay -listen 127.0.0.1:7072 -upstream 127.0.0.1:7071 -pipe-size 1MiB
+// With -threads the client's bytes move with filling and draining overlapped instead: a reader and
+// a writer thread per connection over the one pipe, waiting in poll(2) (pumpThreads).
+//
+//	splicerelay -listen 127.0.0.1:7072 -upstream 127.0.0.1:7071 -pipe-size 1MiB [-threads]
 package main
 
 import (
@@ -21,6 +24,7 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:7072", "listen address")
 	upstream := flag.String("upstream", "127.0.0.1:7071", "upstream host:port")
 	pipeSize := flag.String("pipe-size", "1MiB", "pipe buffer size (F_SETPIPE_SZ)")
+	threads := flag.Bool("threads", false, "overlap filling and draining: a reader and a writer thread per connection, waiting in poll(2) instead of Go's poller (Linux)")
 	flag.Parse()
 	ps, err := loadgen.ParseSize(*pipeSize)
 	if err != nil {
@@ -39,11 +43,11 @@ func main() {
 			fmt.Fprintln(os.Stderr, "splicerelay:", err)
 			os.Exit(1)
 		}
-		go relay(c.(*net.TCPConn), *upstream, int(ps))
+		go relay(c.(*net.TCPConn), *upstream, int(ps), *threads)
 	}
 }
 
-func relay(client *net.TCPConn, upstream string, pipeSize int) {
+func relay(client *net.TCPConn, upstream string, pipeSize int, threads bool) {
 	defer client.Close()
 	u, err := net.Dial("tcp", upstream)
 	if err != nil {
@@ -58,7 +62,11 @@ func relay(client *net.TCPConn, upstream string, pipeSize int) {
 		io.CopyBuffer(struct{ io.Writer }{client}, struct{ io.Reader }{up}, buf) // plain read/write
 		client.CloseWrite()
 	}()
-	if err := pump(up, client, pipeSize); err != nil {
+	move := pump
+	if threads {
+		move = pumpThreads
+	}
+	if err := move(up, client, pipeSize); err != nil {
 		// The client vanished or the upstream failed: reset both so nobody waits.
 		client.SetLinger(0)
 		up.SetLinger(0)
