@@ -73,11 +73,20 @@ func TestPumps(t *testing.T) {
 }
 
 // TestPumpThreadsDestinationGone: when the upstream resets mid-stream, pumpThreads returns an error
-// instead of waiting, even though its reader waits on a client that sends nothing more.
+// instead of waiting, whether its reader then waits on a client that sends nothing more (4 MiB) or
+// on a full pipe that nobody drains any more (64 MiB: more than the pipe and the socket buffers).
 func TestPumpThreadsDestinationGone(t *testing.T) {
+	for name, size := range map[string]int{"4MiB": 4 << 20, "64MiB": 64 << 20} {
+		t.Run(name, func(t *testing.T) { pumpThreadsDestinationGone(t, size) })
+	}
+}
+
+// pumpThreadsDestinationGone runs TestPumpThreadsDestinationGone with a client that sends size
+// bytes and then keeps its connection open.
+func pumpThreadsDestinationGone(t *testing.T, size int) {
 	client, src := tcpPair(t)
 	dst, server := tcpPair(t)
-	go client.Write(make([]byte, 4<<20)) // then silence, the connection open
+	go client.Write(make([]byte, size))
 	go func() {
 		io.ReadFull(server, make([]byte, 64<<10))
 		server.SetLinger(0)

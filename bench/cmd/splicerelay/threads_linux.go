@@ -19,7 +19,11 @@ func pumpThreads(dst, src *net.TCPConn, pipeSize int) error {
 	if err := unix.Pipe2(p[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
 		return err
 	}
-	defer func() { unix.Close(p[0]) }()
+	defer func() {
+		if p[0] >= 0 {
+			unix.Close(p[0])
+		}
+	}()
 	if got, err := unix.FcntlInt(uintptr(p[1]), unix.F_SETPIPE_SZ, pipeSize); err == nil {
 		pipeSize = got
 	} else {
@@ -46,9 +50,11 @@ func pumpThreads(dst, src *net.TCPConn, pipeSize int) error {
 	defer runtime.UnlockOSThread()
 	werr := spliceLoop(p[0], dfd, pipeSize, p[0], dfd)
 	if werr != nil {
-		// Wake the reader wherever it waits: shutting src's reading side down ends its splices
-		// (0, EOF), and a full pipe nobody drains any more is left to its poll on src only.
+		// Wake the reader wherever it waits: shutting src's reading side down ends its wait for
+		// the client, and closing the pipe's read end its wait for room in the pipe (EPIPE).
 		unix.Shutdown(sfd, unix.SHUT_RD)
+		unix.Close(p[0])
+		p[0] = -1
 	}
 	if err := <-rerr; err != nil && werr == nil {
 		return err
