@@ -155,7 +155,7 @@ fi
 say "running the $mode matrix (logs and configs in $work)"
 "$work/bin/runner" -mode "$mode" -rev "$rev" -bin "$work/bin" -mizuchi "$mizuchi" -nginx "$nginx" -haproxy "$haproxy" -wrk "$wrk" \
 	-wrk-script "$root/scripts/wrk-put.lua" -work "$work" -perf-dir "$root/bench/results/$name-profiles" \
-	-out "$work/results.json" "${versitygw_flag[@]}" "${baseline_flag[@]}" "$@"
+	-out "$work/results.json" -single-md "$work/single.md" "${versitygw_flag[@]}" "${baseline_flag[@]}" "$@"
 
 # 5. Report.
 png=bench/results/$name.png
@@ -166,5 +166,7 @@ cmd="scripts/bench.sh $mode"
 [[ -n ${BASELINE_REV:-} ]] && cmd="BASELINE_REV=$base_rev $cmd"
 [[ -n ${MIZUCHI_REV:-} ]] && cmd="MIZUCHI_REV=$rev $cmd"
 "$work/bin/report" -in "$work/results.json" -micro "$micro" -md "bench/results/$name.md" -png "$png" -cmd "$cmd"
+# -mode single's summary (each target's throughput ÷ direct and CPU ÷ the bare relay) goes into the report.
+[[ -s $work/single.md ]] && cat "$work/single.md" >>"bench/results/$name.md"
 rmdir "bench/results/$name-profiles" 2>/dev/null || true # only kept when -perf wrote profiles
 say "wrote bench/results/$name.md${png:+ and $png}"
