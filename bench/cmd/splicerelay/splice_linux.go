@@ -13,17 +13,12 @@ import (
 // on fill src is not readable, on drain dst is not writable). Waiting happens in the runtime
 // poller through RawConn Read/Write callbacks.
 func pump(dst, src *net.TCPConn, pipeSize int) error {
-	var p [2]int
-	if err := unix.Pipe2(p[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+	p, pipeSize, err := newPipe(pipeSize)
+	if err != nil {
 		return err
 	}
 	defer unix.Close(p[0])
 	defer unix.Close(p[1])
-	if got, err := unix.FcntlInt(uintptr(p[1]), unix.F_SETPIPE_SZ, pipeSize); err == nil {
-		pipeSize = got
-	} else {
-		pipeSize = 64 << 10
-	}
 	rsrc, err := src.SyscallConn()
 	if err != nil {
 		return err
@@ -61,6 +56,18 @@ func pump(dst, src *net.TCPConn, pipeSize int) error {
 			n -= m
 		}
 	}
+}
+
+// newPipe returns a non-blocking pipe and its buffer size: size when the kernel grants it, else the
+// default 64 KiB.
+func newPipe(size int) (p [2]int, got int, err error) {
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+		return p, 0, err
+	}
+	if got, err := unix.FcntlInt(uintptr(p[1]), unix.F_SETPIPE_SZ, size); err == nil {
+		return p, got, nil
+	}
+	return p, 64 << 10, nil
 }
 
 // splice wraps unix.Splice once: it returns int on some architectures and int64 on others.

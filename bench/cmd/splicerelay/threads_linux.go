@@ -15,8 +15,8 @@ import (
 // stay non-blocking: a blocking socket would hold the pipe's lock inside splice while it waits for
 // data, and the writer would see nothing of what the reader has already moved.
 func pumpThreads(dst, src *net.TCPConn, pipeSize int) error {
-	var p [2]int
-	if err := unix.Pipe2(p[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+	p, pipeSize, err := newPipe(pipeSize)
+	if err != nil {
 		return err
 	}
 	defer func() {
@@ -24,11 +24,6 @@ func pumpThreads(dst, src *net.TCPConn, pipeSize int) error {
 			unix.Close(p[0])
 		}
 	}()
-	if got, err := unix.FcntlInt(uintptr(p[1]), unix.F_SETPIPE_SZ, pipeSize); err == nil {
-		pipeSize = got
-	} else {
-		pipeSize = 64 << 10
-	}
 	sfd, err := rawFD(src)
 	if err != nil {
 		unix.Close(p[1])
