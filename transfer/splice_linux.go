@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -170,6 +171,8 @@ type spliceJob struct {
 	got      int   // fill: bytes moved into the pipe
 	serr     error // fill: errno from splice(2), or nil
 	srcWaits int64
+	batch    int // fill: SO_RCVLOWAT wanted on src while the body lasts (0: off)
+	lowat    int // fill: SO_RCVLOWAT set on src now (0: never set by this job)
 
 	dp       *pipe // drain: the pipe being emptied
 	more     bool  // drain: more body follows this chunk (SPLICE_F_MORE)
@@ -192,6 +195,7 @@ func (j *job) initSplice() {
 
 func (j *job) resetSplice() {
 	j.p, j.dp = nil, nil
+	j.batch, j.lowat = 0, 0
 	j.serr, j.dserr = nil, nil
 	j.resetOverlap()
 }
@@ -296,6 +300,10 @@ func (m *Mover) spliceBody(j *job, res *Result, n int64) (handled bool, err erro
 	}
 	j.p = p
 	j.srcWaits, j.dstWaits = 0, 0
+	j.batch, j.lowat = 0, 0
+	if m.opts.ReadBatch > 0 && n > overlapFactor*int64(p.size) {
+		j.batch = min(m.opts.ReadBatch, p.size)
+	}
 	res.Mode = ModeSplice
 	if q != nil {
 		m.pipes.overlapped.Add(1)
@@ -303,6 +311,11 @@ func (m *Mover) spliceBody(j *job, res *Result, n int64) (handled bool, err erro
 		err = j.overlapLoop(rsrc, rdst, res, n, q)
 	} else {
 		err = j.spliceLoop(rsrc, rdst, res, n)
+	}
+	if j.lowat > 1 {
+		// The connection may serve another request (or go back to the event loop), whose head
+		// is smaller than the batch.
+		j.setLowat(rsrc, 1)
 	}
 	if errors.Is(err, errSpliceUnsupported) {
 		res.Mode = 0
@@ -355,8 +368,25 @@ func (j *job) fillOnce(rsrc syscall.RawConn, n int64, first bool) error {
 		j.max = int(n)
 	}
 	j.got, j.serr = 0, nil
+	if j.batch > 0 {
+		j.batchSrc(rsrc, n)
+	}
 	j.armSrc()
-	if err := rsrc.Read(j.fillFn); err != nil {
+	for {
+		err := rsrc.Read(j.fillFn)
+		if err == nil {
+			break
+		}
+		if j.lowat > 1 && errors.Is(err, os.ErrDeadlineExceeded) && queued(rsrc) {
+			// The stall deadline passed with bytes queued below the batch: the client is slow,
+			// not stalled. Wake for every byte from now on, under a fresh deadline (a
+			// cancelled job's deadline stays in the past, so this ends on the next round).
+			j.batch = 0
+			j.setLowat(rsrc, 1)
+			j.srcArmed = time.Time{}
+			j.armSrc()
+			continue
+		}
 		return j.fail(SideSrc, "splice", err)
 	}
 	if j.serr != nil {
@@ -370,6 +400,48 @@ func (j *job) fillOnce(rsrc syscall.RawConn, n int64, first bool) error {
 	}
 	j.p.data = j.got
 	return nil
+}
+
+// batchSrc sets src's SO_RCVLOWAT for the next wait of a body with n bytes still to read: j.batch
+// while at least that many remain, else 1 (the tail must wake the transfer without more bytes, which
+// a client awaiting its answer never sends).
+//
+// Batching is what lets one stream run at a direct upload's speed: woken for every segment, a relay
+// moves the stream in small splices and its core and the sender's hand each other the work in small
+// pieces (bench/results/2026-12-02-read-batch.md). The kernel still wakes the transfer below the
+// batch when the socket's receive window is nearly exhausted, and on EOF or an error.
+func (j *job) batchSrc(rsrc syscall.RawConn, n int64) {
+	want := j.batch
+	if n < int64(want) {
+		want = 1
+	}
+	if want != j.lowat {
+		j.setLowat(rsrc, want)
+	}
+}
+
+// setLowat sets src's SO_RCVLOWAT to v. If the kernel refuses, batching is off for this transfer.
+func (j *job) setLowat(rsrc syscall.RawConn, v int) {
+	var serr error
+	if err := rsrc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVLOWAT, v)
+	}); err != nil || serr != nil {
+		j.batch = 0
+		return
+	}
+	j.lowat = v
+}
+
+// queued reports whether src's socket holds bytes not read yet (SIOCINQ).
+func queued(rsrc syscall.RawConn) bool {
+	var n int
+	var serr error
+	if err := rsrc.Control(func(fd uintptr) {
+		n, serr = unix.IoctlGetInt(int(fd), unix.SIOCINQ)
+	}); err != nil || serr != nil {
+		return false
+	}
+	return n > 0
 }
 
 // drainOnce splices the pipe j.dp to dst until it is empty, waiting for dst

@@ -40,6 +40,7 @@ const (
 	DefaultMaxIdlePipes   = 64
 	DefaultCopyBufferSize = 256 << 10
 	DefaultCopyMemoryMax  = 64 << 20
+	DefaultReadBatch      = 256 << 10
 )
 
 // Options configures a Mover. The zero value is ready to use.
@@ -80,6 +81,16 @@ type Options struct {
 	// beyond those in use are kept for reuse, the rest returned to the OS.
 	CopyMemoryMax int
 
+	// ReadBatch is, for a splice transfer of a body larger than two pipes, how many bytes the
+	// client's socket gathers before it wakes the transfer (SO_RCVLOWAT, set for the body's length
+	// and reset to 1 after it; capped at the pipe's size). 0 means DefaultReadBatch (256 KiB);
+	// negative turns batching off. Woken for every segment, one stream moves in small splices
+	// and runs at about 0.75-0.85x a direct upload's speed; batched, at about 0.95x, with less CPU
+	// per GiB. A slower client loses nothing: the kernel wakes the transfer below the batch when
+	// the socket's receive window is nearly exhausted, and a stall deadline that passes with bytes
+	// queued turns batching off for that transfer instead of failing it.
+	ReadBatch int
+
 	// StallTimeout, if positive, fails a transfer with ErrStalled when no
 	// byte moves for this long. It is enforced with deadlines refreshed
 	// at most once per chunk (a pipe fill, a pipe drain that makes progress
@@ -109,6 +120,9 @@ func (o Options) normalized() Options {
 	}
 	if o.StallTimeout < 0 {
 		o.StallTimeout = 0
+	}
+	if o.ReadBatch == 0 {
+		o.ReadBatch = DefaultReadBatch
 	}
 	return o
 }
