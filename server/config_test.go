@@ -269,3 +269,51 @@ func TestSigningRegions(t *testing.T) {
 		t.Errorf("auth none with regions: %v", err)
 	}
 }
+
+// server.zero_copy.read_batch (and -read-batch over it) reaches the mover; the default is the
+// transfer package's, 1 turns batching off, and more than 1 GiB is refused by name.
+func TestReadBatchKey(t *testing.T) {
+	for _, tc := range []struct {
+		value string // "" = key absent
+		flags []string
+		want  int
+		err   string
+	}{
+		{want: 256 << 10},
+		{value: "64KiB", want: 64 << 10},
+		{value: "1", want: 1},
+		{value: "64KiB", flags: []string{"-read-batch", "1MiB"}, want: 1 << 20},
+		{value: "2GiB", err: "server.zero_copy.read_batch 2147483648: want 1 byte (off)..1GiB"},
+	} {
+		y := sample
+		if tc.value != "" {
+			y = strings.Replace(sample, "pipe_buffer_size: 1048576}", "pipe_buffer_size: 1048576, read_batch: "+tc.value+"}", 1)
+		}
+		c, err := ParseConfig([]byte(y), env(sampleEnv))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		f := RegisterFlags(fs)
+		if err := fs.Parse(tc.flags); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Apply(c); err != nil {
+			t.Fatal(err)
+		}
+		c.Normalize()
+		err = c.Validate()
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("read_batch %s: Validate = %v; want %q", tc.value, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("read_batch %q %v: %v", tc.value, tc.flags, err)
+		}
+		if o, err := c.EngineOptions(nil, nil); err != nil || o.Transfer.ReadBatch != tc.want {
+			t.Errorf("read_batch %q %v: Transfer.ReadBatch = %d, %v; want %d", tc.value, tc.flags, o.Transfer.ReadBatch, err, tc.want)
+		}
+	}
+}

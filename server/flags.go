@@ -43,6 +43,7 @@ type Flags struct {
 	concurrentParts                           int
 	zeroCopy, accessLog, metricsOn, autoChunk bool
 	pipeSize, minPipe, maxHead, maxURI        sizeFlag
+	readBatch                                 sizeFlag
 	inlineMax, maxObject, threshold, partSize sizeFlag
 	completeBudget, copyMemoryMax             sizeFlag
 	headTimeout, idleTimeout, stallTimeout    time.Duration
@@ -109,7 +110,7 @@ func (l *listFlag) Set(v string) error {
 // "Flags"); a flag given on the command line overrides the file.
 func RegisterFlags(fs *flag.FlagSet) *Flags {
 	f := &Flags{fs: fs}
-	f.pipeSize, f.minPipe = newSize("1MiB"), newSize("256KiB")
+	f.pipeSize, f.minPipe, f.readBatch = newSize("1MiB"), newSize("256KiB"), newSize("256KiB")
 	f.maxHead, f.maxURI, f.inlineMax = newSize("64KiB"), newSize("16KiB"), newSize("1MiB")
 	f.maxObject, f.threshold, f.partSize = newSize("5TiB"), newSize("50MiB"), newSize("100MiB")
 	f.completeBudget, f.copyMemoryMax = newSize("32MiB"), newSize("64MiB")
@@ -126,6 +127,7 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	fs.BoolVar(&f.zeroCopy, "zero-copy", true, "move bodies with splice(2) on Linux; false = user-space copy (server.zero_copy.enabled)")
 	fs.Var(&f.pipeSize, "pipe-size", "splice pipe `size`"+sz+" (server.zero_copy.pipe_buffer_size)")
 	fs.Var(&f.minPipe, "min-pipe-size", "smallest pipe `size` worth splicing; a smaller grant takes the copy path"+sz+" (server.zero_copy.min_pipe_size)")
+	fs.Var(&f.readBatch, "read-batch", "bytes a spliced body larger than two pipes gathers in the client's socket before the transfer wakes (SO_RCVLOWAT; capped at the pipe size); 1 = wake for every segment"+sz+" (server.zero_copy.read_batch)")
 	fs.IntVar(&f.pipePool, "pipe-pool", DefaultPipePool, "idle splice `pipes` kept (server.zero_copy.pipe_pool_size)")
 	fs.Var(&f.maxHead, "max-head-bytes", "largest request head `size`; larger gets 431"+sz+" (server.max_head_bytes)")
 	fs.Var(&f.maxURI, "max-uri-bytes", "longest request target `size`; longer gets 414"+sz+" (server.max_uri_bytes)")
@@ -361,6 +363,8 @@ func (a *flagApplier) listener(name string) bool {
 		zc.MinPipeSize = ByteSize(f.minPipe.v)
 	case "pipe-pool":
 		zc.PipePoolSize = a.nonNeg(name, f.pipePool)
+	case "read-batch":
+		zc.ReadBatch = ByteSize(f.readBatch.v)
 	default:
 		return false
 	}

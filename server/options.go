@@ -44,6 +44,7 @@ func (c *Config) Normalize() {
 	setSize(&zc.PipeBufferSize, 1<<20)
 	setSize(&zc.MinPipeSize, 256<<10)
 	setInt(&zc.PipePoolSize, DefaultPipePool)
+	setSize(&zc.ReadBatch, transfer.DefaultReadBatch)
 	if zc.Enabled == nil {
 		zc.Enabled = boolPtr(true)
 	}
@@ -190,6 +191,9 @@ func (s *ServerConfig) checkSizes() []error {
 	if s := zc.MinPipeSize; s != 0 && (s < 4096 || s > 1<<30) {
 		errs = append(errs, fmt.Errorf("server.zero_copy.min_pipe_size %d: want 4KiB..1GiB", s))
 	}
+	if s := zc.ReadBatch; s < 0 || s > 1<<30 {
+		errs = append(errs, fmt.Errorf("server.zero_copy.read_batch %d: want 1 byte (off)..1GiB", s))
+	}
 	if zc.PipeBufferSize != 0 && zc.MinPipeSize > zc.PipeBufferSize {
 		errs = append(errs, fmt.Errorf("server.zero_copy.min_pipe_size %d is above pipe_buffer_size %d", zc.MinPipeSize, zc.PipeBufferSize))
 	}
@@ -319,6 +323,7 @@ func (c *Config) serverOptions(trusted []netip.Prefix, logger, access *slog.Logg
 			PipeSize:      int(zc.PipeBufferSize),
 			MinPipeSize:   int(zc.MinPipeSize),
 			MaxIdlePipes:  zc.PipePoolSize,
+			ReadBatch:     int(zc.ReadBatch),
 			ForceCopy:     zc.Enabled != nil && !*zc.Enabled,
 			CopyMemoryMax: int(c.Server.CopyMemoryMax),
 		},

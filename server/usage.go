@@ -22,7 +22,7 @@ var flagGroups = []flagGroup{
 		"complete-body-budget", "head-timeout", "idle-timeout", "body-stall-timeout", "response-timeout"}},
 	{"Upstream", []string{"dial-timeout", "upstream-max-idle", "upstream-max-conns", "upstream-idle-timeout",
 		"upstream-abort-retry-for", "auto-chunk", "multipart-threshold", "part-size", "concurrent-parts"}},
-	{"Zero-copy (splice) and the copy path", []string{"zero-copy", "pipe-size", "min-pipe-size", "pipe-pool", "copy-memory-max"}},
+	{"Zero-copy (splice) and the copy path", []string{"zero-copy", "pipe-size", "min-pipe-size", "pipe-pool", "read-batch", "copy-memory-max"}},
 	{"Client limits (503 SlowDown over them; 0 = unlimited)", []string{"max-connections", "max-connections-per-ip",
 		"rate-per-ip", "burst-per-ip", "rate-per-principal", "burst-per-principal"}},
 	{"TLS (https listener)", []string{"tls-address", "tls-cert", "tls-key", "tls-min-version", "tls-handshake-timeout", "tls-driver"}},

@@ -54,7 +54,7 @@ func TestReadBatchWhileBodyLasts(t *testing.T) {
 		{"default", transfer.Options{}, 3<<20 + transfer.DefaultReadBatch, transfer.DefaultReadBatch, transfer.DefaultReadBatch},
 		{"capped-at-pipe", transfer.Options{PipeSize: 64 << 10, MinPipeSize: 64 << 10}, 1<<20 + 64<<10, 64 << 10, 64 << 10},
 		{"small-body", transfer.Options{}, 2 << 20, transfer.DefaultReadBatch, 1},
-		{"off", transfer.Options{ReadBatch: -1}, 3<<20 + transfer.DefaultReadBatch, transfer.DefaultReadBatch, 1},
+		{"off", transfer.Options{ReadBatch: 1}, 3<<20 + transfer.DefaultReadBatch, transfer.DefaultReadBatch, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := testMover(t, transfer.ModeSplice, tc.o)

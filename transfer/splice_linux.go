@@ -301,7 +301,7 @@ func (m *Mover) spliceBody(j *job, res *Result, n int64) (handled bool, err erro
 	j.p = p
 	j.srcWaits, j.dstWaits = 0, 0
 	j.batch, j.lowat = 0, 0
-	if m.opts.ReadBatch > 0 && n > overlapFactor*int64(p.size) {
+	if m.opts.ReadBatch > 1 && n > overlapFactor*int64(p.size) {
 		j.batch = min(m.opts.ReadBatch, p.size)
 	}
 	res.Mode = ModeSplice

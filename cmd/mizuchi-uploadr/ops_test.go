@@ -88,7 +88,7 @@ func TestHelpListsEveryFlag(t *testing.T) {
 		t.Fatalf("-h: %v", err)
 	}
 	h := string(out)
-	for _, f := range []string{"-listen address", "-event-loops number", "-zero-copy", "-pipe-size size", "-min-pipe-size size", "-pipe-pool pipes",
+	for _, f := range []string{"-listen address", "-event-loops number", "-zero-copy", "-pipe-size size", "-min-pipe-size size", "-pipe-pool pipes", "-read-batch size",
 		"-max-head-bytes size", "-max-uri-bytes size", "-inline-body-max size", "-max-object-size size", "-complete-body-budget size",
 		"-head-timeout duration", "-idle-timeout duration", "-body-stall-timeout duration", "-response-timeout duration", "-drain-timeout duration",
 		"-dial-timeout duration", "-upstream-max-idle connections", "-upstream-max-conns connections", "-upstream-idle-timeout duration",
