@@ -406,10 +406,10 @@ func (j *job) fillOnce(rsrc syscall.RawConn, n int64, first bool) error {
 // while at least that many remain, else 1 (the tail must wake the transfer without more bytes, which
 // a client awaiting its answer never sends).
 //
-// Batching is what lets one stream run at a direct upload's speed: woken for every segment, a relay
-// moves the stream in small splices and its core and the sender's hand each other the work in small
-// pieces (bench/results/2026-12-02-read-batch.md). The kernel still wakes the transfer below the
-// batch when the socket's receive window is nearly exhausted, and on EOF or an error.
+// Woken for every segment, a transfer moves a fast stream in many small splices; batched, in fewer
+// large ones, for less CPU per GiB (bench/results/2026-12-02-read-batch.md). The kernel still wakes
+// the transfer below the batch when the socket's receive window is nearly exhausted, and on EOF or
+// an error.
 func (j *job) batchSrc(rsrc syscall.RawConn, n int64) {
 	want := j.batch
 	if n < int64(want) {

@@ -84,9 +84,9 @@ type Options struct {
 	// ReadBatch is, for a splice transfer of a body larger than two pipes, how many bytes the
 	// client's socket gathers before it wakes the transfer (SO_RCVLOWAT, set for the body's length
 	// and reset to 1 after it; capped at the pipe's size). 0 means DefaultReadBatch (256 KiB);
-	// 1 or less turns batching off. Woken for every segment, one stream moves in small splices
-	// and runs at about 0.75-0.85x a direct upload's speed; batched, at about 0.95x, with less CPU
-	// per GiB. A slower client loses nothing: the kernel wakes the transfer below the batch when
+	// 1 or less turns batching off. Fewer, larger splices cost less CPU per GiB (0.955x paired
+	// over 15 runs of one 1 GiB stream; throughput unchanged within noise:
+	// bench/results/2026-12-02-read-batch.md). A slower client loses nothing: the kernel wakes the transfer below the batch when
 	// the socket's receive window is nearly exhausted, and a stall deadline that passes with bytes
 	// queued turns batching off for that transfer instead of failing it.
 	ReadBatch int

@@ -126,3 +126,19 @@ func TestMedianCI(t *testing.T) {
 		}
 	}
 }
+
+// A run measured with -mizuchi-flags says so next to the revision.
+func TestHeaderNamesMizuchiFlags(t *testing.T) {
+	same := []float64{0.30, 0.30, 0.30, 0.30, 0.30}
+	for _, flags := range []string{"", "-read-batch 64KiB"} {
+		rf := compareRun(same, same, same, same)
+		rf.Meta["mizuchi_flags"] = flags
+		rep := newReport(rf, nil)
+		var md bytes.Buffer
+		rep.markdown(&md, nil, nil, rep.baseline(), "", "scripts/bench.sh compare")
+		has := strings.Contains(md.String(), "mizuchi-uploadr revision `new1` run with `-read-batch 64KiB`, baseline revision `old1`")
+		if has != (flags != "") {
+			t.Errorf("flags %q: header names them %v:\n%s", flags, has, md.String()[:300])
+		}
+	}
+}

@@ -71,6 +71,9 @@ func (r *report) markdownHeader(w io.Writer, png, cmdline string) {
 	m := r.rf.Meta
 	fmt.Fprintf(w, "# Benchmark results %s (%s run)\n\n", strings.SplitN(m["date"], "T", 2)[0], m["mode"])
 	fmt.Fprintf(w, "mizuchi-uploadr revision `%s`", m["rev"])
+	if m["mizuchi_flags"] != "" {
+		fmt.Fprintf(w, " run with `%s`", m["mizuchi_flags"])
+	}
 	if r.hasBaseline() {
 		fmt.Fprintf(w, ", baseline revision `%s`", m["baseline_rev"])
 	}

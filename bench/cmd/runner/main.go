@@ -69,6 +69,7 @@ type workload struct {
 type runner struct {
 	bin, mizuchi, versitygw, nginx, wrk, wrkScript, work string
 	baseline                                             string            // mizuchi-uploadr binary of the baseline revision (empty: no baseline target)
+	mizuchiFlags                                         string            // -mizuchi-flags: added to the measured binary's targets
 	haproxy                                              string            // haproxy binary (empty: no HAProxy targets)
 	tls                                                  benchtls.Files    // the run's certificate (tls phase; see tlsFiles)
 	targets                                              map[string]bool   // the targets to start; nil: all
@@ -144,6 +145,7 @@ func (r *runner) parseFlags() (*options, int) {
 	flag.StringVar(&o.phases, "phases", "", "comma-separated phases to run: sink, tls, versitygw (default: all that apply; compare: sink)")
 	flag.StringVar(&r.bin, "bin", "", "directory holding the sink, loadgen, splicerelay and goproxy binaries")
 	flag.StringVar(&r.mizuchi, "mizuchi", "bin/mizuchi-uploadr", "mizuchi-uploadr binary")
+	flag.StringVar(&r.mizuchiFlags, "mizuchi-flags", "", "space-separated flags added to the measured mizuchi-uploadr's command line (not the baseline's), e.g. \"-read-batch 64KiB\": to measure a setting against the baseline; recorded in the results")
 	flag.StringVar(&r.baseline, "baseline", "", "mizuchi-uploadr binary of a baseline revision: adds the target mizuchi-base-splice, run like mizuchi-splice")
 	flag.StringVar(&o.baseRev, "baseline-rev", "", "the baseline's revision, recorded in the results")
 	flag.StringVar(&r.versitygw, "versitygw", "", "versitygw binary (empty: no end-to-end phase)")
@@ -257,7 +259,7 @@ func (r *runner) newRun(o *options) Run {
 		"mode": o.mode, "date": time.Now().UTC().Format(time.RFC3339), "duration": o.dur.String(),
 		"reps": strconv.Itoa(o.reps), "cpus": strconv.Itoa(runtime.NumCPU()), "go": runtime.Version(),
 		"kernel": kernel(), "cpu_model": cpuModel(), "nginx": r.nginxVersion(), "haproxy": r.haproxyVersion(), "work": r.work,
-		"rev": o.rev, "mizuchi_go": goVersionOf(r.mizuchi),
+		"rev": o.rev, "mizuchi_go": goVersionOf(r.mizuchi), "mizuchi_flags": r.mizuchiFlags,
 	}, Perf: map[string]string{}}
 	if r.baseline != "" {
 		res.Meta["baseline_rev"] = o.baseRev

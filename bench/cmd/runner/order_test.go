@@ -124,3 +124,19 @@ func TestHAProxyConfig(t *testing.T) {
 		}
 	}
 }
+
+// -mizuchi-flags reach the measured binary's targets only: the baseline is the reference (and may
+// not know a new flag).
+func TestExtraFlags(t *testing.T) {
+	r := &runner{mizuchi: "bin/mizuchi-uploadr", baseline: "/tmp/base/mizuchi-uploadr", mizuchiFlags: " -read-batch 64KiB  -pipe-pool 8 "}
+	if got := strings.Join(r.extraFlags(r.mizuchi), "|"); got != "-read-batch|64KiB|-pipe-pool|8" {
+		t.Errorf("measured binary's extra flags: %q", got)
+	}
+	if got := r.extraFlags(r.baseline); got != nil {
+		t.Errorf("baseline's extra flags: %q; want none", got)
+	}
+	r.mizuchiFlags = ""
+	if got := r.extraFlags(r.mizuchi); len(got) != 0 {
+		t.Errorf("no -mizuchi-flags: got %q", got)
+	}
+}

@@ -341,6 +341,15 @@ func (r *runner) mizuchiConfig(bin, conf, quiet, plain string, args []string) er
 	return nil
 }
 
+// extraFlags are the -mizuchi-flags for bin: the measured binary takes them, the baseline does not
+// (it is the reference, and may not know a new flag).
+func (r *runner) extraFlags(bin string) []string {
+	if bin != r.mizuchi || bin == r.baseline {
+		return nil
+	}
+	return strings.Fields(r.mizuchiFlags)
+}
+
 // startMizuchi starts a mizuchi-uploadr target. With tls.client the load goes to its https listener
 // (server.tls, TLS 1.3 only, the run's certificate); with tls.upstream its buckets' endpoint is the
 // sink's https address, verified with the run's CA (s3.ca_file).
@@ -378,7 +387,7 @@ func (r *runner) startMizuchi(name, bin string, zeroCopy bool, up *upstream, tls
 		bucket("open", "none")
 	// Like nginx's access_log off: no access-log line per request, where the binary knows the key.
 	quiet := strings.Replace(yaml, "log: {level: warn}", "log: {level: warn, access: false}", 1)
-	flags := []string{fmt.Sprintf("-zero-copy=%v", zeroCopy)}
+	flags := append([]string{fmt.Sprintf("-zero-copy=%v", zeroCopy)}, r.extraFlags(bin)...)
 	if err := r.mizuchiConfig(bin, conf, quiet, yaml, flags); err != nil {
 		return nil, err
 	}
