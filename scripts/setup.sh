@@ -36,7 +36,7 @@ install_debian() {
 	# package's service is stopped and disabled below).
 	declare -A cmd_of=([s3cmd]=s3cmd [rclone]=rclone [wrk]=wrk [curl]=curl [podman]=podman [runc]=runc [strace]=strace [systemd]=systemd-analyze [prometheus]=promtool [haproxy]=haproxy [chromium]=chromium)
 	missing=()
-	for pkg in s3cmd rclone wrk curl podman runc strace systemd prometheus haproxy; do
+	for pkg in s3cmd rclone wrk curl podman runc strace systemd prometheus haproxy chromium; do
 		if command -v "${cmd_of[$pkg]}" >/dev/null 2>&1; then
 			echo "$pkg: present ($(command -v "${cmd_of[$pkg]}"))"
 		else
