@@ -171,8 +171,10 @@ type spliceJob struct {
 	got      int   // fill: bytes moved into the pipe
 	serr     error // fill: errno from splice(2), or nil
 	srcWaits int64
-	batch    int // fill: SO_RCVLOWAT wanted on src while the body lasts (0: off)
-	lowat    int // fill: SO_RCVLOWAT set on src now (0: never set by this job)
+	batch    int   // fill: SO_RCVLOWAT wanted on src while the body lasts (0: off)
+	lowat    int   // fill: SO_RCVLOWAT set on src now (0: never set by this job)
+	setTo    int   // setLowatFn: the value to set
+	setErr   error // setLowatFn: setsockopt's error
 
 	dp       *pipe // drain: the pipe being emptied
 	more     bool  // drain: more body follows this chunk (SPLICE_F_MORE)
@@ -181,8 +183,9 @@ type spliceJob struct {
 	dserr    error // drain: errno from splice(2), nil, or io.ErrNoProgress
 	dstWaits int64
 
-	fillFn  func(uintptr) bool
-	drainFn func(uintptr) bool
+	fillFn     func(uintptr) bool
+	drainFn    func(uintptr) bool
+	setLowatFn func(uintptr)
 
 	overlap // the two-pipe path's read-ahead state
 }
@@ -190,6 +193,7 @@ type spliceJob struct {
 func (j *job) initSplice() {
 	j.fillFn = j.fill
 	j.drainFn = j.drain
+	j.setLowatFn = j.setLowatOn
 	j.initOverlap()
 }
 
@@ -421,18 +425,23 @@ func (j *job) batchSrc(rsrc syscall.RawConn, n int64) {
 }
 
 // setLowat sets src's SO_RCVLOWAT to v. If the kernel refuses, batching is off for this transfer.
+// The callback is bound once per pooled job (a closure would cost an allocation per call).
 func (j *job) setLowat(rsrc syscall.RawConn, v int) {
-	var serr error
-	if err := rsrc.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVLOWAT, v)
-	}); err != nil || serr != nil {
+	j.setTo, j.setErr = v, nil
+	if err := rsrc.Control(j.setLowatFn); err != nil || j.setErr != nil {
 		j.batch = 0
 		return
 	}
 	j.lowat = v
 }
 
-// queued reports whether src's socket holds bytes not read yet (SIOCINQ).
+// setLowatOn is setLowat's syscall.RawConn.Control callback.
+func (j *job) setLowatOn(fd uintptr) {
+	j.setErr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVLOWAT, j.setTo)
+}
+
+// queued reports whether src's socket holds bytes not read yet (SIOCINQ). Only a stall deadline
+// calls it, so its closure's allocation does not matter.
 func queued(rsrc syscall.RawConn) bool {
 	var n int
 	var serr error
