@@ -63,49 +63,6 @@ func TestFreePort(t *testing.T) {
 	l.Close()
 }
 
-// Ports the kernel hands out for outgoing connections can be taken at any moment by any test's
-// client (the engine's tests open thousands), so a port picked there may be gone before the caller
-// binds it: CI failed once so. FreePort picks below that range.
-func TestFreePortOutsideEphemeralRange(t *testing.T) {
-	t.Parallel()
-	lo, hi := ephemeralRange()
-	seen := map[int]bool{}
-	for range 200 {
-		p := FreePort(t)
-		if p >= lo && p <= hi {
-			t.Fatalf("FreePort: got %d, inside the ephemeral range %d-%d", p, lo, hi)
-		}
-		if p < minFreePort {
-			t.Fatalf("FreePort: got %d, below %d", p, minFreePort)
-		}
-		if seen[p] {
-			t.Fatalf("FreePort returned %d twice in one process", p)
-		}
-		seen[p] = true
-	}
-}
-
-func TestParsePortRange(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		in     string
-		lo, hi int
-		ok     bool
-	}{
-		{"32768\t60999\n", 32768, 60999, true},
-		{"1024 65535", 1024, 65535, true},
-		{"", 0, 0, false},
-		{"40000", 0, 0, false},
-		{"60999 32768", 0, 0, false},
-		{"x 1", 0, 0, false},
-	} {
-		lo, hi, ok := parsePortRange(tc.in)
-		if lo != tc.lo || hi != tc.hi || ok != tc.ok {
-			t.Errorf("parsePortRange(%q): got %d, %d, %v; want %d, %d, %v", tc.in, lo, hi, ok, tc.lo, tc.hi, tc.ok)
-		}
-	}
-}
-
 func TestFilterEnv(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {

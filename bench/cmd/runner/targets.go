@@ -9,12 +9,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/mizuchi/uploadr/bench/internal/benchtls"
 	"github.com/mizuchi/uploadr/bench/internal/procstat"
+	"github.com/mizuchi/uploadr/internal/freeport"
 )
 
 // Credentials every client, proxy and upstream of a run uses (loopback only; versitygw's root).
@@ -78,13 +80,14 @@ func (t *target) pids() ([]int, error) {
 	return append([]int{pid}, kids...), nil
 }
 
+// freePort is a loopback address on a port below the kernel's ephemeral range, where the load's
+// own connections never take it before the target binds it (freeport).
 func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freeport.Pick()
 	if err != nil {
 		return "", err
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(p)), nil
 }
 
 func (r *runner) start(name string, env []string, bin string, args ...string) (*proc, error) {
