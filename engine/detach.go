@@ -112,7 +112,7 @@ func (e *Engine) runDetached(j *job) {
 		return
 	}
 	if j.st.tls != nil {
-		client = j.st.tlsDetached(client, e.readAheads) // read and answer through TLS (looptls_server.go)
+		client = j.st.tlsDetached(client, e.readAheads, j.remaining) // read and answer through TLS (looptls_server.go)
 	}
 	j.client = client
 	e.finish(j, e.exchange(j, client))

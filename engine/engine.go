@@ -124,7 +124,11 @@ func New(o Options) (*Engine, error) {
 		e.ids, _ = uploadid.New(o.UploadIDSecrets...) // Validate checked the keys
 	}
 	e.mover = transfer.NewMover(o.Transfer)
-	e.readAheads = newReadAheads(e.mover.Stats().CopyBuffersMax)
+	batch := o.Transfer.ReadBatch // the splice path's read batch serves TLS bodies too
+	if batch == 0 {
+		batch = transfer.DefaultReadBatch
+	}
+	e.readAheads = newReadAheads(e.mover.Stats().CopyBuffersMax, batch, o.BodyStallTimeout)
 	e.killCtx, e.kill = context.WithCancel(context.Background())
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])

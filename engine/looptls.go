@@ -45,7 +45,14 @@ type loopTLSConn struct {
 	ra   readAhead // a detached TLS client's (tlsreadahead.go)
 }
 
+// Read, in socket mode, hands crypto/tls at most one record's worth per call, whatever room it
+// offers, so it never holds more than tlsHeldMax of the input (read batching relies on that bound:
+// tlsreadahead.go). Memory mode needs no cap: the loop decrypts all it hands over (loopTLS.open),
+// so crypto/tls holds less than a record when the connection detaches.
 func (m *loopTLSConn) Read(b []byte) (int, error) {
+	if m.sock != nil {
+		b = b[:min(len(b), tlsMaxRecord)]
+	}
 	if len(m.ra.carry) > 0 {
 		n := copy(b, m.ra.carry)
 		m.ra.carry = m.ra.carry[:copy(m.ra.carry, m.ra.carry[n:])]

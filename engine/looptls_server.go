@@ -213,10 +213,11 @@ func (e *Engine) tlsReturning(st *connState, c gnet.Conn) gnet.Conn {
 }
 
 // tlsDetached points a detached TLS client's transport at its socket again and returns the
-// tls.Conn the exchange reads and answers through.
-func (st *connState) tlsDetached(sock net.Conn, ra *readAheads) net.Conn {
+// tls.Conn the exchange reads and answers through; body is what is still to come of the body (≤ 0:
+// not known).
+func (st *connState) tlsDetached(sock net.Conn, ra *readAheads, body int64) net.Conn {
 	st.tls.mc.sock = sock // gc.Conn is left to the loop: OnClose of the old connection reads it
-	st.tls.mc.startReadAhead(ra)
+	st.tls.mc.startReadAhead(ra, body)
 	st.tls.rd.point(st.tls.tc, sock, &st.tls.mc.ra)
 	return &st.tls.rd
 }

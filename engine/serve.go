@@ -345,7 +345,7 @@ func (nc *netConn) moved(kind verdict) bool {
 		e.metrics.autoChunked.Inc()
 	}
 	if b, ok := nc.c.(bodyReader); ok {
-		b.startBody(e.readAheads) // a TLS client's body is read ahead (tlsconn.go)
+		b.startBody(e.readAheads, j.remaining) // a TLS client's body is read ahead (tlsconn.go)
 		defer b.endBody(e.readAheads)
 	}
 	o := e.exchange(j, nc.c)

@@ -32,12 +32,12 @@ func (t *TLSConn) NetConn() net.Conn { return t.mc.sock }
 // ReadReady reports whether a Read would return at once (transfer.ReadReadier).
 func (t *TLSConn) ReadReady() bool { return t.rd.ReadReady() }
 
-func (t *TLSConn) startBody(p *readAheads) { t.mc.startReadAhead(p) }
-func (t *TLSConn) endBody(p *readAheads)   { t.mc.stopReadAhead(p) }
+func (t *TLSConn) startBody(p *readAheads, body int64) { t.mc.startReadAhead(p, body) }
+func (t *TLSConn) endBody(p *readAheads)               { t.mc.stopReadAhead(p) }
 
 // bodyReader is a connection that reads ahead while a body moves (TLSConn, and the types that
 // embed it).
 type bodyReader interface {
-	startBody(p *readAheads)
+	startBody(p *readAheads, body int64) // body: bytes still to come (≤ 0: not known)
 	endBody(p *readAheads)
 }

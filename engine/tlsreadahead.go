@@ -1,6 +1,11 @@
 package engine
 
-import "sync"
+import (
+	"net"
+	"sync"
+	"syscall"
+	"time"
+)
 
 // Read-ahead for detached TLS clients. crypto/tls reads its transport a record or two at a time (it
 // asks for the free room of its own buffer), so a TLS upload read through tls.Conn costs a read
@@ -18,14 +23,42 @@ import "sync"
 // tlsReadAheadSize is the size of a read-ahead buffer: eight full TLS records.
 const tlsReadAheadSize = 128 << 10
 
-// readAheads lends the read-ahead buffers, at most n (newReadAheads) at once.
+// Read batching. While a large body lasts, the socket's SO_RCVLOWAT is set to the batch
+// (server.zero_copy.read_batch, capped at tlsReadAheadSize), so the runtime's poller wakes the
+// reader once per batch of ciphertext instead of once per segment: fewer wake-ups, reads and window
+// updates per GiB (bench/results/2026-12-02-tls-read-batch.md). The same rules as the splice path's
+// (transfer.Options.ReadBatch):
+//   - The tail: a client that sent its whole body waits for the answer and sends nothing more, so
+//     the mark may only be the batch while at least a batch of ciphertext is certain to still come.
+//     The body's plaintext not yet read from the socket bounds that from below (ciphertext is never
+//     shorter than its plaintext); what user space already held when the body started is at most
+//     tlsHeldMax (crypto/tls) plus the transport's carry. Below that the mark is 1.
+//   - The end: the mark goes back to 1 when the body ends (stopReadAhead), before the socket goes
+//     back to its loop or the next request's head is read.
+//   - A slow client: a read deadline that passes with bytes queued below the batch turns batching
+//     off for the rest of the body and re-arms the deadline, instead of failing the body as stalled.
+
+// tlsHeldMax bounds what crypto/tls holds of a connection's input at any time: the transport hands
+// it at most one record per Read (loopTLSConn.Read), so its raw input never exceeds two records
+// (it reads until one is complete), and its decrypted input is at most one record's plaintext.
+const tlsHeldMax = 2*tlsMaxRecord + 16<<10
+
+// readAheads lends the read-ahead buffers, at most n (newReadAheads) at once, and carries the
+// read-batch settings.
 type readAheads struct {
-	sem  chan struct{}
-	pool sync.Pool
+	sem   chan struct{}
+	pool  sync.Pool
+	batch int           // SO_RCVLOWAT while a body lasts; 0: batching off
+	stall time.Duration // the read deadline a slow client's read is re-armed with
 }
 
-func newReadAheads(n int) *readAheads {
-	r := &readAheads{sem: make(chan struct{}, max(1, n))}
+// newReadAheads returns a pool of at most n buffers. batch is the read batch (≤ 1: off; capped at
+// tlsReadAheadSize); stall is server.body_stall_timeout.
+func newReadAheads(n, batch int, stall time.Duration) *readAheads {
+	r := &readAheads{sem: make(chan struct{}, max(1, n)), stall: stall}
+	if batch > 1 && canBatchReads {
+		r.batch = min(batch, tlsReadAheadSize)
+	}
 	r.pool.New = func() any { b := make([]byte, tlsReadAheadSize); return &b }
 	return r
 }
@@ -55,6 +88,18 @@ type readAhead struct {
 	off, end int     // unread bytes are (*buf)[off:end]
 	err      error   // the error of the read that filled buf, returned once its bytes are served
 	carry    []byte  // bytes read ahead when the connection went back to the loop (memory mode serves them first)
+
+	// read batching (see above)
+	rc     syscall.RawConn // the socket's; nil: no batching
+	batch  int             // the mark while budget lasts; 0: off for this body
+	budget int64           // ciphertext certain to still come from the socket
+	lowat  int             // the mark set now; 0 or 1: the socket's default
+	stall  time.Duration
+	setTo  int
+	setErr error
+	setFn  func(fd uintptr) // bound once: a closure per call would allocate
+	inq    int
+	inqFn  func(fd uintptr)
 }
 
 // buffered returns the bytes read ahead and not yet served.
@@ -68,11 +113,7 @@ func (ra *readAhead) read(sock interface{ Read([]byte) (int, error) }, b []byte)
 			ra.err = nil
 			return 0, err
 		}
-		buf := *ra.buf
-		if len(b) >= len(buf) {
-			return sock.Read(b)
-		}
-		n, err := sock.Read(buf)
+		n, err := ra.fill(sock)
 		ra.off, ra.end = 0, n
 		if n == 0 {
 			return 0, err
@@ -89,17 +130,101 @@ func (ra *readAhead) read(sock interface{ Read([]byte) (int, error) }, b []byte)
 	return n, nil
 }
 
-// startReadAhead gives m's socket mode a read-ahead buffer from p, if one is free.
-func (m *loopTLSConn) startReadAhead(p *readAheads) {
+// fill reads sock once into the read-ahead buffer, with the mark the body's budget allows.
+func (ra *readAhead) fill(sock interface{ Read([]byte) (int, error) }) (int, error) {
+	buf := *ra.buf
+	if ra.batch == 0 {
+		return sock.Read(buf)
+	}
+	want := 1
+	if ra.budget >= int64(ra.batch) {
+		want = ra.batch
+	}
+	ra.setLowat(want)
+	n, err := sock.Read(buf)
+	if n == 0 && ra.lowat > 1 && isTimeout(err) && ra.queued() > 0 {
+		// Slow, not stalled: what came is read at once, and the client gets a fresh stall period.
+		ra.setLowat(1)
+		ra.batch = 0
+		if d, ok := sock.(interface{ SetReadDeadline(time.Time) error }); ok && ra.stall > 0 {
+			_ = d.SetReadDeadline(time.Now().Add(ra.stall))
+		}
+		n, err = sock.Read(buf)
+	}
+	ra.budget -= int64(n)
+	return n, err
+}
+
+// setLowat sets the socket's SO_RCVLOWAT to v (a value below 2 means the default, 1). If the
+// kernel refuses, batching is off for this body.
+func (ra *readAhead) setLowat(v int) {
+	if max(v, 1) == max(ra.lowat, 1) {
+		return
+	}
+	ra.setTo, ra.setErr = v, nil
+	if err := ra.rc.Control(ra.setFn); err != nil || ra.setErr != nil {
+		ra.batch = 0
+		return
+	}
+	ra.lowat = v
+}
+
+// queued returns the bytes the socket holds unread.
+func (ra *readAhead) queued() int {
+	ra.inq = 0
+	_ = ra.rc.Control(ra.inqFn)
+	return ra.inq
+}
+
+// startBatch batches the reads of a body of which body bytes of plaintext are still to come, when it
+// is large enough: its budget is what must still come through the socket beyond what user space
+// may already hold.
+func (ra *readAhead) startBatch(p *readAheads, sock net.Conn, body int64) {
+	ra.batch, ra.budget = 0, body-int64(tlsHeldMax+len(ra.carry)+ra.buffered())
+	if p.batch == 0 || ra.budget < int64(p.batch) {
+		return
+	}
+	if ra.rc == nil {
+		sc, ok := sock.(syscall.Conn)
+		if !ok {
+			return
+		}
+		rc, err := sc.SyscallConn()
+		if err != nil {
+			return
+		}
+		ra.rc = rc
+		ra.setFn = func(fd uintptr) { ra.setErr = setRcvLowat(fd, ra.setTo) }
+		ra.inqFn = func(fd uintptr) { ra.inq = socketQueued(fd) }
+	}
+	ra.batch, ra.stall = p.batch, p.stall
+}
+
+// endBatch puts the socket's mark back to 1.
+func (ra *readAhead) endBatch() {
+	ra.batch = 0
+	if ra.lowat > 1 {
+		ra.setLowat(1)
+		ra.lowat = 1 // even if refused: nothing more can be done for this socket
+	}
+}
+
+// startReadAhead gives m's socket mode a read-ahead buffer from p, if one is free, for a body of
+// which body bytes are still to come (≤ 0: not known; no batching).
+func (m *loopTLSConn) startReadAhead(p *readAheads, body int64) {
 	if m.ra.buf == nil {
 		m.ra.buf = p.get()
 		m.ra.off, m.ra.end, m.ra.err = 0, 0, nil
+	}
+	if m.ra.buf != nil && m.sock != nil {
+		m.ra.startBatch(p, m.sock, body)
 	}
 }
 
 // stopReadAhead returns m's read-ahead buffer to p; bytes still in it are kept in m.ra.carry for
 // memory mode to serve first (their error, if any, is dropped: the loop sees the socket's own).
 func (m *loopTLSConn) stopReadAhead(p *readAheads) {
+	m.ra.endBatch()
 	if m.ra.buf == nil {
 		return
 	}

@@ -13,3 +13,11 @@ func socketQueued(fd uintptr) int {
 	}
 	return n
 }
+
+// canBatchReads reports whether setRcvLowat can batch a socket's reads.
+const canBatchReads = true
+
+// setRcvLowat sets socket fd's SO_RCVLOWAT to v.
+func setRcvLowat(fd uintptr, v int) error {
+	return unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVLOWAT, max(v, 1))
+}

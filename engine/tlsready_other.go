@@ -7,3 +7,8 @@ package engine
 const canAskQueued = false
 
 func socketQueued(uintptr) int { return 0 }
+
+// canBatchReads reports whether setRcvLowat can batch a socket's reads: not on this platform.
+const canBatchReads = false
+
+func setRcvLowat(uintptr, int) error { return nil }

@@ -88,8 +88,9 @@ type ZeroCopyConfig struct {
 	PipeBufferSize ByteSize `yaml:"pipe_buffer_size"` // default 1MiB
 	MinPipeSize    ByteSize `yaml:"min_pipe_size"`    // default 256KiB
 	PipePoolSize   int      `yaml:"pipe_pool_size"`   // idle pipes kept; default 64
-	// ReadBatch: bytes a large spliced body gathers in the client's socket before the transfer
-	// wakes (SO_RCVLOWAT); default 256KiB, 1 = wake for every segment.
+	// ReadBatch: bytes a large body gathers in the client's socket before the proxy reads it
+	// (SO_RCVLOWAT): spliced bodies above two pipes, and TLS clients' bodies (capped at their
+	// 128 KiB read-ahead); default 256KiB, 1 = wake for every segment.
 	ReadBatch ByteSize `yaml:"read_batch"`
 }
 

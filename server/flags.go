@@ -127,7 +127,7 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	fs.BoolVar(&f.zeroCopy, "zero-copy", true, "move bodies with splice(2) on Linux; false = user-space copy (server.zero_copy.enabled)")
 	fs.Var(&f.pipeSize, "pipe-size", "splice pipe `size`"+sz+" (server.zero_copy.pipe_buffer_size)")
 	fs.Var(&f.minPipe, "min-pipe-size", "smallest pipe `size` worth splicing; a smaller grant takes the copy path"+sz+" (server.zero_copy.min_pipe_size)")
-	fs.Var(&f.readBatch, "read-batch", "`size` a spliced body larger than two pipes gathers in the client's socket before the transfer wakes (SO_RCVLOWAT; capped at the pipe size); 1 = wake for every segment"+sz+" (server.zero_copy.read_batch)")
+	fs.Var(&f.readBatch, "read-batch", "`size` a large body gathers in the client's socket before the proxy reads it (SO_RCVLOWAT): spliced bodies above two pipes (capped at the pipe size), TLS bodies (capped at 128KiB); 1 = wake for every segment"+sz+" (server.zero_copy.read_batch)")
 	fs.IntVar(&f.pipePool, "pipe-pool", DefaultPipePool, "idle splice `pipes` kept (server.zero_copy.pipe_pool_size)")
 	fs.Var(&f.maxHead, "max-head-bytes", "largest request head `size`; larger gets 431"+sz+" (server.max_head_bytes)")
 	fs.Var(&f.maxURI, "max-uri-bytes", "longest request target `size`; longer gets 414"+sz+" (server.max_uri_bytes)")
