@@ -6,6 +6,7 @@
 //	loadgen ... -idle 10000 -hold 10s   # open idle keep-alive connections; prints READY <n> when open
 //	loadgen ... -mkbucket               # create the bucket (CreateBucket), then exit
 //	loadgen ... -tls-ca ca.pem          # https: TLS 1.3, the server verified against ca.pem
+//	loadgen ... -rate 40MiB             # pace each connection's bodies, as a client behind a slower link
 package main
 
 import (
@@ -35,6 +36,7 @@ func run() int {
 		mkbucket = flag.Bool("mkbucket", false, "create the bucket with a signed CreateBucket and exit")
 		tlsCA    = flag.String("tls-ca", "", "speak https (TLS 1.3), verifying the server against this PEM CA")
 		tlsName  = flag.String("tls-server-name", "", "with -tls-ca: the name to verify (default: -addr's host)")
+		rate     = flag.String("rate", "0", "pace each connection's bodies to this many bytes per second (e.g. 40MiB), as a client behind a slower link; 0: unpaced")
 	)
 	flag.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "server host:port")
 	flag.StringVar(&cfg.Host, "host", "", "Host header (default: -addr)")
@@ -54,6 +56,10 @@ func run() int {
 		return 2
 	}
 	cfg.Size, cfg.Sign, cfg.SignedChunks = n, !*unsigned, *chunks
+	if cfg.Rate, err = loadgen.ParseSize(*rate); err != nil {
+		fmt.Fprintln(os.Stderr, "-rate:", err)
+		return 2
+	}
 	if *tlsCA != "" {
 		name := *tlsName
 		if name == "" {

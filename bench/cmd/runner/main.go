@@ -61,6 +61,8 @@ type workload struct {
 	// signedChunks sends signed aws-chunked bodies (what minio-go sends over http): the proxy
 	// decodes and verifies every chunk (copy path + SHA-256 per byte), next to the splice path.
 	signedChunks bool
+	// rate paces each connection's bodies (loadgen -rate, bytes per second; 0: unpaced).
+	rate int64
 	// fresh restarts each proxy before the run: its memory figures must not carry what earlier
 	// workloads left in the heap (Go and nginx keep freed memory for a while).
 	fresh bool
@@ -599,6 +601,9 @@ func (r *runner) loadArgs(t *target, w workload, bucket string) []string {
 		"-access-key", accessKey, "-secret-key", secretKey, "-region", region}
 	if w.signedChunks {
 		args = append(args, "-signed-chunks")
+	}
+	if w.rate > 0 {
+		args = append(args, "-rate", strconv.FormatInt(w.rate, 10))
 	}
 	if t.tls {
 		args = append(args, "-tls-ca", r.tls.CA)

@@ -93,6 +93,20 @@ func TestTLSWorkloads(t *testing.T) {
 	if g := strings.Join(got, ", "); g != "put 4KiB c16, put 1GiB c1, put 1GiB c16" {
 		t.Errorf("tls quick workloads %q", g)
 	}
+	// The full run adds clients paced as behind a slower link (loadgen -rate), whose bodies arrive
+	// more slowly than the proxy can read them.
+	var paced []string
+	for _, x := range workloads("tls", "full", time.Second, true) {
+		if x.rate > 0 {
+			paced = append(paced, x.name)
+			if args := (&runner{}).loadArgs(&target{}, x, "b"); !strings.Contains(strings.Join(args, " "), "-rate 41943040") {
+				t.Errorf("%s: loadgen args %q; want -rate 41943040", x.name, args)
+			}
+		}
+	}
+	if g := strings.Join(paced, ", "); g != "put 256MiB x16 c8 paced 40MiB/s" {
+		t.Errorf("tls full paced workloads %q", g)
+	}
 	if n := len(workloads("tls", "compare", time.Second, true)); n != 0 {
 		t.Errorf("compare has %d tls workloads; want none", n)
 	}

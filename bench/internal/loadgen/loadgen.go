@@ -61,6 +61,10 @@ type Config struct {
 	// are then written from memory (no sendfile through TLS); the handshake happens when a
 	// connection is dialled, before the timed run.
 	TLS *tls.Config
+	// Rate, when above 0, paces each connection's bodies to this many bytes per second, as a client
+	// behind a slower link sends (written in pieces of 10 ms worth, at least 16 KiB). 0: as fast as
+	// the connection takes them.
+	Rate int64
 }
 
 // Result is what a run measured. Latencies are in milliseconds, of completed requests (0 when none completed), from the
@@ -282,8 +286,16 @@ func (w *conn) put(now time.Time) (reuse bool, err error) {
 }
 
 func (w *conn) sendBody() error {
+	start, sent := time.Now(), int64(0)
+	piece := int64(len(w.body.mem))
+	if w.cfg.Rate > 0 {
+		piece = min(piece, max(16<<10, w.cfg.Rate/100))
+	}
 	for remain := w.cfg.Size; remain > 0; {
-		chunk := min(remain, int64(len(w.body.mem)))
+		if w.cfg.Rate > 0 && sent > 0 {
+			time.Sleep(time.Until(start.Add(time.Duration(float64(sent) / float64(w.cfg.Rate) * float64(time.Second)))))
+		}
+		chunk := min(remain, piece)
 		var n int64
 		var err error
 		if w.file != nil {
@@ -298,6 +310,7 @@ func (w *conn) sendBody() error {
 			n = int64(m)
 		}
 		w.bytes += n
+		sent += n
 		remain -= n
 		if err != nil {
 			return err

@@ -97,3 +97,21 @@ func TestSizes(t *testing.T) {
 		t.Error(`ParseSize("x"): no error`)
 	}
 }
+
+// Rate paces each connection's body like a client behind a slower link: 2 MiB at 8 MiB/s takes
+// about a quarter of a second, and the sink still receives every byte.
+func TestRunRate(t *testing.T) {
+	s, addr := startSink(t)
+	const size, rate = 2 << 20, 8 << 20
+	start := time.Now()
+	r, err := Run(context.Background(), Config{Addr: addr, Bucket: "b", Size: size, Conns: 1, Count: 1, Sign: true, Creds: creds, Rate: rate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 220*time.Millisecond {
+		t.Errorf("a %d-byte body at %d bytes/s took %v; want about 250ms", size, rate, d)
+	}
+	if r.Requests != 1 || s.Stats.BodyBytes.Load() != size {
+		t.Errorf("got %+v, sink %d bytes; want 1 request of %d bytes", r, s.Stats.BodyBytes.Load(), size)
+	}
+}
