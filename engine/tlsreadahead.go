@@ -90,7 +90,7 @@ type readAhead struct {
 	carry    []byte  // bytes read ahead when the connection went back to the loop (memory mode serves them first)
 
 	// read batching (see above)
-	rc     syscall.RawConn // the socket's; nil: no batching
+	rc     syscall.RawConn // the body's socket's; nil: no batching (taken per body: the loop driver's detached exchanges each get a new socket object)
 	batch  int             // the mark while budget lasts; 0: off for this body
 	budget int64           // ciphertext certain to still come from the socket
 	lowat  int             // the mark set now; 0 or 1: the socket's default
@@ -184,29 +184,30 @@ func (ra *readAhead) startBatch(p *readAheads, sock net.Conn, body int64) {
 	if p.batch == 0 || ra.budget < int64(p.batch) {
 		return
 	}
-	if ra.rc == nil {
-		sc, ok := sock.(syscall.Conn)
-		if !ok {
-			return
-		}
-		rc, err := sc.SyscallConn()
-		if err != nil {
-			return
-		}
-		ra.rc = rc
+	sc, ok := sock.(syscall.Conn)
+	if !ok {
+		return
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return
+	}
+	ra.rc = rc
+	if ra.setFn == nil {
 		ra.setFn = func(fd uintptr) { ra.setErr = setRcvLowat(fd, ra.setTo) }
 		ra.inqFn = func(fd uintptr) { ra.inq = socketQueued(fd) }
 	}
 	ra.batch, ra.stall = p.batch, p.stall
 }
 
-// endBatch puts the socket's mark back to 1.
+// endBatch puts the socket's mark back to 1 and lets go of the socket.
 func (ra *readAhead) endBatch() {
 	ra.batch = 0
 	if ra.lowat > 1 {
 		ra.setLowat(1)
 		ra.lowat = 1 // even if refused: nothing more can be done for this socket
 	}
+	ra.rc = nil
 }
 
 // startReadAhead gives m's socket mode a read-ahead buffer from p, if one is free, for a body of

@@ -262,6 +262,43 @@ func TestTLSReadBatchEndsEarly(t *testing.T) {
 	}
 }
 
+// The loop driver gives each detached exchange a new socket object for the same connection
+// (net.FileConn of a duplicate descriptor): the second large body on a keep-alive connection is
+// batched on that socket, not on the first exchange's (closed by then).
+func TestTLSReadBatchNewSocketEachBody(t *testing.T) {
+	const batch = 64 << 10
+	c := newTLSBatchConn(t)
+	p := newReadAheads(1, batch, 5*time.Second)
+	body := bytes.Repeat([]byte("n"), 4<<20)
+	sock := c.sock
+	for i := range 2 {
+		go func() { _, _ = c.client.Write(body) }()
+		c.mc.startReadAhead(p, int64(len(body)))
+		var during int
+		if _, err := c.readBody(len(body), 1<<20, 5*time.Second, func() { during = sockLowat(t, sock) }); err != nil {
+			t.Fatalf("body %d: %v", i, err)
+		}
+		c.mc.stopReadAhead(p)
+		if during != batch {
+			t.Fatalf("body %d: SO_RCVLOWAT mid-body = %d; want %d", i, during, batch)
+		}
+		// As the loop does between exchanges: the connection's socket object is replaced.
+		f, err := sock.File()
+		if err != nil {
+			t.Fatal(err)
+		}
+		next, err := net.FileConn(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sock.Close()
+		sock = next.(*net.TCPConn)
+		c.mc.sock = sock
+		t.Cleanup(func() { next.Close() })
+	}
+}
+
 // Off (a batch of 1 or less): the mark is never touched.
 func TestTLSReadBatchOff(t *testing.T) {
 	c := newTLSBatchConn(t)
