@@ -26,7 +26,8 @@ const tlsReadAheadSize = 128 << 10
 // Read batching. While a large body lasts, the socket's SO_RCVLOWAT is set to the batch
 // (server.zero_copy.read_batch, capped at tlsReadAheadSize), so the runtime's poller wakes the
 // reader once per batch of ciphertext instead of once per segment: fewer wake-ups, reads and window
-// updates per GiB (bench/results/2026-12-02-tls-read-batch.md). The same rules as the splice path's
+// updates per GiB when bodies arrive more slowly than the proxy reads them
+// (bench/results/2026-12-02-tls-read-batch-verdict.md). The same rules as the splice path's
 // (transfer.Options.ReadBatch):
 //   - The tail: a client that sent its whole body waits for the answer and sends nothing more, so
 //     the mark may only be the batch while at least a batch of ciphertext is certain to still come.
