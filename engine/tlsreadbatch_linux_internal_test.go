@@ -94,6 +94,19 @@ func (c *tlsBatchConn) readBody(n, mid int, stall time.Duration, at func()) ([]b
 	return got, nil
 }
 
+// markWhileReading sends body from the client, starts the read-ahead for it, reads its first n bytes
+// and returns the socket's mark after the read that reached mid bytes.
+func (c *tlsBatchConn) markWhileReading(t *testing.T, p *readAheads, body []byte, n, mid int) int {
+	t.Helper()
+	go func() { _, _ = c.client.Write(body) }()
+	c.mc.startReadAhead(p, int64(len(body)))
+	var mark int
+	if _, err := c.readBody(n, mid, 5*time.Second, func() { mark = sockLowat(t, c.sock) }); err != nil {
+		t.Fatal(err)
+	}
+	return mark
+}
+
 // The mark is the batch while more than a batch of the body is certain to come, 1 for its tail (the
 // client sends the whole body, then waits), and 1 once the body ends, so the next request's head is
 // read as soon as it comes.
@@ -191,13 +204,7 @@ func TestTLSReadBatchSmallBodyUntouched(t *testing.T) {
 	c := newTLSBatchConn(t)
 	p := newReadAheads(1, batch, 5*time.Second)
 	body := bytes.Repeat([]byte("x"), batch+tlsHeldMax-1)
-	go func() { _, _ = c.client.Write(body) }()
-	c.mc.startReadAhead(p, int64(len(body)))
-	var during int
-	if _, err := c.readBody(len(body), 1, 5*time.Second, func() { during = sockLowat(t, c.sock) }); err != nil {
-		t.Fatal(err)
-	}
-	if during != 1 {
+	if during := c.markWhileReading(t, p, body, len(body), 1); during != 1 {
 		t.Fatalf("SO_RCVLOWAT = %d for a %d-byte body; want 1", during, len(body))
 	}
 }
@@ -248,12 +255,7 @@ func TestTLSReadBatchEndsEarly(t *testing.T) {
 	c := newTLSBatchConn(t)
 	p := newReadAheads(1, batch, 5*time.Second)
 	body := bytes.Repeat([]byte("e"), 4<<20)
-	go func() { _, _ = c.client.Write(body) }()
-	c.mc.startReadAhead(p, int64(len(body)))
-	if _, err := c.readBody(1<<20, 0, 5*time.Second, nil); err != nil {
-		t.Fatal(err)
-	}
-	if got := sockLowat(t, c.sock); got != batch {
+	if got := c.markWhileReading(t, p, body, 1<<20, 1<<20); got != batch {
 		t.Fatalf("SO_RCVLOWAT mid-body = %d; want %d", got, batch)
 	}
 	c.mc.stopReadAhead(p)
@@ -270,20 +272,14 @@ func TestTLSReadBatchNewSocketEachBody(t *testing.T) {
 	c := newTLSBatchConn(t)
 	p := newReadAheads(1, batch, 5*time.Second)
 	body := bytes.Repeat([]byte("n"), 4<<20)
-	sock := c.sock
 	for i := range 2 {
-		go func() { _, _ = c.client.Write(body) }()
-		c.mc.startReadAhead(p, int64(len(body)))
-		var during int
-		if _, err := c.readBody(len(body), 1<<20, 5*time.Second, func() { during = sockLowat(t, sock) }); err != nil {
-			t.Fatalf("body %d: %v", i, err)
-		}
+		during := c.markWhileReading(t, p, body, len(body), 1<<20)
 		c.mc.stopReadAhead(p)
 		if during != batch {
 			t.Fatalf("body %d: SO_RCVLOWAT mid-body = %d; want %d", i, during, batch)
 		}
 		// As the loop does between exchanges: the connection's socket object is replaced.
-		f, err := sock.File()
+		f, err := c.sock.File()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -292,9 +288,9 @@ func TestTLSReadBatchNewSocketEachBody(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sock.Close()
-		sock = next.(*net.TCPConn)
-		c.mc.sock = sock
+		c.sock.Close()
+		c.sock = next.(*net.TCPConn)
+		c.mc.sock = c.sock
 		t.Cleanup(func() { next.Close() })
 	}
 }
@@ -304,13 +300,7 @@ func TestTLSReadBatchOff(t *testing.T) {
 	c := newTLSBatchConn(t)
 	p := newReadAheads(1, 1, 5*time.Second)
 	body := bytes.Repeat([]byte("z"), 4<<20)
-	go func() { _, _ = c.client.Write(body) }()
-	c.mc.startReadAhead(p, int64(len(body)))
-	var during int
-	if _, err := c.readBody(len(body), 1<<20, 5*time.Second, func() { during = sockLowat(t, c.sock) }); err != nil {
-		t.Fatal(err)
-	}
-	if during != 1 {
+	if during := c.markWhileReading(t, p, body, len(body), 1<<20); during != 1 {
 		t.Fatalf("SO_RCVLOWAT = %d with batching off; want 1", during)
 	}
 }
