@@ -99,8 +99,6 @@ type readAhead struct {
 	setTo  int
 	setErr error
 	setFn  func(fd uintptr) // bound once: a closure per call would allocate
-	inq    int
-	inqFn  func(fd uintptr)
 }
 
 // buffered returns the bytes read ahead and not yet served.
@@ -170,11 +168,12 @@ func (ra *readAhead) setLowat(v int) {
 	ra.lowat = v
 }
 
-// queued returns the bytes the socket holds unread.
+// queued returns the bytes the socket holds unread. Only a stall deadline calls it, so its
+// closure's allocation does not matter.
 func (ra *readAhead) queued() int {
-	ra.inq = 0
-	_ = ra.rc.Control(ra.inqFn)
-	return ra.inq
+	n := 0
+	_ = ra.rc.Control(func(fd uintptr) { n = socketQueued(fd) })
+	return n
 }
 
 // startBatch batches the reads of a body of which body bytes of plaintext are still to come, when it
@@ -196,7 +195,6 @@ func (ra *readAhead) startBatch(p *readAheads, sock net.Conn, body int64) {
 	ra.rc = rc
 	if ra.setFn == nil {
 		ra.setFn = func(fd uintptr) { ra.setErr = setRcvLowat(fd, ra.setTo) }
-		ra.inqFn = func(fd uintptr) { ra.inq = socketQueued(fd) }
 	}
 	ra.batch, ra.stall = p.batch, p.stall
 }

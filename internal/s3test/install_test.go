@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/mizuchi/uploadr/internal/freeport"
 )
 
 // fakeRoot makes a repository root whose scripts/install-versitygw.sh is script.
@@ -73,7 +75,7 @@ func TestStartRetriesTakenPort(t *testing.T) {
 		if calls.Add(1) == 1 {
 			return busy.Addr().(*net.TCPAddr).Port, nil
 		}
-		return freePort()
+		return freeport.Pick()
 	}
 	s, err := start(t.TempDir(), pick)
 	if err != nil {
@@ -96,7 +98,7 @@ func TestStartFailureReportsOutput(t *testing.T) {
 	if err := os.WriteFile(notADir, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := start(notADir, freePort)
+	_, err := start(notADir, freeport.Pick)
 	if err == nil || !strings.Contains(err.Error(), "exited before it was healthy") {
 		t.Fatalf("start on a data dir that is a file: got %v; want the exit and the server's output", err)
 	}

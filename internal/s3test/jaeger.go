@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mizuchi/uploadr/internal/freeport"
 )
 
 // Jaeger v1.76.0 (the v2, OpenTelemetry-collector-based binary) is built as the main module by
@@ -147,7 +149,7 @@ func StartJaeger(t testing.TB) *Jaeger {
 func launchJaeger(t testing.TB, bin string, deadline time.Time) (*Jaeger, error) {
 	var ports [3]int
 	for i := range ports {
-		p, err := freePort()
+		p, err := freeport.Pick()
 		if err != nil {
 			return nil, err
 		}

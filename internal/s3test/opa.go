@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mizuchi/uploadr/internal/freeport"
 )
 
 var opaTool = &goTool{name: "opa", module: "github.com/open-policy-agent/opa", version: "v1.22.3", script: "install-opa.sh"}
@@ -40,7 +42,7 @@ func StartOPA(t testing.TB, policy string) *OPA {
 	o := &OPA{policy: file}
 	deadline := time.Now().Add(startTimeout)
 	for attempt := 1; ; attempt++ {
-		port, err := freePort()
+		port, err := freeport.Pick()
 		if err != nil {
 			t.Fatalf("s3test: StartOPA: %v", err)
 		}

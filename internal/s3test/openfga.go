@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/mizuchi/uploadr/internal/freeport"
 )
 
 var openfgaTool = &goTool{name: "openfga", module: "github.com/openfga/openfga", version: "v1.22.1", script: "install-openfga.sh"}
@@ -38,7 +40,7 @@ func StartOpenFGA(t testing.TB) *OpenFGA {
 	for attempt := 1; ; attempt++ {
 		var ports [3]int
 		for i := range ports {
-			if ports[i], err = freePort(); err != nil {
+			if ports[i], err = freeport.Pick(); err != nil {
 				t.Fatalf("s3test: StartOpenFGA: %v", err)
 			}
 		}

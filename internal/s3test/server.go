@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/mizuchi/uploadr/internal/freeport"
 )
 
 // Timeouts of the server's life cycle.
@@ -54,7 +56,7 @@ type Server struct {
 func Start(t testing.TB) *Server {
 	t.Helper()
 	dir := t.TempDir()
-	s, err := start(dir, freePort)
+	s, err := start(dir, freeport.Pick)
 	if err != nil {
 		t.Fatalf("s3test: Start: %v", err)
 	}
@@ -89,7 +91,7 @@ func StartMain() (*Server, func(), error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("s3test: %w", err)
 	}
-	s, err := start(dir, freePort)
+	s, err := start(dir, freeport.Pick)
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, nil, fmt.Errorf("s3test: StartMain: %w", err)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mizuchi/uploadr/internal/freeport"
 	"github.com/mizuchi/uploadr/internal/testca"
 )
 
@@ -26,7 +27,7 @@ func StartTLS(t testing.TB) *Server {
 	if err != nil {
 		t.Fatalf("s3test: StartTLS: %v", err)
 	}
-	s, err := startWith(dir, freePort, tf)
+	s, err := startWith(dir, freeport.Pick, tf)
 	if err != nil {
 		t.Fatalf("s3test: StartTLS: %v", err)
 	}

@@ -39,11 +39,9 @@ func TempFile(t testing.TB, data []byte) string {
 // retries with a new port when that happens).
 func FreePort(t testing.TB) int {
 	t.Helper()
-	p, err := freePort()
+	p, err := freeport.Pick()
 	if err != nil {
 		t.Fatalf("s3test: FreePort: %v", err)
 	}
 	return p
 }
-
-func freePort() (int, error) { return freeport.Pick() }
