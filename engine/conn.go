@@ -73,6 +73,7 @@ type connState struct {
 	headSince atomic.Int64  // unix nanos when the current head's first byte was seen; 0 = none
 	since     atomic.Int64  // unix nanos when phaseBody, phaseAwait or phaseDrain began
 	idleSince atomic.Int64  // unix nanos when the connection became idle between requests
+	fresh     atomic.Bool   // accepted, its first request not begun: a drain still serves it (drain.go)
 	conn      gnet.Conn     // current gnet connection (changes after re-enroll)
 	closed    bool          // OnClose ran
 	lim       connLimit     // its share of the client limits (limits.go)
@@ -218,11 +219,11 @@ func (e *Engine) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		e.conns.add(st)
 		return nil, gnet.None
 	}
-	if e.draining.Load() {
-		return nil, gnet.Close
-	}
+	// Accepted while draining too: the loops accept until the listeners are retired, and the
+	// client has connected; its first request is served (drain.go).
 	st := &connState{conn: c}
 	st.idleSince.Store(e.now())
+	st.fresh.Store(true)
 	if pp := &e.opts.ProxyProtocol; pp.Enabled {
 		if !pp.trusted(c.RemoteAddr()) {
 			e.metrics.proxyRejected[ppUntrusted].Inc()
@@ -400,6 +401,9 @@ func (e *Engine) process(c gnet.Conn, st *connState) gnet.Action {
 			if st.headSince.Load() == 0 {
 				st.headSince.Store(e.now())
 				st.idleSince.Store(0)
+				if st.fresh.Load() {
+					st.fresh.Store(false)
+				}
 			}
 			err := st.parser.Parse(buf, e.limits, st.req)
 			if err == httpparse.ErrNeedMore {

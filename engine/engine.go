@@ -47,8 +47,9 @@ type Engine struct {
 	aborts *aborter // background abort retriers (abort.go); guarded by abortersMu
 
 	listenersMu sync.Mutex
-	listeners   []net.Listener     // Serve's
-	netConns    registry[*netConn] // Serve's connections
+	listeners   []net.Listener       // Serve's
+	netConns    registry[*netConn]   // Serve's connections
+	handshakes  registry[*handshake] // ServeTLS's connections in their handshake (drain.go)
 
 	loopsMu sync.Mutex
 	loops   map[gnet.EventLoop]*loopState
@@ -64,6 +65,7 @@ type Engine struct {
 	killCtx    context.Context // cancelled at the drain deadline: cuts transfers still running
 	kill       context.CancelFunc
 	active     atomic.Int64 // requests in flight (inline + detached)
+	arriving   atomic.Int64 // accepted by Serve or ServeTLS, not yet registered as served (drain.go)
 
 	idPrefix [8]byte
 	idSeq    atomic.Uint64
@@ -303,7 +305,7 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	if !e.booted.Load() {
 		return errors.New("engine: not running")
 	}
-	e.waitIdle(ctx)
+	e.waitIdle(ctx, true)
 	if e.active.Load() > 0 {
 		// Drain deadline: cut what still runs. Transfers reset their upstream connection (no
 		// partial object) and auto-chunked uploads are aborted; give that cleanup a moment.
@@ -311,7 +313,7 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 		e.kill()
 		e.cutStreams() // in-loop streams (inline_stream.go)
 		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		e.waitIdle(cctx)
+		e.waitIdle(cctx, false)
 		cancel()
 	}
 	actx, acancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -343,11 +345,12 @@ func (e *Engine) runHousekeeping() {
 	}
 }
 
-// waitIdle waits until no request is in flight or ctx ends.
-func (e *Engine) waitIdle(ctx context.Context) {
+// waitIdle waits until no request is in flight (and with conns, no connection has one to come:
+// drain.go), or ctx ends.
+func (e *Engine) waitIdle(ctx context.Context, conns bool) {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
-	for e.active.Load() > 0 {
+	for e.active.Load() > 0 || conns && e.requestsToCome() {
 		select {
 		case <-ctx.Done():
 			return
@@ -413,6 +416,7 @@ func (e *Engine) sweep() {
 	e.sweepUpstreams(now)
 	head, body, idle := int64(e.opts.HeadTimeout), int64(e.opts.BodyStallTimeout), int64(e.opts.IdleTimeout)
 	await := int64(e.opts.AuthorizeTimeout + sweepInterval)
+	grace := int64(e.firstRequestGrace())
 	type late struct {
 		st  *connState
 		c   gnet.Conn
@@ -430,8 +434,8 @@ func (e *Engine) sweep() {
 				conns = append(conns, st.conn)
 			} else if t := st.idleSince.Load(); t != 0 && now-t > idle {
 				conns = append(conns, st.conn)
-			} else if e.draining.Load() && st.headSince.Load() == 0 {
-				conns = append(conns, st.conn) // idle keep-alive connection while draining
+			} else if e.draining.Load() && st.headSince.Load() == 0 && (!st.fresh.Load() || now-st.idleSince.Load() > grace) {
+				conns = append(conns, st.conn) // idle keep-alive connection, or one that sent nothing in its grace, while draining (drain.go)
 			}
 		case phaseBody, phaseStream:
 			if since != 0 && now-since > body {

@@ -24,3 +24,7 @@ func (e *Engine) AbortUploadRetryingTraced(bucket, key, uploadID string, reqID [
 
 // FinishAborts exposes finishAborts (what Engine.Shutdown calls).
 func (e *Engine) FinishAborts(ctx context.Context) error { return e.finishAborts(ctx) }
+
+// SetDrainingForTest sets the draining flag alone, without retiring the listeners: a connection
+// accepted now is one the loops accepted in the moment between a drain's start and the retire.
+func (e *Engine) SetDrainingForTest(v bool) { e.draining.Store(v) }

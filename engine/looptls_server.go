@@ -248,6 +248,7 @@ func (e *Engine) serveTLSConn(c net.Conn, cfg *tls.Config, timeout time.Duration
 		}
 		_ = c.Close()
 		e.metrics.connsOpen.Dec()
+		e.arriving.Add(-1)
 	}
 	if p, ok := c.(proxyHeaderReader); ok && p.ReadProxyHeader() != nil {
 		fail(nil) // counted by ReadProxyHeader; no answer
@@ -265,8 +266,16 @@ func (e *Engine) serveTLSConn(c net.Conn, cfg *tls.Config, timeout time.Duration
 	t.gc.t = t.loopTLS
 	t.mc = loopTLSConn{sock: c, addr: c.LocalAddr(), peer: c.RemoteAddr()}
 	t.tc = tls.Server(&t.mc, cfg)
-	_ = c.SetDeadline(time.Now().Add(timeout))
-	if err := t.tc.Handshake(); err != nil || e.draining.Load() {
+	now := time.Now()
+	_ = c.SetDeadline(now.Add(timeout))
+	hs := &handshake{c: c, firstBy: now.Add(min(timeout, e.firstRequestGrace()))}
+	e.handshakes.add(hs)
+	if e.draining.Load() {
+		hs.shorten()
+	}
+	err := t.tc.Handshake() // one that ends while draining is still served (drain.go)
+	e.handshakes.remove(hs)
+	if err != nil {
 		fail(st)
 		return
 	}
@@ -276,12 +285,13 @@ func (e *Engine) serveTLSConn(c net.Conn, cfg *tls.Config, timeout time.Duration
 		// No loop to join (no plain listener) or not a TCP socket: the goroutine driver serves it.
 		e.releaseConn(st)
 		e.metrics.connsOpen.Dec()
-		e.serveConn(t.tc)
+		e.serveConn(t.tc) // counts it as arrived
 		return
 	}
 	st.tls = t
 	st.returning = true
-	t.mc.sock = nil // from here on the loop owns the socket and feeds crypto/tls from memory
+	st.fresh.Store(true) // its first request: OnOpen keeps the flag (drain.go)
+	t.mc.sock = nil      // from here on the loop owns the socket and feeds crypto/tls from memory
 	// gnet's balancer picks the loop, as for an accepted connection (SourceAddrHash: see Run).
 	ctx := gnet.NewNetConnContext(gnet.NewContext(context.Background(), st), raw)
 	ch, err := e.gnetEngine.Register(ctx)
@@ -289,7 +299,9 @@ func (e *Engine) serveTLSConn(c net.Conn, cfg *tls.Config, timeout time.Duration
 		fail(st)
 		return
 	}
-	if res := <-ch; res.Err != nil {
+	res := <-ch // OnOpen has run: the loop's registry holds it
+	e.arriving.Add(-1)
+	if res.Err != nil {
 		e.releaseConn(st)
 		e.metrics.connsOpen.Dec()
 		e.opts.Logger.Debug("tls enroll failed", "err", res.Err)

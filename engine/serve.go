@@ -48,6 +48,7 @@ func (e *Engine) acceptLoop(l net.Listener, serve func(net.Conn)) error {
 			}
 			return err
 		}
+		e.arriving.Add(1) // until serve registers it or lets it go (drain.go)
 		go serve(c)
 	}
 }
@@ -61,6 +62,7 @@ func (e *Engine) closeListeners() {
 	e.listeners = nil
 	e.listenersMu.Unlock()
 	e.closeIdleNetConns()
+	e.shortenHandshakes() // drain.go
 }
 
 var serveBufPool = sync.Pool{New: func() any { b := make([]byte, 0, serveBufSize); return &b }}
@@ -72,8 +74,11 @@ type netConn struct {
 	st   connState
 	buf  []byte      // unread bytes: the current head, and what followed it
 	idle atomic.Bool // waiting for the first byte of a head: Shutdown may close it at once
-	rdl  time.Time   // the read deadline set on c by this loop (zero: none); see setDeadline
-	wdl  time.Time   // the write deadline, likewise
+	// firstBy is when a drain stops waiting for the connection's first request (st.fresh):
+	// firstRequestGrace after its accept. Set before the connection is registered; read-only.
+	firstBy time.Time
+	rdl     time.Time // the read deadline set on c by this loop (zero: none); see setDeadline
+	wdl     time.Time // the write deadline, likewise
 }
 
 // deadlineSlack is how much later than asked a driver connection's deadline may fire: a deadline
@@ -121,17 +126,26 @@ func (e *Engine) closeIdleNetConns() {
 	defer r.mu.Unlock()
 	for nc := range r.m {
 		if nc.idle.Load() {
-			_ = nc.c.SetReadDeadline(time.Now())
+			// A new connection's first request is still served (drain.go): not woken, its wait
+			// shortened to its grace (waking it would also fail a TLS handshake for good).
+			if nc.st.fresh.Load() {
+				_ = nc.c.SetReadDeadline(nc.firstBy)
+			} else {
+				_ = nc.c.SetReadDeadline(time.Now())
+			}
 		}
 	}
 }
 
-// serveConn serves requests on c until it closes, fails or must not be kept.
+// serveConn serves requests on c, which acceptLoop counted as arriving, until it closes, fails or
+// must not be kept.
 func (e *Engine) serveConn(c net.Conn) {
 	e.metrics.connsOpen.Inc()
 	bp := serveBufPool.Get().(*[]byte)
-	nc := &netConn{e: e, c: c, buf: (*bp)[:0]}
+	nc := &netConn{e: e, c: c, buf: (*bp)[:0], firstBy: time.Now().Add(e.firstRequestGrace())}
+	nc.st.fresh.Store(true)
 	if p, ok := c.(proxyHeaderReader); ok && p.ReadProxyHeader() != nil {
+		e.arriving.Add(-1)
 		_ = c.Close() // counted by ReadProxyHeader; no answer
 		serveBufPool.Put(bp)
 		e.metrics.connsOpen.Dec()
@@ -141,13 +155,15 @@ func (e *Engine) serveConn(c net.Conn) {
 		nc.st.remote = a.String()
 	}
 	if !e.admitConn(&nc.st) { // limits.go
+		e.arriving.Add(-1)
 		_ = c.Close()
 		e.metrics.connsOpen.Dec()
 		return
 	}
 	e.netConns.add(nc)
+	e.arriving.Add(-1) // now netConnsToCome sees it
 	keep := true
-	for keep && !e.draining.Load() {
+	for first := true; keep && (first || !e.draining.Load()); first = false { // the first even while draining (drain.go)
 		keep = nc.serveOne()
 	}
 	e.netConns.remove(nc)
@@ -240,11 +256,25 @@ func (nc *netConn) fill(timeout time.Duration, max int) bool {
 		nc.buf = nb
 	}
 	setDeadline(&nc.rdl, timeout, nc.c.SetReadDeadline) // left in force: the next fill reuses it
-	if nc.idle.Load() && nc.e.draining.Load() {
-		return false // Shutdown's closeIdle may have run before the deadline above replaced its own
+	draining := nc.e.draining.Load()
+	if draining && nc.idle.Load() {
+		// Shutdown's closeIdle may have run before the deadline above replaced its own.
+		if !nc.st.fresh.Load() {
+			return false
+		}
+		if nc.firstBy.Before(nc.rdl) {
+			nc.rdl = nc.firstBy
+			_ = nc.c.SetReadDeadline(nc.rdl)
+		}
 	}
 	n, err := nc.c.Read(nc.buf[len(nc.buf):min(cap(nc.buf), max)])
 	nc.buf = nc.buf[:len(nc.buf)+n]
+	if draining || nc.e.draining.Load() {
+		nc.rdl = time.Time{} // closeIdle may have replaced the deadline: the next fill sets its own
+	}
+	if n > 0 && nc.st.fresh.Load() {
+		nc.st.fresh.Store(false)
+	}
 	return n > 0 || err == nil
 }
 

@@ -1,0 +1,145 @@
+package engine_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/mizuchi/uploadr/engine"
+	"github.com/mizuchi/uploadr/internal/s3test"
+)
+
+// drainDrivers starts a proxy and returns its engine and a dial function for each way a client
+// reaches it: the event loops (plain), the goroutine driver (plain), TLS on the loops and TLS on
+// goroutines. dial returns the TCP connection and a function that makes it usable: for TLS, the
+// handshake (the client may send its ClientHello late).
+func drainDrivers(t *testing.T, driver string, opts ...proxyOpt) (*proxy, *engine.Engine, func() (net.Conn, func(net.Conn) net.Conn)) {
+	t.Helper()
+	var eng *engine.Engine
+	p := startProxyEngine(t, &eng, opts...)
+	addr := p.Addr
+	var pool *tls.Config
+	switch driver {
+	case "goroutine":
+		addr = serveOn(t, eng, p).Addr
+	case "tls-loop", "tls-goroutine":
+		cert, roots := selfSigned(t)
+		addr = serveTLS(t, driver[len("tls-"):], cert)
+		pool = &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", NextProtos: []string{"http/1.1"}}
+	}
+	q := *p
+	q.Addr = addr
+	waitFor(t, "no client connection before the test's", 5*time.Second, func() bool {
+		return metricValue(t, "mizuchi_connections_active") == 0
+	})
+	return &q, eng, func() (net.Conn, func(net.Conn) net.Conn) {
+		c := dial(t, addr)
+		waitFor(t, "the connection accepted", 5*time.Second, func() bool {
+			return metricValue(t, "mizuchi_connections_active") == 1
+		})
+		if pool == nil {
+			return c, func(c net.Conn) net.Conn { return c }
+		}
+		return c, func(c net.Conn) net.Conn {
+			tc := tls.Client(c, pool)
+			if err := tc.Handshake(); err != nil {
+				t.Fatalf("TLS handshake during the drain: %v", err)
+			}
+			return tc
+		}
+	}
+}
+
+// shutdownAsync starts a drain and waits until the engine says it is draining.
+func shutdownAsync(t *testing.T, eng *engine.Engine, timeout time.Duration) <-chan error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		done <- eng.Shutdown(ctx)
+	}()
+	waitFor(t, "the engine to drain", 5*time.Second, func() bool { return !eng.Ready() })
+	return done
+}
+
+// A connection the proxy accepted before its drain began is served its first request even when
+// that request comes after the drain began (a client that connected just as the process was told
+// to stop, or whose connection was accepted as an upgrade's hand-over retired the listeners): the
+// answer closes the connection, and the drain waits for it. Before, the drain closed such a
+// connection unanswered (as an idle keep-alive one) and the client's write failed: broken pipe.
+func TestDrainServesAcceptedConnection(t *testing.T) {
+	for _, driver := range []string{"loop", "goroutine", "tls-loop", "tls-goroutine"} {
+		t.Run(driver, func(t *testing.T) {
+			p, eng, dialAccepted := drainDrivers(t, driver)
+			raw, ready := dialAccepted()
+			done := shutdownAsync(t, eng, 20*time.Second)
+			time.Sleep(800 * time.Millisecond) // past a sweep of the connections (every 500 ms)
+			c := ready(raw)
+			body := s3test.RandomBytes(8<<10, 3)
+			r := rawReq{Method: "PUT", Path: "/" + p.Bucket + "/late-" + driver, Body: body}
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			if _, err := c.Write(r.bytes(t, p.Addr)); err != nil {
+				t.Fatalf("request on a connection accepted before the drain: %v", err)
+			}
+			resp, rb := readResponse(t, bufio.NewReader(c))
+			if resp.StatusCode != 200 {
+				t.Fatalf("request on a connection accepted before the drain: %d %s", resp.StatusCode, rb)
+			}
+			if !resp.Close {
+				t.Error("the answer during a drain does not close the connection (Connection: close)")
+			}
+			if err := <-done; err != nil {
+				t.Fatalf("Shutdown: %v", err)
+			}
+			if got, _ := upstream.GetObject(t, p.UpBucket, "late-"+driver); string(got) != string(body) {
+				t.Fatalf("stored object: %d bytes, want the %d sent", len(got), len(body))
+			}
+		})
+	}
+}
+
+// A connection that was accepted and sends nothing does not hold a drain: it is closed once the
+// grace for its first request (the head timeout, at most 5 s) has passed.
+func TestDrainClosesSilentConnection(t *testing.T) {
+	for _, driver := range []string{"loop", "goroutine", "tls-loop", "tls-goroutine"} {
+		t.Run(driver, func(t *testing.T) {
+			_, eng, dialAccepted := drainDrivers(t, driver, func(o *engine.Options) { o.HeadTimeout = time.Second })
+			c, _ := dialAccepted()
+			start := time.Now()
+			done := shutdownAsync(t, eng, 20*time.Second)
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if n, err := c.Read(make([]byte, 1)); n != 0 || err == nil {
+				t.Fatalf("silent connection during the drain: read %d bytes, %v; want it closed", n, err)
+			}
+			if err := <-done; err != nil {
+				t.Fatalf("Shutdown: %v", err)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("the drain took %v with one silent connection; want about its 1 s grace", d)
+			}
+		})
+	}
+}
+
+// A connection accepted after the drain began, before the listeners were retired (the loops
+// accept on their own; an upgrade's hand-over races them), is served too, not closed at once.
+func TestDrainServesConnectionAcceptedLate(t *testing.T) {
+	var eng *engine.Engine
+	p := startProxyEngine(t, &eng)
+	eng.SetDrainingForTest(true)
+	defer eng.SetDrainingForTest(false)
+	c := dial(t, p.Addr)
+	r := rawReq{Method: "PUT", Path: "/" + p.Bucket + "/accepted-late", Body: []byte("late")}
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write(r.bytes(t, p.Addr)); err != nil {
+		t.Fatal(err)
+	}
+	resp, rb := readResponse(t, bufio.NewReader(c))
+	if resp.StatusCode != 200 || !resp.Close {
+		t.Fatalf("connection accepted while draining: %d close=%v %s; want 200 and Connection: close", resp.StatusCode, resp.Close, rb)
+	}
+}
