@@ -218,9 +218,22 @@ func newLoopRequest(tb testing.TB, e *Engine, wire []byte) *loopPut {
 	pool := e.lookupBucket([]byte("sig")).pool
 	ls := &loopState{idle: map[*upstreamPool][]*loopUp{}}
 	u := &loopUp{pool: pool, ls: ls, c: upc}
+	if !pool.enterIdle() { // counted in the idle gauge, as the engine's own idle connections are
+		tb.Fatal("no idle place in the pool")
+	}
 	ls.idle[pool] = append(make([]*loopUp, 0, 4), u)
+	u.inIdle = true
 	st := &connState{conn: client, remote: "192.0.2.1:40000", loop: ls}
 	st.idleSince.Store(e.now())
+	// The process-wide gauges must come back (TestGaugesReturnToIdle and others read them): give
+	// back the idle place, and end an exchange the test left where gnet would have gone on.
+	tb.Cleanup(func() {
+		u.dropIdle()
+		if j := u.j; j != nil {
+			u.j = nil
+			j.release()
+		}
+	})
 	return &loopPut{e: e, client: client, upc: upc, st: st, u: u}
 }
 

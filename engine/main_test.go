@@ -32,8 +32,32 @@ func TestMain(m *testing.M) {
 	}
 	upstream = s
 	code := m.Run()
+	if code == 0 {
+		if err := gaugesAtRest(10 * time.Second); err != nil {
+			fmt.Fprintln(os.Stderr, "engine tests: the process-wide gauges did not come back after the tests:", err)
+			code = 1
+		}
+	}
 	stop()
 	os.Exit(code)
+}
+
+// gaugesAtRest waits until every request, client connection and upstream connection the tests
+// started is counted gone (they are process-wide: a test that leaves one skews every later test
+// that reads them, and hides a leak), or d passes.
+func gaugesAtRest(d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for {
+		active, conns := engine.GaugeCounts()
+		open, idle := engine.UpstreamGaugeCounts()
+		if active == 0 && conns == 0 && open == 0 && idle == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("requests %d, client connections %d, upstream connections open %d, idle %d; want 0", active, conns, open, idle)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 var bucketSeq atomic.Int64
