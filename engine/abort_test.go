@@ -119,6 +119,10 @@ func TestAbortRetriesUntilUpstreamBack(t *testing.T) {
 	ab := startAbortBed(t, time.Minute, 50*time.Millisecond)
 	const key = "dir/a key+with%odd chars"
 	id := ab.begin(t, key)
+	// An upload nobody aborts shows that the restart keeps uploads: the retrier counts a 404 as done,
+	// so only then does "gone" mean it aborted this one. (Listing id itself after the restart raced
+	// the retrier, which may abort it as soon as the upstream listens.)
+	control := ab.begin(t, "control")
 	base := readAbortCounters()
 
 	ab.srv.Stop()
@@ -131,12 +135,12 @@ func TestAbortRetriesUntilUpstreamBack(t *testing.T) {
 	}
 
 	ab.srv.Restart(t)
-	if !ab.uploads(t)[id] {
-		t.Fatalf("upload %s gone before the retrier could abort it", id)
+	if !ab.uploads(t)[control] {
+		t.Fatalf("the restart lost upload %s: an abort of %s would prove nothing", control, id)
 	}
 	ok, msg := waitUntil(15*time.Second, func() (bool, string) {
 		ups := ab.uploads(t)
-		return len(ups) == 0, fmt.Sprintf("uploads left: %v", ups)
+		return !ups[id] && ups[control], fmt.Sprintf("uploads: %v; want only %s", ups, control)
 	})
 	if !ok {
 		t.Fatal(msg)
