@@ -66,6 +66,25 @@ func shutdownAsync(t *testing.T, eng *engine.Engine, timeout time.Duration) <-ch
 	return done
 }
 
+// storedAcrossDrain reads the answer to a PUT on c that crossed the start of a drain (done is
+// Shutdown's result): 200 with Connection: close, the drain ends cleanly, and the object holds body.
+func storedAcrossDrain(t *testing.T, c net.Conn, done <-chan error, upBucket, key string, body []byte) {
+	t.Helper()
+	resp, rb := readResponse(t, bufio.NewReader(c))
+	if resp.StatusCode != 200 {
+		t.Fatalf("PUT %s across the drain's start: %d %s", key, resp.StatusCode, rb)
+	}
+	if !resp.Close {
+		t.Error("the answer during a drain does not close the connection (Connection: close)")
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if got, _ := upstream.GetObject(t, upBucket, key); string(got) != string(body) {
+		t.Fatalf("stored object: %d bytes, want the %d sent", len(got), len(body))
+	}
+}
+
 // A connection the proxy accepted before its drain began is served its first request even when
 // that request comes after the drain began (a client that connected just as the process was told
 // to stop, or whose connection was accepted as an upgrade's hand-over retired the listeners): the
@@ -85,19 +104,7 @@ func TestDrainServesAcceptedConnection(t *testing.T) {
 			if _, err := c.Write(r.bytes(t, p.Addr)); err != nil {
 				t.Fatalf("request on a connection accepted before the drain: %v", err)
 			}
-			resp, rb := readResponse(t, bufio.NewReader(c))
-			if resp.StatusCode != 200 {
-				t.Fatalf("request on a connection accepted before the drain: %d %s", resp.StatusCode, rb)
-			}
-			if !resp.Close {
-				t.Error("the answer during a drain does not close the connection (Connection: close)")
-			}
-			if err := <-done; err != nil {
-				t.Fatalf("Shutdown: %v", err)
-			}
-			if got, _ := upstream.GetObject(t, p.UpBucket, "late-"+driver); string(got) != string(body) {
-				t.Fatalf("stored object: %d bytes, want the %d sent", len(got), len(body))
-			}
+			storedAcrossDrain(t, c, done, p.UpBucket, "late-"+driver, body)
 		})
 	}
 }
@@ -165,16 +172,46 @@ func TestDrainFinishesInlineBody(t *testing.T) {
 			if _, err := c.Write(wire[half:]); err != nil {
 				t.Fatalf("the rest of the body during the drain: %v", err)
 			}
-			resp, rb := readResponse(t, bufio.NewReader(c))
-			if resp.StatusCode != 200 {
-				t.Fatalf("a body arriving across the drain's start: %d %s", resp.StatusCode, rb)
-			}
-			if err := <-done; err != nil {
-				t.Fatalf("Shutdown: %v", err)
-			}
-			if got, _ := upstream.GetObject(t, p.UpBucket, "inline-"+driver); string(got) != string(body) {
-				t.Fatalf("stored object: %d bytes, want the %d sent", len(got), len(body))
-			}
+			storedAcrossDrain(t, c, done, p.UpBucket, "inline-"+driver, body)
 		})
 	}
+}
+
+// gateAuthorizer allows every request once open is closed, and tells entered when it is asked.
+type gateAuthorizer struct{ entered, open chan struct{} }
+
+func (g *gateAuthorizer) Authorize(ctx context.Context, in *engine.AuthzInput) *engine.Error {
+	select {
+	case g.entered <- struct{}{}:
+	default:
+	}
+	<-g.open
+	return nil
+}
+
+// A request whose Authorizer is still deciding when the drain begins (parked off the loop: no
+// upload counts it yet) gets its decision and is stored, not cut when the loops stop.
+func TestDrainWaitsForDecision(t *testing.T) {
+	gate := &gateAuthorizer{entered: make(chan struct{}, 1), open: make(chan struct{})}
+	var eng *engine.Engine
+	p := startProxyEngine(t, &eng, func(o *engine.Options) {
+		o.Buckets[0].Authorizer = gate
+		o.AuthorizeTimeout = 10 * time.Second
+	})
+	c := dial(t, p.Addr)
+	body := []byte("decided during the drain")
+	r := rawReq{Method: "PUT", Path: "/" + p.Bucket + "/decided", Body: body}
+	_ = c.SetDeadline(time.Now().Add(15 * time.Second))
+	if _, err := c.Write(r.bytes(t, p.Addr)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-gate.entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the Authorizer was not asked")
+	}
+	done := shutdownAsync(t, eng, 20*time.Second)
+	time.Sleep(300 * time.Millisecond)
+	close(gate.open)
+	storedAcrossDrain(t, c, done, p.UpBucket, "decided", body)
 }
