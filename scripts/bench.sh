@@ -38,7 +38,7 @@
 #      with TLS towards the client and with TLS towards the upstream, one certificate made for the run, TLS 1.3),
 #      then versitygw on /dev/shm; targets direct, mizuchi-uploadr (splice, copy), nginx (configured in a temp
 #      dir as a plain reverse proxy: proxy_request_buffering off, HTTP/1.1 upstream keep-alive), HAProxy
-#      (mode http, option splice-auto, http-reuse always, tune.pipesize 1 MiB, nbthread 2, foreground), the
+#      (mode http, option splice-auto, http-reuse always, tune.pipesize 1 MiB, nbthread one per CPU, foreground), the
 #      bare splice relay, httputil.ReverseProxy and (tls phase) the bare Go TLS relay; loadgen and wrk loads;
 #   5. writes bench/results/<date>.md (quick: <date>-quick.md) and the PNG chart next to it (compare:
 #      <date>-compare.md only), and prints the ratios issue 5 names (not for compare) and, with a baseline,

@@ -142,3 +142,34 @@ func TestHeaderNamesMizuchiFlags(t *testing.T) {
 		}
 	}
 }
+
+// A run with -peer-threads says how many threads HAProxy and nginx ran, in the header and in what was
+// measured; a run without it keeps the default notes (nbthread one per CPU, worker_processes auto).
+func TestPeerThreadsNamed(t *testing.T) {
+	same := []float64{0.30, 0.30, 0.30}
+	for _, threads := range []string{"", "1"} {
+		rf := compareRun(same, same, same, same)
+		for _, x := range rf.Results[:2] {
+			for _, peer := range []string{"nginx", "haproxy"} {
+				x.Target = peer
+				rf.Results = append(rf.Results, x)
+			}
+		}
+		if threads != "" {
+			rf.Meta["peer_threads"] = threads
+		}
+		rep := newReport(rf, nil)
+		var md bytes.Buffer
+		rep.markdown(&md, nil, nil, rep.baseline(), "", "scripts/bench.sh full")
+		out := md.String()
+		want := []string{"nbthread one per CPU", "worker_processes auto"}
+		if threads != "" {
+			want = []string{"HAProxy and nginx ran with 1 thread(s) each (-peer-threads)", "nbthread 1,", "worker_processes 1 |"}
+		}
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				t.Errorf("peer_threads %q: results lack %q:\n%s", threads, w, out)
+			}
+		}
+	}
+}

@@ -19,7 +19,7 @@ var targetNotes = map[string]string{
 	"splicerelay":         "bench/cmd/splicerelay: two sockets, one 1 MiB pipe, splice(2), no HTTP — the physical floor",
 	"splicerelay-threads": "bench/cmd/splicerelay -threads: the bare relay with filling and draining overlapped — a reader and a writer thread per connection over the one pipe, waiting in poll(2) instead of Go's poller",
 	"goproxy":             "bench/cmd/goproxy: net/http + httputil.ReverseProxy (goroutine per connection), re-signs with s3sig",
-	"haproxy":             "Debian's HAProxy: mode http, option splice-auto, http-reuse always, tune.pipesize 1 MiB, nbthread 2, keep-alive both sides, no log",
+	"haproxy":             "Debian's HAProxy: mode http, option splice-auto, http-reuse always, tune.pipesize 1 MiB, nbthread one per CPU, keep-alive both sides, no log",
 
 	"mizuchi-tls-client":           "tls phase: mizuchi-uploadr's https listener (server.tls, min_version 1.3) in front of the plain sink; bodies take the copy path",
 	"mizuchi-base-tls-client":      "tls phase: the baseline revision's mizuchi-uploadr (as mizuchi-base-splice) configured as mizuchi-tls-client",
@@ -78,6 +78,9 @@ func (r *report) markdownHeader(w io.Writer, png, cmdline string) {
 		fmt.Fprintf(w, ", baseline revision `%s`", m["baseline_rev"])
 	}
 	fmt.Fprint(w, ". ")
+	if m["peer_threads"] != "" {
+		fmt.Fprintf(w, "HAProxy and nginx ran with %s thread(s) each (-peer-threads). ", m["peer_threads"])
+	}
 	nginx := ""
 	if m["nginx"] != "" {
 		nginx = ", nginx " + m["nginx"]
@@ -141,6 +144,9 @@ func (r *report) markdownMeasured(w io.Writer) {
 		note := targetNotes[t]
 		if t == baseTarget {
 			note = fmt.Sprintf(note, m["baseline_rev"])
+		}
+		if n := m["peer_threads"]; n != "" {
+			note = strings.NewReplacer("nbthread one per CPU", "nbthread "+n, "worker_processes auto", "worker_processes "+n).Replace(note)
 		}
 		fmt.Fprintf(w, "| %s | %s |\n", t, note)
 	}

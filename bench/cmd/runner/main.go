@@ -72,6 +72,7 @@ type runner struct {
 	bin, mizuchi, versitygw, nginx, wrk, wrkScript, work string
 	baseline                                             string            // mizuchi-uploadr binary of the baseline revision (empty: no baseline target)
 	mizuchiFlags                                         string            // -mizuchi-flags: added to the measured binary's targets
+	peerThreads                                          int               // -peer-threads: HAProxy's nbthread and nginx's worker_processes (0: one per CPU)
 	haproxy                                              string            // haproxy binary (empty: no HAProxy targets)
 	tls                                                  benchtls.Files    // the run's certificate (tls phase; see tlsFiles)
 	targets                                              map[string]bool   // the targets to start; nil: all
@@ -148,6 +149,7 @@ func (r *runner) parseFlags() (*options, int) {
 	flag.StringVar(&r.bin, "bin", "", "directory holding the sink, loadgen, splicerelay and goproxy binaries")
 	flag.StringVar(&r.mizuchi, "mizuchi", "bin/mizuchi-uploadr", "mizuchi-uploadr binary")
 	flag.StringVar(&r.mizuchiFlags, "mizuchi-flags", "", "space-separated flags added to the measured mizuchi-uploadr's command line (not the baseline's), e.g. \"-read-batch 64KiB\": to measure a setting against the baseline; recorded in the results")
+	flag.IntVar(&r.peerThreads, "peer-threads", 0, "HAProxy's threads (nbthread) and nginx's worker processes (worker_processes); 0: one per CPU. To compare like for like with the measured binary run with \"-event-loops N\" in -mizuchi-flags; recorded in the results")
 	flag.StringVar(&r.baseline, "baseline", "", "mizuchi-uploadr binary of a baseline revision: adds the target mizuchi-base-splice, run like mizuchi-splice")
 	flag.StringVar(&o.baseRev, "baseline-rev", "", "the baseline's revision, recorded in the results")
 	flag.StringVar(&r.versitygw, "versitygw", "", "versitygw binary (empty: no end-to-end phase)")
@@ -263,6 +265,9 @@ func (r *runner) newRun(o *options) Run {
 		"kernel": kernel(), "cpu_model": cpuModel(), "nginx": r.nginxVersion(), "haproxy": r.haproxyVersion(), "work": r.work,
 		"rev": o.rev, "mizuchi_go": goVersionOf(r.mizuchi), "mizuchi_flags": r.mizuchiFlags,
 	}, Perf: map[string]string{}}
+	if r.peerThreads > 0 {
+		res.Meta["peer_threads"] = strconv.Itoa(r.peerThreads)
+	}
 	if r.baseline != "" {
 		res.Meta["baseline_rev"] = o.baseRev
 		res.Meta["baseline_go"] = goVersionOf(r.baseline)

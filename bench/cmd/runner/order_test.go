@@ -1,6 +1,7 @@
 package main
 
 import (
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -115,7 +116,7 @@ func TestTLSWorkloads(t *testing.T) {
 func TestHAProxyConfig(t *testing.T) {
 	up := &upstream{addr: "127.0.0.1:1001", tlsAddr: "127.0.0.1:1002"}
 	files := benchtls.Files{CA: "/w/ca.pem", Combined: "/w/both.pem"}
-	plain := haproxyConfig("127.0.0.1:2000", up, tlsSides{}, files)
+	plain := haproxyConfig("127.0.0.1:2000", up, tlsSides{}, files, 2)
 	for _, want := range []string{"mode http", "option splice-auto", "http-reuse always", "tune.pipesize 1048576", "nbthread 2",
 		"bind 127.0.0.1:2000\n", "server sink 127.0.0.1:1001\n"} {
 		if !strings.Contains(plain, want) {
@@ -125,17 +126,40 @@ func TestHAProxyConfig(t *testing.T) {
 	if strings.Contains(plain, "ssl") {
 		t.Errorf("plain configuration mentions ssl:\n%s", plain)
 	}
-	client := haproxyConfig("127.0.0.1:2000", up, tlsSides{client: true}, files)
+	client := haproxyConfig("127.0.0.1:2000", up, tlsSides{client: true}, files, 2)
 	for _, want := range []string{"bind 127.0.0.1:2000 ssl crt /w/both.pem", "server sink 127.0.0.1:1001\n", "ssl-min-ver TLSv1.3", benchtls.Suite} {
 		if !strings.Contains(client, want) {
 			t.Errorf("tls-client configuration lacks %q:\n%s", want, client)
 		}
 	}
-	upTLS := haproxyConfig("127.0.0.1:2000", up, tlsSides{upstream: true}, files)
+	upTLS := haproxyConfig("127.0.0.1:2000", up, tlsSides{upstream: true}, files, 2)
 	for _, want := range []string{"bind 127.0.0.1:2000\n", "server sink 127.0.0.1:1002 ssl verify required ca-file /w/ca.pem"} {
 		if !strings.Contains(upTLS, want) {
 			t.Errorf("tls-upstream configuration lacks %q:\n%s", want, upTLS)
 		}
+	}
+}
+
+// -peer-threads sets HAProxy's threads and nginx's workers; without it HAProxy gets one thread per CPU
+// and nginx worker_processes auto (also one per CPU).
+func TestPeerThreads(t *testing.T) {
+	up := &upstream{addr: "127.0.0.1:1001"}
+	if c := haproxyConfig("127.0.0.1:2000", up, tlsSides{}, benchtls.Files{}, 1); !strings.Contains(c, "  nbthread 1\n") {
+		t.Errorf("haproxyConfig(…, 1) lacks nbthread 1:\n%s", c)
+	}
+	r := &runner{}
+	if got, want := r.peerThreadCount(), runtime.NumCPU(); got != want {
+		t.Errorf("peerThreadCount() without -peer-threads = %d; want one per CPU, %d", got, want)
+	}
+	if got := r.nginxWorkers(); got != "auto" {
+		t.Errorf("nginxWorkers() without -peer-threads = %q; want auto", got)
+	}
+	r.peerThreads = 1
+	if got := r.peerThreadCount(); got != 1 {
+		t.Errorf("peerThreadCount() with -peer-threads 1 = %d", got)
+	}
+	if got := r.nginxWorkers(); got != "1" {
+		t.Errorf("nginxWorkers() with -peer-threads 1 = %q", got)
 	}
 }
 

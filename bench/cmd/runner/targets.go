@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -407,7 +406,7 @@ func (r *runner) startMizuchi(name, bin string, zeroCopy bool, up *upstream, tls
 // nginxConf is a plain reverse proxy: request bodies streamed (proxy_request_buffering off),
 // HTTP/1.1 to the upstream with a keep-alive pool, the client's Host passed (so that a client's
 // signature still verifies at versitygw), no access log.
-const nginxConf = `worker_processes auto;
+const nginxConf = `worker_processes %[8]s;
 worker_rlimit_nofile 19000;
 pid %[1]s/nginx.pid;
 error_log %[1]s/error.log warn;
@@ -484,7 +483,7 @@ func (r *runner) startNginx(name string, up *upstream, tls tlsSides) (*target, e
 		user = "user root;"
 	}
 	conf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, nginxConf, dir, addr, upAddr, user, listen, scheme, upTLS), 0o644); err != nil {
+	if err := os.WriteFile(conf, fmt.Appendf(nil, nginxConf, dir, addr, upAddr, user, listen, scheme, upTLS, r.nginxWorkers()), 0o644); err != nil {
 		return nil, err
 	}
 	p, err := r.start(name+"-"+up.name, nil, r.nginx, "-p", dir, "-c", conf)
@@ -495,8 +494,8 @@ func (r *runner) startNginx(name string, up *upstream, tls tlsSides) (*target, e
 		return nil, err
 	}
 	// The master listens before it forks its workers: a run measured before they exist would
-	// count the master alone (no CPU). worker_processes auto is one per CPU.
-	if err := waitChildren(p, runtime.NumCPU()); err != nil {
+	// count the master alone (no CPU).
+	if err := waitChildren(p, r.peerThreadCount()); err != nil {
 		return nil, err
 	}
 	return &target{name: name, addr: addr, bucket: "bench", openBucket: "bench", main: p, multi: true, tls: tls.client}, nil
