@@ -15,10 +15,10 @@ import (
 // haproxyConf is HAProxy as a plain HTTP reverse proxy, configured as it is run for speed: mode http,
 // bodies spliced when the kernel can (option splice-auto, 1 MiB pipes), idle upstream connections
 // shared between clients (http-reuse always), keep-alive on both sides, one thread per CPU as nginx
-// gets one worker per CPU (-peer-threads sets both), no log. maxconn is high enough for the 10,000 idle connections; when
-// RLIMIT_NOFILE cannot be raised to what HAProxy wants for it (2×maxconn and pipes; these machines
-// cap it at 20,000), no strict-limits lets it start with the limit it has, as nginx does with
-// worker_rlimit_nofile. %[1]s: the frontend's bind line, %[2]s: the server line,
+// gets one worker per CPU (-peer-threads sets both), no log. maxconn is high enough for the 10,000
+// idle connections; when RLIMIT_NOFILE cannot be raised to what HAProxy wants for it (2×maxconn and
+// pipes; these machines cap it at 20,000), no strict-limits lets it start with the limit it has, as
+// nginx does with worker_rlimit_nofile. %[1]s: the frontend's bind line, %[2]s: the server line,
 // %[3]s: the TLS defaults of the global section, %[4]d: the threads.
 const haproxyConf = `global
   nbthread %[4]d
@@ -74,8 +74,8 @@ func haproxyConfig(addr string, up *upstream, tls tlsSides, files benchtls.Files
 }
 
 // startHAProxy starts an HAProxy target from a configuration in its own temp dir, in the foreground
-// (haproxy -db), one process with r.peerThreadCount() threads; r.stop ends it by pid (SIGTERM, then SIGKILL after
-// the deadline).
+// (haproxy -db), one process with r.peerThreadCount() threads; r.stop ends it by pid (SIGTERM, then
+// SIGKILL after the deadline).
 func (r *runner) startHAProxy(name string, up *upstream, tls tlsSides) (*target, error) {
 	addr, err := freePort()
 	if err != nil {
