@@ -24,7 +24,7 @@ setup: ## install what the tests need (versitygw, OPA, OpenFGA, the JS SDK, s3cm
 	scripts/setup.sh
 
 test: setup ## run every test (race detector on) against real versitygw and real clients, then the !race ones (allocation budgets)
-	$(GO) test -race -count=1 -timeout 40m $(PKGS)
+	$(GO) test -race -shuffle=on -count=1 -timeout 40m $(PKGS)
 	GO=$(GO) scripts/test-norace.sh
 
 lint: ## gofmt, go vet, staticcheck

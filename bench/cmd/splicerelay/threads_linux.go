@@ -58,16 +58,18 @@ func pumpThreads(dst, src *net.TCPConn, pipeSize int) error {
 }
 
 // spliceLoop splices from into to until from's EOF. On EAGAIN it waits in poll(2) for whichever
-// side blocked it: inFD readable when it holds nothing (FIONREAD 0), otherwise outFD writable.
+// side blocked it: inFD readable when it holds nothing (FIONREAD 0), otherwise outFD writable. While
+// it waits for input it also watches outFD for an error or a hang-up: a destination that resets
+// after it took everything so far would otherwise go unseen while the source stays quiet.
 func spliceLoop(from, to, size, inFD, outFD int) error {
 	for {
 		n, err := splice(from, to, size)
 		switch {
 		case errors.Is(err, unix.EAGAIN):
 			if q, _ := unix.IoctlGetInt(inFD, unix.SIOCINQ); q > 0 {
-				err = waitFD(outFD, unix.POLLOUT)
+				err = waitFD(outFD, unix.POLLOUT, -1)
 			} else {
-				err = waitFD(inFD, unix.POLLIN|unix.POLLRDHUP)
+				err = waitFD(inFD, unix.POLLIN|unix.POLLRDHUP, outFD)
 			}
 			if err != nil {
 				return err
@@ -80,13 +82,29 @@ func spliceLoop(from, to, size, inFD, outFD int) error {
 	}
 }
 
-// waitFD waits in poll(2), without a timeout, for events on fd.
-func waitFD(fd int, events int16) error {
+// waitFD waits in poll(2), without a timeout, for events on fd. With watch ≥ 0 it also returns
+// when watch reports an error or a hang-up (poll reports those without asking): the socket's
+// pending error (SO_ERROR), or EPIPE when there is none (a pipe whose other end is closed).
+func waitFD(fd int, events int16, watch int) error {
+	fds := []unix.PollFd{{Fd: int32(fd), Events: events}, {Fd: int32(watch)}}
+	if watch < 0 {
+		fds = fds[:1]
+	}
 	for {
-		_, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: events}}, -1)
-		if !errors.Is(err, unix.EINTR) {
+		_, err := unix.Poll(fds, -1)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
 			return err
 		}
+		if len(fds) > 1 && fds[1].Revents&(unix.POLLERR|unix.POLLHUP) != 0 {
+			if e, gerr := unix.GetsockoptInt(watch, unix.SOL_SOCKET, unix.SO_ERROR); gerr == nil && e != 0 {
+				return unix.Errno(e)
+			}
+			return unix.EPIPE
+		}
+		return nil
 	}
 }
 
