@@ -211,7 +211,7 @@ func TestDrainWaitsForDecision(t *testing.T) {
 		t.Fatal("the Authorizer was not asked")
 	}
 	done := shutdownAsync(t, eng, 20*time.Second)
-	time.Sleep(300 * time.Millisecond)
+	waitFor(t, "the drain to begin", 5*time.Second, func() bool { return !eng.Ready() })
 	close(gate.open)
 	storedAcrossDrain(t, c, done, p.UpBucket, "decided", body)
 }

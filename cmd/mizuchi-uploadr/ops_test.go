@@ -359,7 +359,11 @@ func TestDrainLetsUploadFinish(t *testing.T) {
 	if code, _ := p.get(t, "/healthz"); code != 200 {
 		t.Errorf("/healthz while draining: %d", code)
 	}
-	// A new connection gets no service: refused, or closed without an answer.
+	// Once the listeners are closed, a new connection gets no service: refused, or closed without an
+	// answer. (One the kernel queued before that is served its first request, with Connection: close,
+	// as engine's TestDrainServesAcceptedConnection shows: /readyz says draining a moment before the
+	// listeners close, so the test waits for the log line that says they are.)
+	waitUntil(t, func() bool { return strings.Contains(p.stderr.String(), "listeners closed") })
 	if c, err := net.DialTimeout("tcp", p.addr, time.Second); err == nil {
 		_ = c.SetDeadline(time.Now().Add(3 * time.Second))
 		_, _ = io.WriteString(c, signedHead(t, "PUT", p.addr, "/uploads/late", 1, clientAK, clientSK, nil)+"x")
