@@ -169,6 +169,14 @@ func launchJaeger(t testing.TB, bin string, deadline time.Time) (*Jaeger, error)
 		p.stop()
 		return nil, err
 	}
+	// The query API can answer before the OTLP receiver listens: a span posted in between is refused.
+	if err := waitListening(p, otlp, time.Until(deadline)); err != nil {
+		p.stop()
+		if strings.Contains(string(p.output.Bytes()), "address already in use") {
+			return nil, fmt.Errorf("%s: %w", p.name, errAddrInUse)
+		}
+		return nil, err
+	}
 	return j, nil
 }
 
